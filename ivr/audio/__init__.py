@@ -1,0 +1,1 @@
+"""Audio core: frames, codecs, resampling, WAV I/O, VAD and DTMF."""

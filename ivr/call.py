@@ -1,0 +1,364 @@
+"""The call loop: frames in, VAD/DTMF/ASR, events to the interpreter, prompts out.
+
+Time is the count of 20 ms frames consumed, never the wall clock: every timer (no-input,
+inter-digit, endpoint) runs in frames, so a replay fed as fast as the CPU allows behaves
+exactly like the live call. Decoding and synthesis run in worker threads; the loop awaits
+them, so a live transport buffers inbound frames meanwhile and the loop catches up.
+"""
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from ivr.asr.base import AsrModel, AsrSession, Transcript
+from ivr.audio.dtmf import DtmfDetector
+from ivr.audio.frames import FRAME_MS, ms_to_frames, silence
+from ivr.audio.playback import Playback
+from ivr.audio.vad import Endpointer, EndReason, VadConfig
+from ivr.events import (
+    Action,
+    CallerHungUp,
+    CallStarted,
+    Digits,
+    EngineFailed,
+    Event,
+    Hangup,
+    Heard,
+    Listen,
+    NoInput,
+    Play,
+    Transfer,
+)
+from ivr.flow.interpreter import CallState, Interpreter
+from ivr.flow.nlu import Intent, match
+from ivr.trace import CallTrace, Outcome, Turn
+from ivr.transports.base import Transport
+
+log = logging.getLogger("ivr.call")
+
+
+class PromptSource(Protocol):
+    def get(self, text: str) -> np.ndarray: ...
+    def load_recorded(self, path: str) -> np.ndarray: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CallConfig:
+    vad: VadConfig = field(default_factory=VadConfig)
+    early_endpoint: bool = True      # end a turn at a short pause if the words match an answer
+    early_match_score: float = 0.9
+    feed_frames: int = 5             # frames batched per recognizer feed (100 ms)
+    inter_digit_ms: int = 3000
+    dtmf_mute_ms: int = 200          # VAD ignores the tail of a key tone
+    max_call_ms: int = 3_600_000
+
+
+class Call:
+    def __init__(self, call_id: str, interpreter: Interpreter, asr: AsrModel, prompts: PromptSource,
+                 transport: Transport, config: CallConfig | None = None,
+                 caller: str = "", called: str = "", tts_name: str = "") -> None:
+        self.id = call_id
+        self.interp = interpreter
+        self.asr = asr
+        self.prompts = prompts
+        self.transport = transport
+        self.config = config or CallConfig()
+        self.caller, self.called = caller, called
+        self.log = logging.LoggerAdapter(log, {"call_id": call_id})
+        self.trace = CallTrace(call_id, interpreter.flow.name, asr.name, tts_name)
+        self.state = CallState()
+        self.endpointer = Endpointer(self.config.vad)
+        self.dtmf = DtmfDetector()
+        self.playback = Playback()
+        self.frame = -1                       # index of the frame being handled
+        self.listen: Listen | None = None     # what the flow waits for
+        self.listening = False                # prompts done (or barged): input counts now
+        self.pending_end: Transfer | Hangup | None = None
+        self.no_input_at: int | None = None   # frame at which NoInput fires
+        self.digits = ""
+        self.digit_deadline: int | None = None
+        self.mute_until = -1
+        self.session: AsrSession | None = None
+        self.unfed: list[np.ndarray] = []
+        self.ignoring_speech = False
+        self.barged = False
+        self.turn: Turn | None = None         # the turn whose reply is being prepared
+        self.done = False
+
+    # ---- the loop ------------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        """Something is still to happen without new caller input (replay uses this)."""
+        return not self.done and (self.playback.busy or self.endpointer.in_speech
+                                  or self.pending_end is not None or bool(self.digits))
+
+    async def run(self) -> CallTrace:
+        started = time.perf_counter()
+        self.turn = Turn(0, "start", None)
+        self.trace.turns.append(self.turn)
+        await self._dispatch(CallStarted(self.caller, self.called))
+        max_frames = ms_to_frames(self.config.max_call_ms)
+        async for item in self.transport.inbound():
+            if isinstance(item, str):
+                await self._key(item)
+                continue
+            self.frame += 1
+            await self._inbound(item)
+            await self._outbound()
+            if self.done:
+                break
+            if self.frame >= max_frames:
+                await self._end(Hangup("max call length"))
+                break
+        if not self.done:
+            await self._dispatch(CallerHungUp())
+            self._finish_outcome(Outcome("caller_hangup", step=self.listen.step if self.listen else None,
+                                         t_ms=self._ms(self.frame + 1)))
+        wall_s = time.perf_counter() - started
+        audio_ms = self._ms(self.frame + 1)
+        self.trace.stats = {"frames": self.frame + 1, "audio_ms": audio_ms,
+                            "wall_ms": round(wall_s * 1000, 1),
+                            "speed_x": round(audio_ms / 1000 / wall_s, 1) if wall_s else None}
+        return self.trace
+
+    async def _inbound(self, frame: np.ndarray) -> None:
+        key = self.dtmf.process(frame)
+        if key:
+            await self._key(key)
+        vad = self.endpointer.process(frame)
+        if self.frame < self.mute_until:
+            self.endpointer.reset()
+            await self._check_timers()
+            return
+        if vad.started:
+            await self._speech_started()
+        if (self.endpointer.in_speech or vad.ended) and not self.ignoring_speech and vad.audio:
+            self.unfed.extend(vad.audio)
+            if len(self.unfed) >= self.config.feed_frames:
+                await self._feed()
+        if vad.ended:
+            await self._speech_ended(vad.ended)
+        elif self.endpointer.in_speech and self.session and not self.ignoring_speech:
+            await self._maybe_end_early()
+        await self._check_timers()
+
+    async def _outbound(self) -> None:
+        frame = self.playback.next_frame()
+        if frame is not None and self.turn and self.turn.t_reply_ms is None:
+            self.turn.t_reply_ms = self._ms(self.frame + 1)   # sent once this frame is in
+        if not self.playback.busy:
+            if self.pending_end is not None:
+                await self.transport.send(frame if frame is not None else silence())
+                await self._end(self.pending_end)
+                return
+            if self.listen and not self.listening:
+                self._start_listening()
+        await self.transport.send(frame if frame is not None else silence())
+
+    # ---- caller speech -------------------------------------------------------------
+
+    def _accepting(self) -> bool:
+        return self.listen is not None and not self.digits and (
+            self.listening or self.playback.bargeable)
+
+    async def _speech_started(self) -> None:
+        if not self._accepting():
+            self.ignoring_speech = True
+            return
+        self.ignoring_speech = False
+        self.barged = False
+        if not self.listening:      # speaking over a prompt that allows it: barge in
+            self.barged = True
+            self.playback.clear()
+            await self.transport.clear()
+            self._start_listening()
+        self.no_input_at = None
+        self.unfed = []
+        if self.asr.streams_partials:   # vosk compiles the step's grammar here: off the loop
+            self.session = await asyncio.to_thread(self.asr.session, self.listen.expect)
+        else:
+            self.session = self.asr.session(self.listen.expect)
+
+    async def _feed(self) -> str | None:
+        if not self.session or not self.unfed:
+            return None
+        audio, self.unfed = np.concatenate(self.unfed), []
+        if not self.asr.streams_partials:
+            return self.session.feed(audio)   # whisper only buffers: no thread needed
+        return await asyncio.to_thread(self.session.feed, audio)
+
+    async def _maybe_end_early(self) -> None:
+        cfg = self.config
+        if not cfg.early_endpoint or not self.listen or not self.listen.expect:
+            return
+        if self.endpointer.trailing_silence_ms != cfg.vad.early_silence_ms:
+            return   # look once per pause, when it reaches the early threshold
+        await self._feed()
+        t0 = time.perf_counter()
+        hypothesis = await asyncio.to_thread(self.session.peek)
+        expected = (Intent("expected", self.listen.expect),)
+        found = match(hypothesis.text, expected, threshold=cfg.early_match_score)
+        if found is None:
+            return
+        self.endpointer.force_end()
+        # Whisper's peek is a full decode: keep it as the final; vosk's partial is re-finalised.
+        final = None if self.asr.streams_partials else hypothesis
+        await self._speech_ended(EndReason.EARLY_MATCH, final, (time.perf_counter() - t0) * 1000)
+
+    async def _speech_ended(self, reason: EndReason, final: Transcript | None = None,
+                            peek_ms: float = 0.0) -> None:
+        if self.ignoring_speech or self.session is None:
+            self.ignoring_speech = False
+            self._restart_no_input()
+            return
+        session, self.session = self.session, None
+        if reason is EndReason.NOISE:
+            self.unfed = []
+            self._restart_no_input()
+            return
+        turn = Turn(len(self.trace.turns), "speech", self.listen.step if self.listen else None,
+                    endpoint=reason.value, barge_in=self.barged,
+                    t_speech_start_ms=self._ms(self.endpointer.speech_start_frame),
+                    t_speech_end_ms=self._ms(self.endpointer.last_voiced_frame + 1),
+                    t_endpoint_ms=self._ms(self.frame + 1))
+        t0 = time.perf_counter()
+        try:
+            if final is None:
+                if self.unfed:
+                    session.feed(np.concatenate(self.unfed))
+                    self.unfed = []
+                final = await asyncio.to_thread(session.finish)
+        except Exception as exc:   # an engine failure must not leave the caller in silence
+            self.log.exception("recognition failed")
+            await self._turn(turn, EngineFailed(f"asr: {exc}"))
+            return
+        turn.heard, turn.confidence = final.text, final.confidence
+        turn.timing["asr_ms"] = round(peek_ms + (time.perf_counter() - t0) * 1000, 1)
+        self.log.info("heard %r (confidence %.2f, endpoint %s)", final.text, final.confidence,
+                      reason.value)
+        await self._turn(turn, Heard(final.text, final.confidence, final.alternatives))
+
+    # ---- keys and timers -----------------------------------------------------------
+
+    async def _key(self, key: str) -> None:
+        if self.listen is None or not (self.listening or self.playback.bargeable):
+            return
+        self.mute_until = self.frame + ms_to_frames(self.config.dtmf_mute_ms)
+        if self.endpointer.in_speech or self.session:   # keys win over speech
+            self.endpointer.reset()
+            self.session, self.unfed, self.ignoring_speech = None, [], False
+        if not self.listening:
+            self.barged = True
+            self.playback.clear()
+            await self.transport.clear()
+            self._start_listening()
+        self.no_input_at = None
+        self.digits += key
+        if len(self.digits) >= self.listen.max_digits or key == "#":
+            await self._submit_digits("dtmf")
+        else:
+            self.digit_deadline = self.frame + ms_to_frames(self.config.inter_digit_ms)
+
+    async def _submit_digits(self, endpoint: str) -> None:
+        digits, self.digits, self.digit_deadline = self.digits, "", None
+        turn = Turn(len(self.trace.turns), "dtmf", self.listen.step if self.listen else None,
+                    heard=digits, endpoint=endpoint, barge_in=self.barged,
+                    t_speech_end_ms=self._ms(self.frame + 1), t_endpoint_ms=self._ms(self.frame + 1))
+        await self._turn(turn, Digits(digits))
+
+    async def _check_timers(self) -> None:
+        if self.digit_deadline is not None and self.frame >= self.digit_deadline:
+            await self._submit_digits("inter_digit_timeout")
+        elif (self.no_input_at is not None and self.frame >= self.no_input_at
+              and not self.endpointer.in_speech):
+            self.no_input_at = None
+            turn = Turn(len(self.trace.turns), "no_input", self.listen.step if self.listen else None,
+                        endpoint="timeout", t_endpoint_ms=self._ms(self.frame + 1))
+            await self._turn(turn, NoInput())
+
+    def _start_listening(self) -> None:
+        self.listening = True
+        self._restart_no_input()
+
+    def _restart_no_input(self) -> None:
+        if self.listen and self.listening and not self.digits:
+            self.no_input_at = self.frame + ms_to_frames(self.listen.no_input_ms)
+
+    # ---- turns and actions ---------------------------------------------------------
+
+    async def _turn(self, turn: Turn, event: Event) -> None:
+        self.listen, self.listening, self.no_input_at, self.barged = None, False, None, False
+        self.turn = turn
+        self.trace.turns.append(turn)
+        await self._dispatch(event)
+        last = self.state.last
+        if last and last.choice and turn.kind != "no_input":
+            turn.match = {"choice": last.choice, "score": last.score, "via": last.via}
+        turn.next_step = self.listen.step if self.listen else None
+        if turn.t_speech_end_ms is not None:
+            silence_ms = (turn.t_endpoint_ms or 0) - turn.t_speech_end_ms
+            turn.timing["endpoint_silence_ms"] = silence_ms
+            turn.latency_ms = round(silence_ms + sum(
+                turn.timing.get(k, 0.0) for k in ("asr_ms", "flow_ms", "tts_ms")), 1)
+
+    async def _dispatch(self, event: Event) -> None:
+        t0 = time.perf_counter()
+        self.state, actions = self.interp.handle(self.state, event)
+        if self.turn is not None:
+            self.turn.timing["flow_ms"] = round((time.perf_counter() - t0) * 1000, 2)
+        await self._apply(actions)
+
+    async def _apply(self, actions: list[Action]) -> None:
+        t0 = time.perf_counter()
+        for action in actions:
+            if isinstance(action, Play):
+                try:
+                    samples = await asyncio.to_thread(self._render, action)
+                except Exception as exc:
+                    self.log.exception("prompt synthesis failed: %r", action.text)
+                    if not isinstance(self.pending_end, Transfer):
+                        self.state, fallback = self.interp.handle(self.state, EngineFailed(f"tts: {exc}"))
+                        await self._apply([a for a in fallback if not isinstance(a, Play)])
+                    return
+                self.playback.push(samples, action.barge_in, action.text)
+                if self.turn is not None:
+                    self.turn.said.append(action.text)
+            elif isinstance(action, Listen):
+                self.listen, self.listening = action, False
+            elif isinstance(action, Transfer | Hangup):
+                self.pending_end = action
+        if self.turn is not None:
+            self.turn.timing["tts_ms"] = round((time.perf_counter() - t0) * 1000, 1)
+        self.trace.path = list(self.state.path)
+
+    def _render(self, play: Play) -> np.ndarray:
+        if play.audio_path:
+            return self.prompts.load_recorded(play.audio_path)
+        return self.prompts.get(play.text)
+
+    async def _end(self, action: Transfer | Hangup) -> None:
+        self.pending_end, self.done = None, True
+        step = self.state.path[-1] if self.state.path else None
+        if isinstance(action, Transfer):
+            self.log.info("transfer to %s (%s)", action.target, action.reason)
+            self._finish_outcome(Outcome("transfer", action.target, action.reason, step,
+                                         self._ms(self.frame + 1), dict(action.context)))
+            await self.transport.transfer(action.target, action.reason, action.context)
+        else:
+            self.log.info("hang up (%s)", action.reason)
+            self._finish_outcome(Outcome("hangup", None, action.reason, step, self._ms(self.frame + 1)))
+            await self.transport.hangup(action.reason)
+
+    def _finish_outcome(self, outcome: Outcome) -> None:
+        self.trace.outcome = outcome
+        self.trace.path = list(self.state.path)
+
+    @staticmethod
+    def _ms(frame: int) -> int:
+        return frame * FRAME_MS
+

@@ -1,0 +1,94 @@
+"""The fixed vocabulary between the call loop and the flow interpreter.
+
+Events go into the interpreter; actions come out. All are frozen dataclasses, compared by
+content in tests, and carry no I/O handles, so the same flow runs in a live call, a WAV
+replay and a text chat.
+"""
+
+from dataclasses import dataclass, field
+
+# ---- events: call loop -> interpreter -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CallStarted:
+    caller: str = ""
+    called: str = ""
+    data: dict = field(default_factory=dict, hash=False, compare=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """The caller finished an utterance; `text` is the ASR final ("" if nothing recognised)."""
+
+    text: str
+    confidence: float = 1.0
+    alternatives: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Digits:
+    """Keys the caller pressed (in-band tones, RFC 4733 or bridge events, all alike)."""
+
+    digits: str
+
+
+@dataclass(frozen=True, slots=True)
+class NoInput:
+    """The caller said and pressed nothing before the listening step's timeout."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallerHungUp:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class EngineFailed:
+    """Recognition or synthesis broke for this call: take the flow's fallback path."""
+
+    what: str
+
+
+Event = CallStarted | Heard | Digits | NoInput | CallerHungUp | EngineFailed
+
+# ---- actions: interpreter -> call loop ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Play:
+    """Speak `text` (synthesised) or play the recorded WAV at `audio_path`."""
+
+    text: str
+    audio_path: str | None = None
+    barge_in: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    """Wait for the caller, after queued prompts finish (the no-input timer starts then).
+
+    `expect` holds the phrases this step understands: ASR phrase hints / grammar, and
+    grammar-aware endpointing (end the turn early once the words heard match one of them).
+    """
+
+    step: str
+    expect: tuple[str, ...] = ()
+    dtmf: bool = True
+    max_digits: int = 1
+    no_input_ms: int = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    target: str
+    reason: str = ""
+    context: dict = field(default_factory=dict, hash=False, compare=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Hangup:
+    reason: str = "flow"
+
+
+Action = Play | Listen | Transfer | Hangup

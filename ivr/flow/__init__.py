@@ -1,0 +1,1 @@
+"""Call flows: the YAML language (loader), matching (nlu) and the pure interpreter."""

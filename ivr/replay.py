@@ -1,0 +1,45 @@
+"""Replay a recorded caller WAV through the whole pipeline, faster than real time."""
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from ivr.asr.base import AsrModel
+from ivr.audio.frames import INTERNAL_RATE_HZ
+from ivr.audio.wavio import read_audio, write_stereo
+from ivr.call import Call, CallConfig, PromptSource
+from ivr.flow.interpreter import Interpreter
+from ivr.flow.model import Flow
+from ivr.trace import CallTrace
+from ivr.transports.wavfile import WavReplayTransport
+
+
+@dataclass(slots=True)
+class ReplayResult:
+    trace: CallTrace
+    transport: WavReplayTransport
+
+    def write_stereo(self, path: Path) -> None:
+        caller, machine = self.transport.stereo()
+        write_stereo(path, caller, machine, INTERNAL_RATE_HZ)
+
+
+async def replay_samples(samples, flow: Flow, asr: AsrModel, prompts: PromptSource,
+                         config: CallConfig | None = None, call_id: str | None = None,
+                         tts_name: str = "", caller: str = "replay") -> ReplayResult:
+    transport = WavReplayTransport(samples)
+    call = Call(call_id or f"replay-{uuid.uuid4().hex[:8]}", Interpreter(flow), asr, prompts,
+                transport, config, caller=caller, tts_name=tts_name)
+    transport.keep_going = lambda: call.busy
+    trace = await call.run()
+    return ReplayResult(trace, transport)
+
+
+def replay_file(wav: Path, flow: Flow, asr: AsrModel, prompts: PromptSource,
+                config: CallConfig | None = None, channel: int | None = None,
+                tts_name: str = "") -> ReplayResult:
+    samples = read_audio(wav, channel=channel, rate_hz=INTERNAL_RATE_HZ)
+    # A fixed id keeps the trace of the same input identical from run to run.
+    call_id = f"replay-{wav.stem}"
+    return asyncio.run(replay_samples(samples, flow, asr, prompts, config, call_id, tts_name))
