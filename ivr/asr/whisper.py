@@ -103,8 +103,7 @@ class WhisperAsr:
             )[0]
         tokens = [t for t in result.sequences_ids[0] if t < tok.eot]
         text = tok.decode(tokens).strip()
-        if len(tokens) >= max_new:   # ran into the cap: a decoder loop, not a caller repeating
-            text = collapse_repeats(text)
+        text = collapse_repeats(text, hit_cap=len(tokens) >= max_new)
         logprob = result.scores[0] if result.scores else -10.0
         if not text or (result.no_speech_prob > NO_SPEECH_PROB and logprob < LOW_LOGPROB):
             return Transcript("")
@@ -127,13 +126,22 @@ class WhisperAsr:
         return Transcript(text=text, confidence=round(math.exp(logprob), 3))
 
 
-def collapse_repeats(text: str) -> str:
-    """'Repeat that. Repeat that. Repeat' -> 'Repeat that.': a decoder loop, not speech."""
+def collapse_repeats(text: str, hit_cap: bool = False) -> str:
+    """'Repeat that. Repeat that. Repeat' -> 'Repeat that.': a decoder loop, not speech.
+
+    A loop shows as a repeated unit that runs into the token cap, or that stops part-way
+    into another repetition. A caller who says "one one" gives two whole repeats and no
+    partial one, and is left alone; so are digit units unless the cap was hit.
+    """
     words = text.split()
     for period in range(1, len(words) // 2 + 1):
         unit = [w.strip(".,?!").lower() for w in words[:period]]
-        if all(w.strip(".,?!").lower() == unit[i % period] for i, w in enumerate(words)):
+        if not all(w.strip(".,?!").lower() == unit[i % period] for i, w in enumerate(words)):
+            continue
+        trailing_partial = len(words) % period != 0
+        if hit_cap or (trailing_partial and not all(u.isdigit() for u in unit)):
             return " ".join(words[:period])
+        return text
     return text
 
 

@@ -24,6 +24,8 @@ class VadConfig:
     early_silence_ms: int = 200      # silence after which a matching hypothesis may end it
     max_utterance_ms: int = 15_000   # a turn never runs longer than this
     preroll_ms: int = 300            # audio kept from before the start, so no onset is lost
+    warmup_ms: int = 120             # webrtcvad calls the first ~100 ms of any stream speech
+                                     # while its noise model adapts (measured): not a start
 
     def __post_init__(self) -> None:
         if self.aggressiveness not in (0, 1, 2, 3):
@@ -58,6 +60,7 @@ class Endpointer:
         self._min_speech_frames = ms_to_frames(self.config.min_speech_ms)
         self._end_frames = ms_to_frames(self.config.endpoint_silence_ms)
         self._max_frames = ms_to_frames(self.config.max_utterance_ms)
+        self._warmup_frames = ms_to_frames(self.config.warmup_ms)
         self._preroll: deque[np.ndarray] = deque(maxlen=ms_to_frames(self.config.preroll_ms))
         self.frame_index = -1
         self.reset()
@@ -80,6 +83,8 @@ class Endpointer:
     def process(self, frame: np.ndarray) -> VadStep:
         self.frame_index += 1
         voiced = self._vad.is_speech(frame.tobytes(), self._rate_hz)
+        if self.frame_index < self._warmup_frames:
+            voiced = False
         if not self.in_speech:
             return self._idle(frame, voiced)
         self._length += 1

@@ -56,16 +56,34 @@ def load_flow(path: str | Path) -> Flow:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"no such flow file: {path}", "check the path, e.g. flows/demo.yaml")
+    raw = path.read_bytes()
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, col = _line_col(raw[: exc.start].decode("utf-8", "replace"))
+        raise FlowError([f"{path}:{line}:{col}: not UTF-8 text ({exc.reason}); save the file as UTF-8"]) from exc
+    try:
+        data = yaml.load(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         raise FlowError([f"{where}: YAML does not parse: {exc.problem} "
                          "(hint: check indentation and quote text containing ':' or '#')"]) from exc
-    except UnicodeDecodeError as exc:
-        raise FlowError([f"{path}: not UTF-8 text ({exc.reason}); save the file as UTF-8"]) from exc
+    except yaml.reader.ReaderError as exc:   # a control character: not a MarkedYAMLError
+        line, col = _line_col(text[: exc.position])
+        raise FlowError([f"{path}:{line}:{col}: YAML does not allow the control character #x{exc.character:04x} "
+                         "(hint: delete it)"]) from exc
     return _Builder(path).build(data)
+
+
+def _line_col(before: str) -> tuple[int, int]:
+    """1-based line and column of the character that follows `before`."""
+    return before.count("\n") + 1, len(before.rsplit("\n", 1)[-1]) + 1
+
+
+def _text(value):
+    """A step name or target as text: YAML reads `next: 2` or `agent_line: 100` as numbers."""
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
 
 
 def parse_duration_ms(value) -> int | None:
@@ -108,12 +126,12 @@ class _Builder:
             raise FlowError(self.problems)
         steps = {str(name): self.step(str(name), spec, steps_data) for name, spec in steps_data.items()}
         start = str(data.get("start") or next(iter(steps)))
-        globals_ = tuple(self.choices(data.get("globals") or {}, "globals", is_global=True))
+        globals_ = tuple(self.choices(data.get("globals") or {}, "globals", is_global=True, where=data, key="globals"))
         flow = Flow(
             name=str(data.get("name") or self.path.stem), path=str(self.path),
             language=str(data.get("language") or "en-US"), start=start,
             steps={k: v for k, v in steps.items() if v is not None}, globals=globals_,
-            voice=self.voice(data.get("voice")), agent_line=data.get("agent_line"),
+            voice=self.voice(data.get("voice")), agent_line=_text(data.get("agent_line")),
         )
         self.check_targets(flow, data, steps_data)
         if self.problems:
@@ -166,13 +184,13 @@ class _Builder:
         hangup = spec.get("hangup", False)
         step = Step(
             name=name, line=spec.line, say=say, ask=ask,
-            choices=tuple(self.choices(spec.get("choices") or {}, f"step '{name}'")),
+            choices=tuple(self.choices(spec.get("choices") or {}, f"step '{name}'", where=spec, key="choices")),
             no_input=tuple(p.text for p in self.prompt(spec, "no_input", spec["no_input"], True))
             if "no_input" in spec else (),
             no_match=tuple(p.text for p in self.prompt(spec, "no_match", spec["no_match"], True))
             if "no_match" in spec else (),
-            max_attempts=attempts, on_fail=spec.get("on_fail"), no_input_ms=timeout,
-            next=spec.get("next") or spec.get("goto"), transfer=transfer, transfer_reason=reason,
+            max_attempts=attempts, on_fail=_text(spec.get("on_fail")), no_input_ms=timeout,
+            next=_text(spec.get("next") or spec.get("goto")), transfer=transfer, transfer_reason=reason,
             hangup=bool(hangup),
         )
         ends = [k for k in ("ask", "transfer", "hangup", "next", "goto") if spec.get(k)]
@@ -196,11 +214,11 @@ class _Builder:
         self.error(spec, "transfer", "'transfer' must be a target like sip:agents@host or {to: ..., reason: ...}")
         return None, ""
 
-    def choices(self, data, what: str, is_global: bool = False) -> list[Choice]:
+    def choices(self, data, what: str, is_global: bool = False, where=None, key=None) -> list[Choice]:
         if not data:
             return []
         if not isinstance(data, _LineDict):
-            self.error(None, None, f"choices of {what} must be a mapping of name to choice")
+            self.error(where, key, f"choices of {what} must be a mapping of name to choice")
             return []
         out = []
         for name, spec in data.items():
@@ -227,13 +245,13 @@ class _Builder:
                 self.error(spec, None, f"choice '{name}' in {what} has no 'goto'", "add goto: STEP")
             if not phrases and not dtmf:
                 self.error(spec, None, f"choice '{name}' in {what} has neither 'say' nor 'dtmf'")
-            out.append(Choice(str(name), Intent(str(name), tuple(phrases)), dtmf, spec.get("goto"), action))
+            out.append(Choice(str(name), Intent(str(name), tuple(phrases)), dtmf, _text(spec.get("goto")), action))
         return out
 
     def check_targets(self, flow: Flow, data: _LineDict, steps_data: _LineDict) -> None:
         names = list(flow.steps)
         def check(where, key, target):
-            if target not in flow.steps:
+            if not isinstance(target, str) or target not in flow.steps:
                 close = difflib.get_close_matches(str(target), names, n=1)
                 self.error(where, key, f"unknown step '{target}'",
                            f"did you mean '{close[0]}'?" if close else "steps: " + ", ".join(names))
@@ -242,16 +260,25 @@ class _Builder:
         for choice in flow.globals:
             if choice.goto:
                 check(data.get("globals"), None, choice.goto)
+        self.check_dtmf(data.get("globals"), None, "globals", flow.globals)
+        specs = {str(name): spec for name, spec in steps_data.items()}
         for step in flow.steps.values():
-            spec = steps_data[step.name]
+            spec = specs[step.name]
             for key, target in step.targets():
-                check(spec, key.split(".")[0], target)
-            self.check_dtmf(step, spec, flow.globals)
+                key = key.split(".")[0]
+                check(spec, "goto" if key == "next" and "next" not in spec else key, target)
+            self.check_dtmf(spec, "choices", f"step '{step.name}'", step.choices, flow.globals)
 
-    def check_dtmf(self, step: Step, spec: _LineDict, globals_: tuple[Choice, ...]) -> None:
+    def check_dtmf(self, where, key, what: str, choices: tuple[Choice, ...],
+                   globals_: tuple[Choice, ...] = ()) -> None:
+        """No key used twice among `choices`, nor by one of them and a global (globals are checked once)."""
         seen: dict[str, str] = {}
-        for choice in (*step.choices, *globals_):
+        for choice in choices:
             if choice.dtmf and choice.dtmf in seen:
-                self.error(spec, "choices", f"key '{choice.dtmf}' is used by both "
-                           f"'{seen[choice.dtmf]}' and '{choice.name}' in step '{step.name}'")
+                self.error(where, key, f"key '{choice.dtmf}' is used by both "
+                           f"'{seen[choice.dtmf]}' and '{choice.name}' in {what}")
             seen.setdefault(choice.dtmf, choice.name)
+        for choice in globals_:
+            if choice.dtmf and choice.dtmf in seen:
+                self.error(where, key, f"key '{choice.dtmf}' is used by both "
+                           f"'{seen[choice.dtmf]}' and global '{choice.name}' in {what}")

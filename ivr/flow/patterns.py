@@ -21,7 +21,8 @@ class TemplateError(ValueError):
 
 def normalize(text: str) -> str:
     """Lower-case, drop punctuation, one space between words, NFKC (full-width to ASCII)."""
-    text = unicodedata.normalize("NFKC", text).lower()
+    # NFKC leaves the typographic apostrophe alone: "that’s" must read like "that's".
+    text = unicodedata.normalize("NFKC", text).lower().replace("\u2019", "'")
     text = _PUNCT.sub(" ", text).replace("'", "")
     return " ".join(text.split())
 

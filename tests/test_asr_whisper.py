@@ -1,0 +1,70 @@
+"""faster-whisper tiny.en (the bundled model) on phone-line audio synthesized with piper."""
+
+import numpy as np
+import pytest
+
+from ivr.asr.whisper import collapse_repeats
+from ivr.flow.patterns import normalize
+
+
+def decode(asr, audio, phrases=()):
+    session = asr.session(phrases)
+    for i in range(0, len(audio), 1600):
+        assert session.feed(audio[i : i + 1600]) is None   # no partials from whisper
+    return session.finish()
+
+
+@pytest.mark.parametrize("text", ["where is my order", "main menu", "opening hours", "agent",
+                                  "no thanks goodbye", "when are you open on saturday"])
+def test_recognises_phone_speech(whisper_asr, line_audio, text):
+    result = decode(whisper_asr, line_audio([("pause", 200), ("say", text), ("pause", 300)]))
+    assert normalize(result.text) == normalize(text)
+    assert 0.3 < result.confidence <= 1.0
+
+
+def test_long_sentence_mostly_right(whisper_asr, line_audio):
+    # tiny.en drops the "to" here: a real recognition error, so only the content words count.
+    text = "I would like to speak to a real person please"
+    result = decode(whisper_asr, line_audio([("pause", 200), ("say", text), ("pause", 300)]))
+    assert "real person please" in normalize(result.text)
+
+
+def test_digits_come_out_as_digits(whisper_asr, line_audio):
+    result = decode(whisper_asr, line_audio([("say", "my order number is four eight one two")]))
+    assert "4812" in result.text.replace(" ", "")
+
+
+def test_silence_and_line_noise_give_nothing(whisper_asr):
+    rng = np.random.default_rng(3)
+    assert decode(whisper_asr, np.zeros(16000, np.int16)).text == ""
+    hiss = rng.normal(0, 30, 32000).astype(np.int16)
+    assert decode(whisper_asr, hiss).text == ""
+    assert decode(whisper_asr, hiss, phrases=("track my order", "agent")).text == ""
+
+
+def test_peek_equals_finish(whisper_asr, line_audio):
+    session = whisper_asr.session()
+    session.feed(line_audio([("say", "opening hours")]))
+    assert session.peek().text == session.finish().text
+
+
+def test_long_utterance_uses_the_full_decoder(whisper_asr, line_audio):
+    long_text = ". ".join(["I want to return a pair of shoes I bought last week"] * 4)
+    audio = line_audio([("say", long_text)])
+    audio = np.concatenate([audio, np.zeros(max(0, 16000 * 31 - len(audio)), np.int16)])
+    result = decode(whisper_asr, audio)
+    assert "return a pair of shoes" in normalize(result.text)
+
+
+@pytest.mark.parametrize(("looped", "hit_cap", "expected"), [
+    ("Repeat that. Repeat that. Repeat", False, "Repeat that."),
+    ("Opening hours. Opening hours. Opening", False, "Opening hours."),
+    ("agent agent agent agent", True, "agent"),
+    ("1 2 3 4 5 6", False, "1 2 3 4 5 6"),
+    ("1 1", False, "1 1"),                 # a caller saying "one one"
+    ("no no", False, "no no"),
+    ("4 4 4", False, "4 4 4"),             # digits only collapse at the cap
+    ("No thanks, goodbye.", False, "No thanks, goodbye."),
+])
+def test_collapse_repeats(looped, hit_cap, expected):
+    assert collapse_repeats(looped, hit_cap) == expected

@@ -1,0 +1,214 @@
+"""Matching what a caller said against the intents a step expects: a pure function, no models."""
+
+import pytest
+
+from ivr.flow.nlu import DEFAULT_THRESHOLD, Intent, Match, match, phrase_score
+from ivr.flow.patterns import expand, tokens
+
+
+def intent(name: str, *templates: str) -> Intent:
+    return Intent(name, tuple(p for t in templates for p in expand(t)))
+
+
+INTENTS = (
+    intent("track", "track [my] order", "where is my (order|package|parcel)", "order status"),
+    intent("hours", "[what are your] opening hours", "when are you open", "hours"),
+    intent("agent", "agent", "operator", "(human|real person|representative)", "talk to someone"),
+    intent("yes", "yes", "yeah", "correct"),
+    intent("no", "no", "nope"),
+    intent("repeat", "repeat [that]", "say (that|it) again"),
+    intent("zh_track", "查(订单|快递)", "我的订单"),
+    intent("zh_agent", "人工[客服]", "转人工"),
+)
+
+EXACT, FUZZY = "exact", "fuzzy"
+
+CASES = [
+    # -- the phrase, word for word (any case, any punctuation)
+    ("track my order", "track", EXACT),
+    ("TRACK MY ORDER!", "track", EXACT),
+    ("track order", "track", EXACT),
+    ("order status", "track", EXACT),
+    ("where is my parcel", "track", EXACT),
+    ("opening hours", "hours", EXACT),
+    ("when are you open", "hours", EXACT),
+    ("agent", "agent", EXACT),
+    ("operator", "agent", EXACT),
+    ("yes", "yes", EXACT),
+    ("Yes!", "yes", EXACT),
+    ("ＹＥＳ", "yes", EXACT),                       # full-width, as some ASR output it
+    ("no", "no", EXACT),
+    ("No.", "no", EXACT),
+    ("nope", "no", EXACT),
+    ("repeat that", "repeat", EXACT),
+    # -- the phrase inside a longer sentence
+    ("yes I'd like to track my order please", "track", EXACT),
+    ("I'd like to speak to a real person", "agent", EXACT),
+    ("can I talk to someone", "agent", EXACT),
+    ("what's my order status", "track", EXACT),
+    ("opening hours please", "hours", EXACT),
+    ("sorry, could you say that again", "repeat", EXACT),
+    ("I said no", "no", EXACT),
+    ("yeah sure", "yes", EXACT),
+    # -- recognition errors
+    ("attract my order", "track", FUZZY),
+    ("what are you opening ours", "hours", FUZZY),
+    ("trac my order", "track", FUZZY),
+    ("track my odor", "track", FUZZY),
+    ("where's my package", "track", FUZZY),
+    ("where is my packet", "track", FUZZY),
+    ("when are you opened", "hours", FUZZY),
+    ("can I talk to some one", "agent", FUZZY),
+    ("operate her", "agent", FUZZY),
+    ("yess", "yes", FUZZY),
+    ("ours", "hours", FUZZY),
+    # -- word boundaries: a phrase is whole words, not letters inside other words
+    ("I know", None, None),
+    ("I know the answer", None, None),
+    ("I don't know", None, None),
+    ("nobody", None, None),
+    ("snow", None, None),
+    ("yesterday", None, None),
+    ("agency", None, None),
+    ("urgent", None, None),
+    ("agents", "agent", FUZZY),                      # close, but not the word "agent"
+    # -- out of domain
+    ("I'd like to order a pizza", None, None),
+    ("my credit card was charged twice", None, None),
+    ("I want to cancel my order", None, None),
+    ("what's the weather like", None, None),
+    ("hello", None, None),
+    ("track", None, None),                           # half a phrase is not the phrase
+    ("my order", None, None),
+    ("um hmm", None, None),
+    ("", None, None),
+    ("...", None, None),
+    # -- Mandarin: per character, no spaces
+    ("查订单", "zh_track", EXACT),
+    ("查订单。", "zh_track", EXACT),
+    ("我想查快递", "zh_track", EXACT),
+    ("帮我转人工", "zh_agent", EXACT),
+    ("人工客服，谢谢", "zh_agent", EXACT),
+    ("今天天气怎么样", None, None),
+    ("我要订机票", None, None),
+    ("查", None, None),
+]
+
+
+@pytest.mark.parametrize(("text", "expected", "how"), CASES)
+def test_match_table(text, expected, how):
+    found = match(text, INTENTS)
+    assert (found.name if found else None) == expected
+    if how == EXACT:
+        assert found.score == 1.0
+    elif how == FUZZY:
+        assert DEFAULT_THRESHOLD <= found.score < 1.0
+
+
+def test_table_is_big_enough():
+    assert len(CASES) >= 40
+
+
+@pytest.mark.xfail(strict=True, reason="fuzzy matching of 2-letter phrases: 'now'/'not' score 0.8 against 'no'")
+@pytest.mark.parametrize("text", ["right now", "I'm not sure"])
+def test_short_phrase_false_positives(text):
+    assert match(text, INTENTS) is None
+
+
+def test_match_reports_the_phrase_and_score():
+    assert match("yes I'd like to track my order please", INTENTS) == Match("track", 1.0, "track my order")
+    found = match("attract my order", INTENTS)
+    assert found == Match("track", 0.867, "track my order")
+
+
+def test_agents_and_agent_are_different_words():
+    both = (Intent("agent", ("agent",)), Intent("agents", ("agents",)))
+    assert match("agents", both).name == "agents"
+    assert match("agent", both).name == "agent"
+    assert match("the agents please", both) == Match("agents", 1.0, "agents")
+    assert match("one agent please", both) == Match("agent", 1.0, "agent")
+
+
+# ---- tie-breaking -------------------------------------------------------------------
+
+LONG_AND_SHORT = [
+    # both phrases are heard word for word: the longer (more specific) one wins, whatever the order
+    ((Intent("menu", ("order",)), Intent("track", ("track my order",))), "track my order", "track"),
+    ((Intent("track", ("track my order",)), Intent("menu", ("order",))), "track my order", "track"),
+    ((Intent("agent", ("agent",)), Intent("billing", ("billing agent",))), "a billing agent please", "billing"),
+    ((Intent("billing", ("billing agent",)), Intent("agent", ("agent",))), "a billing agent please", "billing"),
+    ((Intent("zh_any", ("人工",)), Intent("zh_agent", ("转人工",))), "我要转人工", "zh_agent"),
+]
+
+
+@pytest.mark.parametrize(("intents", "text", "expected"), LONG_AND_SHORT)
+def test_longer_phrase_wins_a_tie(intents, text, expected):
+    assert match(text, intents).name == expected
+
+
+def test_longest_phrase_within_one_intent_is_reported():
+    assert match("what are your opening hours", INTENTS).phrase == "what are your opening hours"
+
+
+def test_exact_beats_longer_fuzzy():
+    intents = (Intent("track", ("track my order",)), Intent("order", ("order",)))
+    # "trak my order" is fuzzy for track (0.96) but has the exact word "order"
+    assert match("trak my order", intents) == Match("order", 1.0, "order")
+
+
+# ---- threshold ----------------------------------------------------------------------
+
+
+def test_threshold_default():
+    assert DEFAULT_THRESHOLD == 0.8
+
+
+@pytest.mark.parametrize(
+    ("text", "threshold", "expected"),
+    [
+        ("attract my order", 0.8, "track"),
+        ("attract my order", 0.86, "track"),
+        ("attract my order", 0.87, None),
+        ("attract my order", 1.0, None),       # 1.0 = word for word only
+        ("track my order", 1.0, "track"),
+        ("hello there", 0.8, None),
+    ],
+)
+def test_threshold(text, threshold, expected):
+    found = match(text, INTENTS, threshold=threshold)
+    assert (found.name if found else None) == expected
+
+
+def test_threshold_is_inclusive():
+    heard, wanted = tokens("attract my order"), tokens("track my order")
+    score = phrase_score(heard, wanted)
+    intents = (Intent("track", ("track my order",)),)
+    assert match("attract my order", intents, threshold=score) is not None
+    assert match("attract my order", intents, threshold=score + 1e-9) is None
+
+
+def test_zero_threshold_matches_anything_with_something_in_common():
+    assert match("hello there", INTENTS) is None
+    assert match("hello there", INTENTS, threshold=0.0) is not None
+
+
+# ---- phrase_score -------------------------------------------------------------------
+
+SCORES = [
+    (["track", "my", "order"], ["track", "my", "order"], 1.0),
+    (["please", "track", "my", "order", "now"], ["track", "my", "order"], 1.0),
+    (["查", "订", "单"], ["查", "订", "单"], 1.0),
+    (["anything"], [], 0.0),
+    (["attract", "my", "order"], ["track", "my", "order"], pytest.approx(0.8667, abs=1e-3)),
+]
+
+
+@pytest.mark.parametrize(("heard", "wanted", "score"), SCORES)
+def test_phrase_score(heard, wanted, score):
+    assert phrase_score(heard, wanted) == score
+
+
+def test_fuzzy_never_reaches_exact():
+    # "agents" vs "agent": letters nearly all there, but not the word
+    assert phrase_score(["agents"], ["agent"]) < 1.0
+    assert phrase_score(["track", "my", "orders"], ["track", "my", "order"]) <= 0.99
