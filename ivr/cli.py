@@ -58,8 +58,11 @@ def _engines(flow, args):
 
     asr = load_asr(args.asr, flow.language, _models_dir(args), args.model)
     tts = load_tts(args.voice or flow.voice, flow.language)
+    from ivr.flow.interpreter import Interpreter
+
     prompts = PromptCache(tts, _cache_dir())
-    prompts.warm(flow.prompts())
+    # Every fixed prompt, the built-in re-prompts too, is ready before the first call.
+    prompts.warm([*flow.prompts(), *Interpreter(flow).defaults.values()])
     return asr, tts, prompts
 
 

@@ -57,6 +57,7 @@ CASES = [
     ("track my odor", "track", FUZZY),
     ("where's my package", "track", FUZZY),
     ("where is my packet", "track", FUZZY),
+    ("where's my package please", "track", FUZZY),   # one word fewer than the phrase
     ("when are you opened", "hours", FUZZY),
     ("can I talk to some one", "agent", FUZZY),
     ("operate her", "agent", FUZZY),
@@ -89,6 +90,8 @@ CASES = [
     ("我想查快递", "zh_track", EXACT),
     ("帮我转人工", "zh_agent", EXACT),
     ("人工客服，谢谢", "zh_agent", EXACT),
+    ("我要查询订单", "zh_track", FUZZY),              # one character more than 查订单
+    ("我的账单", None, None),                          # "my bill": one character off "my order", not it
     ("今天天气怎么样", None, None),
     ("我要订机票", None, None),
     ("查", None, None),
@@ -109,8 +112,7 @@ def test_table_is_big_enough():
     assert len(CASES) >= 40
 
 
-@pytest.mark.xfail(strict=True, reason="fuzzy matching of 2-letter phrases: 'now'/'not' score 0.8 against 'no'")
-@pytest.mark.parametrize("text", ["right now", "I'm not sure"])
+@pytest.mark.parametrize("text", ["right now", "I'm not sure", "not"])
 def test_short_phrase_false_positives(text):
     assert match(text, INTENTS) is None
 

@@ -50,6 +50,14 @@ class _Loader(yaml.SafeLoader):
 
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _Loader.construct_mapping)
+# YAML 1.1 reads yes/no/on/off as booleans: `no: {say: no}` became a choice 'False' heard as "false".
+# Flows follow YAML 1.2: only true/false are booleans.
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                              list("tTfF"))
 
 
 def load_flow(path: str | Path) -> Flow:
@@ -182,6 +190,9 @@ class _Builder:
             attempts = model.DEFAULT_MAX_ATTEMPTS
         transfer, reason = self.transfer(spec)
         hangup = spec.get("hangup", False)
+        if not isinstance(hangup, bool):
+            self.error(spec, "hangup", "'hangup' must be true or false")
+            hangup = False
         step = Step(
             name=name, line=spec.line, say=say, ask=ask,
             choices=tuple(self.choices(spec.get("choices") or {}, f"step '{name}'", where=spec, key="choices")),

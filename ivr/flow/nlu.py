@@ -12,6 +12,7 @@ from rapidfuzz import fuzz
 from ivr.flow.patterns import tokens
 
 DEFAULT_THRESHOLD = 0.8
+SHORT_PHRASE_CHARS = 2   # Latin-script phrases this short must be heard word for word
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,9 @@ def phrase_score(heard: list[str], wanted: list[str]) -> float:
             return 1.0
     joiner = "" if _is_cjk(wanted) else " "
     target = joiner.join(wanted)
+    if joiner and len(target) <= SHORT_PHRASE_CHARS:
+        return 0.0   # "no" vs "not"/"now": one letter is too much of a short word to guess
+
     best = 0.0
     for size in {max(1, n - 1), n, n + 1}:
         for i in range(max(1, len(heard) - size + 1)):
