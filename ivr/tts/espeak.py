@@ -42,6 +42,7 @@ _ALIASES = {
 
 # libespeak-ng is process-global and pyttsx3's run loop is not re-entrant.
 _LOCK = threading.Lock()
+EMPTY_RETRIES = 3
 
 
 def _init_engine():
@@ -127,12 +128,15 @@ class EspeakTts:
         os.close(fd)
         path = Path(name)
         try:
-            with _LOCK:
-                self._synthesize_to(path, text)
-            with wave.open(str(path), "rb") as wav:
-                if wav.getnframes() == 0:
-                    return np.zeros(0, dtype=np.int16)
-            return read_audio(path, rate_hz=self.rate_hz)
+            # pyttsx3's espeak driver now and then writes a WAV with no frames for real text
+            # (a race in its callback buffering, seen under load): try again, never go silent.
+            for _attempt in range(EMPTY_RETRIES + 1):
+                with _LOCK:
+                    self._synthesize_to(path, text)
+                with wave.open(str(path), "rb") as wav:
+                    if wav.getnframes() > 0:
+                        return read_audio(path, rate_hz=self.rate_hz)
+            raise UserError(f"espeak-ng produced no audio for {text[:40]!r}", INSTALL_HINT)
         finally:
             path.unlink(missing_ok=True)
 
