@@ -1,7 +1,6 @@
 """`ivr` command line: the one place that wires engines, flows and transports together."""
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -82,8 +81,9 @@ def cmd_replay(args) -> int:
     if args.out:
         result.write_stereo(Path(args.out))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(trace, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        from ivr.trace import write_json
+
+        write_json(args.json, trace)
     print(format_trace(trace))
     if args.out:
         print(f"stereo recording (caller left, machine right): {args.out}")

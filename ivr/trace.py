@@ -5,6 +5,7 @@ keys stable. Fields under `timing` and `latency_ms` are wall-clock measurements 
 run to run; everything else is deterministic for a given input.
 """
 
+import json
 from dataclasses import asdict, dataclass, field
 
 TRACE_VERSION = 1
@@ -62,3 +63,12 @@ def deterministic_view(trace: dict) -> dict:
     turns = [{k: v for k, v in t.items() if k not in ("latency_ms", "timing")} for t in trace["turns"]]
     stats = {k: v for k, v in trace.get("stats", {}).items() if k in ("frames", "audio_ms")}
     return {**trace, "turns": turns, "stats": stats}
+
+
+def write_json(path, data: dict) -> None:
+    """Write a trace (or any report) as readable UTF-8 JSON, creating parent folders."""
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

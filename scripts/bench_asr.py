@@ -26,9 +26,7 @@ for "yes"); "WER, repeats collapsed" is the WER with those reduced to one run.
 
 import argparse
 import io
-import json
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -38,12 +36,14 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from benchlib import machine_info
 
 from ivr.asr.vosk import VoskAsr
 from ivr.asr.whisper import MAX_HOTWORDS_CHARS, WhisperAsr, bundled_model_path
 from ivr.audio.frames import INTERNAL_RATE_HZ
 from ivr.audio.resample import resample
 from ivr.callgen import LINE_RATE_HZ, render
+from ivr.trace import write_json
 from ivr.tts.espeak import EspeakTts
 from ivr.tts.piper import PiperTts
 
@@ -133,15 +133,6 @@ def edit_distance(ref: list, hyp: list) -> int:
         for j, h in enumerate(hyp, 1):
             prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
     return row[-1]
-
-
-def machine_info() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                  if line.startswith("MemTotal"))
-    return {"nproc": os.cpu_count(), "cpu": cpu, "ram_gb": round(mem_kb / 1024 ** 2, 1),
-            "python": platform.python_version()}
 
 
 class EspeakCli:
@@ -303,8 +294,7 @@ def main(argv: list[str] | None = None) -> int:
                            "rows": [{"mode": m, "voice": v, **r} for m, v, r in en_rows]},
                "korean": {"phrases": korean_set, "left_out": missing,
                           "rows": [{"mode": m, "voice": v, **r} for m, v, r in ko_rows]}}
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_json(args.json, out)
         print(f"raw numbers: {args.json}")
     return 0
 

@@ -17,9 +17,7 @@ vosk is not measured: the only installed vosk model is Korean and this flow is E
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -27,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from benchlib import machine_info
 
 from ivr.asr.whisper import WhisperAsr, bundled_model_path
 from ivr.audio.frames import INTERNAL_RATE_HZ
@@ -38,6 +37,7 @@ from ivr.events import CallStarted, Digits, Hangup, Heard, Play, Transfer
 from ivr.flow.interpreter import CallState, Interpreter
 from ivr.flow.loader import load_flow
 from ivr.replay import replay_samples
+from ivr.trace import write_json
 from ivr.tts.cache import PromptCache
 from ivr.tts.piper import PiperTts
 
@@ -59,15 +59,6 @@ TURNS = [
     ("say", "what are your opening hours", "hours", False),
     ("say", "I want to talk to a real person", "agent", False),   # -> transfer
 ]
-
-
-def machine_info() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                  if line.startswith("MemTotal"))
-    return {"nproc": os.cpu_count(), "cpu": cpu, "ram_gb": round(mem_kb / 1024 ** 2, 1),
-            "python": platform.python_version()}
 
 
 def plan_call(flow, prompts: PromptCache) -> tuple[list, dict]:
@@ -267,8 +258,7 @@ def main(argv: list[str] | None = None) -> int:
                "setup_s": round(setup_s, 2), "script": script, "expect": expect,
                "summary": summaries, "runs": runs,
                "vosk": "skipped: the only installed vosk model is Korean; the flow is English"}
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_json(args.json, out)
         print(f"raw numbers: {args.json}")
     return 0
 
