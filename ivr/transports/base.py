@@ -7,6 +7,7 @@ transport, never in the call loop.
 """
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -26,3 +27,31 @@ class Transport(Protocol):
     async def transfer(self, target: str, reason: str, context: dict) -> None: ...
 
     async def hangup(self, reason: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CallInfo:
+    """Who is calling whom, as a listener learned it; `called` selects the flow."""
+
+    call_id: str
+    kind: str                      # sip | ws | audiosocket | mic | replay
+    caller: str = ""               # caller number / URI user part
+    called: str = ""               # dialled number, SIP request-URI user, WS path or parameter
+    params: dict = field(default_factory=dict, hash=False, compare=True)  # e.g. Twilio customParameters
+    remote: str = ""               # peer address "host:port", for logs
+
+
+class CallHandler(Protocol):
+    """What a listener hands each admitted call to: runs the call to its end."""
+
+    async def __call__(self, transport: Transport, info: CallInfo) -> None: ...
+
+
+class Admission(Protocol):
+    """Concurrent-call limit. A listener asks `admit` before answering; when it returns True
+    the listener must then call the CallHandler exactly once (which releases the slot at its
+    end), or `release` if the call dies before that."""
+
+    def admit(self, info: CallInfo) -> bool: ...
+
+    def release(self, info: CallInfo) -> None: ...
