@@ -26,6 +26,8 @@ from ivr.events import (
     Digits,
     EngineFailed,
     Event,
+    Fetch,
+    Fetched,
     Hangup,
     Heard,
     Listen,
@@ -33,6 +35,7 @@ from ivr.events import (
     Play,
     Transfer,
 )
+from ivr.flow.http import HttpClient, HttpResult
 from ivr.flow.interpreter import CallState, Interpreter
 from ivr.flow.nlu import Intent, match
 from ivr.trace import CallTrace, Outcome, Turn
@@ -55,12 +58,14 @@ class CallConfig:
     inter_digit_ms: int = 3000
     dtmf_mute_ms: int = 200          # VAD ignores the tail of a key tone
     max_call_ms: int = 3_600_000
+    live: bool = False               # a live call keeps playing while an HTTP step runs; replay waits for it
 
 
 class Call:
     def __init__(self, call_id: str, interpreter: Interpreter, asr: AsrModel, prompts: PromptSource,
                  transport: Transport, config: CallConfig | None = None,
-                 caller: str = "", called: str = "", tts_name: str = "") -> None:
+                 caller: str = "", called: str = "", tts_name: str = "", http: HttpClient | None = None,
+                 started_at_s: float | None = None, params: dict | None = None) -> None:
         self.id = call_id
         self.interp = interpreter
         self.asr = asr
@@ -68,6 +73,10 @@ class Call:
         self.transport = transport
         self.config = config or CallConfig()
         self.caller, self.called = caller, called
+        self.http = http
+        self.started_at_s = started_at_s
+        self.params = dict(params or {})
+        self.fetching: asyncio.Task | None = None
         self.log = logging.LoggerAdapter(log, {"call_id": call_id})
         self.trace = CallTrace(call_id, interpreter.flow.name, asr.name, tts_name)
         self.state = CallState()
@@ -94,20 +103,22 @@ class Call:
     @property
     def busy(self) -> bool:
         """Something is still to happen without new caller input (replay uses this)."""
-        return not self.done and (self.playback.busy or self.endpointer.in_speech
+        return not self.done and (self.playback.busy or self.endpointer.in_speech or self.fetching is not None
                                   or self.pending_end is not None or bool(self.digits))
 
     async def run(self) -> CallTrace:
         started = time.perf_counter()
         self.turn = Turn(0, "start", None)
         self.trace.turns.append(self.turn)
-        await self._dispatch(CallStarted(self.caller, self.called))
+        await self._dispatch(CallStarted(self.caller, self.called, self.params, self.started_at_s))
         max_frames = ms_to_frames(self.config.max_call_ms)
         async for item in self.transport.inbound():
             if isinstance(item, str):
                 await self._key(item)
                 continue
             self.frame += 1
+            if self.fetching is not None and self.fetching.done():
+                await self._fetched()
             await self._inbound(item)
             await self._outbound()
             if self.done:
@@ -115,6 +126,8 @@ class Call:
             if self.frame >= max_frames:
                 await self._end(Hangup("max call length"))
                 break
+        if self.fetching is not None:
+            self.fetching.cancel()
         if not self.done:
             await self._dispatch(CallerHungUp())
             self._finish_outcome(Outcome("caller_hangup", step=self.listen.step if self.listen else None,
@@ -262,11 +275,16 @@ class Call:
             await self.transport.clear()
             self._start_listening()
         self.no_input_at = None
+        listen = self.listen
+        if listen.max_digits > 1 and key == listen.terminator:
+            if self.digits:       # the terminator ends the entry and is not part of it
+                await self._submit_digits("terminator")
+            return
         self.digits += key
-        if len(self.digits) >= self.listen.max_digits or key == "#":
+        if len(self.digits) >= listen.max_digits or (key == "#" and listen.max_digits == 1):
             await self._submit_digits("dtmf")
         else:
-            self.digit_deadline = self.frame + ms_to_frames(self.config.inter_digit_ms)
+            self.digit_deadline = self.frame + ms_to_frames(listen.inter_digit_ms or self.config.inter_digit_ms)
 
     async def _submit_digits(self, endpoint: str) -> None:
         digits, self.digits, self.digit_deadline = self.digits, "", None
@@ -336,9 +354,31 @@ class Call:
                 self.listen, self.listening = action, False
             elif isinstance(action, Transfer | Hangup):
                 self.pending_end = action
+            elif isinstance(action, Fetch):
+                await self._fetch(action)
         if self.turn is not None:
             self.turn.timing["tts_ms"] = round((time.perf_counter() - t0) * 1000, 1)
         self.trace.path = list(self.state.path)
+
+    async def _fetch(self, action: Fetch) -> None:
+        if self.http is None:
+            self.http = HttpClient()
+        self.fetching = asyncio.ensure_future(self.http.execute(action.request))
+        if not self.config.live:   # replay: the answer arrives at the same frame every run
+            await asyncio.wait([self.fetching])
+            await self._fetched()
+
+    async def _fetched(self) -> None:
+        task, self.fetching = self.fetching, None
+        try:
+            result = task.result()
+        except Exception as exc:   # execute() reports faults as results; this is a bug guard
+            self.log.exception("HTTP step crashed")
+            result = HttpResult(False, None, None, "connect", f"client error: {exc}", 0, 1)
+        self.log.info("HTTP %s -> %s", result.status, "ok" if result.ok else result.error)
+        if self.turn is not None:
+            self.turn.timing["http_ms"] = result.elapsed_ms
+        await self._dispatch(Fetched(result))
 
     def _render(self, play: Play) -> np.ndarray:
         if play.audio_path:

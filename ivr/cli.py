@@ -61,7 +61,7 @@ def _engines(flow, args):
 
     prompts = PromptCache(tts, _cache_dir())
     # Every fixed prompt, the built-in re-prompts too, is ready before the first call.
-    prompts.warm([*flow.prompts(), *Interpreter(flow).defaults.values()])
+    prompts.warm([*flow.prompts(), *Interpreter(flow).fixed_defaults()])
     return asr, tts, prompts
 
 
@@ -230,6 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
     pp = msub.add_parser("pull", help="download and unpack an official vosk model into models/")
     pp.add_argument("name")
     p.set_defaults(func=cmd_models)
+
+    from ivr import cli_flow, cli_serve
+
+    cli_flow.add_commands(sub)
+    cli_serve.add_commands(sub, _engine_args)
     return parser
 
 

@@ -7,6 +7,8 @@ replay and a text chat.
 
 from dataclasses import dataclass, field
 
+from ivr.flow.http import HttpRequest, HttpResult
+
 # ---- events: call loop -> interpreter -------------------------------------------------
 
 
@@ -14,7 +16,8 @@ from dataclasses import dataclass, field
 class CallStarted:
     caller: str = ""
     called: str = ""
-    data: dict = field(default_factory=dict, hash=False, compare=True)
+    data: dict = field(default_factory=dict, hash=False, compare=True)   # e.g. bridge custom parameters
+    at_s: float | None = None   # Unix time the call began (business hours); None = unknown, taken as closed
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +53,14 @@ class EngineFailed:
     what: str
 
 
-Event = CallStarted | Heard | Digits | NoInput | CallerHungUp | EngineFailed
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """The answer to the flow's last `Fetch` (an HTTP step or the caller-ID lookup)."""
+
+    result: HttpResult
+
+
+Event = CallStarted | Heard | Digits | NoInput | CallerHungUp | EngineFailed | Fetched
 
 # ---- actions: interpreter -> call loop ------------------------------------------------
 
@@ -77,6 +87,9 @@ class Listen:
     dtmf: bool = True
     max_digits: int = 1
     no_input_ms: int = 5000
+    min_digits: int = 1
+    terminator: str = "#"         # ends key entry early (VoiceXML termchar); not part of the digits
+    inter_digit_ms: int = 3000
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,4 +104,11 @@ class Hangup:
     reason: str = "flow"
 
 
-Action = Play | Listen | Transfer | Hangup
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    """Make this HTTP request and answer with `Fetched` (the flow waits; input meanwhile is ignored)."""
+
+    request: HttpRequest
+
+
+Action = Play | Listen | Transfer | Hangup | Fetch

@@ -106,8 +106,10 @@ def run(interp: Interpreter, *events, state: CallState | None = None):
     return state, out
 
 
-def ctx(step, path, last_heard="", intent=None, flow="shop"):
-    return {"flow": flow, "step": step, "path": path, "last_heard": last_heard, "intent": intent}
+def ctx(step, path, last_heard="", intent=None, flow="shop", caller=""):
+    """What the agent sees (the full flow language adds slots and the looked-up caller)."""
+    return {"flow": flow, "step": step, "path": path, "last_heard": last_heard, "intent": intent or "",
+            "caller": {"number": caller}, "slots": {}}
 
 
 # ---- starting and moving through steps ----------------------------------------------
@@ -484,13 +486,13 @@ def test_a_loop_that_never_listens_ends_in_the_fallback(make):
         name: loop
         agent_line: sip:agents@pbx
         steps:
-          a: {say: A., next: b}
+          a: {say: A., next: [{if: "true", goto: b}, {goto: b}]}   # conditional: only caught at run time
           b: {say: B., next: a}
     """)
     state, [actions] = run(interp, CallStarted())
     assert state.ended and state.step is None
     assert actions[-1] == Transfer("sip:agents@pbx", "flow loops without listening",
-                                   ctx("", ["a", "b"] * (MAX_HOPS // 2), "", "", flow="loop"))
+                                   ctx("b", ["a", "b"] * (MAX_HOPS // 2), "", "", flow="loop"))
     plays = actions[:-1]
     assert len(plays) == MAX_HOPS
     assert plays[:2] == [Play("A."), Play("B.")]
@@ -499,7 +501,7 @@ def test_a_loop_that_never_listens_ends_in_the_fallback(make):
 def test_a_silent_loop_without_agent_line_hangs_up(make):
     interp = make("""
         steps:
-          a: {next: b}
+          a: {next: [{if: "flow", goto: b}, {goto: b}]}
           b: {goto: a}
     """)
     state, [actions] = run(interp, CallStarted())

@@ -1,11 +1,13 @@
 """The flow interpreter: a pure state machine. `state + event -> state + actions`.
 
 No sockets, clocks or threads here: a live call, a WAV replay, a text chat and a
-conversation test all drive this same code with the same events.
+conversation test all drive this same code with the same events. HTTP is an action out
+(`Fetch`) and an event back in (`Fetched`); the time of day arrives with `CallStarted`.
+Caller input at a listening step is decided in `ivr.flow.listening`.
 """
 
-import re
-from dataclasses import dataclass, replace
+import logging
+from dataclasses import replace
 
 from ivr.events import (
     Action,
@@ -14,6 +16,8 @@ from ivr.events import (
     Digits,
     EngineFailed,
     Event,
+    Fetch,
+    Fetched,
     Hangup,
     Heard,
     Listen,
@@ -21,166 +25,202 @@ from ivr.events import (
     Play,
     Transfer,
 )
-from ivr.flow.model import Choice, Flow, Step
-from ivr.flow.nlu import match
+from ivr.flow import listening
+from ivr.flow.http import HttpRequest
+from ivr.flow.model import Flow, HttpSpec, Step
+from ivr.flow.prompts import defaults_for
+from ivr.flow.slots import hint_phrases
+from ivr.flow.state import CallState, Understood, context, public_slots, start_clock
+from ivr.flow.templates import RenderError, Template, render_data
+
+__all__ = ["MAX_HOPS", "CallState", "Interpreter", "Understood"]
+
+log = logging.getLogger("ivr.flow")
 
 MAX_HOPS = 64  # steps entered without listening before we call it a loop
+LOOKUP = "@lookup"
 
-DEFAULT_PROMPTS = {
-    "en": {"no_input": "Sorry, I didn't hear you.", "no_match": "Sorry, I didn't catch that.",
-           "error": "Sorry, something went wrong."},
-    "zh": {"no_input": "抱歉，我没有听到您的声音。", "no_match": "抱歉，我没有听清楚。",
-           "error": "抱歉，系统出现了问题。"},
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Understood:
-    """What the last caller input was taken to mean (for traces and the agent's screen)."""
-
-    kind: str                 # speech | dtmf | no_input
-    value: str                # text heard or keys pressed
-    choice: str | None = None
-    score: float = 0.0
-    via: str = ""             # step | global
-
-
-@dataclass(frozen=True, slots=True)
-class CallState:
-    step: str | None = None       # the step listening now, None before start / after end
-    no_input_count: int = 0
-    no_match_count: int = 0
-    ended: bool = False
-    last: Understood | None = None
-    last_prompts: tuple[Play, ...] = ()
-    path: tuple[str, ...] = ()    # steps entered, in order
-
-    @property
-    def attempts(self) -> int:
-        return self.no_input_count + self.no_match_count
+Result = tuple[CallState, list[Action]]
 
 
 class Interpreter:
-    def __init__(self, flow: Flow) -> None:
+    def __init__(self, flow: Flow, env: dict[str, str] | None = None) -> None:
         self.flow = flow
-        lang = flow.language.split("-")[0].lower()
-        self.defaults = DEFAULT_PROMPTS.get(lang, DEFAULT_PROMPTS["en"])
+        self.defaults = defaults_for(flow.lang)
+        # Only the variables the flow's HTTP steps name: nothing else of the process leaks in.
+        env = env or {}
+        self.env = {k: env[k] for k in flow.env_names if k in env}
 
-    def handle(self, state: CallState, event: Event) -> tuple[CallState, list[Action]]:
+    def fixed_defaults(self) -> list[str]:
+        """Built-in prompts that never change, to synthesise when the flow loads."""
+        return [v for v in self.defaults.values() if isinstance(v, str) and "{" not in v]
+
+    def handle(self, state: CallState, event: Event) -> Result:
         if state.ended:
             return state, []
         if isinstance(event, CallStarted):
-            return self._enter(state, self.flow.start)
+            return self._start(state, event)
         if isinstance(event, CallerHungUp):
             return replace(state, ended=True, step=None), []
         if isinstance(event, EngineFailed):
-            return self._fallback(state, f"engine failure: {event.what}")
+            return self.fallback(state, f"engine failure: {event.what}")
+        if isinstance(event, Fetched):
+            return self._fetched(state, event)
         step = self.flow.steps.get(state.step or "")
-        if step is None:   # not listening: input between steps is ignored
+        if step is None:   # not listening (e.g. waiting for a service): input is ignored
             return state, []
-        if isinstance(event, Heard):
-            return self._heard(state, step, event)
-        if isinstance(event, Digits):
-            return self._digits(state, step, event.digits)
-        if isinstance(event, NoInput):
-            return self._fail(replace(state, last=Understood("no_input", "")), step, "no_input")
+        try:
+            if isinstance(event, Heard):
+                return listening.heard(self, state, step, event)
+            if isinstance(event, Digits):
+                return listening.digits(self, state, step, event.digits)
+            if isinstance(event, NoInput):
+                return listening.no_input(self, replace(state, last=Understood("no_input", "")), step)
+        except RenderError as exc:
+            return self.fallback(state, f"template error: {exc}")
         raise TypeError(f"not a flow event: {event!r}")
 
-    # ---- input ---------------------------------------------------------------------
+    # ---- start and services --------------------------------------------------------
 
-    def _heard(self, state: CallState, step: Step, event: Heard) -> tuple[CallState, list[Action]]:
-        found = match(event.text, tuple(c.intent for c in (*step.choices, *self.flow.globals)))
-        if found is None:
-            return self._fail(replace(state, last=Understood("speech", event.text)), step, "no_match")
-        choice, via = self._choice(step, found.name)
-        heard = Understood("speech", event.text, choice.name, found.score, via)
-        return self._take(replace(state, last=heard), step, choice)
+    def _start(self, state: CallState, event: CallStarted) -> Result:
+        state = replace(
+            state, caller={"number": event.caller}, clock=start_clock(self.flow, event.at_s),
+            call={"caller": event.caller, "called": event.called, "params": dict(event.data)},
+        )
+        try:
+            state = replace(state, data={k: self._value(v, state) for k, v in self.flow.variables})
+            if self.flow.caller_lookup and event.caller:
+                request = self._request(self.flow.caller_lookup, state)
+                return replace(state, waiting=LOOKUP), [Fetch(request)]
+        except RenderError as exc:
+            log.warning("caller lookup skipped: %s", exc)
+        return self.enter(state, self.flow.start)
 
-    def _digits(self, state: CallState, step: Step, digits: str) -> tuple[CallState, list[Action]]:
-        for via, choices in (("step", step.choices), ("global", self.flow.globals)):
-            for choice in choices:
-                if choice.dtmf and choice.dtmf == digits:
-                    pressed = Understood("dtmf", digits, choice.name, 1.0, via)
-                    return self._take(replace(state, last=pressed), step, choice)
-        return self._fail(replace(state, last=Understood("dtmf", digits)), step, "no_match")
-
-    def _choice(self, step: Step, name: str) -> tuple[Choice, str]:
-        for choice in step.choices:
-            if choice.name == name:
-                return choice, "step"
-        return next(c for c in self.flow.globals if c.name == name), "global"
-
-    def _take(self, state: CallState, step: Step, choice: Choice) -> tuple[CallState, list[Action]]:
-        if choice.action == "repeat":
-            return state, [*state.last_prompts, self._listen(step)]
-        if choice.action == "hangup":
-            return replace(state, ended=True, step=None), [Hangup("caller asked")]
-        return self._enter(state, choice.goto or step.name)
-
-    def _fail(self, state: CallState, step: Step, kind: str) -> tuple[CallState, list[Action]]:
-        if kind == "no_input":
-            state = replace(state, no_input_count=state.no_input_count + 1)
-            count, prompts = state.no_input_count, step.no_input
-        else:
-            state = replace(state, no_match_count=state.no_match_count + 1)
-            count, prompts = state.no_match_count, step.no_match
-        if state.attempts >= step.max_attempts:
-            if step.on_fail:
-                return self._enter(state, step.on_fail)
-            return self._fallback(state, f"{kind} after {state.attempts} attempts")
-        text = prompts[min(count, len(prompts)) - 1] if prompts else self.defaults[kind]
-        plays = (Play(text, barge_in=True), *self._ask(step))
-        return replace(state, last_prompts=plays), [*plays, self._listen(step)]
+    def _fetched(self, state: CallState, event: Fetched) -> Result:
+        result, waiting = event.result, state.waiting
+        state = replace(state, waiting=None, http={"ok": result.ok, "status": result.status, "error": result.error})
+        if waiting == LOOKUP:
+            if result.ok and isinstance(result.data, dict):
+                state = replace(state, caller={**result.data, **state.caller})
+            else:
+                log.info("caller lookup failed (%s): greeting without a name", result.error or "no data")
+            return self.enter(state, self.flow.start)
+        step = self.flow.steps.get(waiting or "")
+        if step is None or step.http is None:
+            return state, []   # a stale answer: nothing waits for it
+        if not result.ok:
+            log.warning("step %s: %s", step.name, result.detail)
+            if step.on_error:
+                return self.enter(state, step.on_error)
+            return self.fallback(state, f"service error in step {step.name}: {result.error}")
+        if step.http.save:
+            state = replace(state, data={**state.data, step.http.save: result.data})
+        return self.enter(state, self.route(state, step))
 
     # ---- moving through steps ------------------------------------------------------
 
-    def _enter(self, state: CallState, name: str) -> tuple[CallState, list[Action]]:
-        actions: list[Action] = []
-        for _ in range(MAX_HOPS):
-            step = self.flow.steps[name]
-            state = replace(state, step=None, path=(*state.path, name),
-                            no_input_count=0, no_match_count=0)
-            plays = [Play(p.text, p.audio_path, p.barge_in) for p in step.say]
-            actions += plays
-            if step.listens:
-                asked = (*plays, *self._ask(step))
-                actions += self._ask(step)
-                return replace(state, step=name, last_prompts=asked), [*actions, self._listen(step)]
-            if step.transfer:
-                target = self._target(step.transfer)
-                return replace(state, ended=True), [*actions, Transfer(
-                    target, step.transfer_reason or self._reason(state), self._context(state, name))]
-            if step.hangup or not step.next:
-                return replace(state, ended=True), [*actions, Hangup("flow")]
-            name = step.next
-        # A loop of steps that never listen: get the caller to a person instead of spinning.
-        return self._fallback(state, "flow loops without listening", actions)
-
-    def _fallback(self, state: CallState, reason: str, actions: list[Action] | None = None):
+    def enter(self, state: CallState, name: str | None, actions: list[Action] | None = None) -> Result:
+        """Run steps from `name` until one listens, waits for a service or ends the call."""
         actions = list(actions or [])
+        try:
+            for _ in range(MAX_HOPS):
+                if name is None:
+                    return self.fallback(state, "a subflow returned to nowhere", actions)
+                step = self.flow.steps[name]
+                state = replace(state, step=None, path=(*state.path, name), no_input_count=0,
+                                no_match_count=0, confirming=None)
+                if step.assign:
+                    state = replace(state, data={**state.data, **{k: self._value(v, state) for k, v in step.assign}})
+                plays = [self.play(p.text, state, p.audio_path, p.barge_in) for p in step.say]
+                actions += plays
+                if step.listens:
+                    asked = (*plays, *self.ask(step, state))
+                    actions += self.ask(step, state)
+                    return replace(state, step=name, last_prompts=asked), [*actions, self.listen(step)]
+                if step.http:
+                    return replace(state, waiting=name), [*actions, Fetch(self._request(step.http, state))]
+                if step.transfer:
+                    return replace(state, ended=True), [*actions, self._transfer(step, state)]
+                if step.hangup:
+                    return replace(state, ended=True), [*actions, Hangup("flow")]
+                if step.run:
+                    state = replace(state, stack=(*state.stack, name))
+                    name = self.flow.subflows[step.run]
+                elif step.returns:
+                    caller = self.flow.steps.get(state.stack[-1]) if state.stack else None
+                    state = replace(state, stack=state.stack[:-1])
+                    name = self.route(state, caller) if caller else None
+                else:
+                    name = self.route(state, step)
+                    if name is None:
+                        return replace(state, ended=True), [*actions, Hangup("flow")]
+        except RenderError as exc:
+            return self.fallback(state, f"template error: {exc}", actions)
+        # A loop of steps that never listens: get the caller to a person instead of spinning.
+        return self.fallback(state, "flow loops without listening", actions)
+
+    def route(self, state: CallState, step: Step) -> str | None:
+        ctx = context(self.flow, state)
+        for route in step.next:
+            if route.condition is None or route.condition.test(ctx):
+                return route.goto
+        return None
+
+    def fallback(self, state: CallState, reason: str, actions: list[Action] | None = None) -> Result:
+        log.warning("fallback: %s", reason)
+        actions = [a for a in actions or [] if isinstance(a, Play)]
         if self.flow.agent_line:
-            return replace(state, ended=True, step=None), [
-                *actions, Transfer(self.flow.agent_line, reason, self._context(state, state.step))]
-        return replace(state, ended=True, step=None), [
+            return replace(state, ended=True, step=None, waiting=None), [
+                *actions, Transfer(self.flow.agent_line, reason, self.agent_context(state, reason))]
+        return replace(state, ended=True, step=None, waiting=None), [
             *actions, Play(self.defaults["error"], barge_in=False), Hangup(reason)]
 
-    def _ask(self, step: Step) -> tuple[Play, ...]:
-        ask = step.ask
-        return (Play(ask.text, ask.audio_path, ask.barge_in),) if ask else ()
+    # ---- rendering -----------------------------------------------------------------
 
-    def _listen(self, step: Step) -> Listen:
+    def play(self, text: Template | str, state: CallState, audio_path: str | None = None,
+             barge_in: bool = True) -> Play:
+        rendered = text.render(context(self.flow, state)) if isinstance(text, Template) else text
+        return Play(rendered, audio_path, barge_in)
+
+    def ask(self, step: Step, state: CallState) -> tuple[Play, ...]:
+        a = step.ask
+        return (self.play(a.text, state, a.audio_path, a.barge_in),) if a else ()
+
+    def listen(self, step: Step, yes_no: bool = False) -> Listen:
         phrases = [p for c in (*step.choices, *self.flow.globals) for p in c.intent.phrases]
-        return Listen(step.name, tuple(dict.fromkeys(phrases)), dtmf=True, max_digits=1,
-                      no_input_ms=step.no_input_ms)
+        collect = step.collect
+        if yes_no:
+            phrases = [*self.defaults["yes_no"], *phrases]
+        elif collect:
+            phrases = [*hint_phrases(collect.slot, self.flow.language), *phrases]
+        if collect and not yes_no:
+            return Listen(step.name, tuple(dict.fromkeys(phrases)), True, collect.max_digits, step.no_input_ms,
+                          collect.min_digits, collect.terminator, collect.inter_digit_ms)
+        return Listen(step.name, tuple(dict.fromkeys(phrases)), dtmf=True, max_digits=1, no_input_ms=step.no_input_ms)
 
-    def _target(self, target: str) -> str:
-        # Until full templates arrive, `{{ agent_line }}` is the one variable a target may use.
-        return re.sub(r"\{\{\s*agent_line\s*\}\}", self.flow.agent_line or "", target)
+    def _value(self, value, state: CallState):
+        if isinstance(value, Template):
+            return value.render(context(self.flow, state))
+        return render_data(value, context(self.flow, state))
 
-    def _reason(self, state: CallState) -> str:
-        return state.last.choice if state.last and state.last.choice else "transfer"
+    def _request(self, spec: HttpSpec, state: CallState) -> HttpRequest:
+        ctx = context(self.flow, state, self.env)
+        return HttpRequest(spec.method, spec.url.render(ctx), tuple((k, v.render(ctx)) for k, v in spec.headers),
+                           render_data(spec.json_body, ctx), spec.timeout_ms, spec.retries, spec.save)
 
-    def _context(self, state: CallState, step: str | None) -> dict:
+    def _transfer(self, step: Step, state: CallState) -> Transfer:
+        spec = step.transfer
+        ctx = context(self.flow, state, self.env)
+        target = spec.to.render(ctx) or self.flow.agent_line or ""
+        reason = spec.reason.render(context(self.flow, state)) if spec.reason else (
+            state.last.choice if state.last and state.last.choice else "transfer")
+        extra = {k: v.render(context(self.flow, state)) for k, v in spec.context}
+        return Transfer(target, reason, {**self.agent_context(state, reason, step.name), **extra})
+
+    def agent_context(self, state: CallState, reason: str, step: str | None = None) -> dict:
+        """What the agent's screen shows: who calls, what they wanted, what was collected."""
         last = state.last
-        return {"flow": self.flow.name, "step": step or "", "path": list(state.path),
-                "last_heard": last.value if last else "", "intent": last.choice if last else ""}
+        caller = {k: v for k, v in state.caller.items() if isinstance(v, str | int | float | bool)}
+        return {"flow": self.flow.name, "step": step or state.step or (state.path[-1] if state.path else ""),
+                "caller": caller, "path": list(state.path), "slots": public_slots(state),
+                "last_heard": last.value if last else "", "intent": (last.choice or "") if last else ""}

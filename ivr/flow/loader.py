@@ -1,295 +1,204 @@
-"""Load a YAML flow file into a checked `Flow`. Every error names file:line:column and a hint.
+"""Load a YAML flow file (with its subflows and knowledge base) into a checked `Flow`.
 
-All problems found are reported together, so an author fixes a file in one pass.
+Every problem names file:line:column and a hint, and all problems of a file are reported
+together, so an author fixes a file in one pass. `ivr validate` runs exactly this.
 """
 
-import difflib
-import re
+from dataclasses import replace
 from pathlib import Path
 
-import yaml
+from ivr.flow import checks
+from ivr.flow.hours import HoursError, parse_hours
+from ivr.flow.model import DEFAULT_ACCEPT, DEFAULT_CONFIRM, Flow, Route, Step
+from ivr.flow.steps import RESERVED_NAMES, StepBuilder
+from ivr.flow.templates import Template
+from ivr.flow.yamlsrc import FlowError, LineDict, Problems, as_text, parse_duration_ms, read_yaml
 
-from ivr.errors import UserError
-from ivr.flow import model
-from ivr.flow.model import Choice, Flow, Prompt, Step
-from ivr.flow.nlu import Intent
-from ivr.flow.patterns import TemplateError, expand
+__all__ = ["FlowError", "load_flow", "parse_duration_ms"]
 
-TOP_KEYS = {"name", "language", "voice", "agent_line", "globals", "start", "steps"}
-STEP_KEYS = {
-    "say", "audio", "ask", "barge_in", "choices", "no_input", "no_match", "max_attempts",
-    "on_fail", "no_input_timeout", "next", "goto", "transfer", "hangup",
-}
-CHOICE_KEYS = {"say", "dtmf", "goto", "action"}
-GLOBAL_ACTIONS = {"repeat", "hangup"}
-DTMF_KEYS = set("0123456789*#ABCD")
-
-
-class FlowError(UserError):
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__(problems[0] if len(problems) == 1 else f"{len(problems)} problems:\n"
-                         + "\n".join(problems))
-        self.problems = problems
-
-
-class _LineDict(dict):
-    """A mapping that remembers where it and each of its keys stand in the file."""
-
-    line = col = 0
-    key_pos: dict
-
-
-class _Loader(yaml.SafeLoader):
-    def construct_mapping(self, node, deep=False):
-        mapping = _LineDict(super().construct_mapping(node, deep=True))
-        mapping.line, mapping.col = node.start_mark.line + 1, node.start_mark.column + 1
-        mapping.key_pos = {
-            k.value: (k.start_mark.line + 1, k.start_mark.column + 1) for k, _ in node.value
-        }
-        return mapping
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _Loader.construct_mapping)
-# YAML 1.1 reads yes/no/on/off as booleans: `no: {say: no}` became a choice 'False' heard as "false".
-# Flows follow YAML 1.2: only true/false are booleans.
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-                              list("tTfF"))
+TOP_KEYS = {"name", "language", "voice", "agent_line", "globals", "start", "steps", "knowledge", "hours",
+            "caller_lookup", "vars", "subflows", "nlu"}
+SUBFLOW_KEYS = {"name", "language", "start", "steps", "subflows"}
+SUBFLOW_SEP = "/"
 
 
 def load_flow(path: str | Path) -> Flow:
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"no such flow file: {path}", "check the path, e.g. flows/demo.yaml")
-    raw = path.read_bytes()
+    data = read_yaml(path)
+    problems = Problems(path)
+    if not isinstance(data, LineDict):
+        raise FlowError([f"{path}:1:1: a flow file must be a mapping with 'steps' and 'start'"])
+    problems.check_keys(data, TOP_KEYS, "the flow")
+    language = str(data.get("language") or "en-US")
+    builder = StepBuilder(problems, language, path.parent)
+    errors: list[str] = []
+    steps, subflows, start = _steps(path, data, builder, "", (path.resolve(),), errors)
+    globals_ = tuple(builder.choices(data.get("globals") or {}, "globals", is_global=True, where=data, key="globals"))
+    flow = Flow(
+        name=str(data.get("name") or path.stem), path=str(path), language=language, start=start,
+        steps=steps, globals=globals_, voice=_voice(data.get("voice")), agent_line=as_text(data.get("agent_line")),
+        knowledge=_knowledge(path, data, problems, errors), hours=_hours(data, problems),
+        caller_lookup=builder.http(data, "caller_lookup") if "caller_lookup" in data else None,
+        variables=_variables(data, builder), subflows=subflows, **_thresholds(data, problems),
+    )
+    sources = [str(path.resolve()), *_subflow_files(path, data)]
+    if flow.knowledge is not None:
+        sources.append(str(Path(flow.knowledge.path).resolve()))
+    flow = replace(flow, env_names=checks.env_names(flow), sources=tuple(dict.fromkeys(sources)))
+    checks.check_flow(flow, data, problems, complete=not (problems.items or errors))
+    if problems.items or errors:
+        raise FlowError(problems.items + errors)
+    return flow
+
+
+def _steps(path: Path, data: LineDict, builder: StepBuilder, prefix: str, chain: tuple[Path, ...],
+           errors: list[str]) -> tuple[dict[str, Step], dict[str, str], str]:
+    """The steps of a flow or subflow file, names prefixed `sub/` inside subflows."""
+    p = builder.p
+    steps_data = data.get("steps")
+    if not isinstance(steps_data, LineDict) or not steps_data:
+        p.error(data, "steps" if "steps" in data else None, "the flow has no steps",
+                "add a 'steps:' mapping of step names to steps")
+        raise FlowError(p.items + errors)
+    steps: dict[str, Step] = {}
+    for name, spec in steps_data.items():
+        if SUBFLOW_SEP in str(name):
+            p.error(steps_data, name, f"step name '{name}' may not contain '{SUBFLOW_SEP}'")
+        step = builder.step(str(name), spec, steps_data)
+        if step is not None:
+            steps[str(name)] = step
+    start = str(as_text(data.get("start")) or next(iter(steps_data)))
+    subflows: dict[str, str] = {}
+    for sub_name, sub_path in (data.get("subflows") or {}).items():
+        full = (path.parent / str(sub_path)).resolve()
+        where = data["subflows"]
+        if full in chain:
+            p.error(where, sub_name, f"subflow '{sub_name}' includes itself ({' -> '.join(c.name for c in chain)})")
+            continue
+        if not full.is_file():
+            p.error(where, sub_name, f"subflow file not found: {full}", "paths are relative to the flow file")
+            continue
+        sub_steps, sub_subs, sub_start = _subflow(full, builder.language, f"{prefix}{sub_name}{SUBFLOW_SEP}",
+                                                   (*chain, full), errors)
+        steps.update(sub_steps)
+        subflows[f"{prefix}{sub_name}"] = sub_start
+        subflows.update(sub_subs)
+    if prefix:
+        steps = {f"{prefix}{k}": _prefixed(v, prefix, set(steps_data), set(subflows)) for k, v in steps.items()}
+        start = f"{prefix}{start}"
+    return steps, subflows, start
+
+
+def _subflow(path: Path, language: str, prefix: str, chain: tuple[Path, ...], errors: list[str]):
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line, col = _line_col(raw[: exc.start].decode("utf-8", "replace"))
-        raise FlowError([f"{path}:{line}:{col}: not UTF-8 text ({exc.reason}); save the file as UTF-8"]) from exc
+        data = read_yaml(path, "subflow file")
+    except FlowError as exc:
+        errors += exc.problems
+        return {}, {}, ""
+    problems = Problems(path)
+    if not isinstance(data, LineDict):
+        errors.append(f"{path}:1:1: a subflow file must be a mapping with 'steps' and 'start'")
+        return {}, {}, ""
+    problems.check_keys(data, SUBFLOW_KEYS, "a subflow")
+    if data.get("language") and str(data["language"]).split("-")[0] != language.split("-")[0]:
+        problems.error(data, "language", f"subflow language {data['language']} differs from the flow's {language}")
     try:
-        data = yaml.load(text, Loader=_Loader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise FlowError([f"{where}: YAML does not parse: {exc.problem} "
-                         "(hint: check indentation and quote text containing ':' or '#')"]) from exc
-    except yaml.reader.ReaderError as exc:   # a control character: not a MarkedYAMLError
-        line, col = _line_col(text[: exc.position])
-        raise FlowError([f"{path}:{line}:{col}: YAML does not allow the control character #x{exc.character:04x} "
-                         "(hint: delete it)"]) from exc
-    return _Builder(path).build(data)
+        result = _steps(path, data, StepBuilder(problems, language, path.parent), prefix, chain, errors)
+    except FlowError:
+        result = {}, {}, ""
+    errors += problems.items
+    return result
 
 
-def _line_col(before: str) -> tuple[int, int]:
-    """1-based line and column of the character that follows `before`."""
-    return before.count("\n") + 1, len(before.rsplit("\n", 1)[-1]) + 1
+def _prefixed(step: Step, prefix: str, local: set[str], subflows: set[str]) -> Step:
+    """Targets inside a subflow name its own steps: give them the subflow's prefix."""
+    def name(target: str | None) -> str | None:
+        return f"{prefix}{target}" if target in local else target
+    return replace(
+        step, name=f"{prefix}{step.name}", next=tuple(Route(name(r.goto), r.condition, r.line) for r in step.next),
+        on_fail=name(step.on_fail), on_error=name(step.on_error), after_faq=name(step.after_faq),
+        run=f"{prefix}{step.run}" if step.run and f"{prefix}{step.run}" in subflows else step.run,
+        choices=tuple(replace(c, goto=name(c.goto)) for c in step.choices),
+    )
 
 
-def _text(value):
-    """A step name or target as text: YAML reads `next: 2` or `agent_line: 100` as numbers."""
-    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+def _subflow_files(path: Path, data: LineDict) -> list[str]:
+    out = []
+    for sub in (data.get("subflows") or {}).values() if isinstance(data.get("subflows"), dict) else []:
+        full = (path.parent / str(sub)).resolve()
+        out.append(str(full))
+        try:
+            nested = read_yaml(full, "subflow file") if full.is_file() else None
+        except FlowError:
+            nested = None
+        if isinstance(nested, LineDict) and nested.get("subflows"):
+            out += _subflow_files(full, nested)
+    return out
 
 
-def parse_duration_ms(value) -> int | None:
-    """5000, "5s", "500ms", "1.5s" -> milliseconds; None if it does not parse."""
-    if isinstance(value, bool):
+def _voice(value) -> str | None:
+    if isinstance(value, dict):
+        return ":".join(str(value[k]) for k in ("engine", "name") if value.get(k))
+    return str(value) if value else None
+
+
+def _knowledge(path: Path, data: LineDict, problems: Problems, errors: list[str]):
+    if not data.get("knowledge"):
         return None
-    if isinstance(value, int):
-        return value
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s)\s*", str(value))
-    if not m:
+    from ivr.flow.knowledge import load_knowledge  # it reuses this package's YAML helpers
+
+    kb_path = (path.parent / str(data["knowledge"])).resolve()
+    if not kb_path.is_file():
+        problems.error(data, "knowledge", f"knowledge file not found: {kb_path}", "paths are relative to the flow file")
         return None
-    return round(float(m.group(1)) * (1000 if m.group(2) == "s" else 1))
+    try:
+        return load_knowledge(kb_path)
+    except FlowError as exc:
+        errors += exc.problems
+        return None
 
 
-class _Builder:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.problems: list[str] = []
+def _hours(data: LineDict, problems: Problems):
+    if "hours" not in data:
+        return None
+    if not isinstance(data["hours"], dict):
+        problems.error(data, "hours", 'hours must be a mapping like {timezone: Asia/Shanghai, open: {mon-fri: '
+                       '"09:00-18:00"}}')
+        return None
+    try:
+        return parse_hours(data["hours"])
+    except HoursError as exc:
+        problems.error(data, "hours", str(exc))
+        return None
 
-    def error(self, where: _LineDict | None, key: str | None, message: str, hint: str = "") -> None:
-        line, col = (where.key_pos.get(key, (where.line, where.col)) if key else
-                     (where.line, where.col)) if isinstance(where, _LineDict) else (1, 1)
-        self.problems.append(f"{self.path}:{line}:{col}: {message}" + (f" (hint: {hint})" if hint else ""))
 
-    def check_keys(self, data: _LineDict, allowed: set[str], what: str) -> None:
-        for key in data:
-            if key not in allowed:
-                close = difflib.get_close_matches(str(key), allowed, n=1)
-                hint = f"did you mean '{close[0]}'?" if close else "allowed: " + ", ".join(sorted(allowed))
-                self.error(data, key, f"unknown key '{key}' in {what}", hint)
+def _variables(data: LineDict, builder: StepBuilder) -> tuple[tuple[str, object], ...]:
+    values = data.get("vars") or {}
+    if not isinstance(values, dict):
+        builder.p.error(data, "vars", "'vars' must map variable names to starting values")
+        return ()
+    out = []
+    for name, raw in values.items():
+        if str(name) in RESERVED_NAMES:
+            builder.p.error(values, name, f"'{name}' is a reserved name", "choose another variable name")
+        out.append((str(name), builder.value(values, name, raw)))
+    return tuple(out)
 
-    def build(self, data) -> Flow:
-        if not isinstance(data, _LineDict):
-            raise FlowError([f"{self.path}:1:1: a flow file must be a mapping with 'steps' and 'start'"])
-        self.check_keys(data, TOP_KEYS, "the flow")
-        steps_data = data.get("steps")
-        if not isinstance(steps_data, _LineDict) or not steps_data:
-            self.error(data, "steps" if "steps" in data else None, "the flow has no steps",
-                       "add a 'steps:' mapping of step names to steps")
-            raise FlowError(self.problems)
-        steps = {str(name): self.step(str(name), spec, steps_data) for name, spec in steps_data.items()}
-        start = str(data.get("start") or next(iter(steps)))
-        globals_ = tuple(self.choices(data.get("globals") or {}, "globals", is_global=True, where=data, key="globals"))
-        flow = Flow(
-            name=str(data.get("name") or self.path.stem), path=str(self.path),
-            language=str(data.get("language") or "en-US"), start=start,
-            steps={k: v for k, v in steps.items() if v is not None}, globals=globals_,
-            voice=self.voice(data.get("voice")), agent_line=_text(data.get("agent_line")),
-        )
-        self.check_targets(flow, data, steps_data)
-        if self.problems:
-            raise FlowError(self.problems)
-        return flow
 
-    def voice(self, value) -> str | None:
-        if isinstance(value, dict):
-            return ":".join(str(value[k]) for k in ("engine", "name") if value.get(k))
-        return str(value) if value else None
+def _thresholds(data: LineDict, problems: Problems) -> dict:
+    nlu = data.get("nlu") or {}
+    if not isinstance(nlu, dict):
+        problems.error(data, "nlu", "'nlu' must be a mapping like {accept: 0.8, confirm: 0.6}")
+        return {}
+    if isinstance(nlu, LineDict):
+        problems.check_keys(nlu, {"accept", "confirm"}, "nlu")
+    accept, confirm = nlu.get("accept", DEFAULT_ACCEPT), nlu.get("confirm", DEFAULT_CONFIRM)
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) and 0 < v <= 1 for v in (accept, confirm)) \
+            or confirm > accept:
+        problems.error(nlu, None, "nlu thresholds must be numbers in (0, 1] with confirm <= accept")
+        return {}
+    return {"accept": float(accept), "confirm": float(confirm)}
 
-    def prompt(self, where, key, value, barge_in: bool, audio: str | None = None) -> tuple[Prompt, ...]:
-        texts = value if isinstance(value, list) else [value]
-        if not all(isinstance(t, str) and t.strip() for t in texts):
-            self.error(where, key, f"'{key}' must be text or a list of texts")
-            return ()
-        if audio:
-            audio = str((self.path.parent / audio).resolve())
-            if not Path(audio).is_file():
-                self.error(where, "audio", f"recorded prompt not found: {audio}",
-                           "paths are relative to the flow file")
-        return tuple(Prompt(t, audio if i == 0 else None, barge_in) for i, t in enumerate(texts))
 
-    def step(self, name: str, spec, steps_data: _LineDict) -> Step | None:
-        if not isinstance(spec, _LineDict):
-            self.error(steps_data, name, f"step '{name}' must be a mapping of keys like say/ask/next")
-            return None
-        self.check_keys(spec, STEP_KEYS, f"step '{name}'")
-        barge_in = spec.get("barge_in", True)
-        if not isinstance(barge_in, bool):
-            self.error(spec, "barge_in", "'barge_in' must be true or false")
-            barge_in = True
-        say = self.prompt(spec, "say", spec["say"], barge_in, spec.get("audio")) if "say" in spec else ()
-        ask = None
-        if "ask" in spec:
-            asked = self.prompt(spec, "ask", spec["ask"], barge_in)
-            ask = Prompt(" ".join(p.text for p in asked), None, barge_in) if asked else None
-        elif "choices" in spec:
-            self.error(spec, "choices", f"step '{name}' has choices but no 'ask' prompt",
-                       "add ask: \"...\" saying what the caller can answer")
-        timeout = parse_duration_ms(spec.get("no_input_timeout", model.DEFAULT_NO_INPUT_MS))
-        if timeout is None or timeout <= 0:
-            self.error(spec, "no_input_timeout", "'no_input_timeout' must be a duration like 5s or 4000ms")
-            timeout = model.DEFAULT_NO_INPUT_MS
-        attempts = spec.get("max_attempts", model.DEFAULT_MAX_ATTEMPTS)
-        if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
-            self.error(spec, "max_attempts", "'max_attempts' must be a whole number >= 1")
-            attempts = model.DEFAULT_MAX_ATTEMPTS
-        transfer, reason = self.transfer(spec)
-        hangup = spec.get("hangup", False)
-        if not isinstance(hangup, bool):
-            self.error(spec, "hangup", "'hangup' must be true or false")
-            hangup = False
-        step = Step(
-            name=name, line=spec.line, say=say, ask=ask,
-            choices=tuple(self.choices(spec.get("choices") or {}, f"step '{name}'", where=spec, key="choices")),
-            no_input=tuple(p.text for p in self.prompt(spec, "no_input", spec["no_input"], True))
-            if "no_input" in spec else (),
-            no_match=tuple(p.text for p in self.prompt(spec, "no_match", spec["no_match"], True))
-            if "no_match" in spec else (),
-            max_attempts=attempts, on_fail=_text(spec.get("on_fail")), no_input_ms=timeout,
-            next=_text(spec.get("next") or spec.get("goto")), transfer=transfer, transfer_reason=reason,
-            hangup=bool(hangup),
-        )
-        ends = [k for k in ("ask", "transfer", "hangup", "next", "goto") if spec.get(k)]
-        if not ends:
-            self.error(spec, None, f"step '{name}' does not say where the call goes next",
-                       "add ask, next, transfer or hangup")
-        elif len(ends) > 1 and not (set(ends) <= {"ask", "next", "goto"}):
-            self.error(spec, ends[1], f"step '{name}' has both '{ends[0]}' and '{ends[1]}'",
-                       "a step either listens, moves on, transfers or hangs up")
-        return step
-
-    def transfer(self, spec: _LineDict) -> tuple[str | None, str]:
-        value = spec.get("transfer")
-        if value is None:
-            return None, ""
-        if isinstance(value, str):
-            return value, ""
-        if isinstance(value, _LineDict) and isinstance(value.get("to"), str):
-            self.check_keys(value, {"to", "reason"}, "transfer")
-            return value["to"], str(value.get("reason", ""))
-        self.error(spec, "transfer", "'transfer' must be a target like sip:agents@host or {to: ..., reason: ...}")
-        return None, ""
-
-    def choices(self, data, what: str, is_global: bool = False, where=None, key=None) -> list[Choice]:
-        if not data:
-            return []
-        if not isinstance(data, _LineDict):
-            self.error(where, key, f"choices of {what} must be a mapping of name to choice")
-            return []
-        out = []
-        for name, spec in data.items():
-            if not isinstance(spec, _LineDict):
-                self.error(data, name, f"choice '{name}' in {what} must be a mapping with say/dtmf/goto")
-                continue
-            self.check_keys(spec, CHOICE_KEYS, f"choice '{name}'")
-            phrases: list[str] = []
-            templates = spec.get("say", [])
-            for template in templates if isinstance(templates, list) else [templates]:
-                try:
-                    phrases += expand(str(template))
-                except TemplateError as exc:
-                    self.error(spec, "say", f"bad sentence template: {exc}",
-                               "use (a|b) for choices and [x] for optional words")
-            dtmf = str(spec.get("dtmf", "")) if spec.get("dtmf") is not None else ""
-            if any(k not in DTMF_KEYS for k in dtmf):
-                self.error(spec, "dtmf", f"'{dtmf}' is not a keypad key", "use 0-9, * or #, quoted: \"1\"")
-            action = spec.get("action")
-            if action is not None and (not is_global or action not in GLOBAL_ACTIONS):
-                self.error(spec, "action", f"unknown action '{action}'",
-                           "global choices may use action: repeat or action: hangup")
-            if not spec.get("goto") and not action:
-                self.error(spec, None, f"choice '{name}' in {what} has no 'goto'", "add goto: STEP")
-            if not phrases and not dtmf:
-                self.error(spec, None, f"choice '{name}' in {what} has neither 'say' nor 'dtmf'")
-            out.append(Choice(str(name), Intent(str(name), tuple(phrases)), dtmf, _text(spec.get("goto")), action))
-        return out
-
-    def check_targets(self, flow: Flow, data: _LineDict, steps_data: _LineDict) -> None:
-        names = list(flow.steps)
-        def check(where, key, target):
-            if not isinstance(target, str) or target not in flow.steps:
-                close = difflib.get_close_matches(str(target), names, n=1)
-                self.error(where, key, f"unknown step '{target}'",
-                           f"did you mean '{close[0]}'?" if close else "steps: " + ", ".join(names))
-        if flow.start not in flow.steps:
-            check(data, "start", flow.start)
-        for choice in flow.globals:
-            if choice.goto:
-                check(data.get("globals"), None, choice.goto)
-        self.check_dtmf(data.get("globals"), None, "globals", flow.globals)
-        specs = {str(name): spec for name, spec in steps_data.items()}
-        for step in flow.steps.values():
-            spec = specs[step.name]
-            for key, target in step.targets():
-                key = key.split(".")[0]
-                check(spec, "goto" if key == "next" and "next" not in spec else key, target)
-            self.check_dtmf(spec, "choices", f"step '{step.name}'", step.choices, flow.globals)
-
-    def check_dtmf(self, where, key, what: str, choices: tuple[Choice, ...],
-                   globals_: tuple[Choice, ...] = ()) -> None:
-        """No key used twice among `choices`, nor by one of them and a global (globals are checked once)."""
-        seen: dict[str, str] = {}
-        for choice in choices:
-            if choice.dtmf and choice.dtmf in seen:
-                self.error(where, key, f"key '{choice.dtmf}' is used by both "
-                           f"'{seen[choice.dtmf]}' and '{choice.name}' in {what}")
-            seen.setdefault(choice.dtmf, choice.name)
-        for choice in globals_:
-            if choice.dtmf and choice.dtmf in seen:
-                self.error(where, key, f"key '{choice.dtmf}' is used by both "
-                           f"'{seen[choice.dtmf]}' and global '{choice.name}' in {what}")
+def fixed_text(t) -> str:
+    return t.source if isinstance(t, Template) else str(t)

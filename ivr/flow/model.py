@@ -1,16 +1,30 @@
-"""A loaded call flow: plain frozen data, checked and ready for the interpreter."""
+"""A loaded call flow: plain frozen data, checked and ready for the interpreter.
+
+Text that may hold `{{ ... }}` is a compiled `Template` (ivr.flow.templates); plain text
+renders to itself, so fixed prompts can be synthesised when the flow loads.
+"""
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from ivr.flow.hours import BusinessHours
 from ivr.flow.nlu import Intent
+from ivr.flow.slots import SlotSpec
+from ivr.flow.templates import Template
+
+if TYPE_CHECKING:   # knowledge.py reads files with the loader's helpers; avoid an import cycle
+    from ivr.flow.knowledge import KnowledgeBase
 
 DEFAULT_NO_INPUT_MS = 5000
 DEFAULT_MAX_ATTEMPTS = 3
+DEFAULT_INTER_DIGIT_MS = 3000
+DEFAULT_ACCEPT = 0.8       # a match at least this good takes the choice
+DEFAULT_CONFIRM = 0.6      # between this and accept: "Did you mean ...?"
 
 
 @dataclass(frozen=True, slots=True)
 class Prompt:
-    text: str
+    text: Template
     audio_path: str | None = None   # a recorded WAV plays instead of synthesis
     barge_in: bool = True
 
@@ -24,6 +38,46 @@ class Choice:
     dtmf: str = ""                      # key(s) by keypad
     goto: str | None = None
     action: str | None = None           # repeat | hangup (globals)
+    label: str = ""                     # how "Did you mean ...?" names it
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One branch of a conditional `next`: go to `goto` when `condition` is true (None = always)."""
+
+    goto: str
+    condition: Template | None = None
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Collect:
+    slot: SlotSpec
+    confirm: Template | None = None     # yes/no question after the value is heard
+    sensitive: bool = False             # card numbers, PINs: masked in traces, logs, context
+    max_digits: int = 1
+    min_digits: int = 1
+    terminator: str = "#"
+    inter_digit_ms: int = DEFAULT_INTER_DIGIT_MS
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSpec:
+    method: str
+    url: Template
+    headers: tuple[tuple[str, Template], ...] = ()
+    json_body: object = None             # nested data whose strings are Templates
+    timeout_ms: int = 3000
+    retries: int = 0
+    save: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransferSpec:
+    to: Template
+    reason: Template | None = None
+    context: tuple[tuple[str, Template], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,15 +87,29 @@ class Step:
     say: tuple[Prompt, ...] = ()
     ask: Prompt | None = None
     choices: tuple[Choice, ...] = ()
-    no_input: tuple[str, ...] = ()
-    no_match: tuple[str, ...] = ()
+    collect: Collect | None = None
+    faq: bool = False
+    after_faq: str | None = None
+    no_input: tuple[Template, ...] = ()
+    no_match: tuple[Template, ...] = ()
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     on_fail: str | None = None
     no_input_ms: int = DEFAULT_NO_INPUT_MS
-    next: str | None = None
-    transfer: str | None = None
-    transfer_reason: str = ""
+    assign: tuple[tuple[str, object], ...] = ()   # `set:` variable -> Template or literal
+    next: tuple[Route, ...] = ()
+    http: HttpSpec | None = None
+    on_error: str | None = None
+    run: str | None = None               # subflow to enter; `next` continues after it returns
+    returns: bool = False                # end of a subflow: back to the caller's `next`
+    transfer: TransferSpec | None = None
     hangup: bool = False
+    file: str = ""                                    # the file it was written in (subflows: theirs)
+    key_pos: dict = field(default_factory=dict, hash=False, compare=False, repr=False)  # key -> (line, col)
+
+    def where(self, key: str | None = None) -> str:
+        start = self.key_pos.get("", (self.line, 1))
+        line, col = self.key_pos.get(key, start) if key else start
+        return f"{self.file}:{line}:{col}"
 
     @property
     def listens(self) -> bool:
@@ -49,7 +117,8 @@ class Step:
 
     def targets(self) -> list[tuple[str, str]]:
         """(key, step name) for every step this one can lead to."""
-        out = [("next", self.next), ("on_fail", self.on_fail)]
+        out = [("next", r.goto) for r in self.next]
+        out += [("on_fail", self.on_fail), ("on_error", self.on_error), ("after_faq", self.after_faq)]
         out += [(f"choices.{c.name}.goto", c.goto) for c in self.choices]
         return [(k, v) for k, v in out if v]
 
@@ -64,13 +133,30 @@ class Flow:
     globals: tuple[Choice, ...] = ()
     voice: str | None = None          # TTS spec, e.g. "piper", "espeak:cmn"
     agent_line: str | None = None
+    knowledge: "KnowledgeBase | None" = None
+    hours: BusinessHours | None = None
+    caller_lookup: HttpSpec | None = None
+    variables: tuple[tuple[str, object], ...] = ()
+    subflows: dict[str, str] = field(default_factory=dict, hash=False)   # name -> its start step
+    accept: float = DEFAULT_ACCEPT
+    confirm: float = DEFAULT_CONFIRM
+    env_names: tuple[str, ...] = ()   # environment variables the flow's HTTP steps read
+    sources: tuple[str, ...] = ()     # every file it was built from (hot reload watches them)
+
+    @property
+    def lang(self) -> str:
+        return self.language.split("-")[0].lower()
 
     def prompts(self) -> list[str]:
         """Every fixed prompt text, to synthesise when the flow loads (replies never wait)."""
-        texts: list[str] = []
+        texts: list = []
         for step in self.steps.values():
             texts += [p.text for p in step.say if not p.audio_path]
             if step.ask and not step.ask.audio_path:
                 texts.append(step.ask.text)
             texts += [*step.no_input, *step.no_match]
-        return list(dict.fromkeys(t for t in texts if t))
+        if self.knowledge:
+            texts += [e.answer for e in self.knowledge.entries]
+        fixed = [t.source if isinstance(t, Template) else t for t in texts
+                 if not isinstance(t, Template) or t.fixed]
+        return list(dict.fromkeys(t for t in fixed if t))

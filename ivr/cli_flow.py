@@ -1,0 +1,161 @@
+"""Flow authors' commands: validate, schema, chat, test, graph."""
+
+import argparse
+import asyncio
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+
+from ivr.errors import UserError
+
+
+def cmd_validate(args) -> int:
+    from ivr.flow.loader import FlowError, load_flow
+
+    bad = 0
+    for path in args.flows:
+        try:
+            flow = load_flow(path)
+        except FlowError as exc:
+            bad += 1
+            for problem in exc.problems:
+                print(problem)
+            continue
+        env = f"; reads env {', '.join(flow.env_names)}" if flow.env_names else ""
+        missing = [n for n in flow.env_names if n not in os.environ]
+        print(f"{path}: ok ({len(flow.steps)} steps, {len(flow.prompts())} fixed prompts{env})")
+        for name in missing:
+            print(f"{path}: note: environment variable {name} is not set here; HTTP steps that use it "
+                  "will take their on_error path")
+    return 1 if bad else 0
+
+
+def cmd_schema(args) -> int:
+    from ivr.flow.schema import flow_schema
+
+    text = json.dumps(flow_schema(), indent=2, ensure_ascii=False)
+    if args.output:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+        print(f"wrote {args.output}")
+    else:
+        print(text)
+    return 0
+
+
+def _at_s(value: str | None) -> float:
+    if not value:
+        return datetime.now().astimezone().timestamp()
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError as exc:
+        raise UserError(f"--time {value!r} is not an ISO time", "e.g. 2026-11-24T10:00:00+08:00") from exc
+
+
+def cmd_chat(args) -> int:
+    from ivr.chat import chat
+    from ivr.flow.http import FakeResponses, HttpClient
+    from ivr.flow.loader import load_flow
+    from ivr.flow.textcall import TextCall
+
+    flow = load_flow(args.flow)
+    http = FakeResponses(_read_fakes(args.fake_http)) if args.fake_http else HttpClient()
+    call = TextCall(flow, http, env=dict(os.environ), caller=args.caller, called=args.called, at_s=_at_s(args.time))
+
+    async def run() -> int:
+        try:
+            return await chat(call)
+        finally:
+            await call.close()
+    return asyncio.run(run())
+
+
+def _read_fakes(path: str) -> dict:
+    from ivr.flow.yamlsrc import read_yaml
+
+    data = read_yaml(Path(path), "fake HTTP responses file")
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of 'METHOD url-pattern' to responses")
+    return data
+
+
+def cmd_test(args) -> int:
+    from ivr.flow.convtest import find_test_files, format_failure, run_file
+
+    files = find_test_files([Path(p) for p in args.paths])
+    if not files:
+        raise UserError("no conversation test files found", "they are *.yaml files under the given directories")
+    recognizer = _WavRecognizer(args) if any("wav:" in f.read_text(encoding="utf-8") for f in files) else None
+
+    async def run():
+        return [r for f in files for r in await run_file(f, recognizer)]
+    results = asyncio.run(run())
+    failed = [r for r in results if not r.ok]
+    for result in results:
+        if result.ok and args.verbose:
+            print(f"ok   {result.file}:{result.line}: {result.name}")
+    for result in failed:
+        print(format_failure(result))
+    print(f"{len(results) - len(failed)} passed, {len(failed)} failed ({len(files)} files)")
+    return 1 if failed else 0
+
+
+class _WavRecognizer:
+    """Turns a caller WAV into text with the flow's recognizer (loaded once per language)."""
+
+    def __init__(self, args) -> None:
+        self.args = args
+        self.models: dict = {}
+
+    async def __call__(self, wav: Path, flow) -> str:
+        from ivr.asr.loader import load_asr
+        from ivr.audio.frames import INTERNAL_RATE_HZ
+        from ivr.audio.wavio import read_audio
+
+        if flow.language not in self.models:
+            models_dir = Path(os.environ.get("IVR_MODELS_DIR") or "models")
+            self.models[flow.language] = load_asr(self.args.asr, flow.language, models_dir, None)
+        asr = self.models[flow.language]
+        samples = read_audio(wav, rate_hz=INTERNAL_RATE_HZ)
+        session = asr.session(())
+        session.feed(samples)
+        return (await asyncio.to_thread(session.finish)).text
+
+
+def cmd_graph(args) -> int:
+    from ivr.flow.graph import render
+    from ivr.flow.loader import load_flow
+
+    flow = load_flow(args.flow)
+    out = render(flow, Path(args.output))
+    print(f"wrote {out}")
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("validate", help="check flow files: every problem with file:line:col and a hint")
+    p.add_argument("flows", nargs="+")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of flow files (for editors)")
+    p.add_argument("-o", "--output")
+    p.set_defaults(func=cmd_schema)
+
+    p = sub.add_parser("chat", help="talk to a flow by typing as the caller")
+    p.add_argument("flow")
+    p.add_argument("--caller", default="", help="caller ID, e.g. +15550101 (enables the caller lookup)")
+    p.add_argument("--called", default="")
+    p.add_argument("--time", help="the call's start time, ISO (default: now)")
+    p.add_argument("--fake-http", help="YAML of canned HTTP answers instead of calling the services")
+    p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("test", help="run YAML conversation tests")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--asr", default="auto", help="recognizer for wav: turns")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=cmd_test)
+
+    p = sub.add_parser("graph", help="draw a flow: .svg, .html or .dot")
+    p.add_argument("flow")
+    p.add_argument("-o", "--output", required=True)
+    p.set_defaults(func=cmd_graph)

@@ -1,0 +1,161 @@
+"""Whole-flow checks after every step is built: targets, reachability, keys, overlaps, loops.
+
+These are the mistakes that otherwise surface only in a live call: a goto to a step that
+does not exist, a step nobody can reach, two answers on the same key or phrase, a circle of
+steps that never listens.
+"""
+
+import difflib
+import re
+
+from ivr.flow.model import Choice, Flow, Step
+from ivr.flow.templates import Template
+from ivr.flow.yamlsrc import LineDict, Problems
+
+_ENV = re.compile(r"\benv\.([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def check_flow(flow: Flow, data: LineDict, problems: Problems, complete: bool = True) -> None:
+    """`complete`: every step built; otherwise reachability and loops are not judged."""
+    names = list(flow.steps)
+
+    def check(where, key, target, what="step"):
+        if not isinstance(target, str) or target not in flow.steps:
+            close = difflib.get_close_matches(str(target), names, n=1)
+            _report(problems, where, key, f"unknown {what} '{target}'",
+                           f"did you mean '{close[0]}'?" if close else "steps: " + ", ".join(names[:12]))
+
+    if flow.start not in flow.steps:
+        check(data, "start", flow.start)
+    for choice in flow.globals:
+        if choice.goto:
+            check(data.get("globals"), None, choice.goto)
+    check_keys(problems, data.get("globals"), None, "globals", flow.globals)
+    check_phrases(problems, data.get("globals"), None, "globals", flow.globals)
+    for step in flow.steps.values():
+        where = _StepWhere(step)
+        for key, target in step.targets():
+            key = key.split(".")[0]
+            check(where, "goto" if key == "next" and "next" not in step.key_pos else key, target)
+        if step.run and step.run not in flow.subflows:
+            _report(problems, where, "run", f"step '{step.name}' runs unknown subflow '{step.run}'",
+                           "declare it under subflows: {NAME: path/to/file.yaml}" if not flow.subflows
+                           else "subflows: " + ", ".join(flow.subflows))
+        if step.returns and "/" not in step.name:
+            _report(problems, where, "return", f"step '{step.name}' returns, but it is not in a subflow",
+                           "use hangup, transfer or next in the main flow")
+        if step.faq and flow.knowledge is None:
+            _report(problems, where, "faq",
+                    f"step '{step.name}' answers from the knowledge base, but the flow has none",
+                           "add knowledge: faq/FILE.yaml at the top of the flow")
+        check_keys(problems, where, "choices", f"step '{step.name}'", step.choices, flow.globals)
+        check_phrases(problems, where, "choices", f"step '{step.name}'", step.choices, flow.globals)
+    if problems.items or not complete:
+        return   # reachability and loops need every step and target to exist
+    check_reachable(flow, problems)
+    check_loops(flow, problems)
+
+
+class _StepWhere:
+    """Points a problem at a step's key, in the step's own file (subflows have theirs)."""
+
+    def __init__(self, step: Step) -> None:
+        self.step = step
+
+
+def _report(problems: Problems, where, key, message: str, hint: str = "") -> None:
+    if isinstance(where, _StepWhere):
+        problems.items.append(f"{where.step.where(key)}: {message}" + (f" (hint: {hint})" if hint else ""))
+    else:
+        problems.error(where, key, message, hint)
+
+
+def check_keys(problems: Problems, where, key, what: str, choices: tuple[Choice, ...],
+               globals_: tuple[Choice, ...] = ()) -> None:
+    """No key used twice among `choices`, nor by one of them and a global (globals are checked once)."""
+    seen: dict[str, str] = {}
+    for choice in choices:
+        if choice.dtmf and choice.dtmf in seen:
+            _report(problems, where, key, f"key '{choice.dtmf}' is used by both '{seen[choice.dtmf]}' and "
+                           f"'{choice.name}' in {what}", "give each answer its own key")
+        seen.setdefault(choice.dtmf, choice.name)
+    for choice in globals_:
+        if choice.dtmf and choice.dtmf in seen:
+            _report(problems, where, key, f"key '{choice.dtmf}' is used by both '{seen[choice.dtmf]}' and global "
+                           f"'{choice.name}' in {what}", "globals answer at every step: pick another key")
+
+
+def check_phrases(problems: Problems, where, key, what: str, choices: tuple[Choice, ...],
+                  globals_: tuple[Choice, ...] = ()) -> None:
+    """The same phrase for two answers makes the caller's words ambiguous."""
+    owner: dict[str, str] = {}
+    for choice in (*choices, *globals_):
+        for phrase in choice.intent.phrases:
+            other = owner.get(phrase)
+            if other and other != choice.name:
+                _report(problems, where, key, f"choice patterns overlap in {what}: '{phrase}' means both '{other}' "
+                               f"and '{choice.name}'", "remove the phrase from one of them")
+            owner.setdefault(phrase, choice.name)
+
+
+def check_reachable(flow: Flow, problems: Problems) -> None:
+    seen: set[str] = set()
+    todo = [flow.start, *(c.goto for c in flow.globals if c.goto)]
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in flow.steps:
+            continue
+        seen.add(name)
+        step = flow.steps[name]
+        todo += [t for _, t in step.targets()]
+        if step.run:
+            todo.append(flow.subflows[step.run])
+    for step in flow.steps.values():
+        if step.name not in seen:
+            _report(problems, _StepWhere(step), None, f"step '{step.name}' is unreachable: no step leads to it",
+                           "add a goto/next to it, or delete it")
+
+
+def check_loops(flow: Flow, problems: Problems) -> None:
+    """A circle of steps that never listen nor wait on a service spins forever."""
+    def plain_next(step: Step) -> str | None:
+        if step.listens or step.http or step.run or step.transfer or step.hangup or step.returns:
+            return None
+        if len(step.next) == 1 and step.next[0].condition is None:
+            return step.next[0].goto
+        return None
+
+    reported: set[str] = set()
+    for start in flow.steps:
+        path, name = [], start
+        while name is not None and name not in path:
+            path.append(name)
+            name = plain_next(flow.steps[name])
+        if name is not None and name not in reported:
+            cycle = path[path.index(name):]
+            reported.update(cycle)
+            _report(problems, _StepWhere(flow.steps[name]), None,
+                           "steps loop without ever listening: " + " -> ".join([*cycle, name]),
+                           "let one of them ask, or end the loop")
+
+
+def env_names(flow: Flow) -> tuple[str, ...]:
+    """Environment variables that the flow's HTTP calls and transfer targets read."""
+    sources: list[str] = []
+    specs = [s.http for s in flow.steps.values() if s.http] + ([flow.caller_lookup] if flow.caller_lookup else [])
+    for spec in specs:
+        sources += [spec.url.source, *(t.source for _, t in spec.headers), *_strings(spec.json_body)]
+    for step in flow.steps.values():
+        if step.transfer:
+            sources.append(step.transfer.to.source)
+    return tuple(sorted({m for s in sources for m in _ENV.findall(s)}))
+
+
+def _strings(value) -> list[str]:
+    if isinstance(value, Template):
+        return [value.source]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []

@@ -1,0 +1,170 @@
+"""Deciding what caller input means at a listening step (part of the pure interpreter).
+
+Order of questions for speech: an open yes/no question first; then a slot the step
+collects; then the step's choices and the global ones (sure enough = take it); then the
+knowledge base; then a choice heard unsurely ("Did you mean ...?"); else no-match
+escalation. Keys: yes/no = 1/2, a slot's keypad entry, then choice and global keys.
+"""
+
+from dataclasses import replace
+from datetime import date
+from typing import TYPE_CHECKING
+
+from ivr.events import Hangup, Heard, Play
+from ivr.flow import sayas
+from ivr.flow.model import Choice, Step
+from ivr.flow.nlu import match
+from ivr.flow.slots import SlotSpec, SlotValue, parse_keys, parse_speech
+from ivr.flow.state import CallState, Confirming, Understood
+
+if TYPE_CHECKING:
+    from ivr.flow.interpreter import Interpreter, Result
+
+_YES_NO = SlotSpec(name="confirm", type="yes_no")
+
+
+def heard(it: "Interpreter", state: CallState, step: Step, event: Heard) -> "Result":
+    text = event.text
+    if state.confirming:
+        answer = parse_speech(_YES_NO, text, it.flow.language, _today(state))
+        if isinstance(answer, SlotValue):
+            return _confirmed(it, replace(state, last=Understood("speech", text, via="confirm")), step, answer.value)
+    elif step.collect:
+        value = parse_speech(step.collect.slot, text, it.flow.language, _today(state))
+        if isinstance(value, SlotValue):
+            return _filled(it, state, step, value, "speech")
+    choices = () if (state.confirming or step.collect) else step.choices
+    candidates = (*choices, *it.flow.globals)
+    found = match(text, tuple(c.intent for c in candidates), threshold=it.flow.confirm) if text else None
+    if found and found.score >= it.flow.accept:
+        choice, via = _choice(it, step, found.name)
+        return take(it, replace(state, last=Understood("speech", text, choice.name, found.score, via)), step, choice)
+    if step.faq and it.flow.knowledge and text and not state.confirming and not step.collect:
+        answer = it.flow.knowledge.answer(text)
+        if answer is not None:
+            return _faq(it, replace(state, last=Understood("speech", text, answer.id, answer.score, "faq")),
+                        step, answer.answer)
+    if found and not state.confirming:
+        choice, via = _choice(it, step, found.name)
+        state = replace(state, last=Understood("speech", text, None, found.score, via),
+                        confirming=Confirming("choice", choice.name, via=via))
+        question = Play(it.defaults["did_you_mean"].format(label=choice.label))
+        return replace(state, last_prompts=(question,)), [question, it.listen(step, yes_no=True)]
+    return fail(it, replace(state, last=Understood("speech", _shown(state, step, text))), step, "no_match")
+
+
+def digits(it: "Interpreter", state: CallState, step: Step, keys: str) -> "Result":
+    if state.confirming and keys in ("1", "2"):
+        return _confirmed(it, replace(state, last=Understood("dtmf", keys, via="confirm")), step, keys == "1")
+    if step.collect and not state.confirming:
+        value = parse_keys(step.collect.slot, keys, it.flow.language, _today(state))
+        if isinstance(value, SlotValue):
+            return _filled(it, state, step, value, "dtmf")
+    choices = () if (state.confirming or step.collect) else step.choices
+    for via, group in (("step", choices), ("global", it.flow.globals)):
+        for choice in group:
+            if choice.dtmf and choice.dtmf == keys:
+                return take(it, replace(state, last=Understood("dtmf", keys, choice.name, 1.0, via)), step, choice)
+    return fail(it, replace(state, last=Understood("dtmf", _shown(state, step, keys))), step, "no_match")
+
+
+def no_input(it: "Interpreter", state: CallState, step: Step) -> "Result":
+    return fail(it, state, step, "no_input")
+
+
+def take(it: "Interpreter", state: CallState, step: Step, choice: Choice) -> "Result":
+    if choice.action == "repeat":
+        return state, [*state.last_prompts, _listen_again(it, state, step)]
+    if choice.action == "hangup":
+        return replace(state, ended=True, step=None), [Hangup("caller asked")]
+    if choice.goto and choice in it.flow.globals:
+        state = replace(state, stack=())   # a global goto leaves any subflow for good
+    return it.enter(state, choice.goto or step.name)
+
+
+def fail(it: "Interpreter", state: CallState, step: Step, kind: str) -> "Result":
+    if kind == "no_input":
+        state = replace(state, no_input_count=state.no_input_count + 1)
+        count, prompts = state.no_input_count, step.no_input
+    else:
+        state = replace(state, no_match_count=state.no_match_count + 1)
+        count, prompts = state.no_match_count, step.no_match
+    if state.attempts >= step.max_attempts:
+        if step.on_fail:
+            return it.enter(state, step.on_fail)
+        return it.fallback(state, f"{kind} after {state.attempts} attempts")
+    text = it.play(prompts[min(count, len(prompts)) - 1], state) if prompts else Play(it.defaults[kind])
+    if state.confirming:
+        plays = (text, Play(it.defaults["confirm_hint"]))
+        return replace(state, last_prompts=plays), [*plays, it.listen(step, yes_no=True)]
+    plays = (text, *it.ask(step, state))
+    return replace(state, last_prompts=plays), [*plays, it.listen(step)]
+
+
+def _listen_again(it: "Interpreter", state: CallState, step: Step):
+    return it.listen(step, yes_no=state.confirming is not None)
+
+
+def _filled(it: "Interpreter", state: CallState, step: Step, value: SlotValue, kind: str) -> "Result":
+    collect = step.collect
+    name = collect.slot.name
+    shown = sayas.mask(value.heard) if collect.sensitive else value.heard
+    state = replace(state, slots={**state.slots, name: value.value},
+                    sensitive=state.sensitive | {name} if collect.sensitive else state.sensitive,
+                    last=Understood(kind, shown, name, 1.0, "slot"))
+    if collect.confirm is None:
+        return it.enter(state, it.route(state, step))
+    question = it.play(collect.confirm, state)
+    state = replace(state, confirming=Confirming("slot", name, value.value), last_prompts=(question,))
+    return state, [question, it.listen(step, yes_no=True)]
+
+
+def _confirmed(it: "Interpreter", state: CallState, step: Step, yes: bool) -> "Result":
+    pending = state.confirming
+    state = replace(state, confirming=None)
+    if pending.kind == "slot":
+        if yes:
+            return it.enter(state, it.route(state, step))
+        slots = {k: v for k, v in state.slots.items() if k != pending.name}
+        return _retry(it, replace(state, slots=slots), step)
+    if yes:
+        choice, via = _choice(it, step, pending.name)
+        last = replace(state.last, choice=choice.name, via=via)
+        return take(it, replace(state, last=last), step, choice)
+    return _retry(it, state, step)
+
+
+def _retry(it: "Interpreter", state: CallState, step: Step) -> "Result":
+    """A "no" to a confirmation: counts as an attempt, then the question again."""
+    state = replace(state, no_match_count=state.no_match_count + 1)
+    if state.attempts >= step.max_attempts:
+        if step.on_fail:
+            return it.enter(state, step.on_fail)
+        return it.fallback(state, f"not confirmed after {state.attempts} attempts")
+    plays = (Play(it.defaults["retry"]), *it.ask(step, state))
+    return replace(state, last_prompts=plays), [*plays, it.listen(step)]
+
+
+def _faq(it: "Interpreter", state: CallState, step: Step, answer: str) -> "Result":
+    said = Play(answer)
+    if step.after_faq:
+        return it.enter(state, step.after_faq, [said])
+    state = replace(state, no_input_count=0, no_match_count=0)
+    plays = (said, *it.ask(step, state))
+    return replace(state, last_prompts=plays), [*plays, it.listen(step)]
+
+
+def _choice(it: "Interpreter", step: Step, name: str) -> tuple[Choice, str]:
+    for choice in step.choices:
+        if choice.name == name:
+            return choice, "step"
+    return next(c for c in it.flow.globals if c.name == name), "global"
+
+
+def _shown(state: CallState, step: Step, value: str) -> str:
+    return sayas.mask(value) if step.collect and step.collect.sensitive else value
+
+
+def _today(state: CallState) -> date:
+    now = state.clock.get("now")
+    return now.date() if now is not None else date.today()

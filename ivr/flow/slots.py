@@ -1,0 +1,325 @@
+"""Typed slots: what a caller said (ASR text) or keyed, as a value a flow can use. Pure functions.
+
+`parse_speech`/`parse_keys` return a `SlotValue` or a `SlotError` (a reason code, not an
+exception: not understanding a caller is normal). Numbers, amounts, dates and times are read
+by `numbers`, `money` and `datetimes`; the rules worth knowing:
+- digits/phone: when a sentence holds several digit strings, the last one that fits the
+  length bounds wins ("four eight one, no, four eight two" -> 482); if none fits, the error
+  says why the last one does not. Homophones ("for", "to") see `numbers`.
+- number: adjacent spoken numbers join as digits ("one two three" -> 123, "twenty twenty
+  six" -> 2026); of several separate numbers the last one in range wins.
+- money: see `money` for what is heard; keys "12*50" are 12.50 and "1250" is 1250.00. A
+  currency the caller names that is not the slot's `currency` is `wrong_currency`; "dollars"
+  and 块/元 are the slot's (or the locale's) own currency. Amounts are strings with 2 decimals.
+- yes_no: negation wins ("yes... no, not correct" -> False); "not sure", 不知道 -> no_value.
+"""
+
+import datetime as dt
+import difflib
+import re
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+from ivr.flow import datetimes, money, numbers
+
+SLOT_TYPES = ("digits", "number", "yes_no", "date", "time", "money", "phone", "text")
+REASONS = ("no_value", "too_short", "too_long", "out_of_range", "invalid", "wrong_currency")
+PHONE_LENGTH = (3, 15)     # digits, E.164 allows at most 15
+_LENGTH_TYPES = ("digits", "phone")
+_RANGE_TYPES = ("number", "money")
+
+
+@dataclass(frozen=True, slots=True)
+class SlotSpec:
+    name: str
+    type: str
+    length: int | None = None        # digits: exact length
+    min_length: int | None = None    # digits/phone
+    max_length: int | None = None
+    min: float | None = None         # number/money range (inclusive)
+    max: float | None = None
+    currency: str | None = None      # money default currency, e.g. "USD", "CNY"
+
+
+@dataclass(frozen=True, slots=True)
+class SlotValue:
+    value: str | int | float | bool | dict   # JSON-able; see the module doc
+    source: str                               # "speech" | "keys"
+    heard: str                                # the text or keys that were parsed
+
+
+@dataclass(frozen=True, slots=True)
+class SlotError:
+    """Why the input did not fill the slot: one of REASONS, and a detail for logs and traces."""
+
+    reason: str
+    detail: str = ""
+
+
+def lang_of(language: str) -> str:
+    """"zh-CN", "cmn" -> "zh"; everything else reads as English (numerals work in any language)."""
+    prefix = language.replace("_", "-").split("-")[0].lower()
+    return "zh" if prefix in ("zh", "cmn", "yue") else "en"
+
+
+def parse_speech(spec: SlotSpec, text: str, language: str, today: dt.date) -> SlotValue | SlotError:
+    """The slot's value in ASR text, or why there is none."""
+    heard = " ".join((text or "").split())
+    if not heard:
+        return SlotError("no_value", "nothing was heard")
+    lang = lang_of(language)
+    kind = spec.type
+    if kind == "text":
+        return SlotValue(heard, "speech", heard)
+    if kind in _LENGTH_TYPES:
+        got = _pick_digits(spec, _speech_digit_runs(heard, lang))
+    elif kind == "number":
+        got = _pick_number(spec, numbers.numbers_said(heard, lang))
+    elif kind == "money":
+        got = _money(spec, money.parse_amount(heard, lang), language)
+    elif kind == "yes_no":
+        got = _yes_no(heard, lang)
+    elif kind in ("date", "time"):
+        got = _date_or_time(kind, lambda: datetimes.parse_date(heard, lang, today) if kind == "date"
+                            else datetimes.parse_time(heard, lang))
+    else:
+        raise ValueError(f"unknown slot type {kind!r}")
+    return got if isinstance(got, SlotError) else SlotValue(got, "speech", heard)
+
+
+def parse_keys(spec: SlotSpec, keys: str, language: str, today: dt.date) -> SlotValue | SlotError:
+    """The slot's value in keypad keys (a trailing # terminator is ignored), or why there is none."""
+    heard = (keys or "").strip().rstrip("#")
+    if not heard:
+        return SlotError("no_value", "no keys")
+    kind = spec.type
+    got: object
+    if kind == "text":
+        got = heard
+    elif kind == "yes_no":
+        got = {"1": True, "2": False}.get(heard, SlotError("invalid", "press 1 for yes, 2 for no"))
+    elif kind in ("number", "money"):
+        if not re.fullmatch(r"\d*\*?\d*", heard) or not any(c.isdigit() for c in heard):
+            return SlotError("invalid", "digits with * as the decimal point")
+        amount = Decimal(heard.replace("*", ".").rstrip("."))
+        got = (_pick_number(spec, [amount]) if kind == "number"
+               else _money(spec, money.Amount(amount, None), language))
+    elif not heard.isdigit():
+        return SlotError("invalid", "digits only")
+    elif kind in _LENGTH_TYPES:
+        got = _pick_digits(spec, [("", heard)])
+    elif kind in ("date", "time"):
+        got = _date_or_time(kind, lambda: datetimes.date_from_keys(heard, today) if kind == "date"
+                            else datetimes.time_from_keys(heard), missing="invalid")
+    else:
+        raise ValueError(f"unknown slot type {kind!r}")
+    return got if isinstance(got, SlotError) else SlotValue(got, "keys", heard)  # type: ignore[arg-type]
+
+
+# -- per type -----------------------------------------------------------------------------
+
+def _speech_digit_runs(text: str, lang: str) -> list[tuple[str, str]]:
+    """(prefix "+" or "", digits) candidates, most likely first."""
+    if lang == "zh":
+        clean = numbers.zh_clean(text)
+        return [("+" if clean[i - 1 : i] in ("+", "加") else "", d) for i, d in reversed(numbers.zh_digit_runs(clean))]
+    toks = numbers.en_tokens(text)
+    out = []
+    for strict in (False, True):
+        for i, d in reversed(numbers.digit_runs(toks, strict)):
+            out.append(("+" if toks[i - 1 : i] in (["+"], ["plus"]) else "", d))
+    return out
+
+
+def _pick_digits(spec: SlotSpec, runs: list[tuple[str, str]]) -> str | SlotError:
+    if not runs:
+        return SlotError("no_value", "no digits")
+    lo, hi = _length_bounds(spec)
+    for prefix, digits in runs:
+        if lo <= len(digits) <= hi:
+            return prefix + digits if spec.type == "phone" else digits
+    n = len(runs[0][1])
+    return SlotError("too_short" if n < lo else "too_long", f"{n} digits, want {lo}..{hi}")
+
+
+def _length_bounds(spec: SlotSpec) -> tuple[int, int]:
+    if spec.length:
+        return spec.length, spec.length
+    lo, hi = PHONE_LENGTH if spec.type == "phone" else (1, 10**6)
+    return spec.min_length or lo, spec.max_length or hi
+
+
+def _in_range(spec: SlotSpec, value: Decimal) -> bool:
+    return (spec.min is None or value >= Decimal(str(spec.min))) and (spec.max is None or
+                                                                      value <= Decimal(str(spec.max)))
+
+
+def _outside(spec: SlotSpec, value: Decimal) -> str:
+    low = f"at least {spec.min}" if spec.min is not None else ""
+    high = f"at most {spec.max}" if spec.max is not None else ""
+    return f"{value}: want {' and '.join(w for w in (low, high) if w)}"
+
+
+def _pick_number(spec: SlotSpec, values: list[Decimal]) -> int | float | SlotError:
+    if not values:
+        return SlotError("no_value", "no number")
+    for value in values:
+        if _in_range(spec, value):
+            return int(value) if value == int(value) else float(value)
+    return SlotError("out_of_range", _outside(spec, values[0]))
+
+
+def _money(spec: SlotSpec, amount: money.Amount | None, language: str) -> dict | SlotError:
+    if amount is None:
+        return SlotError("no_value", "no amount")
+    currency = money.currency_of(amount.currency, spec.currency or money.default_currency(language))
+    if spec.currency and currency != spec.currency:
+        return SlotError("wrong_currency", f"heard {currency}, want {spec.currency}")
+    value = amount.value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    if not _in_range(spec, value):
+        return SlotError("out_of_range", _outside(spec, value))
+    return {"amount": str(value), "currency": currency}
+
+
+def _date_or_time(kind: str, parse, missing: str = "no_value") -> str | SlotError:
+    try:
+        got = parse()
+    except ValueError as exc:
+        return SlotError("invalid", str(exc))
+    if got is None:
+        return SlotError(missing, f"no {kind}" if missing == "no_value" else "keys: YYYYMMDD or MMDD, HHMM")
+    return got.isoformat() if kind == "date" else f"{got[0]:02d}:{got[1]:02d}"
+
+
+# yes/no: phrases first (they hold negative words), then words; negation wins.
+_EN_UNSURE = ("don't know", "dont know", "not sure", "no idea", "dunno", "maybe", "not certain", "don't remember")
+_EN_YES_PHRASES = ("no problem", "no worries", "why not", "of course", "uh huh", "mm hmm", "it is", "i do",
+                   "go ahead", "think so", "sounds good", "all right")
+_EN_NO_PHRASES = ("uh uh",)
+_EN_YES = frozenset({"yes", "yeah", "yep", "yup", "yea", "ya", "sure", "correct", "right", "affirmative", "ok",
+                     "okay", "absolutely", "definitely", "exactly", "indeed", "true", "alright", "certainly",
+                     "mhm", "yes's"})
+_EN_NO = frozenset({"no", "nope", "nah", "negative", "wrong", "incorrect", "false", "not", "never", "nay"})
+_ZH_UNSURE = ("不知道", "不确定", "不清楚", "不记得", "说不好", "也许", "可能")
+_ZH_YES_IDIOMS = ("没错", "不错", "没问题", "没关系")
+_ZH_NEITHER = ("你好", "您好", "好像", "是什么", "是谁")     # hold 好/是 but answer nothing
+_ZH_YES = ("是", "对", "好", "嗯", "行", "可以", "正确", "确定", "确认", "要", "当然", "肯定")
+_ZH_NO = ("不", "没", "错", "否", "别")
+
+
+def _yes_no(text: str, lang: str) -> bool | SlotError:
+    if lang == "zh":
+        clean = numbers.zh_clean(text)
+        if any(w in clean for w in _ZH_UNSURE):
+            return SlotError("no_value", "unsure")
+        for idiom in _ZH_YES_IDIOMS:
+            clean = clean.replace(idiom, "对")
+        for words in _ZH_NEITHER:
+            clean = clean.replace(words, "，")
+        if any(w in clean for w in _ZH_NO):
+            return False
+        if any(w in clean for w in _ZH_YES):
+            return True
+    said = " " + " ".join(re.findall(r"[a-z']+", numbers.normalize(text).replace("-", " "))) + " "
+    if any(f" {p} " in said for p in _EN_UNSURE):
+        return SlotError("no_value", "unsure")
+    no = any(f" {p} " in said for p in _EN_NO_PHRASES)
+    yes = any(f" {p} " in said for p in _EN_YES_PHRASES)
+    for phrase in _EN_YES_PHRASES:
+        said = said.replace(f" {phrase} ", " ")
+    words = said.split()
+    no = no or any(w in _EN_NO or w.endswith("n't") for w in words)
+    yes = yes or any(w in _EN_YES for w in words)
+    if no:
+        return False
+    return True if yes else SlotError("no_value", "neither yes nor no")
+
+
+# -- for the flow validator and the recognizer --------------------------------------------
+
+def check_spec(spec: SlotSpec) -> list[str]:
+    """Problems with the spec itself, one human-readable line each."""
+    problems = []
+    if spec.type not in SLOT_TYPES:
+        close = difflib.get_close_matches(str(spec.type), SLOT_TYPES, n=1, cutoff=0.6)
+        hint = f"did you mean '{close[0]}'?" if close else "types: " + ", ".join(SLOT_TYPES)
+        problems.append(f"unknown type '{spec.type}': {hint}")
+    if not str(spec.name or "").strip():
+        problems.append("the slot needs a name")
+    for key in ("length", "min_length", "max_length"):
+        value = getattr(spec, key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            problems.append(f"{key} must be a whole number, not {value!r}")
+        elif value < 1:
+            problems.append(f"{key} must be >= 1")
+        elif spec.type in SLOT_TYPES and spec.type not in _LENGTH_TYPES:
+            problems.append(f"{key} applies only to digits and phone slots")
+    lo, hi = spec.min_length, spec.max_length
+    if spec.length is not None and (lo is not None or hi is not None):
+        problems.append("give either length or min_length/max_length, not both")
+    if isinstance(lo, int) and isinstance(hi, int) and lo > hi:
+        problems.append(f"min_length {lo} > max_length {hi}")
+    for key in ("min", "max"):
+        value = getattr(spec, key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            problems.append(f"{key} must be a number, not {value!r}")
+        elif spec.type in SLOT_TYPES and spec.type not in _RANGE_TYPES:
+            problems.append(f"{key} applies only to number and money slots")
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in (spec.min, spec.max)) \
+            and spec.min > spec.max:   # type: ignore[operator]
+        problems.append(f"min {spec.min} > max {spec.max}")
+    if spec.currency is not None:
+        if not (isinstance(spec.currency, str) and re.fullmatch(r"[A-Z]{3}", spec.currency)):
+            problems.append(f"currency must be a 3-letter ISO 4217 code like USD or CNY, not {spec.currency!r}")
+        elif spec.type in SLOT_TYPES and spec.type != "money":
+            problems.append("currency applies only to money slots")
+    return problems
+
+
+def hint_phrases(spec: SlotSpec, language: str) -> tuple[str, ...]:
+    """Words to bias the recognizer toward while this slot is asked for (its phrase list).
+
+    The digit words also come as one phrase, so a vosk grammar built from them learns that
+    digits follow digits (vosk estimates word pairs from the phrases)."""
+    names = money.CURRENCIES.get(spec.currency or money.default_currency(language))
+    if lang_of(language) == "zh":
+        digits = tuple("零一幺二两三四五六七八九")
+        quantity = (*digits, "十", "百", "千", "万", "点")
+        table = {"digits": digits, "phone": digits, "number": quantity,
+                 "money": (*quantity, "块", "元", "毛", "角", "分", "钱", *(names[2:3] if names else ())),
+                 "yes_no": ("是", "是的", "对", "对的", "好", "好的", "没错", "不是", "不对", "不", "错了"),
+                 "date": (*quantity[:-4], "今天", "明天", "后天", "星期", "周", "下周", "月", "号", "日"),
+                 "time": (*quantity[:-4], "点", "半", "分", "一刻", "上午", "下午", "中午", "晚上", "凌晨", "早上")}
+    else:
+        digits = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "oh")
+        tens = tuple(t for t in numbers.TENS if t != "fourty")
+        quantity = (*digits[:-1], *numbers.TEENS, *tens, "hundred", "thousand", "point", "and")
+        money_words = (*names[0], *(names[1] or ())) if names else ("dollars", "cents")
+        table = {"digits": (*digits, "double", "triple"), "phone": (*digits, "double", "triple", "plus"),
+                 "number": quantity, "money": (*quantity, *money_words),
+                 "yes_no": ("yes", "yeah", "yep", "correct", "right", "that's right", "no", "nope", "wrong", "not"),
+                 "date": ("today", "tomorrow", "day after tomorrow", "next", "this", *datetimes.WEEKDAYS,
+                          *(m.lower() for m in datetimes.MONTH_NAMES), *numbers.ORDINALS, *tens),
+                 "time": (*quantity[:-4], "o'clock", "am", "pm", "half past", "quarter past", "quarter to", "noon",
+                          "midnight", "morning", "afternoon", "evening")}
+    words = table.get(spec.type, ())
+    joined = (("" if lang_of(language) == "zh" else " ").join(digits),) if spec.type in _LENGTH_TYPES else ()
+    return tuple(dict.fromkeys((*words, *joined)))
+
+
+def fills(spec: SlotSpec, text: str, language: str, today: dt.date) -> bool:
+    """Whether a partial hypothesis already fills the slot so that nothing more can follow: the call
+    loop may end the turn at a short pause. True only for yes/no and for digits/phone that reached
+    their exact or maximum length; a number, date or amount may always go on ("twenty" ... "one")."""
+    got = parse_speech(spec, text, language, today)
+    if not isinstance(got, SlotValue):
+        return False
+    if spec.type == "yes_no":
+        return True
+    if spec.type in _LENGTH_TYPES:
+        return len(str(got.value).lstrip("+")) == _length_bounds(spec)[1]
+    return False
