@@ -1,0 +1,179 @@
+"""`ivr serve` settings: one typed object from a YAML/TOML file, then environment overrides.
+
+    # ivr.yaml (every key optional)
+    listen:
+      sip:         {host: 127.0.0.1, port: 5060, public_host: null, allow: [127.0.0.0/8],
+                    users: {alice: IVR_SIP_PASSWORD_ALICE}, transfer_mode: auto, rate_limit_per_s: 20}
+      ws:          {host: 127.0.0.1, port: 8080, path: /media}     # token: env IVR_WS_TOKEN
+      audiosocket: {host: 127.0.0.1, port: 9092, allow: []}
+      http:        {host: 127.0.0.1, port: 8081}                   # /health and /status
+    flows:
+      default: flows/retail/retail_en.yaml      # answers every call no route names
+      routes: {"+15550100": flows/retail/retail_en.yaml, "4000": flows/retail_zh/retail_zh.yaml}
+      reload: true                               # hot reload on file change
+    engines: {asr: auto, model: null, models_dir: models, voice: null}
+    limits: {max_calls: 16, max_call: 1h, shutdown_grace: 30s}
+    records: {dir: records}                      # one JSON record per call
+    busy_prompt: "All our lines are busy. Please call again in a few minutes."
+
+Environment (wins over the file): IVR_MAX_CALLS, IVR_SIP, IVR_WS, IVR_AUDIOSOCKET, IVR_HTTP
+("host:port" or "off"), IVR_FLOW (default flow), IVR_ASR, IVR_MODELS_DIR, IVR_RECORDS_DIR,
+IVR_WS_TOKEN (the bridge's shared secret; never put it in the file).
+"""
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ivr.errors import UserError
+from ivr.flow.yamlsrc import parse_duration_ms
+
+TOP_KEYS = {"listen", "flows", "engines", "limits", "records", "busy_prompt"}
+LISTENERS = ("sip", "ws", "audiosocket", "http")
+
+
+@dataclass(slots=True)
+class Listener:
+    host: str = "127.0.0.1"
+    port: int = 0
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ServeConfig:
+    listeners: dict[str, Listener] = field(default_factory=dict)
+    default_flow: Path | None = None
+    routes: dict[str, Path] = field(default_factory=dict)
+    reload: bool = True
+    asr: str = "auto"
+    model: Path | None = None
+    models_dir: Path = Path("models")
+    voice: str | None = None
+    max_calls: int = 16
+    max_call_ms: int = 3_600_000
+    shutdown_grace_ms: int = 30_000
+    records_dir: Path | None = Path("records")
+    busy_prompt: str = "All our lines are busy. Please call again in a few minutes."
+    ws_token: str | None = None
+
+    def flow_paths(self) -> list[Path]:
+        return list(dict.fromkeys([*([self.default_flow] if self.default_flow else []), *self.routes.values()]))
+
+
+def parse_address(text: str, what: str) -> Listener:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise UserError(f"{what}: '{text}' is not host:port", f"e.g. --{what} 127.0.0.1:5060")
+    return Listener(host.strip("[]"), int(port))
+
+
+def load_config(path: Path | None, env: dict[str, str] | None = None) -> ServeConfig:
+    env = dict(os.environ if env is None else env)
+    data = _read(path) if path else {}
+    base = path.parent if path else Path.cwd()
+    unknown = set(data) - TOP_KEYS
+    if unknown:
+        raise UserError(f"{path}: unknown key '{sorted(unknown)[0]}'", "keys: " + ", ".join(sorted(TOP_KEYS)))
+    cfg = ServeConfig()
+    for name, spec in (_section(data, "listen", path) or {}).items():
+        if name not in LISTENERS:
+            raise UserError(f"{path}: unknown listener '{name}'", "listeners: " + ", ".join(LISTENERS))
+        if spec in (None, False, "off"):
+            continue
+        spec = dict(spec or {})
+        cfg.listeners[name] = Listener(str(spec.pop("host", "127.0.0.1")), int(spec.pop("port", 0)), spec)
+    flows = _section(data, "flows", path)
+    if flows.get("default"):
+        cfg.default_flow = base / str(flows["default"])
+    cfg.routes = {str(k): base / str(v) for k, v in (flows.get("routes") or {}).items()}
+    cfg.reload = _bool(flows.get("reload", True), "flows.reload", path)
+    engines = _section(data, "engines", path)
+    cfg.asr = str(engines.get("asr", "auto"))
+    cfg.model = base / str(engines["model"]) if engines.get("model") else None
+    cfg.models_dir = base / str(engines.get("models_dir", "models"))
+    cfg.voice = engines.get("voice")
+    limits = _section(data, "limits", path)
+    cfg.max_calls = _positive(limits.get("max_calls", cfg.max_calls), "limits.max_calls", path)
+    cfg.max_call_ms = _duration(limits.get("max_call", "1h"), "limits.max_call", path)
+    cfg.shutdown_grace_ms = _duration(limits.get("shutdown_grace", "30s"), "limits.shutdown_grace", path)
+    records = _section(data, "records", path)
+    cfg.records_dir = base / str(records.get("dir", "records")) if records.get("dir", "records") else None
+    cfg.busy_prompt = str(data.get("busy_prompt", cfg.busy_prompt))
+    _apply_env(cfg, env)
+    return cfg
+
+
+def _apply_env(cfg: ServeConfig, env: dict[str, str]) -> None:
+    for name in LISTENERS:
+        value = env.get(f"IVR_{name.upper()}")
+        if value == "off":
+            cfg.listeners.pop(name, None)
+        elif value:
+            old = cfg.listeners.get(name)
+            listener = parse_address(value, name)
+            listener.options = old.options if old else {}
+            cfg.listeners[name] = listener
+    if env.get("IVR_MAX_CALLS"):
+        cfg.max_calls = _positive(env["IVR_MAX_CALLS"], "IVR_MAX_CALLS", None)
+    if env.get("IVR_FLOW"):
+        cfg.default_flow = Path(env["IVR_FLOW"])
+    if env.get("IVR_ASR"):
+        cfg.asr = env["IVR_ASR"]
+    if env.get("IVR_MODELS_DIR"):
+        cfg.models_dir = Path(env["IVR_MODELS_DIR"])
+    if env.get("IVR_RECORDS_DIR"):
+        cfg.records_dir = Path(env["IVR_RECORDS_DIR"])
+    cfg.ws_token = env.get("IVR_WS_TOKEN") or None
+
+
+def _read(path: Path) -> dict:
+    if not path.is_file():
+        raise UserError(f"no such config file: {path}")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
+        raise UserError(f"{path}: does not parse: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: the config must be a mapping of sections (listen, flows, ...)")
+    return data
+
+
+def _section(data: dict, key: str, path) -> dict:
+    value = data.get(key) or {}
+    if not isinstance(value, dict):
+        raise UserError(f"{path}: '{key}' must be a mapping")
+    return value
+
+
+def _bool(value, what: str, path) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise UserError(f"{path}: {what} must be true or false, not {value!r}")
+
+
+def _positive(value, what: str, path) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1 or isinstance(value, bool):
+        raise UserError(f"{path or 'environment'}: {what} must be a whole number >= 1, not {value!r}")
+    return number
+
+
+def _duration(value, what: str, path) -> int:
+    text = str(value)
+    if text.endswith("h") and text[:-1].isdigit():
+        return int(text[:-1]) * 3_600_000
+    if text.endswith("min") and text[:-3].isdigit():
+        return int(text[:-3]) * 60_000
+    ms = parse_duration_ms(value)
+    if ms is None or ms <= 0:
+        raise UserError(f"{path}: {what} must be a duration like 30s, 10min or 1h")
+    return ms

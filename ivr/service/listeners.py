@@ -1,0 +1,105 @@
+"""Open and close the listeners a service is configured with: SIP, WebSocket bridge,
+AudioSocket, and the HTTP health endpoint. Each gets the service's call handler and
+admission control; none knows about the others.
+"""
+
+import logging
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from ivr.errors import UserError
+
+if TYPE_CHECKING:
+    from ivr.service.service import Service
+
+log = logging.getLogger("ivr.serve")
+
+
+async def start_listeners(service: "Service") -> dict[str, tuple[str, int]]:
+    cfg = service.cfg
+    bound: dict[str, tuple[str, int]] = {}
+    try:
+        for name, listener in cfg.listeners.items():
+            opts = dict(listener.options)
+            if name == "sip":
+                from ivr.transports.sip.server import SipServer
+
+                users = {user: _secret(service, value) for user, value in (opts.pop("users", {}) or {}).items()}
+                server = SipServer(listener.host, listener.port or 5060, handler=service.handle,
+                                   admission=service.admission, auth=users or None, **opts)
+            elif name == "ws":
+                from ivr.transports.ws_server import WsBridgeServer
+
+                server = WsBridgeServer(listener.host, listener.port or 8080, opts.pop("path", "/media"),
+                                        handler=service.handle, admission=service.admission, token=cfg.ws_token,
+                                        busy_audio=service.busy_audio, **opts)
+            elif name == "audiosocket":
+                from ivr.transports.audiosocket import AudioSocketServer
+
+                server = AudioSocketServer(listener.host, listener.port or 9092, handler=service.handle,
+                                           admission=service.admission, busy_audio=service.busy_audio, **opts)
+            elif name == "http":
+                server = HealthServer(service, listener.host, listener.port or 8081)
+            else:
+                continue
+            try:
+                address = await server.start()
+            except OSError as exc:
+                raise UserError(f"cannot listen for {name} on {listener.host}:{listener.port}: {exc.strerror}",
+                                "is another process using the port? pick another with --" + name) from exc
+            server.address = address
+            service.listeners[name] = server
+            bound[name] = address
+            log.info("%s listening on %s:%s", name, *address)
+    except TypeError as exc:   # an option the listener does not take: name it
+        await stop_listeners(service)
+        raise UserError(f"bad listener option: {exc}", "see docs/serve.md for each listener's keys") from exc
+    except BaseException:
+        await stop_listeners(service)
+        raise
+    return bound
+
+
+async def stop_listeners(service: "Service") -> None:
+    for name, server in list(service.listeners.items()):
+        try:
+            await server.stop(2.0)
+        except Exception:
+            log.exception("stopping %s failed", name)
+        service.listeners.pop(name, None)
+
+
+def _secret(service: "Service", env_name) -> str:
+    """SIP passwords are named by environment variable in the config, never written in it."""
+    value = service.env.get(str(env_name))
+    if not value:
+        raise UserError(f"SIP user password variable {env_name} is not set",
+                        f"export {env_name}=... before starting (the config names the variable, not the password)")
+    return value
+
+
+class HealthServer:
+    """GET /health: 200 when ready and taking calls, else 503 (for load balancers and probes)."""
+
+    def __init__(self, service: "Service", host: str, port: int) -> None:
+        self.service, self.host, self.port = service, host, port
+        self.runner: web.AppRunner | None = None
+
+    async def start(self) -> tuple[str, int]:
+        app = web.Application()
+        app.router.add_get("/health", self._health)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, self.host, self.port)
+        await site.start()
+        sock = site._server.sockets[0]
+        return sock.getsockname()[:2]
+
+    async def _health(self, _request: web.Request) -> web.Response:
+        data = self.service.health()
+        return web.json_response(data, status=200 if data["ok"] else 503)
+
+    async def stop(self, _deadline_s: float = 0) -> None:
+        if self.runner:
+            await self.runner.cleanup()

@@ -1,0 +1,201 @@
+"""`ivr serve`: listeners in, one task per call, shared engines, admission, records, shutdown.
+
+One ASR model per language and one prompt cache per voice, loaded before any listener
+opens, shared by every call. Each call gets the flow version current when it starts (hot
+reload swaps flows for new calls only) and its own `Call` loop; its record is written
+whatever way it ends.
+"""
+
+import asyncio
+import logging
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ivr.call import Call, CallConfig
+from ivr.errors import UserError
+from ivr.flow.http import HttpClient
+from ivr.flow.interpreter import Interpreter
+from ivr.flow.model import Flow
+from ivr.flow.store import FlowStore
+from ivr.service.config import ServeConfig
+from ivr.trace import CallTrace, Outcome, write_json
+from ivr.transports.base import CallInfo, Transport
+
+log = logging.getLogger("ivr.serve")
+
+
+class Admission:
+    """At most `max_calls` at once; beyond that, new callers get a busy answer."""
+
+    def __init__(self, max_calls: int) -> None:
+        self.max_calls = max_calls
+        self.active: set[str] = set()
+        self.refused = 0
+        self.open = True
+
+    def admit(self, info: CallInfo) -> bool:
+        if not self.open or len(self.active) >= self.max_calls:
+            self.refused += 1
+            log.warning("busy: refused call %s from %s (%d/%d calls)", info.call_id, info.remote or info.kind,
+                        len(self.active), self.max_calls)
+            return False
+        self.active.add(info.call_id)
+        return True
+
+    def release(self, info: CallInfo) -> None:
+        self.active.discard(info.call_id)
+
+
+class Service:
+    def __init__(self, cfg: ServeConfig, env: dict[str, str] | None = None) -> None:
+        self.cfg = cfg
+        self.env = dict(env or {})
+        self.admission = Admission(cfg.max_calls)
+        self.flows = FlowStore(on_reload=self._prepare)
+        self.asr: dict[str, object] = {}
+        self.prompts: dict[str, object] = {}
+        self.http = HttpClient()
+        self.calls: dict[str, asyncio.Task] = {}
+        self._current: dict[str, Call] = {}
+        self.finished = 0
+        self.listeners: dict[str, object] = {}
+        self.ready = False
+        self.busy_audio: np.ndarray | None = None
+        self._watch: asyncio.Task | None = None
+
+    # ---- start-up ------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Flows, models and prompts: everything slow, before any listener opens."""
+        paths = self.cfg.flow_paths()
+        if not paths:
+            raise UserError("no flow to serve", "give --flow FLOW.yaml or flows.default in the config")
+        keys = {"default": self.cfg.default_flow} if self.cfg.default_flow else {}
+        keys.update(self.cfg.routes)
+        for key, path in keys.items():
+            self.flows.add(key, path)
+        for key in self.flows.names():
+            self._prepare(self.flows.get(key))
+        first = self.flows.get(self.flows.names()[0])
+        self.busy_audio = self._cache_for(first).get(self.cfg.busy_prompt)
+
+    def _prepare(self, flow: Flow) -> None:
+        from ivr.asr.loader import load_asr
+
+        lang = flow.language
+        if lang not in self.asr:
+            self.asr[lang] = load_asr(self.cfg.asr, lang, self.cfg.models_dir,
+                                      str(self.cfg.model) if self.cfg.model else None)
+        self._cache_for(flow).warm([*flow.prompts(), *Interpreter(flow).fixed_defaults()])
+
+    def _cache_for(self, flow: Flow):
+        from ivr.tts.cache import PromptCache
+        from ivr.tts.registry import load_tts
+
+        voice = self.cfg.voice or flow.voice or ""
+        key = f"{voice}|{flow.language}"
+        if key not in self.prompts:
+            import os
+
+            base = Path(os.environ.get("IVR_CACHE_DIR") or Path.home() / ".cache" / "ivr") / "prompts"
+            self.prompts[key] = PromptCache(load_tts(voice or None, flow.language), base)
+        return self.prompts[key]
+
+    async def start(self) -> dict[str, tuple[str, int]]:
+        await asyncio.to_thread(self.load)
+        from ivr.service.listeners import start_listeners
+
+        bound = await start_listeners(self)
+        if self.cfg.reload:
+            self._watch = asyncio.create_task(self.flows.watch())
+        self.ready = True
+        return bound
+
+    # ---- calls ---------------------------------------------------------------------
+
+    def flow_for(self, info: CallInfo) -> Flow | None:
+        for key in (info.called, str(info.params.get("to", "")), str(info.params.get("flow", ""))):
+            if key and key in self.cfg.routes:
+                return self.flows.get(key)
+        return self.flows.get("default") if "default" in self.flows.names() else None
+
+    async def handle(self, transport: Transport, info: CallInfo) -> None:
+        """The CallHandler every listener calls for an admitted call."""
+        task = asyncio.current_task()
+        self.calls[info.call_id] = task
+        started = time.time()
+        trace: CallTrace | None = None
+        try:
+            flow = self.flow_for(info)
+            if flow is None:
+                log.error("call %s: no flow for '%s' and no default flow", info.call_id, info.called)
+                await transport.hangup("no flow")
+                return
+            call = Call(info.call_id, Interpreter(flow, self.env), self.asr[flow.language], self._cache_for(flow),
+                        transport, CallConfig(max_call_ms=self.cfg.max_call_ms, live=True), caller=info.caller,
+                        called=info.called, tts_name=self._cache_for(flow).tts.name, http=self.http,
+                        started_at_s=started, params=info.params)
+            self._current[info.call_id] = call
+            trace = await call.run()
+        except asyncio.CancelledError:
+            trace = self._current.get(info.call_id).trace if info.call_id in self._current else None
+            if trace is not None and trace.outcome is None:
+                trace.outcome = Outcome("shutdown", reason="service stopped")
+            raise
+        except Exception:
+            log.exception("call %s failed", info.call_id)
+            call = self._current.get(info.call_id)
+            trace = call.trace if call else None
+            if trace is not None and trace.outcome is None:
+                trace.outcome = Outcome("error", reason="internal error")
+        finally:
+            self.admission.release(info)
+            self.calls.pop(info.call_id, None)
+            self._current.pop(info.call_id, None)
+            self.finished += 1
+            if trace is not None:
+                self._record(info, trace, started)
+
+    def _record(self, info: CallInfo, trace: CallTrace, started: float) -> None:
+        if self.cfg.records_dir is None:
+            return
+        data = trace.to_dict()
+        data["call"] = {"kind": info.kind, "caller": info.caller, "called": info.called, "remote": info.remote,
+                        "started_at": round(started, 3), "ended_at": round(time.time(), 3)}
+        day = time.strftime("%Y-%m-%d", time.gmtime(started))
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", info.call_id)[:120] or "call"
+        try:
+            write_json(self.cfg.records_dir / day / f"{name}.json", data)
+        except OSError:
+            log.exception("call %s: could not write its record", info.call_id)
+
+    # ---- health and shutdown -------------------------------------------------------
+
+    def health(self) -> dict:
+        return {"ok": self.ready, "calls": len(self.calls), "max_calls": self.cfg.max_calls,
+                "finished": self.finished, "refused_busy": self.admission.refused,
+                "listeners": {k: list(v.address) for k, v in self.listeners.items() if hasattr(v, "address")},
+                "flows": self.flows.status()}
+
+    async def stop(self, grace_ms: int | None = None) -> None:
+        """Stop taking calls, let calls in progress finish until the deadline, then end them."""
+        self.admission.open = False
+        self.ready = False
+        grace_s = (self.cfg.shutdown_grace_ms if grace_ms is None else grace_ms) / 1000
+        if self._watch:
+            self._watch.cancel()
+        pending = list(self.calls.values())
+        if pending:
+            log.info("waiting up to %.0f s for %d call(s) to finish", grace_s, len(pending))
+            _, still = await asyncio.wait(pending, timeout=grace_s)
+            for task in still:
+                task.cancel()
+            if still:
+                await asyncio.wait(still, timeout=5)
+        from ivr.service.listeners import stop_listeners
+
+        await stop_listeners(self)
+        await self.http.close()
