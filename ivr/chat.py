@@ -53,7 +53,7 @@ def _show(write: Callable[[str], None], call: TextCall, reply: Reply) -> None:
     if call.state.confirming and call.state.confirming.kind == "choice":
         write(f"  not sure (score {last.score:.2f}): asking whether the caller meant '{call.state.confirming.name}'")
     elif last and last.via == "confirm":
-        write("  answer to the yes/no question")
+        write(f"  answered the yes/no question: {last.choice}")
     elif last and (last.choice or last.via):
         what = {"slot": "slot", "faq": "answer", "confirm": "confirmation"}.get(last.via, "choice")
         write(f"  matched {what} '{last.choice or last.value}' (score {last.score:.2f}, via {last.via})")

@@ -75,7 +75,10 @@ def cmd_replay(args) -> int:
 
     probe(wav)   # a bad WAV fails before models load
     asr, tts, prompts = _engines(flow, args)
-    result = replay_file(wav, flow, asr, prompts, _call_config(args), args.channel, tts.name)
+    from ivr.cli_flow import at_s
+
+    result = replay_file(wav, flow, asr, prompts, _call_config(args), args.channel, tts.name,
+                         caller=args.caller, env=dict(os.environ), at_s=at_s(args.time))
     trace = result.trace.to_dict()
     trace["input"] = {"path": str(wav), "flow": str(args.flow)}
     if args.out:
@@ -203,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--early-ms", type=int, default=200,
                    help="pause after which words matching an expected answer end the turn")
     p.add_argument("--no-early-endpoint", action="store_true", help="always wait --endpoint-ms")
+    p.add_argument("--caller", default="replay", help="caller ID the flow sees (e.g. +15550101)")
+    p.add_argument("--time", help="the call's start, ISO (business hours; default: now)")
     _engine_args(p)
     p.set_defaults(func=cmd_replay)
 

@@ -43,7 +43,7 @@ def cmd_schema(args) -> int:
     return 0
 
 
-def _at_s(value: str | None) -> float:
+def at_s(value: str | None) -> float:
     if not value:
         return datetime.now().astimezone().timestamp()
     try:
@@ -60,7 +60,7 @@ def cmd_chat(args) -> int:
 
     flow = load_flow(args.flow)
     http = FakeResponses(_read_fakes(args.fake_http)) if args.fake_http else HttpClient()
-    call = TextCall(flow, http, env=dict(os.environ), caller=args.caller, called=args.called, at_s=_at_s(args.time))
+    call = TextCall(flow, http, env=dict(os.environ), caller=args.caller, called=args.called, at_s=at_s(args.time))
 
     async def run() -> int:
         try:

@@ -28,7 +28,8 @@ def heard(it: "Interpreter", state: CallState, step: Step, event: Heard) -> "Res
     if state.confirming:
         answer = parse_speech(_YES_NO, text, it.flow.language, _today(state))
         if isinstance(answer, SlotValue):
-            return _confirmed(it, replace(state, last=Understood("speech", text, via="confirm")), step, answer.value)
+            last = Understood("speech", text, "yes" if answer.value else "no", 1.0, "confirm")
+            return _confirmed(it, replace(state, last=last), step, answer.value)
     elif step.collect:
         value = parse_speech(step.collect.slot, text, it.flow.language, _today(state))
         if isinstance(value, SlotValue):
@@ -55,7 +56,8 @@ def heard(it: "Interpreter", state: CallState, step: Step, event: Heard) -> "Res
 
 def digits(it: "Interpreter", state: CallState, step: Step, keys: str) -> "Result":
     if state.confirming and keys in ("1", "2"):
-        return _confirmed(it, replace(state, last=Understood("dtmf", keys, via="confirm")), step, keys == "1")
+        last = Understood("dtmf", keys, "yes" if keys == "1" else "no", 1.0, "confirm")
+        return _confirmed(it, replace(state, last=last), step, keys == "1")
     if step.collect and not state.confirming:
         value = parse_keys(step.collect.slot, keys, it.flow.language, _today(state))
         if isinstance(value, SlotValue):

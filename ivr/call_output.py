@@ -1,0 +1,86 @@
+"""The output half of the call loop: actions from the flow become audio, HTTP and call control.
+
+Plays are rendered (prompt cache or recorded WAV, in a worker thread) into the playback
+queue; a Fetch runs the HTTP request (a live call keeps playing meanwhile); Transfer and
+Hangup wait until the prompts before them have played, then go to the transport.
+"""
+
+import asyncio
+import time
+
+import numpy as np
+
+from ivr.events import Action, EngineFailed, Fetch, Fetched, Hangup, Listen, Play, Transfer
+from ivr.flow.http import HttpClient, HttpResult
+from ivr.trace import Outcome
+
+
+class CallOutput:
+    """Mixed into `Call`; uses its interpreter, state, playback, transport and trace."""
+
+    async def _apply(self, actions: list[Action]) -> None:
+        t0 = time.perf_counter()
+        for action in actions:
+            if isinstance(action, Play):
+                try:
+                    samples = await asyncio.to_thread(self._render, action)
+                except Exception as exc:
+                    self.log.exception("prompt synthesis failed: %r", action.text)
+                    if not isinstance(self.pending_end, Transfer):
+                        self.state, fallback = self.interp.handle(self.state, EngineFailed(f"tts: {exc}"))
+                        await self._apply([a for a in fallback if not isinstance(a, Play)])
+                    return
+                self.playback.push(samples, action.barge_in, action.text)
+                if self.turn is not None:
+                    self.turn.said.append(action.text)
+            elif isinstance(action, Listen):
+                self.listen, self.listening = action, False
+            elif isinstance(action, Transfer | Hangup):
+                self.pending_end = action
+            elif isinstance(action, Fetch):
+                await self._fetch(action)
+        if self.turn is not None:
+            self.turn.timing["tts_ms"] = round((time.perf_counter() - t0) * 1000, 1)
+        self.trace.path = list(self.state.path)
+
+    async def _fetch(self, action: Fetch) -> None:
+        if self.http is None:
+            self.http = HttpClient()
+        self.fetching = asyncio.ensure_future(self.http.execute(action.request))
+        if not self.config.live:   # replay: the answer arrives at the same frame every run
+            await asyncio.wait([self.fetching])
+            await self._fetched()
+
+    async def _fetched(self) -> None:
+        task, self.fetching = self.fetching, None
+        try:
+            result = task.result()
+        except Exception as exc:   # execute() reports faults as results; this is a bug guard
+            self.log.exception("HTTP step crashed")
+            result = HttpResult(False, None, None, "connect", f"client error: {exc}", 0, 1)
+        self.log.info("HTTP %s -> %s", result.status, "ok" if result.ok else result.error)
+        if self.turn is not None:
+            self.turn.timing["http_ms"] = result.elapsed_ms
+        await self._dispatch(Fetched(result))
+
+    def _render(self, play: Play) -> np.ndarray:
+        if play.audio_path:
+            return self.prompts.load_recorded(play.audio_path)
+        return self.prompts.get(play.text)
+
+    async def _end(self, action: Transfer | Hangup) -> None:
+        self.pending_end, self.done = None, True
+        step = self.state.path[-1] if self.state.path else None
+        if isinstance(action, Transfer):
+            self.log.info("transfer to %s (%s)", action.target, action.reason)
+            self._finish_outcome(Outcome("transfer", action.target, action.reason, step,
+                                         self._ms(self.frame + 1), dict(action.context)))
+            await self.transport.transfer(action.target, action.reason, action.context)
+        else:
+            self.log.info("hang up (%s)", action.reason)
+            self._finish_outcome(Outcome("hangup", None, action.reason, step, self._ms(self.frame + 1)))
+            await self.transport.hangup(action.reason)
+
+    def _finish_outcome(self, outcome: Outcome) -> None:
+        self.trace.outcome = outcome
+        self.trace.path = list(self.state.path)
