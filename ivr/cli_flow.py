@@ -2,7 +2,6 @@
 
 import argparse
 import asyncio
-import json
 import os
 from datetime import datetime
 from pathlib import Path
@@ -32,14 +31,12 @@ def cmd_validate(args) -> int:
 
 
 def cmd_schema(args) -> int:
-    from ivr.flow.schema import flow_schema
+    from ivr.flow.schema import schema_text, write_schema
 
-    text = json.dumps(flow_schema(), indent=2, ensure_ascii=False)
     if args.output:
-        Path(args.output).write_text(text + "\n", encoding="utf-8")
-        print(f"wrote {args.output}")
+        print(f"wrote {write_schema(Path(args.output), args.kind, args.draft)}")
     else:
-        print(text)
+        print(schema_text(args.kind, args.draft), end="")
     return 0
 
 
@@ -127,7 +124,7 @@ def cmd_graph(args) -> int:
     from ivr.flow.loader import load_flow
 
     flow = load_flow(args.flow)
-    out = render(flow, Path(args.output))
+    out = render(flow, Path(args.output), rankdir=args.rankdir)
     print(f"wrote {out}")
     return 0
 
@@ -139,6 +136,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("schema", help="print the JSON Schema of flow files (for editors)")
     p.add_argument("-o", "--output")
+    p.add_argument("--kind", choices=["flow", "subflow", "knowledge"], default="flow")
+    p.add_argument("--draft", choices=["2020-12", "7"], default="7",
+                   help="JSON Schema draft (VS Code's YAML extension reads draft 7)")
     p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser("chat", help="talk to a flow by typing as the caller")
@@ -158,4 +158,5 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("graph", help="draw a flow: .svg, .html or .dot")
     p.add_argument("flow")
     p.add_argument("-o", "--output", required=True)
+    p.add_argument("--rankdir", choices=["TB", "LR", "BT", "RL"], default="TB", help="layout direction")
     p.set_defaults(func=cmd_graph)

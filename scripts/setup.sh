@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(espeak-ng libespeak-ng1 libportaudio2 libsndfile1 sox)
+# graphviz draws flows (ivr graph); fonts-wqy-microhei gives it Chinese glyphs; baresip is the
+# real SIP softphone of the interop tests.
+APT_PACKAGES=(espeak-ng libespeak-ng1 libportaudio2 libsndfile1 sox graphviz fonts-wqy-microhei baresip)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
