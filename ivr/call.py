@@ -327,7 +327,11 @@ class Call(CallOutput):
 
     async def _dispatch(self, event: Event) -> None:
         t0 = time.perf_counter()
-        self.state, actions = self.interp.handle(self.state, event)
+        if isinstance(event, Heard) and self.interp.flow.knowledge is not None:
+            # A knowledge-base lookup embeds the question (~15 ms): keep it off the event loop.
+            self.state, actions = await asyncio.to_thread(self.interp.handle, self.state, event)
+        else:
+            self.state, actions = self.interp.handle(self.state, event)
         if self.turn is not None:
             self.turn.timing["flow_ms"] = round((time.perf_counter() - t0) * 1000, 2)
         await self._apply(actions)
