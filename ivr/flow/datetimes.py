@@ -60,11 +60,9 @@ def parse_time(text: str, lang: str) -> tuple[int, int] | None:
 
 def date_from_keys(keys: str, today: dt.date) -> dt.date | None:
     """YYYYMMDD, or MMDD (the next such date on or after today)."""
-    if len(keys) == 8:
-        return make_date(int(keys[:4]), int(keys[4:6]), int(keys[6:]), today)
-    if len(keys) == 4:
-        return make_date(None, int(keys[:2]), int(keys[2:]), today)
-    return None
+    if len(keys) not in (4, 8):
+        return None
+    return make_date(int(keys[:4]) if len(keys) == 8 else None, int(keys[-4:-2]), int(keys[-2:]), today)
 
 
 def time_from_keys(keys: str) -> tuple[int, int] | None:
@@ -81,19 +79,14 @@ def make_date(year: int | None, month: int, day: int, today: dt.date) -> dt.date
     """The date, the year inferred as the next occurrence on or after today; ValueError if none exists."""
     if not (1 <= month <= 12 and 1 <= day <= 31):
         raise ValueError(f"month {month} day {day} is not a date")
-    if year is not None:
-        try:
-            return dt.date(year, month, day)
-        except ValueError:
-            raise ValueError(f"{MONTH_NAMES[month - 1]} {day}, {year} does not exist") from None
-    for y in range(today.year, today.year + 9):   # Feb 29 may be years away
+    for y in [year] if year is not None else range(today.year, today.year + 9):   # Feb 29 may be years away
         try:
             d = dt.date(y, month, day)
         except ValueError:
             continue
-        if d >= today:
+        if year is not None or d >= today:
             return d
-    raise ValueError(f"{MONTH_NAMES[month - 1]} {day} does not exist")
+    raise ValueError(f"{MONTH_NAMES[month - 1]} {day}{'' if year is None else f', {year}'} does not exist")
 
 
 def _next_day_of_month(day: int, today: dt.date) -> dt.date:
@@ -202,25 +195,29 @@ def _en_time(text: str) -> tuple[int, int] | None:
         return 0, 0
     if "noon" in toks or "midday" in toks:
         return 12, 0
-    if m := re.search(r"\b(\d{1,2})[:.](\d{2})\b", normalize(text)):
+    if m := re.search(r"\b(\d{1,2})[:.](\d{2})(?!\d)", normalize(text)):
         return _with_period(int(m[1]), int(m[2]), toks)
     if (got := _relative_time(toks)) is not None:
         return got
-    for i in range(len(toks)):
-        if (card := read_cardinal(toks, i)) is None or card[0] != int(card[0]):
-            continue
-        value, j = int(card[0]), card[1]
-        if 100 <= value <= 2359 and value % 100 < 60:       # "1430", "fourteen hundred", "230 pm"
-            return _with_period(*divmod(value, 100), toks)
-        if value > 24 or toks[j : j + 1] in (["minutes"], ["days"], ["people"]):
-            continue
-        minute = 0
-        if toks[j : j + 1] and toks[j] in ZERO_LETTERS and toks[j + 1 : j + 2] and toks[j + 1] in UNITS:
-            minute = UNITS[toks[j + 1]]                          # "nine oh five"
-        elif j < len(toks) and (low := read_cardinal(toks, j)) is not None and low[0] == int(low[0]):
-            minute = int(low[0])
-        return _with_period(value, minute, toks)
-    return None
+    said = [got for i in range(len(toks)) if (got := _clock_at(toks, i)) is not None]
+    marked = [got for got in said if toks[got[2] : got[2] + 1] in (["am"], ["pm"], ["oclock"])]
+    return _with_period(*(marked or said)[0][:2], toks) if said else None     # "3 tickets for 2 pm": 2
+
+
+def _clock_at(toks: list[str], i: int) -> tuple[int, int, int] | None:
+    """(hour, minute, index after) of a time said from toks[i]: "1430", "two thirty", "nine oh five", "9"."""
+    if (card := read_cardinal(toks, i)) is None or card[0] != int(card[0]):
+        return None
+    value, j = int(card[0]), card[1]
+    if 100 <= value <= 2359 and value % 100 < 60:       # "1430", "fourteen hundred", "230 pm"
+        return *divmod(value, 100), j
+    if value > 24:
+        return None
+    if toks[j : j + 1] and toks[j] in ZERO_LETTERS and toks[j + 1 : j + 2] and toks[j + 1] in UNITS:
+        return value, UNITS[toks[j + 1]], j + 2               # "nine oh five"
+    if j < len(toks) and (low := read_cardinal(toks, j)) is not None and low[0] == int(low[0]) < 60:
+        return value, int(low[0]), low[1]
+    return value, 0, j
 
 
 def _relative_time(toks: list[str]) -> tuple[int, int] | None:

@@ -56,6 +56,8 @@ _ZH_MONEY = {"美元": "USD", "美金": "USD", "欧元": "EUR", "英镑": "GBP",
              "人民币": "CNY", "块钱": "¥", "块": "¥", "元": "¥", "圆": "¥"}
 _ZH_AMOUNT = rf"[{ZH_NUM_CHARS}.点]+"
 _ZH_D = "[0-9零〇一二两三四五六七八九]"
+_ZH_INT = "[0-9零〇一二两三四五六七八九十]+"
+_ZH_MINOR = {"美分": "USD", "欧分": "EUR", "便士": "GBP", "分": None}   # the hundredth, by name
 _DOLLARS = ("USD", "CAD", "AUD", "NZD", "SGD", "HKD", "TWD")
 _SYMBOLS = ("$", "€", "£", "¥")
 
@@ -106,15 +108,15 @@ def _zh_money(text: str) -> Amount | None:
             (value := zh_value(m[1])) is not None:
         code = "CNY" if _ZH_MONEY[m[2]] == "¥" and "人民币" in clean else _ZH_MONEY[m[2]]
         return Amount(value + _zh_minor(clean[m.end():]), code)
-    if m := re.search(rf"{_ZH_D}[角毛].*|{_ZH_D}分", clean):
-        return Amount(_zh_minor(m[0]), None)
+    if m := re.search(rf"{_ZH_D}[角毛].*|{_ZH_INT}(?:{'|'.join(_ZH_MINOR)})", clean):
+        return Amount(_zh_minor(m[0]), next((c for w, c in _ZH_MINOR.items() if m[0].endswith(w)), None))
     said = numbers_said(text, "zh")
     return Amount(said[0], None) if said else None
 
 
 def _zh_minor(rest: str) -> Decimal:
-    """The 角/分 after 块: "五" .5, "五毛三" .53, "零五分" .05, "50" .50."""
-    if m := re.match(rf"零?({_ZH_D})分", rest):
+    """The 角/分 after 块: "五" .5, "五毛三" .53, "零五分" .05, "50" .50, "50美分" .50."""
+    if m := re.match(rf"({_ZH_INT})(?:{'|'.join(_ZH_MINOR)})", rest):
         return Decimal(zh_int(m[1]) or 0) / 100
     if m := re.match(rf"({_ZH_D})[角毛]?(?:({_ZH_D})分?)?", rest):
         return Decimal(zh_int(m[1]) or 0) / 10 + Decimal(zh_int(m[2] or "零") or 0) / 100

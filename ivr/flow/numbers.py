@@ -1,25 +1,22 @@
 """Numbers as ASR writes them, English and Mandarin: pure functions, no I/O.
 
-English text becomes tokens (words, numerals, currency symbols) that small readers walk:
-`read_cardinal` ("a hundred and five", "3.5", "two thousand twenty six"), `read_ordinal`
-("twenty first", "3rd") and `digit_runs` (digit strings: "four eight one", "double seven",
-"481-516"). Mandarin is read per character: `zh_int` ("一百零五", "两千五", "二零二六").
+English text becomes tokens (words, numerals, symbols) that small readers walk: `read_cardinal`
+("a hundred and five", "3.5"), `read_ordinal` ("twenty first", "3rd"), `digit_runs` (digit
+strings). Mandarin is read per character: `zh_int` ("一百零五", "两千五", "二零二六").
 
-Digit strings, the rule for English:
-- digit words, numerals and number words all count; "forty eight" reads as "48", "eight
-  hundred" as "800", "double"/"triple" repeat the next digit;
-- "oh"/"o" (zero, but also a filler) and the homophones "to"/"too"/"for"/"fore"/"won"/"ate"
-  are weak: they count only next to a spelled digit word on one side with the other side
-  also a digit or the edge of the utterance ("for eight one" -> 481, "I want to track order
-  four eight one" -> 481). Homophones never join numerals ("481516 for 2 items").
-- `strict=True` drops the homophones and keeps "oh" only between digits, for a second try
-  when the lenient reading does not fit the slot's length.
+Digit strings in English: digit words, numerals and number words all count ("forty eight" is
+48, "eight hundred" 800, "double seven" 77). "oh"/"o" (zero, or a filler) and the homophones
+to/too/for/fore/won/ate are weak: they count only beside a spelled digit word, with the other
+side a digit too or the edge of the utterance ("for eight one" -> 481; "I want to track order
+four eight one" -> 481); homophones never join numerals ("481516 for 2 items"). `strict=True`
+drops homophones and keeps "oh" only between digits: a second reading, when the first does not
+fit the slot's length.
 """
 
 import re
 import unicodedata
 from decimal import Decimal
-from itertools import groupby
+from itertools import groupby, takewhile
 
 UNITS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
          "nine": 9, "niner": 9, "nought": 0, "naught": 0}
@@ -70,6 +67,11 @@ def numeral_value(tok: str) -> Decimal | None:
     return Decimal(tok) if re.fullmatch(r"\d+(\.\d+)?", tok) else None
 
 
+def _numeral_digits(tok: str) -> str:
+    """"481-516" -> "481516", "3rd" -> "3"."""
+    return re.sub(r"\D", "", re.sub(r"(st|nd|rd|th)$", "", tok))
+
+
 def _digit_of(tok: str) -> str | None:
     """One digit said alone: "seven", "7", "oh"."""
     if tok in UNITS:
@@ -114,14 +116,10 @@ def read_cardinal(toks: list[str], i: int) -> tuple[Decimal, int] | None:
     if last is None and tok != "point":
         return None
     value = Decimal(total + current)
-    if j + 1 < n and toks[j] == "point":
-        frac = ""
-        k = j + 1
-        while k < n and _digit_of(toks[k]) is not None:
-            frac += _digit_of(toks[k]) or ""
-            k += 1
+    if toks[j : j + 1] == ["point"]:
+        frac = list(takewhile(lambda d: d is not None, (_digit_of(t) for t in toks[j + 1 :])))
         if frac:
-            return Decimal(f"{int(value)}.{frac}"), k
+            return Decimal(f"{int(value)}.{''.join(frac)}"), j + 1 + len(frac)
     if toks[j : j + 3] == ["and", "a", "half"]:
         return value + Decimal("0.5"), j + 3
     return (value, j) if last is not None else None
@@ -141,15 +139,10 @@ def read_ordinal(toks: list[str], i: int) -> tuple[int, int] | None:
 
 def number_spans(toks: list[str]) -> list[tuple[Decimal, int, int]]:
     """Every number in the tokens as (value, start, end), left to right."""
-    spans = []
-    i = 0
-    while i < len(toks):
-        got = read_cardinal(toks, i)
-        if got is None:
-            i += 1
-            continue
-        spans.append((got[0], i, got[1]))
-        i = got[1]
+    spans: list[tuple[Decimal, int, int]] = []
+    for i in range(len(toks)):
+        if (not spans or i >= spans[-1][2]) and (got := read_cardinal(toks, i)) is not None:
+            spans.append((got[0], i, got[1]))
     return spans
 
 
@@ -178,14 +171,15 @@ def digits_of(toks: list[str]) -> str:
     while i < len(toks):
         tok = toks[i]
         nxt = toks[i + 1] if i + 1 < len(toks) else ""
-        if tok in MULTIPLIERS and _digit_of(nxt) is not None:
-            out.append((_digit_of(nxt) or "") * MULTIPLIERS[tok])
+        if tok in MULTIPLIERS and (_digit_of(nxt) is not None or is_numeral(nxt)):
+            said = _numeral_digits(nxt) if is_numeral(nxt) else _digit_of(nxt) or ""
+            out.append(said[:1] * (MULTIPLIERS[tok] - 1) + said)   # whisper writes "double seven three" "Double 73"
             i += 2
         elif tok in ZERO_LETTERS:
             out.append("0")
             i += 1
         elif is_numeral(tok) and nxt not in SCALES:
-            out.append(re.sub(r"\D", "", re.sub(r"(st|nd|rd|th)$", "", tok)))
+            out.append(_numeral_digits(tok))
             i += 1
         elif (got := read_cardinal(toks, i)) is not None:
             end = got[1]
@@ -210,7 +204,7 @@ def _strong(toks: list[str], i: int) -> bool:
     if tok in SCALES:
         return is_numeral(prev) or prev in NUMBER_WORDS or prev == "a"
     if tok in MULTIPLIERS:
-        return _digit_of(nxt) is not None
+        return _digit_of(nxt) is not None or is_numeral(nxt)
     if tok == "a":
         return nxt in SCALES
     return tok == "and" and prev in SCALES and nxt in NUMBER_WORDS
@@ -220,36 +214,24 @@ def digit_runs(toks: list[str], strict: bool = False) -> list[tuple[int, str]]:
     """Each digit string said in the tokens as (start index, digits), left to right."""
     n = len(toks)
     keep = [_strong(toks, i) for i in range(n)]
-    i = 0
-    while i < n:
-        if keep[i] or (toks[i] not in ZERO_LETTERS and toks[i] not in HOMOPHONES):
-            i += 1
+    weak = [not keep[i] and (toks[i] in ZERO_LETTERS or toks[i] in HOMOPHONES) for i in range(n)]
+    for is_weak, group in groupby(range(n), key=lambda k: weak[k]):
+        at = list(group)
+        homophone = any(toks[k] in HOMOPHONES for k in at)
+        if not is_weak or (strict and homophone):
             continue
-        j = i
-        while j < n and not keep[j] and (toks[j] in ZERO_LETTERS or toks[j] in HOMOPHONES):
-            j += 1
-        homophone = any(t in HOMOPHONES for t in toks[i:j])
-        if not (strict and homophone):
-            sides = [_side(toks, keep, k, homophone) for k in (i - 1, j)]
-            ok = ("digit" in sides and "other" not in sides) if not strict else sides == ["digit", "digit"]
-            if ok:
-                keep[i:j] = [True] * (j - i)
-        i = j
+        sides = []      # what is next to the weak words: a digit, the edge of the utterance, or other words
+        for k in (at[0] - 1, at[-1] + 1):
+            edge = k < 0 or k >= n
+            sides.append("edge" if edge else "digit" if keep[k] and not (homophone and is_numeral(toks[k])) else "")
+        if sides == ["digit", "digit"] or (not strict and "digit" in sides and "" not in sides):
+            keep[at[0] : at[-1] + 1] = [True] * len(at)
     runs = []
     for kept, group in groupby(range(n), key=lambda k: keep[k]):
         at = list(group)
         if kept and (digits := digits_of([HOMOPHONES.get(toks[k], toks[k]) for k in at])):
             runs.append((at[0], digits))
     return runs
-
-
-def _side(toks: list[str], keep: list[bool], k: int, homophone: bool) -> str:
-    """What is next to a group of weak tokens: "edge", "digit" or "other"."""
-    if k < 0 or k >= len(toks):
-        return "edge"
-    if keep[k] and not (homophone and is_numeral(toks[k])):
-        return "digit"
-    return "other"
 
 
 # -- Mandarin -----------------------------------------------------------------------------
@@ -259,17 +241,17 @@ ZH_DIGITS = {"零": 0, "〇": 0, "一": 1, "幺": 1, "二": 2, "两": 2, "三": 
 ZH_UNITS = {"十": 10, "百": 100, "千": 1000, "万": 10**4, "亿": 10**8}
 # Words with a number character that say no number ("查一下" = "look it up").
 ZH_NOT_NUMBERS = ("一下", "一些", "一样", "一直", "一起", "一定", "一般", "一遍", "一会", "万一", "唯一", "统一",
-                  "一共", "一点儿", "一点点")
+                  "一共", "一点儿", "一点点", "早一点", "晚一点", "快一点", "慢一点", "多一点", "少一点")
 ZH_NUM_CHARS = "0-9零〇一幺二两三四五六七八九十百千万亿"
-_ZH_RUN = re.compile(rf"[{ZH_NUM_CHARS}]+(?:-[{ZH_NUM_CHARS}]+)*")
+_ZH_RUN = re.compile(rf"[{ZH_NUM_CHARS}]+(?:[-,，、][{ZH_NUM_CHARS}]+)*")   # "138-0013", "四八幺，五幺六"
 _ZH_NUMBER = re.compile(rf"[{ZH_NUM_CHARS}]+(?:[.点][0-9零〇一幺二两三四五六七八九]+)?")
 
 
 def zh_clean(text: str) -> str:
-    """NFKC (full-width digits to ASCII), no spaces, words like 一下 that hide a 一 removed."""
+    """NFKC (full-width digits to ASCII), no spaces, words like 一下 that hide a 一 become a space."""
     text = "".join(unicodedata.normalize("NFKC", text).split())
     for word in ZH_NOT_NUMBERS:
-        text = text.replace(word, "，")
+        text = text.replace(word, " ")
     return text
 
 
@@ -334,7 +316,7 @@ def zh_digit_runs(text: str) -> list[tuple[int, str]]:
     """Digit strings in cleaned Mandarin text: "四八幺五一六" "481516", "四百八十一" "481"."""
     runs = []
     for m in _ZH_RUN.finditer(text):
-        run = m.group().replace("-", "")
+        run = re.sub("[-,，、]", "", m.group())
         value = zh_int(run) if any(c in ZH_UNITS for c in run) else None   # 四百八十一: said as a number
         digits = str(value) if value is not None else "".join(str(zh_digit(c)) for c in run if c not in ZH_UNITS)
         runs.append((m.start(), digits))

@@ -28,6 +28,8 @@ def say_digits(value: str, language: str, group: int = 0) -> str:
     digits = text[1:] if plus else text
     if not digits.isascii() or not digits.isdigit():
         raise ValueError(f"say_digits needs a string of digits, not {value!r}")
+    if isinstance(group, bool) or not isinstance(group, int) or group < 0:
+        raise ValueError(f"say_digits: group must be a whole number >= 0, not {group!r}")
     zh = _is_zh(language)
     said = ["幺" if zh and d == "1" else _ZH_DIGITS[int(d)] if zh else d for d in digits]
     if group > 0:

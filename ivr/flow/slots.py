@@ -25,8 +25,12 @@ from ivr.flow import datetimes, money, numbers
 SLOT_TYPES = ("digits", "number", "yes_no", "date", "time", "money", "phone", "text")
 REASONS = ("no_value", "too_short", "too_long", "out_of_range", "invalid", "wrong_currency")
 PHONE_LENGTH = (3, 15)     # digits, E.164 allows at most 15
+MAX_TEXT_CHARS = 1000      # an utterance is a few dozen words; more is noise, not worth parsing
+MAX_NUMBER = Decimal(10) ** 15
 _LENGTH_TYPES = ("digits", "phone")
 _RANGE_TYPES = ("number", "money")
+_FIELDS = (*((k, int, _LENGTH_TYPES, "a whole number") for k in ("length", "min_length", "max_length")),
+           *((k, int | float, _RANGE_TYPES, "a number") for k in ("min", "max")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +68,7 @@ def lang_of(language: str) -> str:
 
 def parse_speech(spec: SlotSpec, text: str, language: str, today: dt.date) -> SlotValue | SlotError:
     """The slot's value in ASR text, or why there is none."""
-    heard = " ".join((text or "").split())
+    heard = " ".join((text or "").split())[:MAX_TEXT_CHARS]
     if not heard:
         return SlotError("no_value", "nothing was heard")
     lang = lang_of(language)
@@ -89,7 +93,7 @@ def parse_speech(spec: SlotSpec, text: str, language: str, today: dt.date) -> Sl
 
 def parse_keys(spec: SlotSpec, keys: str, language: str, today: dt.date) -> SlotValue | SlotError:
     """The slot's value in keypad keys (a trailing # terminator is ignored), or why there is none."""
-    heard = (keys or "").strip().rstrip("#")
+    heard = (keys or "").strip().rstrip("#")[:MAX_TEXT_CHARS]
     if not heard:
         return SlotError("no_value", "no keys")
     kind = spec.type
@@ -113,7 +117,7 @@ def parse_keys(spec: SlotSpec, keys: str, language: str, today: dt.date) -> Slot
                             else datetimes.time_from_keys(heard), missing="invalid")
     else:
         raise ValueError(f"unknown slot type {kind!r}")
-    return got if isinstance(got, SlotError) else SlotValue(got, "keys", heard)  # type: ignore[arg-type]
+    return got if isinstance(got, SlotError) else SlotValue(got, "keys", heard)
 
 
 # -- per type -----------------------------------------------------------------------------
@@ -128,7 +132,8 @@ def _speech_digit_runs(text: str, lang: str) -> list[tuple[str, str]]:
     for strict in (False, True):
         for i, d in reversed(numbers.digit_runs(toks, strict)):
             out.append(("+" if toks[i - 1 : i] in (["+"], ["plus"]) else "", d))
-    return out
+    half = [(p, d[: len(d) // 2]) for p, d in out if len(d) % 2 == 0 and d[: len(d) // 2] == d[len(d) // 2 :]]
+    return out + half     # whisper sometimes says it all twice: "four eight one four eight one"
 
 
 def _pick_digits(spec: SlotSpec, runs: list[tuple[str, str]]) -> str | SlotError:
@@ -150,14 +155,14 @@ def _length_bounds(spec: SlotSpec) -> tuple[int, int]:
 
 
 def _in_range(spec: SlotSpec, value: Decimal) -> bool:
-    return (spec.min is None or value >= Decimal(str(spec.min))) and (spec.max is None or
-                                                                      value <= Decimal(str(spec.max)))
+    low = spec.min is None or value >= Decimal(str(spec.min))
+    return low and abs(value) < MAX_NUMBER and (spec.max is None or value <= Decimal(str(spec.max)))
 
 
 def _outside(spec: SlotSpec, value: Decimal) -> str:
     low = f"at least {spec.min}" if spec.min is not None else ""
-    high = f"at most {spec.max}" if spec.max is not None else ""
-    return f"{value}: want {' and '.join(w for w in (low, high) if w)}"
+    high = f"at most {spec.max}" if spec.max is not None else f"under {MAX_NUMBER:.0e}"
+    return f"{str(value)[:20]}: want {' and '.join(w for w in (low, high) if w)}"
 
 
 def _pick_number(spec: SlotSpec, values: list[Decimal]) -> int | float | SlotError:
@@ -175,16 +180,16 @@ def _money(spec: SlotSpec, amount: money.Amount | None, language: str) -> dict |
     currency = money.currency_of(amount.currency, spec.currency or money.default_currency(language))
     if spec.currency and currency != spec.currency:
         return SlotError("wrong_currency", f"heard {currency}, want {spec.currency}")
+    if not _in_range(spec, amount.value):
+        return SlotError("out_of_range", _outside(spec, amount.value))
     value = amount.value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-    if not _in_range(spec, value):
-        return SlotError("out_of_range", _outside(spec, value))
     return {"amount": str(value), "currency": currency}
 
 
 def _date_or_time(kind: str, parse, missing: str = "no_value") -> str | SlotError:
     try:
         got = parse()
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:    # "February 30th"; "in a billion days"
         return SlotError("invalid", str(exc))
     if got is None:
         return SlotError(missing, f"no {kind}" if missing == "no_value" else "keys: YYYYMMDD or MMDD, HHMM")
@@ -195,10 +200,9 @@ def _date_or_time(kind: str, parse, missing: str = "no_value") -> str | SlotErro
 _EN_UNSURE = ("don't know", "dont know", "not sure", "no idea", "dunno", "maybe", "not certain", "don't remember")
 _EN_YES_PHRASES = ("no problem", "no worries", "why not", "of course", "uh huh", "mm hmm", "it is", "i do",
                    "go ahead", "think so", "sounds good", "all right")
-_EN_NO_PHRASES = ("uh uh",)
 _EN_YES = frozenset({"yes", "yeah", "yep", "yup", "yea", "ya", "sure", "correct", "right", "affirmative", "ok",
                      "okay", "absolutely", "definitely", "exactly", "indeed", "true", "alright", "certainly",
-                     "mhm", "yes's"})
+                     "mhm"})
 _EN_NO = frozenset({"no", "nope", "nah", "negative", "wrong", "incorrect", "false", "not", "never", "nay"})
 _ZH_UNSURE = ("不知道", "不确定", "不清楚", "不记得", "说不好", "也许", "可能")
 _ZH_YES_IDIOMS = ("没错", "不错", "没问题", "没关系")
@@ -212,27 +216,19 @@ def _yes_no(text: str, lang: str) -> bool | SlotError:
         clean = numbers.zh_clean(text)
         if any(w in clean for w in _ZH_UNSURE):
             return SlotError("no_value", "unsure")
-        for idiom in _ZH_YES_IDIOMS:
-            clean = clean.replace(idiom, "对")
-        for words in _ZH_NEITHER:
-            clean = clean.replace(words, "，")
-        if any(w in clean for w in _ZH_NO):
-            return False
-        if any(w in clean for w in _ZH_YES):
-            return True
+        for idiom, meaning in [*((w, "对") for w in _ZH_YES_IDIOMS), *((w, "，") for w in _ZH_NEITHER)]:
+            clean = clean.replace(idiom, meaning)
+        if any(w in clean for w in _ZH_NO) or any(w in clean for w in _ZH_YES):
+            return not any(w in clean for w in _ZH_NO)
     said = " " + " ".join(re.findall(r"[a-z']+", numbers.normalize(text).replace("-", " "))) + " "
     if any(f" {p} " in said for p in _EN_UNSURE):
         return SlotError("no_value", "unsure")
-    no = any(f" {p} " in said for p in _EN_NO_PHRASES)
     yes = any(f" {p} " in said for p in _EN_YES_PHRASES)
-    for phrase in _EN_YES_PHRASES:
+    for phrase in _EN_YES_PHRASES:            # "no problem" is a yes: its "no" must not count
         said = said.replace(f" {phrase} ", " ")
-    words = said.split()
-    no = no or any(w in _EN_NO or w.endswith("n't") for w in words)
-    yes = yes or any(w in _EN_YES for w in words)
-    if no:
+    if " uh uh " in said or any(w in _EN_NO or w.endswith("n't") for w in said.split()):
         return False
-    return True if yes else SlotError("no_value", "neither yes nor no")
+    return True if yes or any(w in _EN_YES for w in said.split()) else SlotError("no_value", "neither yes nor no")
 
 
 # -- for the flow validator and the recognizer --------------------------------------------
@@ -246,32 +242,22 @@ def check_spec(spec: SlotSpec) -> list[str]:
         problems.append(f"unknown type '{spec.type}': {hint}")
     if not str(spec.name or "").strip():
         problems.append("the slot needs a name")
-    for key in ("length", "min_length", "max_length"):
+    for key, kinds, types, what in _FIELDS:
         value = getattr(spec, key)
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, int):
-            problems.append(f"{key} must be a whole number, not {value!r}")
-        elif value < 1:
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            problems.append(f"{key} must be {what}, not {value!r}")
+        elif key.endswith("length") and value < 1:
             problems.append(f"{key} must be >= 1")
-        elif spec.type in SLOT_TYPES and spec.type not in _LENGTH_TYPES:
-            problems.append(f"{key} applies only to digits and phone slots")
+        elif spec.type in SLOT_TYPES and spec.type not in types:
+            problems.append(f"{key} applies only to {' and '.join(types)} slots")
     lo, hi = spec.min_length, spec.max_length
     if spec.length is not None and (lo is not None or hi is not None):
         problems.append("give either length or min_length/max_length, not both")
-    if isinstance(lo, int) and isinstance(hi, int) and lo > hi:
-        problems.append(f"min_length {lo} > max_length {hi}")
-    for key in ("min", "max"):
-        value = getattr(spec, key)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            problems.append(f"{key} must be a number, not {value!r}")
-        elif spec.type in SLOT_TYPES and spec.type not in _RANGE_TYPES:
-            problems.append(f"{key} applies only to number and money slots")
-    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in (spec.min, spec.max)) \
-            and spec.min > spec.max:   # type: ignore[operator]
-        problems.append(f"min {spec.min} > max {spec.max}")
+    for low, high, what in ((lo, hi, "min_length"), (spec.min, spec.max, "min")):
+        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in (low, high)) and low > high:
+            problems.append(f"{what} {low} > {what.replace('min', 'max')} {high}")
     if spec.currency is not None:
         if not (isinstance(spec.currency, str) and re.fullmatch(r"[A-Z]{3}", spec.currency)):
             problems.append(f"currency must be a 3-letter ISO 4217 code like USD or CNY, not {spec.currency!r}")
@@ -316,10 +302,6 @@ def fills(spec: SlotSpec, text: str, language: str, today: dt.date) -> bool:
     loop may end the turn at a short pause. True only for yes/no and for digits/phone that reached
     their exact or maximum length; a number, date or amount may always go on ("twenty" ... "one")."""
     got = parse_speech(spec, text, language, today)
-    if not isinstance(got, SlotValue):
+    if not isinstance(got, SlotValue) or spec.type not in ("yes_no", *_LENGTH_TYPES):
         return False
-    if spec.type == "yes_no":
-        return True
-    if spec.type in _LENGTH_TYPES:
-        return len(str(got.value).lstrip("+")) == _length_bounds(spec)[1]
-    return False
+    return spec.type == "yes_no" or len(str(got.value).lstrip("+")) == _length_bounds(spec)[1]
