@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Protocol
 
 import numpy as np
@@ -35,6 +36,7 @@ from ivr.events import (
 from ivr.flow.http import HttpClient
 from ivr.flow.interpreter import CallState, Interpreter
 from ivr.flow.nlu import Intent, match
+from ivr.flow.slots import fills, hint_phrases
 from ivr.trace import CallTrace, Outcome, Turn
 from ivr.transports.base import Transport
 
@@ -215,14 +217,26 @@ class Call(CallOutput):
         except Exception:   # only an optimisation: the normal endpoint (and finish) still follow
             self.log.warning("speculative decode failed; waiting for the endpoint", exc_info=True)
             return
-        expected = (Intent("expected", self.listen.expect),)
-        found = match(hypothesis.text, expected, threshold=cfg.early_match_score)
-        if found is None:
+        if not self._hypothesis_complete(hypothesis.text):
             return
         self.endpointer.force_end()
         # Whisper's peek is a full decode: keep it as the final; vosk's partial is re-finalised.
         final = None if self.asr.streams_partials else hypothesis
         await self._speech_ended(EndReason.EARLY_MATCH, final, (time.perf_counter() - t0) * 1000)
+
+    def _hypothesis_complete(self, text: str) -> bool:
+        """Words that already answer: an expected phrase, or (collecting a slot) a value that
+        cannot go on. Digit words alone must not end "four ... eight ... one" at the first pause."""
+        listen = self.listen
+        if listen.slot is not None:
+            globals_ = (Intent("globals", tuple(p for p in listen.expect if p not in self._slot_words())),)
+            return fills(listen.slot, text, listen.language, date.today()) or \
+                match(text, globals_, threshold=self.config.early_match_score) is not None
+        found = match(text, (Intent("expected", listen.expect),), threshold=self.config.early_match_score)
+        return found is not None
+
+    def _slot_words(self) -> set[str]:
+        return set(hint_phrases(self.listen.slot, self.listen.language))
 
     async def _speech_ended(self, reason: EndReason, final: Transcript | None = None,
                             peek_ms: float = 0.0) -> None:

@@ -8,6 +8,7 @@ replay and a text chat.
 from dataclasses import dataclass, field
 
 from ivr.flow.http import HttpRequest, HttpResult
+from ivr.flow.slots import SlotSpec
 
 # ---- events: call loop -> interpreter -------------------------------------------------
 
@@ -90,6 +91,8 @@ class Listen:
     min_digits: int = 1
     terminator: str = "#"         # ends key entry early (VoiceXML termchar); not part of the digits
     inter_digit_ms: int = 3000
+    slot: SlotSpec | None = None  # a slot being collected: end early only once the words fill it
+    language: str = "en-US"
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,3 +58,15 @@ def test_order_service_down_sends_the_caller_to_an_agent(line_audio, whisper_asr
     assert "Thanks for calling ACME." in said                              # no name: the lookup failed
     assert "isn't answering" in said
     assert trace.outcome.kind == "transfer" and trace.outcome.context["slots"]["order_id"] == "481516"
+
+
+def test_a_pause_inside_an_order_number_does_not_end_the_turn(line_audio, whisper_asr, prompt_cache, tmp_path):
+    """Digit words match the slot's phrase hints, but only a full number may end the turn early."""
+    caller = [("pause", 5500), ("say", "Where is my order?"),
+              ("pause", 4500), ("say", "four eight one"), ("pause", 400), ("say", "five one six"),
+              ("pause", 6000)]
+    flow = load_flow(ROOT / "flows" / "retail" / "retail_en.yaml")
+    trace = replay_with_backend(line_audio(caller), flow, whisper_asr, prompt_cache, tmp_path)
+    number = next(t for t in trace.turns if t.step == "order/ask_number" and t.kind == "speech")
+    assert number.match and number.match["choice"] == "order_id"
+    assert "That's 4 8 1 5 1 6. Is that right?" in number.said

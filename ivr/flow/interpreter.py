@@ -195,7 +195,8 @@ class Interpreter:
             phrases = [*hint_phrases(collect.slot, self.flow.language), *phrases]
         if collect and not yes_no:
             return Listen(step.name, tuple(dict.fromkeys(phrases)), True, collect.max_digits, step.no_input_ms,
-                          collect.min_digits, collect.terminator, collect.inter_digit_ms)
+                          collect.min_digits, collect.terminator, collect.inter_digit_ms, collect.slot,
+                          self.flow.language)
         return Listen(step.name, tuple(dict.fromkeys(phrases)), dtmf=True, max_digits=1, no_input_ms=step.no_input_ms)
 
     def _value(self, value, state: CallState):
