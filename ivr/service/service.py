@@ -136,7 +136,7 @@ class Service:
                 return
             call = Call(info.call_id, Interpreter(flow, self.env), self.asr[flow.language], self._cache_for(flow),
                         transport, CallConfig(max_call_ms=self.cfg.max_call_ms, live=True), caller=info.caller,
-                        called=info.called, tts_name=self._cache_for(flow).tts.name, http=self.http,
+                        called=info.called, tts_name=self._cache_for(flow).engine.name, http=self.http,
                         started_at_s=started, params=info.params)
             self._current[info.call_id] = call
             trace = await call.run()

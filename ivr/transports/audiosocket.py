@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ivr.audio.frames import FRAME_SAMPLES, INTERNAL_RATE_HZ
-from ivr.audio.resample import LIVE_QUALITY, Resampler, resample
+from ivr.audio.resample import Resampler, resample
 from ivr.errors import UserError
 from ivr.transports.base import Admission, CallHandler, CallInfo, InboundItem
 
@@ -147,8 +147,8 @@ class AudioSocketTransport:
         self.idle_timeout_s = idle_timeout_ms / 1000
         self.log = logging.LoggerAdapter(log, {"call_id": info.call_id})
         self.counters: Counter[str] = Counter()
-        self._up = Resampler(WIRE_RATE_HZ, INTERNAL_RATE_HZ, quality=LIVE_QUALITY)
-        self._down = Resampler(INTERNAL_RATE_HZ, WIRE_RATE_HZ, quality=LIVE_QUALITY)
+        self._up = Resampler(WIRE_RATE_HZ, INTERNAL_RATE_HZ, low_latency=True)
+        self._down = Resampler(INTERNAL_RATE_HZ, WIRE_RATE_HZ, low_latency=True)
         self._in_buf = np.zeros(0, np.int16)
         self._out_buf = np.zeros(0, np.int16)
         self._closed = False

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 import numpy as np
 
 from ivr.audio.frames import FRAME_MS, FRAME_SAMPLES, INTERNAL_RATE_HZ
-from ivr.audio.resample import LIVE_QUALITY, Resampler
+from ivr.audio.resample import Resampler
 from ivr.errors import UserError
 from ivr.transports.base import InboundItem
 
@@ -83,8 +83,8 @@ class MicTransport:
         self.keys_from_stdin = keys_from_stdin
         self.outcome: tuple[str, str] | None = None     # ("hangup", reason) or ("transfer", target)
         self._duplex: Duplex | None = None
-        self._up = Resampler(rate_hz, INTERNAL_RATE_HZ, quality=LIVE_QUALITY)
-        self._down = Resampler(INTERNAL_RATE_HZ, rate_hz, quality=LIVE_QUALITY)
+        self._up = Resampler(rate_hz, INTERNAL_RATE_HZ, low_latency=True)
+        self._down = Resampler(INTERNAL_RATE_HZ, rate_hz, low_latency=True)
         self._in_buf = np.zeros(0, np.int16)
         self._out_buf = np.zeros(0, np.int16)
 

@@ -22,7 +22,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from ivr.audio.frames import FRAME_SAMPLES, INTERNAL_RATE_HZ
 from ivr.audio.g711 import mulaw_decode, mulaw_encode
-from ivr.audio.resample import LIVE_QUALITY, Resampler, resample
+from ivr.audio.resample import Resampler, resample
 from ivr.errors import UserError
 from ivr.transports import twilio_ws as wire
 from ivr.transports.base import Admission, CallHandler, CallInfo, InboundItem
@@ -78,8 +78,8 @@ class TwilioStreamTransport:
         self._marks_done = asyncio.Event()
         self._marks_done.set()
         self._items: asyncio.Queue[InboundItem | None] = asyncio.Queue()
-        self._up = Resampler(wire.WIRE_RATE_HZ, INTERNAL_RATE_HZ, quality=LIVE_QUALITY)
-        self._down = Resampler(INTERNAL_RATE_HZ, wire.WIRE_RATE_HZ, quality=LIVE_QUALITY)
+        self._up = Resampler(wire.WIRE_RATE_HZ, INTERNAL_RATE_HZ, low_latency=True)
+        self._down = Resampler(INTERNAL_RATE_HZ, wire.WIRE_RATE_HZ, low_latency=True)
         self._in_buf = np.zeros(0, np.int16)
         self._out_buf = bytearray()
         self._playing = False
