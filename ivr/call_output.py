@@ -13,6 +13,7 @@ import numpy as np
 from ivr.events import Action, EngineFailed, Fetch, Fetched, Hangup, Listen, Play, Transfer
 from ivr.flow.http import HttpClient, HttpResult
 from ivr.trace import Outcome
+from ivr.transports.base import TransferFailed
 
 
 class CallOutput:
@@ -75,11 +76,30 @@ class CallOutput:
             self.log.info("transfer to %s (%s)", action.target, action.reason)
             self._finish_outcome(Outcome("transfer", action.target, action.reason, step,
                                          self._ms(self.frame + 1), dict(action.context)))
-            await self.transport.transfer(action.target, action.reason, action.context)
+            try:
+                await self.transport.transfer(action.target, action.reason, action.context)
+            except TransferFailed as exc:
+                await self._transfer_failed(action, str(exc))
         else:
             self.log.info("hang up (%s)", action.reason)
-            self._finish_outcome(Outcome("hangup", None, action.reason, step, self._ms(self.frame + 1)))
+            if not self.keep_outcome:
+                self._finish_outcome(Outcome("hangup", None, action.reason, step, self._ms(self.frame + 1)))
             await self.transport.hangup(action.reason)
+
+    async def _transfer_failed(self, action: Transfer, why: str) -> None:
+        """Nobody answered at the agent line: say so, then hang up (never silence, never a loop)."""
+        self.log.warning("transfer to %s failed: %s", action.target, why)
+        self.trace.outcome = Outcome("transfer_failed", action.target, why, self.trace.outcome.step,
+                                     self._ms(self.frame + 1), dict(action.context))
+        try:
+            apology = await asyncio.to_thread(self.prompts.get, self.interp.defaults["transfer_failed"])
+            self.playback.push(apology, False, self.interp.defaults["transfer_failed"])
+            if self.turn is not None:
+                self.turn.said.append(self.interp.defaults["transfer_failed"])
+        except Exception:
+            self.log.exception("could not synthesise the apology")
+        self.done, self.pending_end = False, Hangup("transfer failed")
+        self.keep_outcome = True
 
     def _finish_outcome(self, outcome: Outcome) -> None:
         self.trace.outcome = outcome

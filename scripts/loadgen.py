@@ -118,7 +118,12 @@ async def one_call(via: str, port: int, audio: np.ndarray, ends: list[int], inde
     return await run_sip_call("127.0.0.1", port, audio, utterance_ends_ms=ends, tail_ms=2000)
 
 
-async def run_level(server: Server, via: str, n: int, audio, ends, peak_rss: list[float]):
+async def staggered(delay_s: float, coro):
+    await asyncio.sleep(delay_s)
+    return await coro
+
+
+async def run_level(server: Server, via: str, n: int, audio, ends, peak_rss: list[float], stagger_ms: int = 0):
     async def sample_rss():
         while True:
             peak_rss.append(server.rss_mb())
@@ -126,7 +131,10 @@ async def run_level(server: Server, via: str, n: int, audio, ends, peak_rss: lis
 
     sampler = asyncio.create_task(sample_rss())
     try:
-        return await asyncio.gather(*(one_call(via, server.port, audio, ends, i) for i in range(n)),
+        # stagger_ms spreads the call starts evenly (0: all callers speak at the same instants,
+        # the worst case for a shared recognizer).
+        return await asyncio.gather(*(staggered(i * stagger_ms / max(n, 1) / 1000,
+                                                one_call(via, server.port, audio, ends, i)) for i in range(n)),
                                     return_exceptions=True)
     finally:
         sampler.cancel()
@@ -150,6 +158,7 @@ def main() -> int:
     ap.add_argument("--via", choices=["ws", "sip"], default="ws")
     ap.add_argument("--asr", default="whisper")
     ap.add_argument("--timeout", type=float, default=900, help="seconds for the whole run")
+    ap.add_argument("--stagger-ms", type=int, default=0, help="spread call starts over this many ms")
     ap.add_argument("--json", help="write the report here")
     args = ap.parse_args()
     if max(args.calls) > MAX_CALLS:
@@ -167,7 +176,7 @@ def main() -> int:
         try:
             idle_rss, cpu0 = server.rss_mb(), server.cpu_s()
             peak: list[float] = []
-            results = asyncio.run(asyncio.wait_for(run_level(server, args.via, n, audio, ends, peak),
+            results = asyncio.run(asyncio.wait_for(run_level(server, args.via, n, audio, ends, peak, args.stagger_ms),
                                                    args.timeout))
             cpu = server.cpu_s() - cpu0
         finally:
@@ -177,7 +186,8 @@ def main() -> int:
         lat = [x for r in ok for x in r.reply_latencies_ms if x is not None]
         turns = len(ends) * n
         right, recorded = replies_right(records)
-        row = {"calls": n, "via": args.via, "asr": args.asr, "turns": turns, "answered": len(lat),
+        row = {"calls": n, "via": args.via, "asr": args.asr, "stagger_ms": args.stagger_ms, "turns": turns,
+               "answered": len(lat),
                "p50_ms": pct(lat, 50), "p95_ms": pct(lat, 95), "max_ms": pct(lat, 100),
                "replies_right": right, "records": recorded, "errors": errors[:3],
                "cpu_s_per_call": round(cpu / n, 2), "idle_rss_mb": round(idle_rss, 1),

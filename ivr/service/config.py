@@ -33,6 +33,7 @@ from ivr.flow.yamlsrc import parse_duration_ms
 
 TOP_KEYS = {"listen", "flows", "engines", "limits", "records", "busy_prompt"}
 LISTENERS = ("sip", "ws", "audiosocket", "http")
+DEFAULT_PORTS = {"sip": 5060, "ws": 8080, "audiosocket": 9092, "http": 8081}
 
 
 @dataclass(slots=True)
@@ -84,7 +85,8 @@ def load_config(path: Path | None, env: dict[str, str] | None = None) -> ServeCo
         if spec in (None, False, "off"):
             continue
         spec = dict(spec or {})
-        cfg.listeners[name] = Listener(str(spec.pop("host", "127.0.0.1")), int(spec.pop("port", 0)), spec)
+        cfg.listeners[name] = Listener(str(spec.pop("host", "127.0.0.1")), int(spec.pop("port", DEFAULT_PORTS[name])),
+                                       spec)
     flows = _section(data, "flows", path)
     if flows.get("default"):
         cfg.default_flow = base / str(flows["default"])

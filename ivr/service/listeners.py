@@ -26,21 +26,21 @@ async def start_listeners(service: "Service") -> dict[str, tuple[str, int]]:
                 from ivr.transports.sip.server import SipServer
 
                 users = {user: _secret(service, value) for user, value in (opts.pop("users", {}) or {}).items()}
-                server = SipServer(listener.host, listener.port or 5060, handler=service.handle,
+                server = SipServer(listener.host, listener.port, handler=service.handle,
                                    admission=service.admission, auth=users or None, **opts)
             elif name == "ws":
                 from ivr.transports.ws_server import WsBridgeServer
 
-                server = WsBridgeServer(listener.host, listener.port or 8080, opts.pop("path", "/media"),
+                server = WsBridgeServer(listener.host, listener.port, opts.pop("path", "/media"),
                                         handler=service.handle, admission=service.admission, token=cfg.ws_token,
                                         busy_audio=service.busy_audio, **opts)
             elif name == "audiosocket":
                 from ivr.transports.audiosocket import AudioSocketServer
 
-                server = AudioSocketServer(listener.host, listener.port or 9092, handler=service.handle,
+                server = AudioSocketServer(listener.host, listener.port, handler=service.handle,
                                            admission=service.admission, busy_audio=service.busy_audio, **opts)
             elif name == "http":
-                server = HealthServer(service, listener.host, listener.port or 8081)
+                server = HealthServer(service, listener.host, listener.port)
             else:
                 continue
             try:

@@ -15,6 +15,11 @@ import numpy as np
 InboundItem = np.ndarray | str
 
 
+class TransferFailed(Exception):
+    """The transfer target could not be reached; the call is still up and the caller must be
+    told (the call loop apologises and hangs up). The message says how each attempt failed."""
+
+
 class Transport(Protocol):
     def inbound(self) -> AsyncIterator[InboundItem]: ...
 

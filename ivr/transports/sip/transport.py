@@ -1,0 +1,46 @@
+"""`SipCallTransport`: what the call loop talks to for one SIP call (ivr.transports.base.Transport).
+
+Frames and keys come from the call's RTP session (keys also from SIP INFO); the iterator ends
+when the caller hangs up (BYE, CANCEL, RTP silence past the inactivity timeout) or when a
+bridge to the agent line has taken the media over. `transfer` raises `TransferFailed` when
+neither REFER nor the bridge reached the agent line, so the call loop can take its fallback.
+"""
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ivr.transports.base import InboundItem, TransferFailed  # noqa: F401 (SIP modules import it from here)
+
+if TYPE_CHECKING:
+    from ivr.transports.sip.session import SipCall
+
+
+
+class SipCallTransport:
+    def __init__(self, call: "SipCall") -> None:
+        self.call = call
+
+    async def inbound(self) -> AsyncIterator[InboundItem]:
+        call = self.call
+        while call.tap is not None and not call.detached:
+            item = await call.tap.get()
+            if item is None or call.detached:
+                return
+            yield item
+
+    async def send(self, frame: np.ndarray) -> None:
+        call = self.call
+        if call.tap is not None and not call.detached and call.state == "confirmed":
+            await call.tap.rtp.send(frame)
+
+    async def clear(self) -> None:
+        if self.call.tap is not None:
+            await self.call.tap.rtp.clear()
+
+    async def transfer(self, target: str, reason: str, context: dict) -> None:
+        await self.call.transfer(target, reason, context)
+
+    async def hangup(self, reason: str) -> None:
+        await self.call.hangup(reason)
