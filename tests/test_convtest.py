@@ -57,3 +57,28 @@ def test_validate_reports_every_problem_with_position(tmp_path, capsys):
     assert main(["validate", str(ROOT / "flows" / "retail" / "retail_en.yaml"), str(bad)]) == 1
     out = capsys.readouterr().out
     assert "retail_en.yaml: ok" in out and f"{bad}:3:" in out and "unknown step 'nowhere'" in out
+
+
+@pytest.mark.slow
+def test_wav_turns_go_through_the_recognizer(tmp_path, piper):
+    """A recorded caller turn in a conversation test is transcribed by the flow's recognizer."""
+    from ivr.audio.wavio import write_wav
+    from ivr.cli_flow import _WavRecognizer
+
+    audio = piper.synthesize("opening hours")
+    write_wav(tmp_path / "hours.wav", audio, piper.rate_hz)
+    (tmp_path / "t.yaml").write_text(textwrap.dedent(f"""
+        flow: {ROOT / "flows" / "demo.yaml"}
+        tests:
+          - name: a WAV turn
+            turns:
+              - wav: hours.wav
+                expect: {{said: "We are open Monday to Friday", step: anything_else}}
+        """), encoding="utf-8")
+
+    class Args:
+        asr = "whisper"
+
+    [result] = asyncio.run(run_file(tmp_path / "t.yaml", _WavRecognizer(Args())))
+    assert result.ok, format_failure(result)
+    assert "[wav hours.wav] heard" in "\n".join(result.transcript)
