@@ -7,7 +7,7 @@ time, and reports per-turn latency percentiles (last voiced caller frame -> firs
 frame heard, endpoint silence included), turns answered, replies right (the server's call
 records: the expected path), CPU seconds per call and memory per added call.
 
-    .venv/bin/python scripts/loadgen.py --calls 1 4 8 16 --via ws --json build/bench/load.json
+    .venv/bin/python scripts/loadgen.py --calls 1 4 8 16 --via ws --preset en --json build/bench/load.json
 
 Every loop is bounded: N <= 64 calls, each call ends after its script, the run after --timeout.
 """
@@ -33,14 +33,21 @@ from ivr.audio.resample import resample
 from ivr.callgen import LINE_RATE_HZ, render
 from ivr.trace import write_json
 
-FLOW = "flows/demo.yaml"
-# Three caller turns on the demo hotline (as in ../shared/design/TARGETS.md), ~21 s a call.
-SCRIPT = [
-    ("pause", 3000), ("say", "track my order"),      # barges in on the menu
-    ("pause", 6500), ("say", "main menu"),
-    ("pause", 3000), ("say", "opening hours"),       # barges in on the menu again
-    ("pause", 6000),
-]
+# Three caller turns (as in ../shared/design/TARGETS.md), ~21 s a call. English runs the demo
+# hotline with a piper caller (whisper); Korean a flow of the same shape with an espeak-ng
+# caller (vosk: the registry's only vosk model is Korean).
+PRESETS = {
+    "en": {"flow": "flows/demo.yaml", "voice": "piper", "asr": "whisper",
+           "script": [("pause", 3000), ("say", "track my order"),      # barges in on the menu
+                      ("pause", 6500), ("say", "main menu"),
+                      ("pause", 3000), ("say", "opening hours"),       # barges in on the menu again
+                      ("pause", 6000)]},
+    "ko": {"flow": "scripts/bench_flows/ko_menu.yaml", "voice": "espeak:ko", "asr": "vosk",
+           "script": [("pause", 2500), ("say", "주문 조회"),
+                      ("pause", 5000), ("say", "메뉴"),
+                      ("pause", 2500), ("say", "영업 시간"),
+                      ("pause", 6000)]},
+}
 EXPECTED_PATH = ["greet", "main", "track", "anything_else", "main", "hours", "anything_else"]
 MAX_CALLS = 64
 
@@ -51,13 +58,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def caller_audio() -> tuple[np.ndarray, list[int]]:
+def caller_audio(preset: str = "en") -> tuple[np.ndarray, list[int]]:
     """16 kHz caller audio as it arrives from a phone line, and where each utterance ends (ms)."""
-    from ivr.tts.piper import PiperTts
+    from ivr.tts.registry import load_tts
 
-    tts = PiperTts()
+    tts = load_tts(PRESETS[preset]["voice"], "ko-KR" if preset == "ko" else "en-US")
     parts, ends, t_ms = [], [], 0
-    for segment in SCRIPT:
+    for segment in PRESETS[preset]["script"]:
         audio = resample(render([segment], tts, noise_dbfs=None), LINE_RATE_HZ, 16000)
         parts.append(audio)
         t_ms += len(audio) * 1000 // 16000
@@ -69,10 +76,10 @@ def caller_audio() -> tuple[np.ndarray, list[int]]:
 class Server:
     """`ivr serve` in a subprocess, with /proc-based CPU and memory readings."""
 
-    def __init__(self, via: str, max_calls: int, records: Path, asr: str) -> None:
+    def __init__(self, via: str, max_calls: int, records: Path, asr: str, flow: str) -> None:
         self.port, self.http_port = free_port(), free_port()
         listen = {"ws": ["--ws", f"127.0.0.1:{self.port}"], "sip": ["--sip", f"127.0.0.1:{self.port}"]}[via]
-        cmd = [str(Path(sys.executable).parent / "ivr"), "serve", "--flow", FLOW, *listen,
+        cmd = [str(Path(sys.executable).parent / "ivr"), "serve", "--flow", flow, *listen,
                "--http", f"127.0.0.1:{self.http_port}", "--max-calls", str(max_calls), "--records", str(records),
                "--asr", asr]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -156,14 +163,16 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--calls", type=int, nargs="+", default=[1, 4, 8, 16])
     ap.add_argument("--via", choices=["ws", "sip"], default="ws")
-    ap.add_argument("--asr", default="whisper")
+    ap.add_argument("--preset", choices=sorted(PRESETS), default="en", help="en: whisper; ko: vosk")
     ap.add_argument("--timeout", type=float, default=900, help="seconds for the whole run")
     ap.add_argument("--stagger-ms", type=int, default=0, help="spread call starts over this many ms")
     ap.add_argument("--json", help="write the report here")
     args = ap.parse_args()
     if max(args.calls) > MAX_CALLS:
         raise SystemExit(f"loadgen: at most {MAX_CALLS} calls")
-    audio, ends = caller_audio()
+    preset = PRESETS[args.preset]
+    args.asr = preset["asr"]
+    audio, ends = caller_audio(args.preset)
     started = time.monotonic()
     rows = []
     for n in args.calls:
@@ -172,7 +181,7 @@ def main() -> int:
             break
         records = Path("build/bench/records") / f"{args.via}-{n}"
         shutil.rmtree(records, ignore_errors=True)
-        server = Server(args.via, n, records, args.asr)
+        server = Server(args.via, n, records, args.asr, preset["flow"])
         try:
             idle_rss, cpu0 = server.rss_mb(), server.cpu_s()
             peak: list[float] = []
@@ -197,7 +206,7 @@ def main() -> int:
         print(f"N={n:3d} {args.via}: p50 {row['p50_ms']} ms  p95 {row['p95_ms']} ms  answered {len(lat)}/{turns}"
               f"  right {right}/{recorded}  cpu {row['cpu_s_per_call']} s/call  +{row['mb_per_added_call']} MB/call"
               + (f"  errors: {errors[:1]}" if errors else ""), flush=True)
-    report = {"bench": "load", "flow": FLOW, "script": SCRIPT, "utterance_ends_ms": ends,
+    report = {"bench": "load", "flow": preset["flow"], "script": preset["script"], "utterance_ends_ms": ends,
               "latency": "last voiced caller frame -> first reply frame heard; includes the endpoint silence "
                          "(200 ms early match or 600 ms)", "machine": machine_info(), "levels": rows,
               "date": time.strftime("%Y-%m-%d")}
