@@ -146,3 +146,40 @@ def test_shutdown_ends_calls_at_the_deadline_and_health_says_so(tmp_path, line_a
     assert result.sent_ms < 15000                        # the call was ended, not left running
     [rec] = records(tmp_path)
     assert rec["outcome"]["kind"] in ("shutdown", "hangup", "caller_hangup")
+
+
+def test_bridge_transfer_is_handed_to_the_telephony_side(tmp_path, line_audio):
+    """Twilio and Asterisk ask the service afterwards where the call goes."""
+    audio = line_audio([("pause", 6000)])
+
+    async def go():
+        service = Service(config(tmp_path, listeners=("ws", "http")), {})
+        bound = await service.start()
+        host, port = bound["ws"]
+        try:
+            result = await run_ws_call(f"ws://{host}:{port}/media", audio, dtmf=[(2500, "0")], call_sid="CAxfer1",
+                                       tail_ms=500)
+            hhost, hport = service.listeners["http"].address
+
+            def ask():
+                with urllib.request.urlopen(f"http://{hhost}:{hport}/calls/CAxfer1/transfer", timeout=5) as r:
+                    text = r.read().decode()
+                req = urllib.request.Request(f"http://{hhost}:{hport}/twilio/after-stream",
+                                             data=b"CallSid=CAxfer1&From=%2B15550100", method="POST")
+                with urllib.request.urlopen(req, timeout=5) as r:
+                    twiml = r.read().decode()
+                req = urllib.request.Request(f"http://{hhost}:{hport}/twilio/after-stream",
+                                             data=b"CallSid=CAother", method="POST")
+                with urllib.request.urlopen(req, timeout=5) as r:
+                    other = r.read().decode()
+                return text, twiml, other
+            answers = await asyncio.to_thread(ask)
+        finally:
+            await service.stop(grace_ms=1000)
+        return result, answers
+
+    result, (text, twiml, other) = asyncio.run(go())
+    assert "transfer" in (result.close_reason or "")
+    assert text == "sip:agents@127.0.0.1:5080"
+    assert "<Dial><Sip>sip:agents@127.0.0.1:5080</Sip></Dial>" in twiml
+    assert "<Hangup/>" in other

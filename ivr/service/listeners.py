@@ -5,6 +5,7 @@ admission control; none knows about the others.
 
 import logging
 from typing import TYPE_CHECKING
+from xml.sax.saxutils import escape
 
 from aiohttp import web
 
@@ -33,12 +34,13 @@ async def start_listeners(service: "Service") -> dict[str, tuple[str, int]]:
 
                 server = WsBridgeServer(listener.host, listener.port, opts.pop("path", "/media"),
                                         handler=service.handle, admission=service.admission, token=cfg.ws_token,
-                                        busy_audio=service.busy_audio, **opts)
+                                        busy_audio=service.busy_audio, on_transfer=service.note_transfer, **opts)
             elif name == "audiosocket":
                 from ivr.transports.audiosocket import AudioSocketServer
 
                 server = AudioSocketServer(listener.host, listener.port, handler=service.handle,
-                                           admission=service.admission, busy_audio=service.busy_audio, **opts)
+                                           admission=service.admission, busy_audio=service.busy_audio,
+                                           on_transfer=service.note_transfer, **opts)
             elif name == "http":
                 server = HealthServer(service, listener.host, listener.port)
             else:
@@ -80,7 +82,13 @@ def _secret(service: "Service", env_name) -> str:
 
 
 class HealthServer:
-    """GET /health: 200 when ready and taking calls, else 503 (for load balancers and probes)."""
+    """GET /health: 200 when ready and taking calls, else 503 (for load balancers and probes).
+
+    Where the bridges cannot transfer a call themselves (Twilio Media Streams, AudioSocket),
+    the telephony side asks here afterwards: GET /calls/{id}/transfer gives the target as
+    text (empty when the flow did not transfer: Asterisk's CURL), POST /twilio/after-stream
+    answers Twilio's <Connect action> with <Dial> or <Hangup/>. Loopback by default: put
+    authentication in front of it before exposing it."""
 
     def __init__(self, service: "Service", host: str, port: int) -> None:
         self.service, self.host, self.port = service, host, port
@@ -89,6 +97,8 @@ class HealthServer:
     async def start(self) -> tuple[str, int]:
         app = web.Application()
         app.router.add_get("/health", self._health)
+        app.router.add_get("/calls/{call_id}/transfer", self._transfer_text)
+        app.router.add_post("/twilio/after-stream", self._twilio_after_stream)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.host, self.port)
@@ -99,6 +109,21 @@ class HealthServer:
     async def _health(self, _request: web.Request) -> web.Response:
         data = self.service.health()
         return web.json_response(data, status=200 if data["ok"] else 503)
+
+    async def _transfer_text(self, request: web.Request) -> web.Response:
+        found = self.service.transfers.get(request.match_info["call_id"])
+        return web.Response(text=found["target"] if found else "")
+
+    async def _twilio_after_stream(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        found = self.service.transfers.get(str(form.get("CallSid", "")))
+        if found and found["target"]:
+            target = escape(found["target"])
+            verb = f"<Sip>{target}</Sip>" if target.startswith("sip:") else f"<Number>{target}</Number>"
+            body = f"<Response><Dial>{verb}</Dial></Response>"
+        else:
+            body = "<Response><Hangup/></Response>"
+        return web.Response(text='<?xml version="1.0" encoding="UTF-8"?>' + body, content_type="application/xml")
 
     async def stop(self, _deadline_s: float = 0) -> None:
         if self.runner:

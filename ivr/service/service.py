@@ -59,6 +59,7 @@ class Service:
         self.prompts: dict[str, object] = {}
         self.http = HttpClient()
         self.calls: dict[str, asyncio.Task] = {}
+        self.transfers: dict[str, dict] = {}    # call id -> the bridge transfer the flow asked for
         self._current: dict[str, Call] = {}
         self.finished = 0
         self.listeners: dict[str, object] = {}
@@ -171,6 +172,14 @@ class Service:
             write_json(self.cfg.records_dir / day / f"{name}.json", data)
         except OSError:
             log.exception("call %s: could not write its record", info.call_id)
+
+    def note_transfer(self, info: CallInfo, target: str, reason: str, context: dict) -> None:
+        """A bridge (Twilio, AudioSocket) hands the transfer back to the telephony side, which
+        asks the HTTP listener for it by call id (kept for the last 1000 transfers)."""
+        self.transfers[info.call_id] = {"target": target, "reason": reason, "context": context}
+        for old in list(self.transfers)[:-1000]:
+            del self.transfers[old]
+        log.info("call %s: transfer to %s recorded for the bridge", info.call_id, target)
 
     # ---- health and shutdown -------------------------------------------------------
 
