@@ -25,6 +25,10 @@ test-fast: lint
 bench: setup
 	$(VENV)/bin/python scripts/bench_replay.py
 	$(VENV)/bin/python scripts/bench_asr.py
+	$(VENV)/bin/python scripts/bench_nlu.py --json build/bench/nlu.json
+	$(VENV)/bin/python scripts/loadgen.py --preset en --calls 1 4 8 16 --via ws --json build/bench/load_ws_whisper.json
+	$(VENV)/bin/python scripts/loadgen.py --preset en --calls 1 4 8 16 --via sip --json build/bench/load_sip_whisper.json
+	$(VENV)/bin/python scripts/loadgen.py --preset ko --calls 1 4 8 16 --via ws --json build/bench/load_ws_vosk.json
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache
