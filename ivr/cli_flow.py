@@ -51,7 +51,8 @@ def at_s(value: str | None) -> float:
 
 def cmd_chat(args) -> int:
     from ivr.chat import chat
-    from ivr.flow.http import FakeResponses, HttpClient
+    from ivr.flow.http import HttpClient
+    from ivr.flow.http_fake import FakeResponses
     from ivr.flow.loader import load_flow
     from ivr.flow.textcall import TextCall
 

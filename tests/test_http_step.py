@@ -9,15 +9,14 @@ from aiohttp import web
 
 from ivr.demo_backend import start_backend
 from ivr.flow.http import (
-    FakeResponses,
     HttpClient,
     HttpRequest,
-    RecordingHttpClient,
     parse_duration_ms,
     quote_path,
     quote_query,
     validate_url,
 )
+from ivr.flow.http_fake import FakeResponses, RecordingHttpClient
 
 
 @asynccontextmanager

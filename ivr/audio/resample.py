@@ -3,8 +3,9 @@
 Files and transports arrive at 8, 22.05, 44.1, 48 kHz and so on; the call loop runs at 16 kHz.
 `resample` converts a whole buffer; `Resampler` converts a stream chunk by chunk (e.g. 20 ms
 frames from an 8 kHz wire), keeping filter state between chunks so there are no clicks at
-chunk boundaries. soxr works in float32 here so that overshoot from the filter can be clipped
-back into int16 instead of wrapping.
+chunk boundaries; `FrameResampler` is the streaming variant that returns a fixed number of
+samples per chunk, for a clocked line such as RTP. soxr works in float32 here so that overshoot
+from the filter can be clipped back into int16 instead of wrapping.
 """
 
 import numpy as np
@@ -78,3 +79,25 @@ class Resampler:
         tail = _to_int16(self._stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
         self._stream.clear()
         return tail
+
+
+class FrameResampler:
+    """Streaming soxr that returns exactly `out_samples` for each chunk (no `flush`: a live line has no end).
+
+    Like `Resampler(low_latency=True)`, soxr's variable-rate engine at a fixed ratio answers every
+    20 ms chunk (≈30 ms delay at 8 <-> 16 kHz, where the block mode would add ~100 ms each way),
+    flat to 3.4 kHz, aliases < -110 dB. Until the filter fills, the output starts with silence;
+    surplus output waits for the next chunk.
+    """
+
+    def __init__(self, from_hz: int, to_hz: int, out_samples: int) -> None:
+        self.out_samples = out_samples
+        self._stream = soxr.ResampleStream(from_hz, to_hz, 1, dtype="float32", quality=QUALITY, vr=True)
+        self._fifo = np.zeros(0, dtype=np.float32)
+
+    def process(self, pcm: np.ndarray) -> np.ndarray:
+        fifo = np.concatenate((self._fifo, self._stream.resample_chunk(pcm.astype(np.float32) / 32768.0)))
+        if fifo.size < self.out_samples:     # only while the filter fills, at the start
+            fifo = np.concatenate((np.zeros(self.out_samples - fifo.size, dtype=np.float32), fifo))
+        out, self._fifo = fifo[: self.out_samples], fifo[self.out_samples :]
+        return _to_int16(out)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from ivr.errors import UserError
 from ivr.events import Hangup, Transfer
-from ivr.flow.http import FakeResponses
+from ivr.flow.http_fake import FakeResponses
 from ivr.flow.loader import load_flow
 from ivr.flow.textcall import Reply, TextCall
 from ivr.flow.yamlsrc import FlowError, LineDict, Problems, read_yaml

@@ -22,7 +22,8 @@ from ivr.events import (
     Play,
     Transfer,
 )
-from ivr.flow.http import HttpExecutor, RecordingHttpClient
+from ivr.flow.http import HttpExecutor
+from ivr.flow.http_fake import RecordingHttpClient
 from ivr.flow.interpreter import CallState, Interpreter
 from ivr.flow.model import Flow
 from ivr.flow.state import public_slots

@@ -6,7 +6,9 @@ per inbound frame, plus control. Conversions to and from the wire format happen 
 transport, never in the call loop.
 """
 
-from collections.abc import AsyncIterator
+import inspect
+import logging
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -60,3 +62,20 @@ class Admission(Protocol):
     def admit(self, info: CallInfo) -> bool: ...
 
     def release(self, info: CallInfo) -> None: ...
+
+
+# The bridges (Twilio, AudioSocket) cannot transfer a call themselves: they hand the flow's
+# decision to this hook (the service keeps it for the telephony side to ask), then hang up.
+TransferHook = Callable[[CallInfo, str, str, dict], object]   # may return an awaitable
+
+
+async def notify_transfer(hook: TransferHook | None, info: CallInfo, target: str, reason: str, context: dict,
+                          log: logging.Logger | logging.LoggerAdapter) -> None:
+    if hook is None:
+        return
+    try:
+        result = hook(info, target, reason, dict(context))
+        if inspect.isawaitable(result):
+            await result
+    except Exception:   # the hook is someone else's code: the call must still end cleanly
+        log.exception("transfer hook failed")

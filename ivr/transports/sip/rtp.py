@@ -1,6 +1,6 @@
 """RTP media for one call: G.711 audio and RFC 4733 DTMF over UDP, in the call loop's format.
 
-Pure part: `parse_rtp`/`build_rtp` (RFC 3550 fixed header, CSRCs, extension, padding).
+Pure part, in `rtp_packet.py` (re-exported here): `Codec`, `PCMU`/`PCMA`, `parse_rtp`/`build_rtp`.
 I/O part: `RtpSession` owns the socket and two 20 ms clocks.
 - Playout (started by the first `inbound()`): every tick pops the jitter buffer, decodes and
   upsamples to one 16 kHz frame; missing audio becomes silence, so frames keep coming at wall
@@ -17,124 +17,31 @@ import ipaddress
 import logging
 import secrets
 import socket
-import struct
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import numpy as np
-import soxr
 
 from ivr.audio.dtmf import generate_dtmf
 from ivr.audio.frames import FRAME_MS, FRAME_SAMPLES, INTERNAL_RATE_HZ, silence, split_frames
 from ivr.audio.g711 import alaw_decode, alaw_encode, mulaw_decode, mulaw_encode
+from ivr.audio.resample import FrameResampler
 from ivr.transports.sip.jitter import JitterBuffer
 from ivr.transports.sip.rfc4733 import DtmfReceiver, build_events, parse_event
+from ivr.transports.sip.rtp_packet import PCMA, PCMU, Codec, RtpPacket, build_rtp, parse_rtp
+
+__all__ = ["PCMA", "PCMU", "Codec", "FrameResampler", "RtpPacket", "RtpSession", "build_rtp", "parse_rtp"]
 
 log = logging.getLogger(__name__)
 
-RTP_VERSION = 2
-HEADER = struct.Struct("!BBHII")
 RTCP_PTS = range(72, 77)             # RTCP sent on the RTP port (rtcp-mux): SR, RR, SDES, BYE, APP
 MAX_OUT_QUEUE_FRAMES = 1500          # 30 s of outbound audio; beyond that frames are dropped
 MAX_IN_QUEUE_FRAMES = 3000           # 60 s of inbound backlog if nobody reads inbound()
 MAX_BEHIND_S = 0.2                   # sender this late skips ticks instead of bursting
 
-
-@dataclass(frozen=True, slots=True)
-class Codec:
-    name: str           # "PCMU" | "PCMA"
-    payload_type: int   # 0 | 8
-    rate_hz: int = 8000
-
-
-PCMU = Codec("PCMU", 0)
-PCMA = Codec("PCMA", 8)
 _DECODE = {PCMU.payload_type: mulaw_decode, PCMA.payload_type: alaw_decode}
 _ENCODE = {PCMU.name: mulaw_encode, PCMA.name: alaw_encode}
-
-
-@dataclass(frozen=True, slots=True)
-class RtpPacket:
-    payload_type: int
-    seq: int
-    timestamp: int
-    ssrc: int
-    payload: bytes
-    marker: bool = False
-    csrcs: tuple[int, ...] = ()
-    extension: tuple[int, bytes] | None = None   # (profile id, data: a multiple of 4 bytes)
-
-
-def parse_rtp(data: bytes) -> RtpPacket | None:
-    """One RTP packet, or None for anything that is not a well-formed RTP v2 packet."""
-    if len(data) < HEADER.size:
-        return None
-    b0, b1, seq, ts, ssrc = HEADER.unpack_from(data)
-    if b0 >> 6 != RTP_VERSION:
-        return None
-    end = len(data)
-    if b0 & 0x20:                               # padding: the last byte counts it
-        pad = data[-1]
-        if pad == 0:
-            return None
-        end -= pad
-    pos = HEADER.size + 4 * (b0 & 0x0F)
-    if pos > end:
-        return None
-    csrcs = struct.unpack_from(f"!{b0 & 0x0F}I", data, HEADER.size)
-    extension = None
-    if b0 & 0x10:
-        if pos + 4 > end:
-            return None
-        profile, words = struct.unpack_from("!HH", data, pos)
-        ext_end = pos + 4 + 4 * words
-        if ext_end > end:
-            return None
-        extension = (profile, bytes(data[pos + 4 : ext_end]))
-        pos = ext_end
-    return RtpPacket(b1 & 0x7F, seq, ts, ssrc, bytes(data[pos:end]), bool(b1 & 0x80), csrcs, extension)
-
-
-def build_rtp(payload_type: int, seq: int, timestamp: int, ssrc: int, payload: bytes, *, marker: bool = False,
-              csrcs: tuple[int, ...] = (), extension: tuple[int, bytes] | None = None, padding: int = 0) -> bytes:
-    if not (0 <= payload_type < 128 and 0 <= seq < 1 << 16 and 0 <= timestamp < 1 << 32 and 0 <= ssrc < 1 << 32):
-        raise ValueError(f"RTP field out of range: pt={payload_type} seq={seq} ts={timestamp} ssrc={ssrc}")
-    if len(csrcs) > 15 or not 0 <= padding < 256:
-        raise ValueError(f"{len(csrcs)} CSRCs (max 15) / {padding} padding bytes (max 255)")
-    b0 = RTP_VERSION << 6 | (0x20 if padding else 0) | (0x10 if extension else 0) | len(csrcs)
-    parts = [HEADER.pack(b0, (0x80 if marker else 0) | payload_type, seq, timestamp, ssrc)]
-    parts += [struct.pack("!I", c) for c in csrcs]
-    if extension is not None:
-        profile, ext = extension
-        if len(ext) % 4 or len(ext) > 4 * 0xFFFF:
-            raise ValueError(f"RTP header extension must be whole 32-bit words, got {len(ext)} bytes")
-        parts += [struct.pack("!HH", profile, len(ext) // 4), ext]
-    parts.append(payload)
-    if padding:
-        parts.append(bytes(padding - 1) + bytes([padding]))
-    return b"".join(parts)
-
-
-class FrameResampler:
-    """Streaming soxr that returns exactly `out_samples` for each chunk.
-
-    The block mode behind `ivr.audio.resample.Resampler` releases output in ~100 ms blocks, which
-    on a live line adds ~100 ms of delay each way. soxr's variable-rate engine, at a fixed ratio,
-    answers every 20 ms chunk (≈30 ms delay at 8 <-> 16 kHz), flat to 3.4 kHz, aliases < -110 dB.
-    """
-
-    def __init__(self, from_hz: int, to_hz: int, out_samples: int) -> None:
-        self.out_samples = out_samples
-        self._stream = soxr.ResampleStream(from_hz, to_hz, 1, dtype="float32", quality="HQ", vr=True)
-        self._fifo = np.zeros(0, dtype=np.float32)
-
-    def process(self, pcm: np.ndarray) -> np.ndarray:
-        fifo = np.concatenate((self._fifo, self._stream.resample_chunk(pcm.astype(np.float32) / 32768.0)))
-        if fifo.size < self.out_samples:     # only while the filter fills, at the start
-            fifo = np.concatenate((np.zeros(self.out_samples - fifo.size, dtype=np.float32), fifo))
-        out, self._fifo = fifo[: self.out_samples], fifo[self.out_samples :]
-        return np.clip(np.rint(out * 32768.0), -32768, 32767).astype(np.int16)
 
 
 @dataclass(eq=False)
