@@ -6,7 +6,7 @@ bias decoding toward the answers the current step expects.
 """
 
 import math
-import threading
+import queue
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +45,12 @@ class WhisperAsr:
         cpu_threads: int = 2,
         beam_size: int = 1,
         compute_type: str = "int8",
+        instances: int | None = None,
     ) -> None:
+        """`cpu_threads` is the total; it is split over `instances` model copies (default: one
+        per thread). Measured on 2 cores: two single-threaded copies decode 8 concurrent
+        utterances in 364 ms against 560 ms for one two-threaded copy, and a lone utterance
+        no slower (56 vs 64 ms); each copy of tiny.en costs ~40 MB."""
         from faster_whisper import WhisperModel
 
         if not (path / "model.bin").is_file():
@@ -56,14 +61,18 @@ class WhisperAsr:
         self.name = f"whisper:{path.name if path.name != 'model' else 'tiny.en'}"
         self.language = language.split("-")[0].lower()
         self.beam_size = beam_size
-        self._model = WhisperModel(
-            str(path), device="cpu", compute_type=compute_type, cpu_threads=cpu_threads
-        )
+        count = max(1, instances or cpu_threads)
+        threads = max(1, cpu_threads // count)
+        # One decode at a time per copy, and no more copies than threads: never oversubscribe.
+        self._free: queue.SimpleQueue = queue.SimpleQueue()
+        for _ in range(count):
+            self._free.put(WhisperModel(str(path), device="cpu", compute_type=compute_type, cpu_threads=threads))
+        self._model = self._free.get()
+        self._free.put(self._model)
         from faster_whisper.tokenizer import Tokenizer
 
         self._tokenizer = Tokenizer(self._model.hf_tokenizer, self._model.model.is_multilingual,
                                     task="transcribe", language=self.language)
-        self._lock = threading.Lock()  # one decode at a time per model: 2 cores, no oversubscription
 
     def session(self, phrases: tuple[str, ...] = ()) -> "WhisperSession":
         return WhisperSession(self, phrases)
@@ -85,22 +94,29 @@ class WhisperAsr:
         window encodes in about a fifth of the time). Short windows can make the decoder loop,
         so the output length is capped by the audio's duration and exact repeats collapsed.
         """
+        window_s = min(MAX_SHORT_WINDOW_S, max(MIN_WINDOW_S, duration_s + 1.0))
+        model = self._free.get()   # a free copy; waits while all are decoding
+        try:
+            return self._decode_short(model, audio, duration_s, window_s, hotwords)
+        finally:
+            self._free.put(model)
+
+    def _decode_short(self, model, audio: np.ndarray, duration_s: float, window_s: float,
+                      hotwords: str) -> Transcript:
         import ctranslate2
 
-        window_s = min(MAX_SHORT_WINDOW_S, max(MIN_WINDOW_S, duration_s + 1.0))
-        features = self._model.feature_extractor(audio, padding=int(16000 * (window_s - duration_s)))
+        features = model.feature_extractor(audio, padding=int(16000 * (window_s - duration_s)))
         features = features[:, : features.shape[-1] - features.shape[-1] % 2]
         tok = self._tokenizer
         prompt = [tok.sot_prev, *tok.encode(" " + hotwords)] if hotwords else []
         prompt += [*tok.sot_sequence, tok.no_timestamps]
         max_new = int(4 + TOKENS_PER_SECOND * duration_s)
-        with self._lock:
-            result = self._model.model.generate(
-                ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None])),
-                [prompt], beam_size=self.beam_size, max_length=len(prompt) + max_new,
-                return_scores=True, return_no_speech_prob=True, suppress_blank=True,
-                suppress_tokens=[-1, *tok.non_speech_tokens],
-            )[0]
+        result = model.model.generate(
+            ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None])),
+            [prompt], beam_size=self.beam_size, max_length=len(prompt) + max_new,
+            return_scores=True, return_no_speech_prob=True, suppress_blank=True,
+            suppress_tokens=[-1, *tok.non_speech_tokens],
+        )[0]
         tokens = [t for t in result.sequences_ids[0] if t < tok.eot]
         text = tok.decode(tokens).strip()
         text = collapse_repeats(text, hit_cap=len(tokens) >= max_new)
@@ -110,13 +126,16 @@ class WhisperAsr:
         return Transcript(text=text, confidence=round(math.exp(logprob), 3))
 
     def _transcribe_long(self, audio: np.ndarray, hotwords: str) -> Transcript:
-        with self._lock:
-            segments, _info = self._model.transcribe(
+        model = self._free.get()
+        try:
+            segments, _info = model.transcribe(
                 audio, language=self.language, beam_size=self.beam_size, temperature=0.0,
                 condition_on_previous_text=False, without_timestamps=True, vad_filter=False,
                 hotwords=hotwords or None,
             )
             segments = list(segments)
+        finally:
+            self._free.put(model)
         kept = [s for s in segments if not (s.no_speech_prob > NO_SPEECH_PROB and s.avg_logprob < LOW_LOGPROB)]
         text = " ".join(s.text.strip() for s in kept).strip()
         if not text:
