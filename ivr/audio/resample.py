@@ -92,12 +92,12 @@ class FrameResampler:
 
     def __init__(self, from_hz: int, to_hz: int, out_samples: int) -> None:
         self.out_samples = out_samples
-        self._stream = soxr.ResampleStream(from_hz, to_hz, 1, dtype="float32", quality=QUALITY, vr=True)
-        self._fifo = np.zeros(0, dtype=np.float32)
+        self._resampler = Resampler(from_hz, to_hz, low_latency=True)
+        self._fifo = np.zeros(0, dtype=np.int16)
 
     def process(self, pcm: np.ndarray) -> np.ndarray:
-        fifo = np.concatenate((self._fifo, self._stream.resample_chunk(pcm.astype(np.float32) / 32768.0)))
+        fifo = np.concatenate((self._fifo, self._resampler.process(np.asarray(pcm, dtype=np.int16))))
         if fifo.size < self.out_samples:     # only while the filter fills, at the start
-            fifo = np.concatenate((np.zeros(self.out_samples - fifo.size, dtype=np.float32), fifo))
+            fifo = np.concatenate((np.zeros(self.out_samples - fifo.size, dtype=np.int16), fifo))
         out, self._fifo = fifo[: self.out_samples], fifo[self.out_samples :]
-        return _to_int16(out)
+        return out

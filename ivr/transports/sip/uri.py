@@ -20,10 +20,9 @@ _TOKEN_RE = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~]+$")
 _USER_SAFE = "!*'()&=+$,;?/"   # user-unreserved and marks stay literal (RFC 3261 25.1)
 
 
-def split_outside_quotes(text: str, sep: str) -> list[str]:
-    """Split on `sep` where it is outside double quotes and angle brackets."""
-    parts: list[str] = []
-    start, in_quotes, escaped, depth = 0, False, False, 0
+def _unquoted(text: str):
+    """(index, char) for every character outside double-quoted strings (quotes excluded)."""
+    in_quotes, escaped = False, False
     for i, ch in enumerate(text):
         if in_quotes:
             if escaped:
@@ -34,7 +33,16 @@ def split_outside_quotes(text: str, sep: str) -> list[str]:
                 in_quotes = False
         elif ch == '"':
             in_quotes = True
-        elif ch == "<":
+        else:
+            yield i, ch
+
+
+def split_outside_quotes(text: str, sep: str) -> list[str]:
+    """Split on `sep` where it is outside double quotes and angle brackets."""
+    parts: list[str] = []
+    start, depth = 0, 0
+    for i, ch in _unquoted(text):
+        if ch == "<":
             depth += 1
         elif ch == ">":
             depth = max(0, depth - 1)
@@ -195,20 +203,7 @@ def parse_name_addr(text: str) -> NameAddr:
 
 
 def _find_outside_quotes(text: str, target: str) -> int:
-    in_quotes, escaped = False, False
-    for i, ch in enumerate(text):
-        if in_quotes:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_quotes = False
-        elif ch == '"':
-            in_quotes = True
-        elif ch == target:
-            return i
-    return -1
+    return next((i for i, ch in _unquoted(text) if ch == target), -1)
 
 
 @dataclass(slots=True)
