@@ -96,7 +96,6 @@ class Call(CallOutput):
         self.barged = False
         self.turn: Turn | None = None         # the turn whose reply is being prepared
         self.done = False
-        self.keep_outcome = False             # a failed transfer's outcome survives the hang-up after it
 
     # ---- the loop ------------------------------------------------------------------
 

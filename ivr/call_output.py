@@ -82,7 +82,8 @@ class CallOutput:
                 await self._transfer_failed(action, str(exc))
         else:
             self.log.info("hang up (%s)", action.reason)
-            if not self.keep_outcome:
+            # The hang-up after a failed transfer keeps "transfer_failed" as the call's outcome.
+            if not (self.trace.outcome and self.trace.outcome.kind == "transfer_failed"):
                 self._finish_outcome(Outcome("hangup", None, action.reason, step, self._ms(self.frame + 1)))
             await self.transport.hangup(action.reason)
 
@@ -99,7 +100,6 @@ class CallOutput:
         except Exception:
             self.log.exception("could not synthesise the apology")
         self.done, self.pending_end = False, Hangup("transfer failed")
-        self.keep_outcome = True
 
     def _finish_outcome(self, outcome: Outcome) -> None:
         self.trace.outcome = outcome

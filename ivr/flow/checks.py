@@ -22,7 +22,7 @@ def check_flow(flow: Flow, data: LineDict, problems: Problems, complete: bool = 
     def check(where, key, target, what="step"):
         if not isinstance(target, str) or target not in flow.steps:
             close = difflib.get_close_matches(str(target), names, n=1)
-            _report(problems, where, key, f"unknown {what} '{target}'",
+            problems.error(where, key, f"unknown {what} '{target}'",
                            f"did you mean '{close[0]}'?" if close else "steps: " + ", ".join(names[:12]))
 
     if flow.start not in flow.steps:
@@ -33,41 +33,25 @@ def check_flow(flow: Flow, data: LineDict, problems: Problems, complete: bool = 
     check_keys(problems, data.get("globals"), None, "globals", flow.globals)
     check_phrases(problems, data.get("globals"), None, "globals", flow.globals)
     for step in flow.steps.values():
-        where = _StepWhere(step)
         for key, target in step.targets():
             key = key.split(".")[0]
-            check(where, "goto" if key == "next" and "next" not in step.key_pos else key, target)
+            check(step, "goto" if key == "next" and "next" not in step.key_pos else key, target)
         if step.run and step.run not in flow.subflows:
-            _report(problems, where, "run", f"step '{step.name}' runs unknown subflow '{step.run}'",
+            problems.error(step, "run", f"step '{step.name}' runs unknown subflow '{step.run}'",
                            "declare it under subflows: {NAME: path/to/file.yaml}" if not flow.subflows
                            else "subflows: " + ", ".join(flow.subflows))
         if step.returns and "/" not in step.name:
-            _report(problems, where, "return", f"step '{step.name}' returns, but it is not in a subflow",
+            problems.error(step, "return", f"step '{step.name}' returns, but it is not in a subflow",
                            "use hangup, transfer or next in the main flow")
         if step.faq and flow.knowledge is None:
-            _report(problems, where, "faq",
-                    f"step '{step.name}' answers from the knowledge base, but the flow has none",
+            problems.error(step, "faq", f"step '{step.name}' answers from the knowledge base, but the flow has none",
                            "add knowledge: faq/FILE.yaml at the top of the flow")
-        check_keys(problems, where, "choices", f"step '{step.name}'", step.choices, flow.globals)
-        check_phrases(problems, where, "choices", f"step '{step.name}'", step.choices, flow.globals)
+        check_keys(problems, step, "choices", f"step '{step.name}'", step.choices, flow.globals)
+        check_phrases(problems, step, "choices", f"step '{step.name}'", step.choices, flow.globals)
     if problems.items or not complete:
         return   # reachability and loops need every step and target to exist
     check_reachable(flow, problems)
     check_loops(flow, problems)
-
-
-class _StepWhere:
-    """Points a problem at a step's key, in the step's own file (subflows have theirs)."""
-
-    def __init__(self, step: Step) -> None:
-        self.step = step
-
-
-def _report(problems: Problems, where, key, message: str, hint: str = "") -> None:
-    if isinstance(where, _StepWhere):
-        problems.items.append(f"{where.step.where(key)}: {message}" + (f" (hint: {hint})" if hint else ""))
-    else:
-        problems.error(where, key, message, hint)
 
 
 def check_keys(problems: Problems, where, key, what: str, choices: tuple[Choice, ...],
@@ -76,12 +60,12 @@ def check_keys(problems: Problems, where, key, what: str, choices: tuple[Choice,
     seen: dict[str, str] = {}
     for choice in choices:
         if choice.dtmf and choice.dtmf in seen:
-            _report(problems, where, key, f"key '{choice.dtmf}' is used by both '{seen[choice.dtmf]}' and "
+            problems.error(where, key, f"key '{choice.dtmf}' is used by both '{seen[choice.dtmf]}' and "
                            f"'{choice.name}' in {what}", "give each answer its own key")
         seen.setdefault(choice.dtmf, choice.name)
     for choice in globals_:
         if choice.dtmf and choice.dtmf in seen:
-            _report(problems, where, key, f"key '{choice.dtmf}' is used by both '{seen[choice.dtmf]}' and global "
+            problems.error(where, key, f"key '{choice.dtmf}' is used by both '{seen[choice.dtmf]}' and global "
                            f"'{choice.name}' in {what}", "globals answer at every step: pick another key")
 
 
@@ -93,7 +77,7 @@ def check_phrases(problems: Problems, where, key, what: str, choices: tuple[Choi
         for phrase in choice.intent.phrases:
             other = owner.get(phrase)
             if other and other != choice.name:
-                _report(problems, where, key, f"choice patterns overlap in {what}: '{phrase}' means both '{other}' "
+                problems.error(where, key, f"choice patterns overlap in {what}: '{phrase}' means both '{other}' "
                                f"and '{choice.name}'", "remove the phrase from one of them")
             owner.setdefault(phrase, choice.name)
 
@@ -112,7 +96,7 @@ def check_reachable(flow: Flow, problems: Problems) -> None:
             todo.append(flow.subflows[step.run])
     for step in flow.steps.values():
         if step.name not in seen:
-            _report(problems, _StepWhere(step), None, f"step '{step.name}' is unreachable: no step leads to it",
+            problems.error(step, None, f"step '{step.name}' is unreachable: no step leads to it",
                            "add a goto/next to it, or delete it")
 
 
@@ -134,7 +118,7 @@ def check_loops(flow: Flow, problems: Problems) -> None:
         if name is not None and name not in reported:
             cycle = path[path.index(name):]
             reported.update(cycle)
-            _report(problems, _StepWhere(flow.steps[name]), None,
+            problems.error(flow.steps[name], None,
                            "steps loop without ever listening: " + " -> ".join([*cycle, name]),
                            "let one of them ask, or end the loop")
 

@@ -98,6 +98,11 @@ class Problems:
         self.items: list[str] = []
 
     def error(self, where, key=None, message: str = "", hint: str = "") -> None:
+        """`where`: a YAML mapping or list (with `key`), a (line, col), or a built step, which
+        knows its own file (a subflow's) and where its keys stand."""
+        if hasattr(where, "where"):
+            self.items.append(f"{where.where(key)}: {message}" + (f" (hint: {hint})" if hint else ""))
+            return
         if isinstance(where, LineDict):
             line, col = where.key_pos.get(key, (where.line, where.col)) if key is not None else (where.line, where.col)
         elif isinstance(where, LineList):
