@@ -32,7 +32,8 @@ def load_flow(path: str | Path) -> Flow:
     language = str(data.get("language") or "en-US")
     builder = StepBuilder(problems, language, path.parent)
     errors: list[str] = []
-    steps, subflows, start = _steps(path, data, builder, "", (path.resolve(),), errors)
+    sources = [str(path.resolve())]   # every file read, for hot reload
+    steps, subflows, start = _steps(path, data, builder, "", (path.resolve(),), errors, sources)
     globals_ = tuple(builder.choices(data.get("globals") or {}, "globals", is_global=True, where=data, key="globals"))
     flow = Flow(
         name=str(data.get("name") or path.stem), path=str(path), language=language, start=start,
@@ -41,7 +42,6 @@ def load_flow(path: str | Path) -> Flow:
         caller_lookup=builder.http(data, "caller_lookup") if "caller_lookup" in data else None,
         variables=_variables(data, builder), subflows=subflows, **_thresholds(data, problems),
     )
-    sources = [str(path.resolve()), *_subflow_files(path, data)]
     if flow.knowledge is not None:
         sources.append(str(Path(flow.knowledge.path).resolve()))
     flow = replace(flow, env_names=checks.env_names(flow), sources=tuple(dict.fromkeys(sources)))
@@ -52,7 +52,7 @@ def load_flow(path: str | Path) -> Flow:
 
 
 def _steps(path: Path, data: LineDict, builder: StepBuilder, prefix: str, chain: tuple[Path, ...],
-           errors: list[str]) -> tuple[dict[str, Step], dict[str, str], str]:
+           errors: list[str], sources: list[str]) -> tuple[dict[str, Step], dict[str, str], str]:
     """The steps of a flow or subflow file, names prefixed `sub/` inside subflows."""
     p = builder.p
     steps_data = data.get("steps")
@@ -79,7 +79,7 @@ def _steps(path: Path, data: LineDict, builder: StepBuilder, prefix: str, chain:
             p.error(where, sub_name, f"subflow file not found: {full}", "paths are relative to the flow file")
             continue
         sub_steps, sub_subs, sub_start = _subflow(full, builder.language, f"{prefix}{sub_name}{SUBFLOW_SEP}",
-                                                   (*chain, full), errors)
+                                                   (*chain, full), errors, sources)
         steps.update(sub_steps)
         subflows[f"{prefix}{sub_name}"] = sub_start
         subflows.update(sub_subs)
@@ -89,7 +89,9 @@ def _steps(path: Path, data: LineDict, builder: StepBuilder, prefix: str, chain:
     return steps, subflows, start
 
 
-def _subflow(path: Path, language: str, prefix: str, chain: tuple[Path, ...], errors: list[str]):
+def _subflow(path: Path, language: str, prefix: str, chain: tuple[Path, ...], errors: list[str],
+             sources: list[str]):
+    sources.append(str(path))
     try:
         data = read_yaml(path, "subflow file")
     except FlowError as exc:
@@ -103,7 +105,7 @@ def _subflow(path: Path, language: str, prefix: str, chain: tuple[Path, ...], er
     if data.get("language") and str(data["language"]).split("-")[0] != language.split("-")[0]:
         problems.error(data, "language", f"subflow language {data['language']} differs from the flow's {language}")
     try:
-        result = _steps(path, data, StepBuilder(problems, language, path.parent), prefix, chain, errors)
+        result = _steps(path, data, StepBuilder(problems, language, path.parent), prefix, chain, errors, sources)
     except FlowError:
         result = {}, {}, ""
     errors += problems.items
@@ -120,20 +122,6 @@ def _prefixed(step: Step, prefix: str, local: set[str], subflows: set[str]) -> S
         run=f"{prefix}{step.run}" if step.run and f"{prefix}{step.run}" in subflows else step.run,
         choices=tuple(replace(c, goto=name(c.goto)) for c in step.choices),
     )
-
-
-def _subflow_files(path: Path, data: LineDict) -> list[str]:
-    out = []
-    for sub in (data.get("subflows") or {}).values() if isinstance(data.get("subflows"), dict) else []:
-        full = (path.parent / str(sub)).resolve()
-        out.append(str(full))
-        try:
-            nested = read_yaml(full, "subflow file") if full.is_file() else None
-        except FlowError:
-            nested = None
-        if isinstance(nested, LineDict) and nested.get("subflows"):
-            out += _subflow_files(full, nested)
-    return out
 
 
 def _voice(value) -> str | None:
