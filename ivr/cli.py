@@ -32,11 +32,6 @@ def _models_dir(args) -> Path:
     return Path(args.models_dir or os.environ.get("IVR_MODELS_DIR") or "models")
 
 
-def _cache_dir() -> Path:
-    base = os.environ.get("IVR_CACHE_DIR") or Path.home() / ".cache" / "ivr"
-    return Path(base) / "prompts"
-
-
 def _call_config(args):
     from ivr.audio.vad import VadConfig
     from ivr.call import CallConfig
@@ -52,14 +47,14 @@ def _call_config(args):
 def _engines(flow, args):
     """Load the ASR model and the prompt cache, and synthesise the flow's fixed prompts."""
     from ivr.asr.loader import load_asr
-    from ivr.tts.cache import PromptCache
+    from ivr.tts.cache import PromptCache, default_cache_dir
     from ivr.tts.registry import load_tts
 
     asr = load_asr(args.asr, flow.language, _models_dir(args), args.model)
     tts = load_tts(args.voice or flow.voice, flow.language)
     from ivr.flow.interpreter import Interpreter
 
-    prompts = PromptCache(tts, _cache_dir())
+    prompts = PromptCache(tts, default_cache_dir())
     # Every fixed prompt, the built-in re-prompts too, is ready before the first call.
     prompts.warm([*flow.prompts(), *Interpreter(flow).fixed_defaults()])
     return asr, tts, prompts

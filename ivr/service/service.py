@@ -10,7 +10,6 @@ import asyncio
 import logging
 import re
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -93,16 +92,13 @@ class Service:
         self._cache_for(flow).warm([*flow.prompts(), *Interpreter(flow).fixed_defaults()])
 
     def _cache_for(self, flow: Flow):
-        from ivr.tts.cache import PromptCache
+        from ivr.tts.cache import PromptCache, default_cache_dir
         from ivr.tts.registry import load_tts
 
         voice = self.cfg.voice or flow.voice or ""
         key = f"{voice}|{flow.language}"
         if key not in self.prompts:
-            import os
-
-            base = Path(os.environ.get("IVR_CACHE_DIR") or Path.home() / ".cache" / "ivr") / "prompts"
-            self.prompts[key] = PromptCache(load_tts(voice or None, flow.language), base)
+            self.prompts[key] = PromptCache(load_tts(voice or None, flow.language), default_cache_dir())
         return self.prompts[key]
 
     async def start(self) -> dict[str, tuple[str, int]]:

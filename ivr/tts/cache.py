@@ -31,6 +31,11 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 
 
+def default_cache_dir() -> Path:
+    """Where synthesised prompts are kept between runs: $IVR_CACHE_DIR/prompts or ~/.cache/ivr/prompts."""
+    return Path(os.environ.get("IVR_CACHE_DIR") or Path.home() / ".cache" / "ivr") / "prompts"
+
+
 class PromptCache:
     """Thread-safe TTS prompt cache in front of one engine, at one output rate."""
 
