@@ -299,3 +299,10 @@ def test_validation_errors_name_the_problem(tmp_path, body, message):
         load_flow(path)
     assert any(message in p for p in err.value.problems), err.value.problems
     assert all(p.startswith(f"{path}:") for p in err.value.problems)
+
+
+def test_a_dot_dot_value_cannot_climb_the_url_path(tmp_path):
+    flow = flow_of(tmp_path, ORDERS.replace("type: digits, length: 6", "type: text").replace(
+        "    confirm: \"That's {{ slots.order_id | digits }}. Right?\"\n", ""))
+    _, out = run(Interpreter(flow, env={"API": "http://api.test/v1"}), [CallStarted(), Heard("..")])
+    assert out[1][-1].request.url == "http://api.test/v1/orders/%2E%2E"

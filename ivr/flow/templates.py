@@ -12,13 +12,13 @@ trusted configuration (`env.*`, `agent_line`), which arrive wrapped as `Markup`.
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 from jinja2 import ChainableUndefined, TemplateError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
 from ivr.flow import sayas
+from ivr.flow.http import quote_path
 
 _MARKERS = ("{{", "{%", "{#")
 
@@ -39,7 +39,7 @@ def _url_finalize(value: Any) -> str:
         return str(value)
     if value is None or isinstance(value, ChainableUndefined):
         return ""
-    return quote(str(value), safe="")
+    return quote_path(value)   # also "." and "..": a value cannot climb the URL's path
 
 
 class Environments:
