@@ -76,7 +76,7 @@ def no_input(it: "Interpreter", state: CallState, step: Step) -> "Result":
 
 def take(it: "Interpreter", state: CallState, step: Step, choice: Choice) -> "Result":
     if choice.action == "repeat":
-        return state, [*state.last_prompts, _listen_again(it, state, step)]
+        return state, [*state.last_prompts, it.listen(step, yes_no=state.confirming is not None)]
     if choice.action == "hangup":
         return replace(state, ended=True, step=None), [Hangup("caller asked")]
     if choice.goto and choice in it.flow.globals:
@@ -101,10 +101,6 @@ def fail(it: "Interpreter", state: CallState, step: Step, kind: str) -> "Result"
         return replace(state, last_prompts=plays), [*plays, it.listen(step, yes_no=True)]
     plays = (text, *it.ask(step, state))
     return replace(state, last_prompts=plays), [*plays, it.listen(step)]
-
-
-def _listen_again(it: "Interpreter", state: CallState, step: Step):
-    return it.listen(step, yes_no=state.confirming is not None)
 
 
 def _filled(it: "Interpreter", state: CallState, step: Step, value: SlotValue, kind: str) -> "Result":

@@ -11,7 +11,6 @@ from ivr.flow import checks
 from ivr.flow.hours import HoursError, parse_hours
 from ivr.flow.model import DEFAULT_ACCEPT, DEFAULT_CONFIRM, Flow, Route, Step
 from ivr.flow.steps import RESERVED_NAMES, StepBuilder
-from ivr.flow.templates import Template
 from ivr.flow.yamlsrc import FlowError, LineDict, Problems, as_text, parse_duration_ms, read_yaml
 
 __all__ = ["FlowError", "load_flow", "parse_duration_ms"]
@@ -186,7 +185,3 @@ def _thresholds(data: LineDict, problems: Problems) -> dict:
         problems.error(nlu, None, "nlu thresholds must be numbers in (0, 1] with confirm <= accept")
         return {}
     return {"accept": float(accept), "confirm": float(confirm)}
-
-
-def fixed_text(t) -> str:
-    return t.source if isinstance(t, Template) else str(t)
