@@ -48,7 +48,7 @@ def heard(it: "Interpreter", state: CallState, step: Step, event: Heard) -> "Res
     if found and not state.confirming:
         choice, via = _choice(it, step, found.name)
         state = replace(state, last=Understood("speech", text, None, found.score, via),
-                        confirming=Confirming("choice", choice.name, via=via))
+                        confirming=Confirming("choice", choice.name))
         question = Play(it.defaults["did_you_mean"].format(label=choice.label))
         return replace(state, last_prompts=(question,)), [question, it.listen(step, yes_no=True)]
     return fail(it, replace(state, last=Understood("speech", _shown(state, step, text))), step, "no_match")

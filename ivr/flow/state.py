@@ -30,7 +30,6 @@ class Confirming:
     kind: str                 # slot | choice
     name: str                 # slot name or choice name
     value: object = None
-    via: str = "step"
 
 
 @dataclass(frozen=True, slots=True)
