@@ -1,0 +1,168 @@
+"""The call events: what happened in a call, as it happens, for everything that wants to know.
+
+The call loop emits these (through the `emit` callable it is given); the service's hub
+(`ivr/service/hub.py`) fans them out to subscribers: the record builder (`ivr/records.py`,
+the trace of `ivr replay --json`), the database writer, metrics, reports, the agent console.
+Nothing reaches into the call loop; everything subscribes here.
+
+A closed set of frozen dataclasses, keyword-only, plain data only (str, numbers, bool,
+tuples, dicts of plain data), so an event can be logged, serialised (`to_dict`/`from_dict`),
+redacted (`dataclasses.replace`) and sent to another process as is. Every event has:
+
+- `call_id`: the id the service made for this call (`CallBegan.transport_id` is the peer's);
+- `t_ms`: audio time in the call (20 ms frames consumed so far), deterministic in replay;
+- `at_s`: wall time (Unix seconds) when the event was made.
+
+This module imports nothing from `ivr`: anyone can depend on it.
+"""
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+EVENTS_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallEvent:
+    call_id: str
+    t_ms: int = 0
+    at_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallBegan(CallEvent):
+    transport: str = ""           # sip | ws | audiosocket | mic | replay | chat
+    transport_id: str = ""        # the peer's own id: SIP Call-ID, Twilio callSid, AudioSocket UUID
+    caller: str = ""
+    called: str = ""
+    remote: str = ""              # peer address "host:port"
+    flow: str = ""
+    flow_version: str = ""        # content hash of the flow's source files (see `flow_version`)
+    language: str = ""
+    asr: str = ""
+    tts: str = ""
+    params: dict = field(default_factory=dict, hash=False)   # e.g. bridge custom parameters
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpeechStarted(CallEvent):
+    step: str | None = None       # the step listening
+    barge_in: bool = False        # over a prompt, which was cut
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TurnEnded(CallEvent):
+    """One turn, complete: the caller's input (or the call's start), what it was taken to mean,
+    and the reply. Emitted when the reply is done (listening again, or the call ends), so its
+    fields are final. `t_ms` is when it was emitted; the turn's own times are below."""
+
+    index: int
+    kind: str                     # start | speech | dtmf | no_input
+    step: str | None = None       # the step that was listening
+    heard: str = ""
+    confidence: float | None = None
+    candidates: tuple = ()        # up to 3 dicts {choice, score, ...} the NLU weighed, best first
+    match: dict | None = None     # {choice, score, via} or None
+    said: tuple[str, ...] = ()
+    next_step: str | None = None
+    endpoint: str | None = None   # silence | early_match | max_length | dtmf | terminator | timeout ...
+    barge_in: bool = False
+    t_speech_start_ms: int | None = None
+    t_speech_end_ms: int | None = None
+    t_endpoint_ms: int | None = None
+    t_reply_ms: int | None = None
+    latency_ms: float | None = None
+    timing: dict = field(default_factory=dict, hash=False)   # endpoint_silence_ms, asr_ms, flow_ms, tts_ms, http_ms
+    sentiment: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PromptPlayed(CallEvent):
+    """A prompt queued for playing (`t_ms`: when queued; it plays after those before it)."""
+
+    text: str
+    audio_path: str | None = None
+    barge_in: bool = True
+    duration_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PromptCut(CallEvent):
+    """The caller barged in (speech or a key): these queued prompts stopped."""
+
+    texts: tuple[str, ...] = ()
+    by: str = "speech"            # speech | dtmf
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeysPressed(CallEvent):
+    keys: str
+    step: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransferRequested(CallEvent):
+    target: str
+    reason: str = ""
+    step: str | None = None
+    context: dict = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransferFailed(CallEvent):
+    target: str
+    why: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallEnded(CallEvent):
+    """The call is over. `kind`: hangup | transfer | transfer_failed | caller_hangup |
+    protocol_error | peer_lost | busy | shutdown | error. `reason` is the flow's (hang-up or
+    transfer reason) or a short cause; `why` says what ended it on the wire, when known."""
+
+    kind: str
+    target: str | None = None
+    reason: str = ""
+    step: str | None = None
+    context: dict = field(default_factory=dict, hash=False)
+    why: str = ""
+    path: tuple[str, ...] = ()    # the steps visited
+    stats: dict = field(default_factory=dict, hash=False)   # frames, audio_ms, wall_ms, speed_x
+
+
+EVENT_TYPES: dict[str, type[CallEvent]] = {cls.__name__: cls for cls in (
+    CallBegan, SpeechStarted, TurnEnded, PromptPlayed, PromptCut, KeysPressed, TransferRequested,
+    TransferFailed, CallEnded)}
+
+
+def to_dict(event: CallEvent) -> dict:
+    """{"type": "TurnEnded", "call_id": ..., ...}: plain data for `json.dumps` (tuples become lists there)."""
+    return {"type": type(event).__name__, **asdict(event)}
+
+
+def from_dict(data: dict) -> CallEvent:
+    """The inverse of `to_dict`; unknown keys are ignored (newer writers), lists become tuples."""
+    cls = EVENT_TYPES.get(str(data.get("type")))
+    if cls is None:
+        raise ValueError(f"unknown call event type {data.get('type')!r}")
+    names = {f.name for f in fields(cls)}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names}
+    return cls(**values)
+
+
+def flow_version(paths: Iterable[str | Path]) -> str:
+    """A flow's version: the first 12 hex digits of SHA-256 over its source files (by file name
+    and content, sorted by path), so a record says exactly which text of the flow answered,
+    wherever it is installed. "" if none is readable."""
+    digest = hashlib.sha256()
+    seen = False
+    for path in sorted(str(p) for p in paths):
+        try:
+            data = Path(path).read_bytes()
+        except OSError:
+            continue
+        digest.update(Path(path).name.encode() + b"\0" + data + b"\0")
+        seen = True
+    return digest.hexdigest()[:12] if seen else ""
