@@ -170,7 +170,7 @@ def test_yes_and_no_are_words(tmp_path):
 
 @pytest.mark.parametrize(
     ("value", "ms"),
-    [("5s", 5000), ("500ms", 500), (4000, 4000), ("1.5s", 1500), (" 2 s ", 2000), ("250 ms", 250)],
+    [("5s", 5000), ("500ms", 500), ("1.5s", 1500), (" 2 s ", 2000), ("250 ms", 250), ("1m", 60_000)],
 )
 def test_durations(tmp_path, value, ms):
     path = write(tmp_path, f"""
@@ -186,11 +186,41 @@ def test_durations(tmp_path, value, ms):
 
 @pytest.mark.parametrize(
     ("value", "ms"),
-    [(5000, 5000), ("5s", 5000), ("500ms", 500), ("0.5s", 500), ("5", None), ("5 min", None),
-     ("fast", None), (True, None), (None, None), (-1, -1)],
+    [("5s", 5000), ("500ms", 500), ("0.5s", 500), ("2m", 120_000), ("10min", 600_000), ("1h", 3_600_000), (0, 0)],
 )
 def test_parse_duration_ms(value, ms):
     assert parse_duration_ms(value) == ms
+
+
+@pytest.mark.parametrize(("value", "says"), [
+    (5, "write 5s for seconds or 5ms"), ("5", "write 5s for seconds"), ("5 days", "is not a duration"),
+    ("fast", "is not a duration"), (True, "is not a duration"), (None, "is not a duration"), (-1, "not a duration"),
+])
+def test_parse_duration_ms_refuses(value, says):
+    with pytest.raises(ValueError, match=says):
+        parse_duration_ms(value)
+
+
+def test_bare_number_durations_are_refused_with_a_hint(tmp_path):
+    """`timeout: 2` used to be read as 2 ms (every HTTP call timed out): now it must say 2s or 2000ms."""
+    path = write(tmp_path, """
+        steps:
+          a:
+            ask: Order?
+            no_input_timeout: 5
+            collect: {slot: order, type: digits, inter_digit_timeout: 3}
+            next: b
+          b:
+            http: {get: "http://127.0.0.1:9/x", timeout: 2}
+            next: c
+          c: {hangup: true}
+    """)
+    assert problems(path) == [
+        "4:5: 'no_input_timeout': the duration 5 has no unit (hint: write 5s for seconds or 5ms for milliseconds)",
+        "5:42: 'inter_digit_timeout': the duration 3 has no unit (hint: write 3s for seconds or 3ms for "
+        "milliseconds)",
+        "8:41: 'timeout': the duration 2 has no unit (hint: write 2s for seconds or 2ms for milliseconds)",
+    ]
 
 
 def test_numeric_step_names_and_agent_line(tmp_path):
@@ -494,7 +524,7 @@ ERRORS = [
             choices:
               yes: {say: yes, goto: a}
         """,
-        ["4:5: 'no_input_timeout' must be a duration like 5s or 4000ms"],
+        ["4:5: 'no_input_timeout': 'soon' is not a duration (hint: write e.g. 500ms, 2s, 1.5s, 1m or 1h)"],
         id="bad-no-input-timeout",
     ),
     pytest.param(
@@ -506,7 +536,7 @@ ERRORS = [
             choices:
               yes: {say: yes, goto: a}
         """,
-        ["4:5: 'no_input_timeout' must be a duration like 5s or 4000ms"],
+        ["4:5: 'no_input_timeout' must be longer than 0 (hint: e.g. 2s)"],
         id="zero-no-input-timeout",
     ),
     pytest.param(

@@ -8,10 +8,10 @@ import pytest
 from aiohttp import web
 
 from ivr.demo_backend import start_backend
+from ivr.durations import parse_duration_ms
 from ivr.flow.http import (
     HttpClient,
     HttpRequest,
-    parse_duration_ms,
     quote_path,
     quote_query,
     validate_url,
@@ -272,13 +272,13 @@ def test_quote_query_escapes_plus():
 
 
 @pytest.mark.parametrize(("value", "ms"), [
-    ("2s", 2000), ("500ms", 500), ("1.5s", 1500), (2, 2), (2500, 2500), (0.4, 0), ("1m", 60_000), (" 3 s ", 3000),
+    ("2s", 2000), ("500ms", 500), ("1.5s", 1500), (0, 0), ("1m", 60_000), (" 3 s ", 3000),
 ])
 def test_parse_duration_ms(value, ms):
     assert parse_duration_ms(value) == ms
 
 
-@pytest.mark.parametrize("value", ["2", "abc", "2h", "-1s", -1, True, None, float("nan"), "1.5.s", ""])
+@pytest.mark.parametrize("value", ["2", 2, 2500, "abc", "2d", "-1s", -1, True, None, float("nan"), "1.5.s", ""])
 def test_parse_duration_ms_rejects(value):
     with pytest.raises(ValueError, match=r"duration"):
         parse_duration_ms(value)

@@ -37,6 +37,7 @@ def test_toml_config(tmp_path):
     ("listen: {smtp: {}}", "unknown listener 'smtp'"),
     ("limits: {max_calls: 0}", "max_calls must be a whole number >= 1"),
     ("limits: {max_call: soon}", "max_call must be a duration"),
+    ("limits: {shutdown_grace: 30}", "write 30s for seconds"),
     ("flows: {reload: 'yes'}", "flows.reload must be true or false"),
     ("- a\n- b", "must be a mapping"),
 ])

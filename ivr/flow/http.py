@@ -9,7 +9,6 @@ are in `http_fake.py`.
 import asyncio
 import json
 import logging
-import math
 import re
 import time
 from dataclasses import dataclass
@@ -26,7 +25,6 @@ METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 BACKOFF_MS = 200            # sleep backoff_ms * attempt between attempts
 SNIPPET_CHARS = 120         # of an error body, in `detail`
 _SECRET_NAME = re.compile(r"token|key|secret|passw|auth|cookie|signature", re.I)
-_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m)\s*")
 _URL_SAFE = ":/?#[]@!$&'()*+,;=%~"   # kept by requoting: reserved chars and existing %XX escapes
 
 # ---- pure helpers for the template layer ----------------------------------------------
@@ -41,18 +39,6 @@ def quote_path(value: object) -> str:
 def quote_query(value: object) -> str:
     """Escape a value for a query string (a phone's "+" must not turn into a space)."""
     return quote(str(value), safe="")
-
-
-def parse_duration_ms(value: object) -> int:
-    """"2s", "500ms", "1.5s", "1m" or a bare number of milliseconds (as the flow loader reads it) -> ms."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        if not math.isfinite(value) or value < 0:
-            raise ValueError(f"duration must be a non-negative number of milliseconds, got {value!r}")
-        return round(value)
-    m = _DURATION.fullmatch(value) if isinstance(value, str) else None
-    if m is None:
-        raise ValueError(f"bad duration {value!r}: use e.g. 500ms, 2s, 1.5s or a number of milliseconds")
-    return round(float(m[1]) * {"ms": 1, "s": 1000, "m": 60_000}[m[2]])
 
 
 def validate_url(url: str) -> str | None:

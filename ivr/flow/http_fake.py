@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import partial
 from urllib.parse import urlsplit
 
+from ivr.durations import parse_duration_ms
 from ivr.flow.http import (
     METHODS,
     HttpExecutor,
@@ -21,7 +22,6 @@ from ivr.flow.http import (
     _Outcome,
     _run,
     _secrets_of,
-    parse_duration_ms,
     redact_headers,
     redact_url,
     validate_url,

@@ -7,11 +7,12 @@ together, so an author fixes a file in one pass. `ivr validate` runs exactly thi
 from dataclasses import replace
 from pathlib import Path
 
+from ivr.durations import parse_duration_ms
 from ivr.flow import checks
 from ivr.flow.hours import HoursError, parse_hours
 from ivr.flow.model import DEFAULT_ACCEPT, DEFAULT_CONFIRM, Flow, Route, Step
 from ivr.flow.steps import RESERVED_NAMES, StepBuilder
-from ivr.flow.yamlsrc import FlowError, LineDict, Problems, as_text, parse_duration_ms, read_yaml
+from ivr.flow.yamlsrc import FlowError, LineDict, Problems, as_text, read_yaml
 
 __all__ = ["FlowError", "load_flow", "parse_duration_ms"]
 

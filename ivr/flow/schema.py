@@ -36,9 +36,8 @@ NLU_KEYS = ("accept", "confirm")
 BRANCH_KEYS = ("if", "goto")
 
 _NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-_DURATION = {"description": "a duration: 5s, 1.5s, 4000ms, or a number of milliseconds",
-             "anyOf": [{"type": "integer", "minimum": 1},
-                       {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s)\s*$"}]}
+_DURATION = {"description": "a duration with its unit: 5s, 1.5s, 4000ms, 1m (a bare number is refused)",
+             "type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|min|h)\s*$"}
 _TIME = r"T?\d{2}(:?\d{2}(:?\d{2}(\.\d+)?)?)?"           # what time.fromisoformat reads
 _TIME_RANGE = rf"^\s*{_TIME}\s*-\s*{_TIME}\s*$"
 _DAY = "(" + "|".join("".join(f"[{c}{c.upper()}]" for c in day) for day in DAYS) + ")"   # any case

@@ -5,13 +5,14 @@ The problems go into the loader's `Problems`, each with file:line:col and a hint
 
 import re
 
+from ivr.durations import DurationError, parse_duration_ms
 from ivr.flow import model
 from ivr.flow.model import Choice, Collect, HttpSpec, Prompt, Route, Step, TransferSpec
 from ivr.flow.nlu import Intent
 from ivr.flow.patterns import TemplateError, expand
 from ivr.flow.slots import SLOT_TYPES, SlotSpec, check_spec
 from ivr.flow.templates import Template, TemplateSyntax, compile_template
-from ivr.flow.yamlsrc import LineDict, Problems, as_text, parse_duration_ms
+from ivr.flow.yamlsrc import LineDict, Problems, as_text
 
 STEP_KEYS = {
     "say", "audio", "ask", "barge_in", "choices", "collect", "confirm", "faq", "after_faq", "no_input",
@@ -92,10 +93,7 @@ class StepBuilder:
             if key in spec and "ask" not in spec:
                 self.p.error(spec, key, f"step '{name}' has '{key}' but no 'ask' prompt",
                              "add ask: \"...\" saying what the caller can answer")
-        timeout = parse_duration_ms(spec.get("no_input_timeout", model.DEFAULT_NO_INPUT_MS))
-        if timeout is None or timeout <= 0:
-            self.p.error(spec, "no_input_timeout", "'no_input_timeout' must be a duration like 5s or 4000ms")
-            timeout = model.DEFAULT_NO_INPUT_MS
+        timeout = self.duration(spec, "no_input_timeout", model.DEFAULT_NO_INPUT_MS)
         attempts = spec.get("max_attempts", model.DEFAULT_MAX_ATTEMPTS)
         if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
             self.p.error(spec, "max_attempts", "'max_attempts' must be a whole number >= 1")
@@ -146,6 +144,20 @@ class StepBuilder:
         if "ask" in spec and not any(k in spec for k in ("choices", "collect", "faq")):
             self.p.error(spec, "ask", f"step '{name}' asks but expects nothing",
                          "add choices, collect, or faq: true")
+
+    def duration(self, where: LineDict, key: str, default_ms: int) -> int:
+        """A positive duration with its unit (`2s`, `500ms`); a bare number is refused, not read as ms."""
+        if key not in where:
+            return default_ms
+        try:
+            ms = parse_duration_ms(where[key])
+        except DurationError as exc:
+            self.p.error(where, key, f"'{key}': {exc.message}", exc.hint)
+            return default_ms
+        if ms <= 0:
+            self.p.error(where, key, f"'{key}' must be longer than 0", "e.g. 2s")
+            return default_ms
+        return ms
 
     def flag(self, spec: LineDict, key: str, default: bool) -> bool:
         value = spec.get(key, default)
@@ -223,10 +235,7 @@ class StepBuilder:
         keyed = slot.type in ("digits", "number", "money", "phone", "date", "time")
         default_max = (slot.length or slot.max_length or 20) if keyed else 1
         max_digits = data.get("max_digits", default_max)
-        inter = parse_duration_ms(data.get("inter_digit_timeout", model.DEFAULT_INTER_DIGIT_MS))
-        if inter is None or inter <= 0:
-            self.p.error(data, "inter_digit_timeout", "'inter_digit_timeout' must be a duration like 3s")
-            inter = model.DEFAULT_INTER_DIGIT_MS
+        inter = self.duration(data, "inter_digit_timeout", model.DEFAULT_INTER_DIGIT_MS)
         term = str(data.get("terminator", "#"))
         if term and term not in DTMF_KEYS:
             self.p.error(data, "terminator", f"'{term}' is not a keypad key", "use # or *")
@@ -244,10 +253,7 @@ class StepBuilder:
             self.p.error(data, None, f"'{key}' needs exactly one of " + ", ".join(HTTP_METHODS) + " with the URL")
             return None
         url = self.template(data, methods[0], data[methods[0]], "url")
-        timeout = parse_duration_ms(data.get("timeout", 3000))
-        if timeout is None or timeout <= 0:
-            self.p.error(data, "timeout", "'timeout' must be a duration like 2s")
-            timeout = 3000
+        timeout = self.duration(data, "timeout", 3000)
         retries = data.get("retries", 0)
         if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 5:
             self.p.error(data, "retries", "'retries' must be a whole number from 0 to 5")

@@ -126,18 +126,6 @@ class Problems:
             raise FlowError(self.items)
 
 
-def parse_duration_ms(value) -> int | None:
-    """5000, "5s", "500ms", "1.5s" -> milliseconds; None if it does not parse."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s)\s*", str(value))
-    if not m:
-        return None
-    return round(float(m.group(1)) * (1000 if m.group(2) == "s" else 1))
-
-
 def as_text(value):
     """A step name or target as text: YAML reads `next: 2` or `agent_line: 100` as numbers."""
     return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value

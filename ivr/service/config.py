@@ -28,8 +28,8 @@ from pathlib import Path
 
 import yaml
 
+from ivr.durations import DurationError, parse_duration_ms
 from ivr.errors import UserError
-from ivr.flow.yamlsrc import parse_duration_ms
 
 TOP_KEYS = {"listen", "flows", "engines", "limits", "records", "busy_prompt"}
 LISTENERS = ("sip", "ws", "audiosocket", "http")
@@ -170,12 +170,10 @@ def _positive(value, what: str, path) -> int:
 
 
 def _duration(value, what: str, path) -> int:
-    text = str(value)
-    if text.endswith("h") and text[:-1].isdigit():
-        return int(text[:-1]) * 3_600_000
-    if text.endswith("min") and text[:-3].isdigit():
-        return int(text[:-3]) * 60_000
-    ms = parse_duration_ms(value)
-    if ms is None or ms <= 0:
-        raise UserError(f"{path}: {what} must be a duration like 30s, 10min or 1h")
+    try:
+        ms = parse_duration_ms(value)
+    except DurationError as exc:
+        raise UserError(f"{path}: {what} must be a duration with a unit, not {value!r}", exc.hint) from exc
+    if ms <= 0:
+        raise UserError(f"{path}: {what} must be longer than 0", "e.g. 30s, 10min or 1h")
     return ms
