@@ -310,7 +310,7 @@ ERRORS = [
               hours: {say: hours, goto: a}
           track: {say: Shipped., hangup: true}
         """,
-        ["4:5: unknown step 'trak' (hint: did you mean 'track'?)"],
+        ["5:27: unknown step 'trak' (hint: did you mean 'track'?)"],
         id="unknown-choice-goto",
     ),
     pytest.param(
@@ -352,7 +352,7 @@ ERRORS = [
         steps:
           agent: {say: Connecting., transfer: "sip:agents@pbx"}
         """,
-        ["2:3: unknown step 'agnet' (hint: did you mean 'agent'?)"],
+        ["2:23: unknown step 'agnet' (hint: did you mean 'agent'?)"],
         id="unknown-global-goto",
     ),
     pytest.param(
@@ -698,7 +698,7 @@ def test_all_problems_reported_together(tmp_path):
         "17:5: step 'to_agent' has both 'transfer' and 'hangup' "
         "(hint: a step either listens, calls a service, runs a subflow, transfers or hangs up)",
         "3:1: unknown step 'mian' (hint: did you mean 'main'?)",
-        "11:5: unknown step 'trak' (hint: steps: main, to_agent)",
+        "12:47: unknown step 'trak' (hint: steps: main, to_agent)",
         "11:5: key '0' is used by both 'track' and global 'agent' in step 'main' (hint: globals answer at every step: pick another key)",  # noqa: E501
     ]
     assert len(info.value.problems) == 9
@@ -713,3 +713,28 @@ def test_single_problem_message_is_the_problem(tmp_path):
         load_flow(path)
     assert str(info.value) == info.value.problems[0]
     assert isinstance(info.value, UserError)
+
+
+def test_misspelt_goto_points_at_the_goto_and_suggests_the_step(tmp_path):
+    path = write(tmp_path, """
+        steps:
+          main:
+            ask: "Track or returns?"
+            choices:
+              track: {say: ["track"], goto: trak}
+              returns:
+                say: ["return"]
+                goto: retuns
+          track:
+            next:
+              - {if: "open", goto: main}
+              - goto: bey
+          returns: {say: hi, goto: byee}
+          bye: {hangup: true}
+    """)
+    assert problems(path) == [
+        "5:31: unknown step 'trak' (hint: did you mean 'track'?)",
+        "8:9: unknown step 'retuns' (hint: did you mean 'returns'?)",
+        "12:9: unknown step 'bey' (hint: did you mean 'bye'?)",
+        "13:22: unknown step 'byee' (hint: did you mean 'bye'?)",
+    ]

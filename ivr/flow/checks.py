@@ -29,13 +29,18 @@ def check_flow(flow: Flow, data: LineDict, problems: Problems, complete: bool = 
         check(data, "start", flow.start)
     for choice in flow.globals:
         if choice.goto:
-            check(data.get("globals"), None, choice.goto)
+            check(choice.goto_pos if choice.goto_pos[0] else data.get("globals"), None, choice.goto)
     check_keys(problems, data.get("globals"), None, "globals", flow.globals)
     check_phrases(problems, data.get("globals"), None, "globals", flow.globals)
     for step in flow.steps.values():
+        for route in step.next:   # point at the `goto` itself, not at the step
+            check(_At(step.file, route.line, route.col) if route.line else step, "next", route.goto)
+        for choice in step.choices:
+            if choice.goto:
+                check(_At(step.file, *choice.goto_pos) if choice.goto_pos[0] else step, "choices", choice.goto)
         for key, target in step.targets():
-            key = key.split(".")[0]
-            check(step, "goto" if key == "next" and "next" not in step.key_pos else key, target)
+            if not key.startswith(("next", "choices.")):
+                check(step, key, target)
         if step.run and step.run not in flow.subflows:
             problems.error(step, "run", f"step '{step.name}' runs unknown subflow '{step.run}'",
                            "declare it under subflows: {NAME: path/to/file.yaml}" if not flow.subflows
@@ -52,6 +57,16 @@ def check_flow(flow: Flow, data: LineDict, problems: Problems, complete: bool = 
         return   # reachability and loops need every step and target to exist
     check_reachable(flow, problems)
     check_loops(flow, problems)
+
+
+class _At:
+    """A place in a (sub)flow file, for a problem with a value inside a step."""
+
+    def __init__(self, file: str, line: int, col: int) -> None:
+        self.file, self.line, self.col = file, line, col
+
+    def where(self, key=None) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
 
 
 def check_keys(problems: Problems, where, key, what: str, choices: tuple[Choice, ...],

@@ -10,7 +10,7 @@ from pathlib import Path
 from ivr.durations import parse_duration_ms
 from ivr.flow import checks
 from ivr.flow.hours import HoursError, parse_hours
-from ivr.flow.model import DEFAULT_ACCEPT, DEFAULT_CONFIRM, Flow, Route, Step
+from ivr.flow.model import DEFAULT_ACCEPT, DEFAULT_CONFIRM, Flow, Step
 from ivr.flow.steps import RESERVED_NAMES, StepBuilder
 from ivr.flow.yamlsrc import FlowError, LineDict, Problems, as_text, read_yaml
 
@@ -117,7 +117,7 @@ def _prefixed(step: Step, prefix: str, local: set[str], subflows: set[str]) -> S
     def name(target: str | None) -> str | None:
         return f"{prefix}{target}" if target in local else target
     return replace(
-        step, name=f"{prefix}{step.name}", next=tuple(Route(name(r.goto), r.condition, r.line) for r in step.next),
+        step, name=f"{prefix}{step.name}", next=tuple(replace(r, goto=name(r.goto)) for r in step.next),
         on_fail=name(step.on_fail), on_error=name(step.on_error), after_faq=name(step.after_faq),
         run=f"{prefix}{step.run}" if step.run and f"{prefix}{step.run}" in subflows else step.run,
         choices=tuple(replace(c, goto=name(c.goto)) for c in step.choices),

@@ -40,6 +40,7 @@ class Choice:
     action: str | None = None           # repeat | hangup (globals)
     label: str = ""                     # how "Did you mean ...?" names it
     line: int = 0
+    goto_pos: tuple[int, int] = field(default=(0, 0), compare=False)   # where `goto:` stands, for validate
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,7 @@ class Route:
     goto: str
     condition: Template | None = None
     line: int = 0
+    col: int = 0                        # of the step name, for validate's messages
 
 
 @dataclass(frozen=True, slots=True)

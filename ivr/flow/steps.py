@@ -182,7 +182,7 @@ class StepBuilder:
         if value is None:
             return ()
         if isinstance(value, str | int) and not isinstance(value, bool):
-            return (Route(str(value), None, spec.key_pos.get(key, (spec.line, 0))[0]),)
+            return (Route(str(value), None, *spec.key_pos.get(key, (spec.line, 0))),)
         if not isinstance(value, list) or not value:
             self.p.error(spec, key, f"'{key}' must be a step name or a list of {{if: CONDITION, goto: STEP}}")
             return ()
@@ -196,7 +196,7 @@ class StepBuilder:
                 continue
             self.p.check_keys(item, {"if", "goto"}, "a branch of 'next'")
             cond = self.template(item, "if", str(item["if"]), "condition") if "if" in item else None
-            routes.append(Route(str(as_text(item["goto"])), cond, item.line))
+            routes.append(Route(str(as_text(item["goto"])), cond, *item.key_pos.get("goto", (item.line, item.col))))
             if "if" not in item and i != len(value) - 1:
                 self.p.error(item, None, "a branch without 'if' must be the last one", "later branches never run")
         if routes and routes[-1].condition is not None:
@@ -323,5 +323,5 @@ class StepBuilder:
                 self.p.error(spec, None, f"choice '{name}' in {what} has neither 'say' nor 'dtmf'")
             label = str(spec.get("label") or (phrases[0] if phrases else name))
             out.append(Choice(str(name), Intent(str(name), tuple(phrases)), dtmf, as_text(spec.get("goto")),
-                              action, label, spec.line))
+                              action, label, spec.line, spec.key_pos.get("goto", (spec.line, spec.col))))
         return out
