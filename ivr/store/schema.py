@@ -1,0 +1,48 @@
+"""The records schema and its migrations, one list for SQLite and PostgreSQL.
+
+Migrations are numbered and applied in order at start-up, each in its own transaction, and
+`schema_version` remembers which ran. Only types and statements both databases read the
+same way are used (TEXT, BIGINT, DOUBLE PRECISION, INSERT ... ON CONFLICT), so one list
+serves both. Never edit a migration that has shipped: append a new one.
+
+Tables:
+- `calls`: one row per call, written at its start and completed at its end;
+- `turns`: one row per turn (caller input, what it meant, the reply), keyed (call_id, idx);
+- `events`: the other call events (prompts, keys, transfers, ...), keyed (call_id, seq).
+JSON columns (`data`, `said`, ...) hold JSON text in both databases.
+"""
+
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (1, "calls, turns and events with the indexes reports need", [
+        """CREATE TABLE calls (
+            call_id TEXT PRIMARY KEY,
+            transport TEXT, transport_id TEXT, caller TEXT, called TEXT, remote TEXT,
+            flow TEXT, flow_version TEXT, language TEXT,
+            started_at DOUBLE PRECISION NOT NULL, ended_at DOUBLE PRECISION,
+            outcome TEXT, reason TEXT, target TEXT, end_step TEXT, why TEXT,
+            duration_ms BIGINT, turns INTEGER, transcripts INTEGER NOT NULL DEFAULT 1,
+            data TEXT)""",
+        "CREATE INDEX calls_started_at ON calls (started_at)",
+        "CREATE INDEX calls_flow ON calls (flow, started_at)",
+        "CREATE INDEX calls_caller ON calls (caller, started_at)",
+        "CREATE INDEX calls_outcome ON calls (outcome, started_at)",
+        """CREATE TABLE turns (
+            call_id TEXT NOT NULL, idx INTEGER NOT NULL,
+            kind TEXT, step TEXT, heard TEXT, confidence DOUBLE PRECISION,
+            choice TEXT, score DOUBLE PRECISION, via TEXT, said TEXT, next_step TEXT,
+            endpoint TEXT, barge_in INTEGER, t_ms BIGINT, latency_ms DOUBLE PRECISION,
+            at_s DOUBLE PRECISION, data TEXT,
+            PRIMARY KEY (call_id, idx))""",
+        "CREATE INDEX turns_step ON turns (step)",
+        """CREATE TABLE events (
+            call_id TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,
+            t_ms BIGINT, at_s DOUBLE PRECISION, data TEXT,
+            PRIMARY KEY (call_id, seq))""",
+        "CREATE INDEX events_kind ON events (kind, at_s)",
+    ]),
+]
+
+LATEST = MIGRATIONS[-1][0]
+
+VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, " \
+                "applied_at DOUBLE PRECISION NOT NULL, note TEXT)"
