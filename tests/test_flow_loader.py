@@ -738,3 +738,24 @@ def test_misspelt_goto_points_at_the_goto_and_suggests_the_step(tmp_path):
         "12:9: unknown step 'bey' (hint: did you mean 'bye'?)",
         "13:22: unknown step 'byee' (hint: did you mean 'bye'?)",
     ]
+
+
+def test_regex_question_mark_in_a_sentence_template_is_refused(tmp_path):
+    """`(my)? order` never matched what its author meant; a `?` ending a question is punctuation."""
+    path = write(tmp_path, """
+        steps:
+          main:
+            ask: "How can I help?"
+            choices:
+              track: {say: ["track (my)? order", "where is my order?"], goto: main}
+              hours: {say: ["colou?r"], goto: main}
+    """)
+    assert problems(path) == [
+        "5:15: bad sentence template: '?' at column 11 in 'track (my)? order': sentence templates are not regular "
+        "expressions; write optional words in brackets, e.g. 'track [my] order' (hint: use (a|b) for choices and "
+        "[x] for optional words)",
+        "6:15: bad sentence template: '?' at column 6 in 'colou?r': sentence templates are not regular expressions; "
+        "write optional words in brackets, e.g. 'track [my] order' (hint: use (a|b) for choices and [x] for "
+        "optional words)",
+        "6:14: choice 'hours' in step 'main' has neither 'say' nor 'dtmf'",
+    ]

@@ -131,3 +131,17 @@ TOKENS = [
 @pytest.mark.parametrize(("text", "expected"), TOKENS)
 def test_tokens(text, expected):
     assert tokens(text) == expected
+
+
+@pytest.mark.parametrize("template", ["track (my)? order", "track my order [please]?", "colou?r", "[my]? order"])
+def test_regex_question_marks_are_refused(template):
+    with pytest.raises(TemplateError, match=r"not regular expressions.*\[my\]"):
+        expand(template)
+
+
+@pytest.mark.parametrize(("template", "phrases"), [
+    ("what are your hours?", ["what are your hours"]), ("你们几点开门？", ["你们几点开门"]),
+    ("is it (open|closed)?", ["is it open", "is it closed"]),
+])
+def test_a_question_mark_ending_a_question_is_punctuation(template, phrases):
+    assert expand(template) == phrases

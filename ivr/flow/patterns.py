@@ -34,10 +34,24 @@ def tokens(text: str) -> list[str]:
 
 def expand(template: str) -> list[str]:
     """All normalised phrases a template stands for, in order, without duplicates."""
+    _check_question_marks(template)
     parser = _Parser(template)
     alternatives = parser.parse_sequence(top=True)
     phrases = [" ".join(p.split()) for p in alternatives]
     return list(dict.fromkeys(normalize(p) for p in phrases if p.strip()))
+
+
+def _check_question_marks(template: str) -> None:
+    """A `?` may end a question ("where is my (order|package)?"); anywhere else it is a regular-expression
+    habit (`(my)? order`, `colou?r`, `[please]?`) that would silently not match as meant: refused."""
+    text = unicodedata.normalize("NFKC", template).rstrip()
+    body = text.rstrip("?").rstrip()
+    at = body.find("?")
+    if at < 0 and text.rstrip("?").endswith("]") and text.endswith("?"):   # `[please]?`: optional twice
+        at = len(body)
+    if at >= 0:
+        raise TemplateError(f"'?' at column {at + 1} in {template!r}: sentence templates are not regular "
+                            "expressions; write optional words in brackets, e.g. 'track [my] order'")
 
 
 class _Parser:
