@@ -24,6 +24,8 @@ def cmd_validate(args) -> int:
         env = f"; reads env {', '.join(flow.env_names)}" if flow.env_names else ""
         missing = [n for n in flow.env_names if n not in os.environ]
         print(f"{path}: ok ({len(flow.steps)} steps, {len(flow.prompts())} fixed prompts{env})")
+        for warning in flow.warnings:
+            print(warning)
         for name in missing:
             print(f"{path}: note: environment variable {name} is not set here; HTTP steps that use it "
                   "will take their on_error path")

@@ -759,3 +759,49 @@ def test_regex_question_mark_in_a_sentence_template_is_refused(tmp_path):
         "optional words)",
         "6:14: choice 'hours' in step 'main' has neither 'say' nor 'dtmf'",
     ]
+
+
+def test_conditions_naming_what_does_not_exist_are_warned_with_did_you_mean(tmp_path):
+    """`slot.pin` for `slots.pin` used to be silently false; the flow still loads, validate warns."""
+    path = write(tmp_path, """
+        vars: {tries: 0}
+        steps:
+          main:
+            ask: "PIN?"
+            collect: {slot: pin, type: digits, length: 4}
+            set: {more: "{{ tris + 1 }}"}
+            next:
+              - {if: "slot.pin", goto: ok}
+              - {if: "slots.pn and open and caller.vip", goto: ok}
+              - {if: "vars.trie > 2 or http.stauts == 404", goto: ok}
+              - goto: ok
+          ok: {hangup: true}
+    """)
+    flow = load_flow(path)
+    prefix = f"{path}:"
+    assert [w.removeprefix(prefix) for w in flow.warnings] == [
+        "8:10: warning: condition 'slot.pin' names 'slot', which does not exist: it is always empty (false) "
+        "(hint: did you mean 'slots'?)",
+        "9:10: warning: condition 'slots.pn and open and caller.vip' reads slots.pn, but no step collects a slot "
+        "'pn': it is always empty (false) (hint: did you mean 'slots.pin'?)",
+        "10:10: warning: condition 'vars.trie > 2 or http.stauts == 404' reads vars.trie, but no variable 'trie': "
+        "it is always empty (false) (hint: did you mean 'vars.tries'?)",
+        "10:10: warning: condition 'vars.trie > 2 or http.stauts == 404' reads http.stauts, but there is no "
+        "'stauts': it is always empty (false) (hint: did you mean 'http.status'?)",
+        "6:5: warning: set value 'tris + 1' names 'tris', which does not exist: it is always empty (false) "
+        "(hint: did you mean 'tries'?)",
+    ]
+
+
+def test_validate_prints_warnings(tmp_path, capsys):
+    from ivr.cli_flow import cmd_validate
+
+    path = write(tmp_path, """
+        steps:
+          main:
+            next: [{if: "slot.pin", goto: bye}, {goto: bye}]
+          bye: {hangup: true}
+    """)
+    assert cmd_validate(type("Args", (), {"flows": [str(path)]})) == 0
+    out = capsys.readouterr().out
+    assert f"{path}:3:13: warning: condition 'slot.pin' names 'slot'" in out and "did you mean 'slots'?" in out

@@ -8,8 +8,10 @@ steps that never listens.
 import difflib
 import re
 
+from jinja2 import TemplateError, nodes
+
 from ivr.flow.model import Choice, Flow, Step
-from ivr.flow.templates import Template
+from ivr.flow.templates import Template, environments
 from ivr.flow.yamlsrc import LineDict, Problems
 
 _ENV = re.compile(r"\benv\.([A-Za-z_][A-Za-z0-9_]*)")
@@ -30,6 +32,8 @@ def check_flow(flow: Flow, data: LineDict, problems: Problems, complete: bool = 
     for choice in flow.globals:
         if choice.goto:
             check(choice.goto_pos if choice.goto_pos[0] else data.get("globals"), None, choice.goto)
+    for route in flow.watch:
+        check(_At(flow.path, route.line, route.col), "watch", route.goto)
     check_keys(problems, data.get("globals"), None, "globals", flow.globals)
     check_phrases(problems, data.get("globals"), None, "globals", flow.globals)
     for step in flow.steps.values():
@@ -53,6 +57,7 @@ def check_flow(flow: Flow, data: LineDict, problems: Problems, complete: bool = 
                            "add knowledge: faq/FILE.yaml at the top of the flow")
         check_keys(problems, step, "choices", f"step '{step.name}'", step.choices, flow.globals)
         check_phrases(problems, step, "choices", f"step '{step.name}'", step.choices, flow.globals)
+    check_conditions(flow, problems)
     if problems.items or not complete:
         return   # reachability and loops need every step and target to exist
     check_reachable(flow, problems)
@@ -99,7 +104,7 @@ def check_phrases(problems: Problems, where, key, what: str, choices: tuple[Choi
 
 def check_reachable(flow: Flow, problems: Problems) -> None:
     seen: set[str] = set()
-    todo = [flow.start, *(c.goto for c in flow.globals if c.goto)]
+    todo = [flow.start, *(c.goto for c in flow.globals if c.goto), *(r.goto for r in flow.watch)]
     while todo:
         name = todo.pop()
         if name in seen or name not in flow.steps:
@@ -136,6 +141,59 @@ def check_loops(flow: Flow, problems: Problems) -> None:
             problems.error(flow.steps[name], None,
                            "steps loop without ever listening: " + " -> ".join([*cycle, name]),
                            "let one of them ask, or end the loop")
+
+
+# Fields of the call data that conditions may read (caller.* and saved HTTP answers are open-ended).
+FIELDS = {"call": {"caller", "called", "params"}, "http": {"ok", "status", "error"}}
+
+
+def check_conditions(flow: Flow, problems: Problems) -> None:
+    """A condition naming something that does not exist (`slot.pin` for `slots.pin`, a slot no step
+    collects) is always false in a call: warn, with the nearest existing name."""
+    from ivr.flow.state import CallState, context  # state builds on model; imported late like the loader
+
+    env = environments(flow.language).text
+    variables = {name for name, _ in flow.variables}
+    variables |= {name for step in flow.steps.values() for name, _ in step.assign}
+    variables |= {s.http.save for s in flow.steps.values() if s.http and s.http.save}
+    known = {**{name: None for name in context(flow, CallState())}, **{name: None for name in variables}}
+    known.update(dict.fromkeys(env.globals))
+    fields = {**FIELDS, "slots": {s.collect.slot.name for s in flow.steps.values() if s.collect},
+              "vars": variables, "last": set(context(flow, CallState())["last"])}
+
+    def check(template: Template, at, what: str = "condition") -> None:
+        try:
+            tree = env.parse("{{ (" + template.source + ") }}")
+        except TemplateError:
+            return   # compile errors are reported where the template is built
+        for node in tree.find_all(nodes.Name):
+            if node.ctx == "load" and node.name not in known:
+                hint = _near(node.name, known) or ("env.* is read only by HTTP steps and transfer targets"
+                                                  if node.name == "env" else "known: " + ", ".join(sorted(known)))
+                problems.warn(at, None, f"{what} {template.source.strip()!r} names '{node.name}', which does not "
+                              "exist: it is always empty (false)", hint)
+        for node in tree.find_all(nodes.Getattr):
+            if isinstance(node.node, nodes.Name) and node.node.name in fields \
+                    and node.attr not in fields[node.node.name]:
+                names = fields[node.node.name]
+                missing = {"slots": "no step collects a slot", "vars": "no variable"}.get(node.node.name, "there is no")
+                hint = _near(node.attr, names, f"{node.node.name}.") or (
+                    f"{node.node.name}.* are: " + ", ".join(sorted(names)) if names else "")
+                problems.warn(at, None, f"{what} {template.source.strip()!r} reads {node.node.name}.{node.attr}, "
+                              f"but {missing} '{node.attr}': it is always empty (false)", hint)
+
+    for step in flow.steps.values():
+        for route in step.next:
+            if route.condition is not None:
+                check(route.condition, _At(step.file, *route.cond_pos) if route.cond_pos[0] else step)
+        for _, value in step.assign:
+            if isinstance(value, Template) and value.kind == "condition":
+                check(value, _At(step.file, *step.key_pos.get("set", (step.line, 1))), "set value")
+
+
+def _near(name: str, names, prefix: str = "") -> str:
+    close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.6)
+    return f"did you mean '{prefix}{close[0]}'?" if close else ""
 
 
 def env_names(flow: Flow) -> tuple[str, ...]:

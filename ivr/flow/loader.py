@@ -48,7 +48,7 @@ def load_flow(path: str | Path) -> Flow:
     checks.check_flow(flow, data, problems, complete=not (problems.items or errors))
     if problems.items or errors:
         raise FlowError(problems.items + errors)
-    return flow
+    return replace(flow, warnings=tuple(problems.warnings))
 
 
 def _steps(path: Path, data: LineDict, builder: StepBuilder, prefix: str, chain: tuple[Path, ...],

@@ -51,6 +51,7 @@ class Route:
     condition: Template | None = None
     line: int = 0
     col: int = 0                        # of the step name, for validate's messages
+    cond_pos: tuple[int, int] = field(default=(0, 0), compare=False)   # where `if:` stands
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +145,7 @@ class Flow:
     confirm: float = DEFAULT_CONFIRM
     env_names: tuple[str, ...] = ()   # environment variables the flow's HTTP steps read
     sources: tuple[str, ...] = ()     # every file it was built from (hot reload watches them)
+    warnings: tuple[str, ...] = ()    # `ivr validate` shows them; the flow still loads
 
     @property
     def lang(self) -> str:

@@ -196,7 +196,8 @@ class StepBuilder:
                 continue
             self.p.check_keys(item, {"if", "goto"}, "a branch of 'next'")
             cond = self.template(item, "if", str(item["if"]), "condition") if "if" in item else None
-            routes.append(Route(str(as_text(item["goto"])), cond, *item.key_pos.get("goto", (item.line, item.col))))
+            routes.append(Route(str(as_text(item["goto"])), cond, *item.key_pos.get("goto", (item.line, item.col)),
+                                cond_pos=item.key_pos.get("if", (0, 0))))
             if "if" not in item and i != len(value) - 1:
                 self.p.error(item, None, "a branch without 'if' must be the last one", "later branches never run")
         if routes and routes[-1].condition is not None:

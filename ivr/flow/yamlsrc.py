@@ -96,6 +96,7 @@ class Problems:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.items: list[str] = []
+        self.warnings: list[str] = []     # worth a look, but the flow still loads
 
     def error(self, where, key=None, message: str = "", hint: str = "") -> None:
         """`where`: a YAML mapping or list (with `key`), a (line, col), or a built step, which
@@ -113,6 +114,16 @@ class Problems:
         else:
             line, col = 1, 1
         self.items.append(f"{self.path}:{line}:{col}: {message}" + (f" (hint: {hint})" if hint else ""))
+
+    def warn(self, where, key=None, message: str = "", hint: str = "") -> None:
+        """Like `error`, but the flow still loads: `ivr validate` prints it as "warning: ..."."""
+        items, self.items = self.items, []
+        try:
+            self.error(where, key, message, hint)
+            place, _, rest = self.items[0].partition(": ")
+            self.warnings.append(f"{place}: warning: {rest}")
+        finally:
+            self.items = items
 
     def check_keys(self, data: LineDict, allowed: set[str], what: str) -> None:
         for key in data:
