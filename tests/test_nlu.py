@@ -1,6 +1,5 @@
 """Matching what a caller said against the intents a step expects: a pure function, no models."""
 
-import time
 from pathlib import Path
 
 import pytest
@@ -311,18 +310,15 @@ def test_confirm_band_sits_under_accept():
     assert found.name == "hours" and CONFIRM_THRESHOLD <= found.score < DEFAULT_THRESHOLD
 
 
-def test_matching_is_fast():
-    """Under 1 ms per utterance for a step of about 40 phrases (docs/BENCHMARKS.md measures it)."""
+def test_matching_gives_the_same_answer_every_time():
+    """Speed is measured by scripts/bench_nlu.py (docs/BENCHMARKS.md), not here: a timed test fails on a
+    busy machine. What a test can say: matching is deterministic over a 40-phrase step."""
     step = (*RETAIL, *CONFIRM)
     assert 35 <= sum(len(i.phrases) for i in step) <= 60
-    texts = [f"um I'd like to {w} my order number {n} please" for n in range(50) for w in ("track", "trace")]
-    for text in texts[:5]:
-        match(text, step)
-    t0 = time.perf_counter()
-    for text in texts:
-        match(text, step)
-    per_match_ms = (time.perf_counter() - t0) * 1000 / len(texts)
-    assert per_match_ms < 1.0
+    texts = [f"um I'd like to {w} my order number {n} please" for n in range(5) for w in ("track", "trace")]
+    first = [match(text, step) for text in texts]
+    assert [match(text, step) for text in texts] == first
+    assert all(m.name == "track" for m in first)
 
 
 # ---- the retail dataset (tests/data/nlu): a regression floor ------------------------------
