@@ -25,6 +25,7 @@ from typing import Literal
 
 from ivr.asr.bundled import BASE_NAME, BASE_PACKAGES, installed_base_model
 from ivr.errors import UserError
+from ivr.lang import base_language
 
 MODEL_LIST_URL = "https://alphacephei.com/vosk/models/model-list.json"
 MARKER = "ivr-model.json"
@@ -73,7 +74,7 @@ def _split_lang(code: str) -> tuple[str, str]:
     parts = [p for p in code.strip().lower().replace("_", "-").split("-") if p]
     if not parts:
         return "", ""
-    primary = _LANG_ALIASES.get(parts[0], parts[0])
+    primary = _LANG_ALIASES.get(base_language(parts[0], parts[0]), parts[0])   # cmn, mandarin -> zh -> vosk's cn
     region = next((p for p in parts[1:] if len(p) == 2 or (len(p) == 3 and p.isdigit())), "")
     return primary, region
 

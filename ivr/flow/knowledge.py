@@ -28,7 +28,8 @@ from pathlib import Path
 
 from ivr.flow.nlu import FILLERS, FUNCTION_WORDS, Intent, match_all, sound_of, word_similarity
 from ivr.flow.patterns import TemplateError, expand, tokens
-from ivr.flow.yamlsrc import LineDict, LineList, Problems, read_yaml
+from ivr.flow.yamlsrc import LineDict, LineList, Problems, as_text, read_yaml
+from ivr.lang import UnknownLanguage, canonical
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +232,12 @@ def load_knowledge(path: str | Path, semantic: bool | None = None) -> KnowledgeB
         seen.setdefault(entry.id, entry.line)
         entries.append(entry)
     problems.raise_if_any()
-    kb = KnowledgeBase(str(path), str(data.get("language") or "en-US"), tuple(entries), semantic=semantic)
+    try:
+        language = canonical(as_text(data.get("language")) or None)
+    except UnknownLanguage as exc:
+        problems.error(data, "language", exc.message, exc.hint)
+        problems.raise_if_any()
+    kb = KnowledgeBase(str(path), language, tuple(entries), semantic=semantic)
     log.info("knowledge base %s: %d entries, %s scoring", path, len(entries), "semantic" if semantic else "lexical")
     return kb
 

@@ -7,6 +7,7 @@ together, so an author fixes a file in one pass. `ivr validate` runs exactly thi
 from dataclasses import replace
 from pathlib import Path
 
+from ivr import lang
 from ivr.durations import parse_duration_ms
 from ivr.flow import checks
 from ivr.flow.hours import HoursError, parse_hours
@@ -29,7 +30,7 @@ def load_flow(path: str | Path) -> Flow:
     if not isinstance(data, LineDict):
         raise FlowError([f"{path}:1:1: a flow file must be a mapping with 'steps' and 'start'"])
     problems.check_keys(data, TOP_KEYS, "the flow")
-    language = str(data.get("language") or "en-US")
+    language = _language(data, problems)
     builder = StepBuilder(problems, language, path.parent)
     errors: list[str] = []
     sources = [str(path.resolve())]   # every file read, for hot reload
@@ -90,6 +91,15 @@ def _steps(path: Path, data: LineDict, builder: StepBuilder, prefix: str, chain:
 
 
 def _subflow(path: Path, language: str, prefix: str, chain: tuple[Path, ...], errors: list[str],
+def _language(data: LineDict, problems: Problems) -> str:
+    """The file's `language:` as a canonical tag (ivr.lang: `cmn`, `zh_CN` -> zh-CN); en-US if absent."""
+    try:
+        return lang.canonical(as_text(data.get("language")) or None)
+    except lang.UnknownLanguage as exc:
+        problems.error(data, "language", exc.message, exc.hint)
+        return lang.DEFAULT
+
+
              sources: list[str]):
     sources.append(str(path))
     try:
@@ -102,7 +112,7 @@ def _subflow(path: Path, language: str, prefix: str, chain: tuple[Path, ...], er
         errors.append(f"{path}:1:1: a subflow file must be a mapping with 'steps' and 'start'")
         return {}, {}, ""
     problems.check_keys(data, SUBFLOW_KEYS, "a subflow")
-    if data.get("language") and str(data["language"]).split("-")[0] != language.split("-")[0]:
+    if data.get("language") and _language(data, problems).split("-")[0] != language.split("-")[0]:
         problems.error(data, "language", f"subflow language {data['language']} differs from the flow's {language}")
     try:
         result = _steps(path, data, StepBuilder(problems, language, path.parent), prefix, chain, errors, sources)

@@ -11,6 +11,7 @@ from ivr.flow.hours import BusinessHours
 from ivr.flow.nlu import Intent
 from ivr.flow.slots import SlotSpec
 from ivr.flow.templates import Template
+from ivr.lang import base_language
 
 if TYPE_CHECKING:   # knowledge.py reads files with the loader's helpers; avoid an import cycle
     from ivr.flow.knowledge import KnowledgeBase
@@ -149,7 +150,7 @@ class Flow:
 
     @property
     def lang(self) -> str:
-        return self.language.split("-")[0].lower()
+        return base_language(self.language)
 
     def prompts(self) -> list[str]:
         """Every fixed prompt text, to synthesise when the flow loads (replies never wait)."""

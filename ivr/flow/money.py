@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from ivr.flow.numbers import ZH_NUM_CHARS, en_tokens, number_spans, numbers_said, zh_clean, zh_int, zh_value
+from ivr.lang import UnknownLanguage, parse_language
 
 # code: (English unit singular/plural, minor unit singular/plural or None, Mandarin unit, Mandarin minor unit)
 CURRENCIES: dict[str, tuple[tuple[str, str], tuple[str, str] | None, str, str | None]] = {
@@ -35,11 +36,11 @@ REGION_CURRENCIES = {"US": "USD", "GB": "GBP", "UK": "GBP", "CA": "CAD", "AU": "
 
 def default_currency(language: str) -> str:
     """The currency a caller means by "dollars" or 块 in this locale: en-GB -> GBP, zh-CN -> CNY, en -> USD."""
-    parts = language.replace("_", "-").split("-")
-    region = next((p.upper() for p in parts[1:] if len(p) == 2), "")
-    if region in REGION_CURRENCIES:
-        return REGION_CURRENCIES[region]
-    return "CNY" if parts[0].lower() in ("zh", "cmn", "yue") else "USD"
+    try:
+        lang = parse_language(language)
+    except UnknownLanguage:
+        return "USD"
+    return REGION_CURRENCIES.get(lang.region) or ("CNY" if lang.base == "zh" else "USD")
 
 
 @dataclass(frozen=True, slots=True)

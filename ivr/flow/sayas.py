@@ -13,6 +13,7 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from ivr.flow.money import CURRENCIES, default_currency
+from ivr.lang import is_mandarin
 
 WEEKDAYS_EN = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 MONTHS_EN = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
@@ -188,4 +189,4 @@ def _decimal(value, what: str) -> Decimal:
 
 
 def _is_zh(language: str) -> bool:
-    return str(language).replace("_", "-").split("-")[0].lower() in ("zh", "cmn", "yue")
+    return is_mandarin(str(language))

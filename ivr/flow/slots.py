@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 from ivr.flow import datetimes, money, numbers
+from ivr.lang import is_mandarin
 
 SLOT_TYPES = ("digits", "number", "yes_no", "date", "time", "money", "phone", "text")
 REASONS = ("no_value", "too_short", "too_long", "out_of_range", "invalid", "wrong_currency")
@@ -61,9 +62,8 @@ class SlotError:
 
 
 def lang_of(language: str) -> str:
-    """"zh-CN", "cmn" -> "zh"; everything else reads as English (numerals work in any language)."""
-    prefix = language.replace("_", "-").split("-")[0].lower()
-    return "zh" if prefix in ("zh", "cmn", "yue") else "en"
+    """"zh-CN", "cmn" -> "zh" (ivr.lang); everything else reads as English (numerals work in any language)."""
+    return "zh" if is_mandarin(language) else "en"
 
 
 def parse_speech(spec: SlotSpec, text: str, language: str, today: dt.date) -> SlotValue | SlotError:

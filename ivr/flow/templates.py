@@ -19,6 +19,7 @@ from markupsafe import Markup
 
 from ivr.flow import sayas
 from ivr.flow.http import quote_path
+from ivr.lang import base_language
 
 _MARKERS = ("{{", "{%", "{#")
 
@@ -57,7 +58,7 @@ _ENVS: dict[str, Environments] = {}
 
 
 def environments(language: str) -> Environments:
-    lang = language.split("-")[0].lower()
+    lang = base_language(language)
     if lang not in _ENVS:
         _ENVS[lang] = Environments(lang)
     return _ENVS[lang]

@@ -14,22 +14,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from ivr.errors import UserError
+from ivr.lang import is_english, is_mandarin
 from ivr.tts.base import TtsEngine
 
 VALID_SPECS = ("auto", "piper", "piper:/path/to/voice.onnx", "espeak", "espeak:<voice>")
 
 _MANDARIN = ("zh", "cmn", "mandarin", "chinese")
 _BUNDLED_PIPER = ("joe", "en_US-joe-medium")
-
-
-def is_english(language: str) -> bool:
-    lang = language.strip().lower().replace("_", "-")
-    return lang == "english" or lang == "en" or lang.startswith("en-")
-
-
-def is_mandarin(language: str) -> bool:
-    lang = language.strip().lower().replace("_", "-")
-    return any(lang == m or lang.startswith(m + "-") for m in _MANDARIN)
 
 
 def load_tts(spec: str | None, language: str = "en-US") -> TtsEngine:
