@@ -19,7 +19,6 @@ from ivr.tts.base import TtsEngine
 
 VALID_SPECS = ("auto", "piper", "piper:/path/to/voice.onnx", "espeak", "espeak:<voice>")
 
-_MANDARIN = ("zh", "cmn", "mandarin", "chinese")
 _BUNDLED_PIPER = ("joe", "en_US-joe-medium")
 
 
