@@ -17,6 +17,11 @@ HELP = ("type what the caller says; #123 presses keys; an empty line is silence 
 
 
 async def chat(call: TextCall, read: Callable[[str], str] = input, write: Callable[[str], None] = print) -> int:
+    shown = write
+
+    def write(text: str) -> None:   # sensitive values and card numbers never reach the screen
+        shown(call.redactor.text(text))
+
     write(f"chat with flow '{call.flow.name}' ({call.flow.language}). {HELP}")
     _show(write, call, await call.start())
     while not call.ended:

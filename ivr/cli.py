@@ -9,7 +9,6 @@ from pathlib import Path
 
 from ivr import __version__
 from ivr.errors import UserError
-from ivr.lang import canonical_or_raw
 
 log = logging.getLogger("ivr")
 
@@ -27,6 +26,9 @@ def _setup_logging(verbose: int) -> None:
     handler.addFilter(_CallIdDefault())
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(call_id)s] %(message)s"))
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    from ivr.privacy import install_log_redaction
+
+    install_log_redaction()   # no log line carries a card number or a sensitive slot's value
 
 
 def _models_dir(args) -> Path:
@@ -124,7 +126,7 @@ def cmd_transcribe(args) -> int:
     from ivr.audio.wavio import read_audio
 
     samples = read_audio(Path(args.wav), channel=args.channel)
-    asr = load_asr(args.asr, canonical_or_raw(args.language), _models_dir(args), args.model)
+    asr = load_asr(args.asr, args.language, _models_dir(args), args.model)
     vad = VadConfig(aggressiveness=args.vad_aggressiveness, endpoint_silence_ms=args.endpoint_ms,
                     early_silence_ms=min(200, args.endpoint_ms))
     count = 0
@@ -145,7 +147,7 @@ def cmd_say(args) -> int:
     from ivr.audio.wavio import write_wav
     from ivr.tts.registry import load_tts
 
-    tts = load_tts(args.voice, canonical_or_raw(args.language))
+    tts = load_tts(args.voice, args.language)
     t0 = time.perf_counter()
     pcm = tts.synthesize(args.text)
     pcm = resample(pcm, tts.rate_hz, args.rate) if args.rate else pcm

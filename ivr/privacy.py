@@ -238,12 +238,14 @@ class Redactor:
     `sensitive_steps` maps a step collecting a sensitive slot to the slot's type; input heard or
     keyed there is masked and remembered. Thread-safe enough for its use: secrets only grow."""
 
-    def __init__(self, sensitive_steps: dict[str, str] | None = None) -> None:
+    def __init__(self, sensitive_steps: dict[str, str] | None = None, *, live: bool = True) -> None:
+        """`live`: its secrets also apply to every log line while it is open (see `redact_live`)."""
         self.sensitive_steps = dict(sensitive_steps or {})
         self.secrets: set[str] = set()      # digit strings
         self.literals: set[str] = set()     # other values, matched case-insensitively
-        with _live_lock:
-            _live.add(self)
+        if live:
+            with _live_lock:
+                _live.add(self)
 
     @classmethod
     def for_flow(cls, flow) -> "Redactor":
@@ -288,7 +290,10 @@ class Redactor:
         numbers in it are learned and masked (the whole input if the slot is not a number)."""
         if not isinstance(text, str) or step not in self.sensitive_steps:
             return self.text(text)
-        self.learn(text)
+        for run in digit_runs(text):    # a PIN said or keyed; not the words ("yes" to a read-back)
+            digits = "".join(p[2] for p in run)
+            if len(digits) >= MIN_SECRET_DIGITS:
+                self.secrets.add(digits)
         if self.sensitive_steps[step] not in DIGIT_SLOT_TYPES:
             return sayas.mask(text, 0) if text else text
         return mask_input(text)
@@ -303,6 +308,14 @@ class Redactor:
     def value(self, value):
         """Every string in a JSON-like value or a (frozen) dataclass, redacted; same shape back."""
         return _walk(value, self.text)
+
+
+def redact_with_slots(value, slots: dict, names: Iterable[str]):
+    """`value` (text or JSON-like) with the named slots' values and card numbers masked: what an
+    agent's screen or a transfer header may carry."""
+    redactor = Redactor(live=False)
+    redactor.learn_slots(slots, names)
+    return redactor.value(value)
 
 
 def redact_live(text: str) -> str:

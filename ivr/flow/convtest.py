@@ -128,6 +128,9 @@ async def _run_test(path: Path, flow, defaults: LineDict, test: LineDict, recogn
             _check_turn(result, n, turn.get("expect") or {}, reply, call)
         _check_final(result, test.get("expect") or {}, call, said_all, http)
     finally:
+        # Test output is shown and kept (CI logs): sensitive values and card numbers masked.
+        result.failures[:] = [call.redactor.text(f) for f in result.failures]
+        result.transcript[:] = [call.redactor.text(t) for t in result.transcript]
         await call.close()
     return result
 

@@ -32,6 +32,7 @@ from ivr.flow.prompts import defaults_for
 from ivr.flow.slots import hint_phrases
 from ivr.flow.state import CallState, Understood, context, public_slots, start_clock
 from ivr.flow.templates import RenderError, Template, render_data
+from ivr.privacy import redact_with_slots
 
 __all__ = ["MAX_HOPS", "CallState", "Interpreter", "Understood"]
 
@@ -171,7 +172,7 @@ class Interpreter:
         actions = [a for a in actions or [] if isinstance(a, Play)]
         if self.flow.agent_line:
             return replace(state, ended=True, step=None, waiting=None), [
-                *actions, Transfer(self.flow.agent_line, reason, self.agent_context(state, reason))]
+                *actions, self._to_agent(state, self.flow.agent_line, reason, self.agent_context(state, reason))]
         return replace(state, ended=True, step=None, waiting=None), [
             *actions, Play(self.defaults["error"], barge_in=False), Hangup(reason)]
 
@@ -216,7 +217,14 @@ class Interpreter:
         reason = spec.reason.render(context(self.flow, state)) if spec.reason else (
             state.last.choice if state.last and state.last.choice else "transfer")
         extra = {k: v.render(context(self.flow, state)) for k, v in spec.context}
-        return Transfer(target, reason, {**self.agent_context(state, reason, step.name), **extra})
+        return self._to_agent(state, target, reason, {**self.agent_context(state, reason, step.name), **extra})
+
+    @staticmethod
+    def _to_agent(state: CallState, target: str, reason: str, context: dict) -> Transfer:
+        """What an agent sees never holds a sensitive slot's value or a card number, whatever the
+        flow's reason/context templates wrote (ivr.privacy)."""
+        reason, context = redact_with_slots((reason, context), state.slots, state.sensitive)
+        return Transfer(target, reason, context)
 
     def agent_context(self, state: CallState, reason: str, step: str | None = None) -> dict:
         """What the agent's screen shows: who calls, what they wanted, what was collected."""

@@ -11,11 +11,11 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from ivr.events import Hangup, Heard, Play
-from ivr.flow import sayas
 from ivr.flow.model import Choice, Step
 from ivr.flow.nlu import match
 from ivr.flow.slots import SlotSpec, SlotValue, parse_keys, parse_speech
 from ivr.flow.state import CallState, Confirming, Understood
+from ivr.privacy import mask_input
 
 if TYPE_CHECKING:
     from ivr.flow.interpreter import Interpreter, Result
@@ -106,7 +106,7 @@ def fail(it: "Interpreter", state: CallState, step: Step, kind: str) -> "Result"
 def _filled(it: "Interpreter", state: CallState, step: Step, value: SlotValue, kind: str) -> "Result":
     collect = step.collect
     name = collect.slot.name
-    shown = sayas.mask(value.heard) if collect.sensitive else value.heard
+    shown = mask_input(value.heard) if collect.sensitive else value.heard
     state = replace(state, slots={**state.slots, name: value.value},
                     sensitive=state.sensitive | {name} if collect.sensitive else state.sensitive,
                     last=Understood(kind, shown, name, 1.0, "slot"))
@@ -160,7 +160,7 @@ def _choice(it: "Interpreter", step: Step, name: str) -> tuple[Choice, str]:
 
 
 def _shown(state: CallState, step: Step, value: str) -> str:
-    return sayas.mask(value) if step.collect and step.collect.sensitive else value
+    return mask_input(value) if step.collect and step.collect.sensitive else value
 
 
 def _today(state: CallState) -> date:

@@ -27,6 +27,7 @@ from ivr.flow.http_fake import RecordingHttpClient
 from ivr.flow.interpreter import CallState, Interpreter
 from ivr.flow.model import Flow
 from ivr.flow.state import public_slots
+from ivr.privacy import Redactor
 
 MAX_FETCHES = 32   # per caller input: a flow that keeps calling services is a bug
 
@@ -49,6 +50,8 @@ class TextCall:
         self.state = CallState()
         self.started = CallStarted(caller, called, dict(params or {}), at_s)
         self.replies: list[Reply] = []
+        # What this conversation may show (chat, test output): sensitive values and card numbers masked.
+        self.redactor = Redactor.for_flow(flow)
 
     @property
     def flow(self) -> Flow:
@@ -79,6 +82,8 @@ class TextCall:
 
     async def send(self, event: Event) -> Reply:
         reply = Reply()
+        if isinstance(event, Heard | Digits):
+            self.redactor.input_at(self.state.step, event.text if isinstance(event, Heard) else event.digits)
         events = [event]
         for _ in range(MAX_FETCHES):
             self.state, actions = self.interp.handle(self.state, events.pop())
@@ -89,6 +94,7 @@ class TextCall:
             reply.http.append(f"{fetch.request.method} {self.http.requests[-1].url} -> "
                               f"{result.status if result.status is not None else result.error}")
             events.append(Fetched(result))
+        self.redactor.learn_slots(self.state.slots, self.state.sensitive)
         self.replies.append(reply)
         return reply
 
@@ -106,4 +112,5 @@ class TextCall:
         return fetch
 
     async def close(self) -> None:
+        self.redactor.close()
         await self.http.close()
