@@ -218,3 +218,26 @@ def test_database_urls():
     assert backend_for("postgresql://ivr@127.0.0.1:5432/ivr").name == "postgresql"
     with pytest.raises(UserError):
         backend_for("mysql://x")
+
+
+def test_config_records_section(tmp_path):
+    from ivr.service.config import load_config
+    from ivr.store.subscriber import build_store
+
+    path = tmp_path / "ivr.yaml"
+    path.write_text("records: {dir: recs, retention_days: 30, transcripts: {default: true, flows: {zh: false}}}\n")
+    cfg = load_config(path, env={})
+    assert cfg.database_url() == f"sqlite:///{tmp_path / 'recs' / 'ivr.sqlite3'}"
+    assert cfg.spool_path() == tmp_path / "recs" / "spool" and cfg.retention_days == 30
+    store = build_store(cfg)
+    assert store.transcripts.keep("zh") is False and store.transcripts.keep("en") is True
+    store.close()
+    assert (tmp_path / "recs" / "ivr.sqlite3").is_file()
+    path.write_text("records: {database: 'postgresql://ivr@127.0.0.1:5432/ivr', spool_dir: sp}\n")
+    cfg = load_config(path, env={})
+    assert cfg.database_url().startswith("postgresql://") and cfg.spool_path() == tmp_path / "sp"
+    assert load_config(path, env={"IVR_DATABASE": "off"}).database_url() is None
+    for bad in ("records: {retention_days: -1}", "records: {transcripts: maybe}", "records: {databse: x}"):
+        path.write_text(bad + "\n")
+        with pytest.raises(UserError):
+            load_config(path, env={})

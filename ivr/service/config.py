@@ -13,12 +13,16 @@
       reload: true                               # hot reload on file change
     engines: {asr: auto, model: null, models_dir: models, voice: null}
     limits: {max_calls: 16, max_call: 1h, shutdown_grace: 30s}
-    records: {dir: records}                      # one JSON record per call
+    records: {dir: records,                      # one JSON record per call ("" for none)
+              database: sqlite:///records/ivr.sqlite3,   # or postgresql://ivr@host:5432/ivr; "" for none
+              retention_days: 0, spool_dir: records/spool,
+              transcripts: true}                 # or {default: true, flows: {retail_zh: false}}
     busy_prompt: "All our lines are busy. Please call again in a few minutes."
 
 Environment (wins over the file): IVR_MAX_CALLS, IVR_SIP, IVR_WS, IVR_AUDIOSOCKET, IVR_HTTP
 ("host:port" or "off"), IVR_FLOW (default flow), IVR_ASR, IVR_MODELS_DIR, IVR_RECORDS_DIR,
-IVR_WS_TOKEN (the bridge's shared secret; never put it in the file).
+IVR_DATABASE (records database URL or "off"), IVR_WS_TOKEN (the bridge's shared secret) and
+IVR_METRICS_TOKEN (bearer token for /metrics): secrets never go in the file.
 """
 
 import os
@@ -59,6 +63,24 @@ class ServeConfig:
     records_dir: Path | None = Path("records")
     busy_prompt: str = "All our lines are busy. Please call again in a few minutes."
     ws_token: str | None = None
+    database: str | None = None          # records database URL; None: records/ivr.sqlite3 beside the JSON records
+    database_base: Path = Path(".")      # relative sqlite paths are relative to this (the config's folder)
+    retention_days: float = 0            # delete records older than this; 0 keeps them
+    spool_dir: Path | None = None        # None: records/spool beside the database
+    transcripts: bool = True             # keep heard/said texts (recording consent) ...
+    transcripts_flows: dict[str, bool] = field(default_factory=dict)   # ... per flow name
+    metrics_token: str | None = None
+
+    def database_url(self) -> str | None:
+        """The records database URL, or None when there is to be none."""
+        if self.database == "":
+            return None
+        if self.database:
+            return self.database
+        return f"sqlite:///{((self.records_dir or self.database_base / 'records') / 'ivr.sqlite3').absolute()}"
+
+    def spool_path(self) -> Path:
+        return self.spool_dir or (self.records_dir or self.database_base / "records") / "spool"
 
     def flow_paths(self) -> list[Path]:
         return list(dict.fromkeys([*([self.default_flow] if self.default_flow else []), *self.routes.values()]))
@@ -103,6 +125,7 @@ def load_config(path: Path | None, env: dict[str, str] | None = None) -> ServeCo
     cfg.shutdown_grace_ms = _duration(limits.get("shutdown_grace", "30s"), "limits.shutdown_grace", path)
     records = _section(data, "records", path)
     cfg.records_dir = base / str(records.get("dir", "records")) if records.get("dir", "records") else None
+    _records_db(cfg, records, base, path)
     cfg.busy_prompt = str(data.get("busy_prompt", cfg.busy_prompt))
     _apply_env(cfg, env)
     return cfg
@@ -129,6 +152,37 @@ def _apply_env(cfg: ServeConfig, env: dict[str, str]) -> None:
     if env.get("IVR_RECORDS_DIR"):
         cfg.records_dir = Path(env["IVR_RECORDS_DIR"])
     cfg.ws_token = env.get("IVR_WS_TOKEN") or None
+    cfg.metrics_token = env.get("IVR_METRICS_TOKEN") or None
+    if env.get("IVR_DATABASE"):
+        cfg.database = "" if env["IVR_DATABASE"] == "off" else env["IVR_DATABASE"]
+        cfg.database_base = Path.cwd()
+
+
+def _records_db(cfg: ServeConfig, records: dict, base: Path, path) -> None:
+    unknown = set(records) - {"dir", "database", "retention_days", "spool_dir", "transcripts"}
+    if unknown:
+        raise UserError(f"{path}: unknown key records.{sorted(unknown)[0]}",
+                        "records keys: dir, database, retention_days, spool_dir, transcripts")
+    cfg.database_base = base
+    if "database" in records:
+        cfg.database = str(records["database"] or "")
+    days = records.get("retention_days", 0)
+    if isinstance(days, bool) or not isinstance(days, int | float) or days < 0:
+        raise UserError(f"{path}: records.retention_days must be a number of days >= 0 (0 keeps records), "
+                        f"not {days!r}")
+    cfg.retention_days = float(days)
+    if records.get("spool_dir"):
+        cfg.spool_dir = base / str(records["spool_dir"])
+    keep = records.get("transcripts", True)
+    if isinstance(keep, dict):
+        flows = keep.get("flows") or {}
+        if set(keep) - {"default", "flows"} or not isinstance(flows, dict):
+            raise UserError(f"{path}: records.transcripts must be true/false or {{default: true, flows: {{NAME: "
+                            "false}}}")
+        cfg.transcripts = _bool(keep.get("default", True), "records.transcripts.default", path)
+        cfg.transcripts_flows = {str(k): _bool(v, f"records.transcripts.flows.{k}", path) for k, v in flows.items()}
+    else:
+        cfg.transcripts = _bool(keep, "records.transcripts", path)
 
 
 def _read(path: Path) -> dict:

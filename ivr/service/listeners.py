@@ -87,8 +87,9 @@ class HealthServer:
     Where the bridges cannot transfer a call themselves (Twilio Media Streams, AudioSocket),
     the telephony side asks here afterwards: GET /calls/{id}/transfer gives the target as
     text (empty when the flow did not transfer: Asterisk's CURL), POST /twilio/after-stream
-    answers Twilio's <Connect action> with <Dial> or <Hangup/>. Loopback by default: put
-    authentication in front of it before exposing it."""
+    answers Twilio's <Connect action> with <Dial> or <Hangup/>. GET /metrics: Prometheus
+    (ivr/web/metrics.py; bearer token IVR_METRICS_TOKEN, else loopback peers only). Loopback
+    by default: put authentication in front of it before exposing it."""
 
     def __init__(self, service: "Service", host: str, port: int) -> None:
         self.service, self.host, self.port = service, host, port
@@ -99,6 +100,7 @@ class HealthServer:
         app.router.add_get("/health", self._health)
         app.router.add_get("/calls/{call_id}/transfer", self._transfer_text)
         app.router.add_post("/twilio/after-stream", self._twilio_after_stream)
+        app.router.add_get("/metrics", self._metrics)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.host, self.port)
@@ -109,6 +111,11 @@ class HealthServer:
     async def _health(self, _request: web.Request) -> web.Response:
         data = self.service.health()
         return web.json_response(data, status=200 if data["ok"] else 503)
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        from ivr.web.metrics import handle
+
+        return await handle(request, getattr(self.service, "metrics", None), self.service.cfg.metrics_token)
 
     async def _transfer_text(self, request: web.Request) -> web.Response:
         found = self.service.transfers.get(request.match_info["call_id"])

@@ -62,3 +62,35 @@ def event_data(event: ev.CallEvent) -> dict:
 def attach(hub, store: RecordStore):
     """Subscribe `store` to every call event of `hub`; returns the subscription."""
     return hub.subscribe(StoreSubscriber(store), name="records-db")
+
+
+def build_store(cfg) -> RecordStore | None:
+    """The records store the service config asks for, opened and started (blocking: run it
+    in a thread). None when `records.database` is "" (off)."""
+    from ivr.store import TranscriptPolicy, open_store
+
+    url = cfg.database_url()
+    if not url:
+        return None
+    store = open_store(url, cfg.spool_path(), base=cfg.database_base,
+                       retention_days=cfg.retention_days or None,
+                       transcripts=TranscriptPolicy(cfg.transcripts, dict(cfg.transcripts_flows)))
+    return store.start()
+
+
+async def start_records(service) -> RecordStore | None:
+    """Open the service's records database and subscribe it to the hub (from the event loop)."""
+    import asyncio
+
+    store = await asyncio.to_thread(build_store, service.cfg)
+    if store is not None:
+        attach(service.hub, store)
+    return store
+
+
+async def stop_records(store: RecordStore | None) -> None:
+    """After the hub has closed: write what is queued, then disconnect."""
+    import asyncio
+
+    if store is not None:
+        await asyncio.to_thread(store.close)
