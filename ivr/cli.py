@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ivr import __version__
 from ivr.errors import UserError
+from ivr.lang import canonical_or_raw
 
 log = logging.getLogger("ivr")
 
@@ -126,7 +127,7 @@ def cmd_transcribe(args) -> int:
     from ivr.audio.wavio import read_audio
 
     samples = read_audio(Path(args.wav), channel=args.channel)
-    asr = load_asr(args.asr, args.language, _models_dir(args), args.model)
+    asr = load_asr(args.asr, canonical_or_raw(args.language), _models_dir(args), args.model)
     vad = VadConfig(aggressiveness=args.vad_aggressiveness, endpoint_silence_ms=args.endpoint_ms,
                     early_silence_ms=min(200, args.endpoint_ms))
     count = 0
@@ -147,7 +148,7 @@ def cmd_say(args) -> int:
     from ivr.audio.wavio import write_wav
     from ivr.tts.registry import load_tts
 
-    tts = load_tts(args.voice, args.language)
+    tts = load_tts(args.voice, canonical_or_raw(args.language))
     t0 = time.perf_counter()
     pcm = tts.synthesize(args.text)
     pcm = resample(pcm, tts.rate_hz, args.rate) if args.rate else pcm

@@ -90,7 +90,6 @@ def _steps(path: Path, data: LineDict, builder: StepBuilder, prefix: str, chain:
     return steps, subflows, start
 
 
-def _subflow(path: Path, language: str, prefix: str, chain: tuple[Path, ...], errors: list[str],
 def _language(data: LineDict, problems: Problems) -> str:
     """The file's `language:` as a canonical tag (ivr.lang: `cmn`, `zh_CN` -> zh-CN); en-US if absent."""
     try:
@@ -100,6 +99,7 @@ def _language(data: LineDict, problems: Problems) -> str:
         return lang.DEFAULT
 
 
+def _subflow(path: Path, language: str, prefix: str, chain: tuple[Path, ...], errors: list[str],
              sources: list[str]):
     sources.append(str(path))
     try:
