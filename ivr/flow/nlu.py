@@ -46,10 +46,16 @@ FUNCTION_WORDS = frozenset({
 
 @dataclass(frozen=True, slots=True)
 class Intent:
-    """A named answer and the normalised phrases that say it."""
+    """A named answer and the normalised phrases that say it.
+
+    `examples`: whole sentences callers said for it (scored by meaning only, ivr.flow.understand);
+    `avoid`: sentences it must not match (a choice's `not:`).
+    """
 
     name: str
     phrases: tuple[str, ...]
+    examples: tuple[str, ...] = ()
+    avoid: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
