@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 
-def _bin_dir() -> Path | None:
+def bin_dir() -> Path | None:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
     if found:
         return Path(found[-1]).parent
@@ -41,8 +41,9 @@ def _free_port() -> int:
 
 
 class PostgresServer:
-    def __init__(self, bin_dir: Path) -> None:
+    def __init__(self, bin_dir: Path, fsync: bool = False) -> None:
         self.bin = bin_dir
+        self.fsync = fsync          # off for tests; on for benchmarks (scripts/bench_store.py)
         self.root = Path(tempfile.mkdtemp(prefix="ivr-pg-"))
         self.data = self.root / "data"
         self.log = self.root / "server.log"
@@ -66,7 +67,7 @@ class PostgresServer:
         self.start()
 
     def start(self) -> None:
-        options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -F -c max_connections=40"
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.root} {'' if self.fsync else '-F '}-c max_connections=40"
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")
 
     def stop(self) -> None:
@@ -92,11 +93,11 @@ class PostgresServer:
 
 def pg_server():
     """The body of a session fixture: `yield from pg_server()`."""
-    bin_dir = _bin_dir()
-    if bin_dir is None:
+    found = bin_dir()
+    if found is None:
         pytest.skip("PostgreSQL server binaries not installed (scripts/setup.sh installs Debian's postgresql)")
     pytest.importorskip("psycopg")
-    server = PostgresServer(bin_dir)
+    server = PostgresServer(found)
     try:
         server.init()
         yield server

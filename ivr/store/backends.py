@@ -62,6 +62,18 @@ def params(op: dict) -> tuple[str, tuple]:
     return sql, tuple(values)
 
 
+def _runs(ops: list[dict]) -> list[tuple[str, list[tuple]]]:
+    """Consecutive operations of the same kind, grouped, order kept."""
+    runs: list[tuple[str, list[tuple]]] = []
+    for op in ops:
+        sql, args = params(op)
+        if runs and runs[-1][0] == sql:
+            runs[-1][1].append(args)
+        else:
+            runs.append((sql, [args]))
+    return runs
+
+
 class Backend:
     name = "?"
     placeholder = "?"
@@ -160,8 +172,8 @@ class SqliteBackend(Backend):
         conn = self.conn
         conn.execute("BEGIN")
         try:
-            for op in ops:
-                conn.execute(*params(op))
+            for sql, rows in _runs(ops):
+                conn.executemany(sql, rows)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -246,9 +258,8 @@ class PostgresBackend(Backend):
             self.reconnect()
         try:
             with self.conn.transaction(), self.conn.cursor() as cur:
-                for op in ops:
-                    sql, args = params(op)
-                    cur.execute(self._sql(sql), args)
+                for sql, rows in _runs(ops):     # executemany pipelines: one round trip per run
+                    cur.executemany(self._sql(sql), rows)
         except BaseException:
             if self.conn is not None and self.conn.broken:
                 self.close()

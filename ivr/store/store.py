@@ -118,6 +118,9 @@ class RecordStore:
         call_id = row["call_id"]
         self._keep_text.pop(call_id, None)
         self._seq.pop(call_id, None)
+        if row.get("started_at") is None:   # only used if the call's start never reached the database
+            ended = row.get("ended_at") or self.clock()
+            row = {**row, "started_at": ended - (row.get("duration_ms") or 0) / 1000}
         self._put({"op": "end", "row": row})
 
     def _put(self, op: dict) -> None:
