@@ -155,6 +155,7 @@ def check_conditions(flow: Flow, problems: Problems) -> None:
     env = environments(flow.language).text
     variables = {name for name, _ in flow.variables}
     variables |= {name for step in flow.steps.values() for name, _ in step.assign}
+    variables |= {name for step in flow.steps.values() for c in (*step.choices, *flow.globals) for name, _ in c.assign}
     variables |= {s.http.save for s in flow.steps.values() if s.http and s.http.save}
     known = {**{name: None for name in context(flow, CallState())}, **{name: None for name in variables}}
     known.update(dict.fromkeys(env.globals))
@@ -189,6 +190,10 @@ def check_conditions(flow: Flow, problems: Problems) -> None:
         for _, value in step.assign:
             if isinstance(value, Template) and value.kind == "condition":
                 check(value, _At(step.file, *step.key_pos.get("set", (step.line, 1))), "set value")
+        for choice in step.choices:
+            for _, value in choice.assign:
+                if isinstance(value, Template) and value.kind == "condition":
+                    check(value, _At(step.file, choice.line, 1) if choice.line else step, "set value")
 
 
 def _near(name: str, names, prefix: str = "") -> str:

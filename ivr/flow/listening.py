@@ -81,6 +81,7 @@ def take(it: "Interpreter", state: CallState, step: Step, choice: Choice) -> "Re
         return replace(state, ended=True, step=None), [Hangup("caller asked")]
     if choice.goto and choice in it.flow.globals:
         state = replace(state, stack=())   # a global goto leaves any subflow for good
+    state = it.assign(state, choice.assign)   # a choice's `set:` runs as it is taken
     return it.enter(state, choice.goto or step.name)
 
 
@@ -111,7 +112,7 @@ def _filled(it: "Interpreter", state: CallState, step: Step, value: SlotValue, k
                     sensitive=state.sensitive | {name} if collect.sensitive else state.sensitive,
                     last=Understood(kind, shown, name, 1.0, "slot"))
     if collect.confirm is None:
-        return it.enter(state, it.route(state, step))
+        return it.collected(state, step)
     question = it.play(collect.confirm, state)
     state = replace(state, confirming=Confirming("slot", name, value.value), last_prompts=(question,))
     return state, [question, it.listen(step, yes_no=True)]
@@ -122,7 +123,7 @@ def _confirmed(it: "Interpreter", state: CallState, step: Step, yes: bool) -> "R
     state = replace(state, confirming=None)
     if pending.kind == "slot":
         if yes:
-            return it.enter(state, it.route(state, step))
+            return it.collected(state, step)
         slots = {k: v for k, v in state.slots.items() if k != pending.name}
         return _retry(it, replace(state, slots=slots), step)
     if yes:

@@ -19,7 +19,7 @@ STEP_KEYS = {
     "no_match", "max_attempts", "on_fail", "no_input_timeout", "set", "next", "goto", "http", "on_error",
     "run", "return", "transfer", "hangup",
 }
-CHOICE_KEYS = {"say", "dtmf", "goto", "action", "label"}
+CHOICE_KEYS = {"say", "dtmf", "goto", "action", "label", "set"}
 COLLECT_KEYS = {"slot", "type", "length", "min_length", "max_length", "min", "max", "currency", "sensitive",
                 "terminator", "inter_digit_timeout", "max_digits"}
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
@@ -324,5 +324,6 @@ class StepBuilder:
                 self.p.error(spec, None, f"choice '{name}' in {what} has neither 'say' nor 'dtmf'")
             label = str(spec.get("label") or (phrases[0] if phrases else name))
             out.append(Choice(str(name), Intent(str(name), tuple(phrases)), dtmf, as_text(spec.get("goto")),
-                              action, label, spec.line, spec.key_pos.get("goto", (spec.line, spec.col))))
+                              action, label, spec.line, spec.key_pos.get("goto", (spec.line, spec.col)),
+                              self.assign(spec) if "set" in spec else ()))
         return out
