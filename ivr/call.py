@@ -15,6 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
+from ivr import sentiment
 from ivr.asr.base import AsrModel, AsrSession, Transcript
 from ivr.audio.dtmf import DtmfDetector
 from ivr.audio.frames import FRAME_MS, ms_to_frames, silence
@@ -269,7 +270,8 @@ class Call(CallOutput):
         turn.timing["asr_ms"] = round(peek_ms + (time.perf_counter() - t0) * 1000, 1)
         self.log.info("heard %r (confidence %.2f, endpoint %s)", final.text, final.confidence,
                       reason.value)
-        await self._turn(turn, Heard(final.text, final.confidence, final.alternatives))
+        await self._turn(turn, Heard(final.text, final.confidence, final.alternatives,
+                                     sentiment.score(final.text, self.interp.flow.language)))
 
     # ---- keys and timers -----------------------------------------------------------
 

@@ -28,6 +28,7 @@ class Heard:
     text: str
     confidence: float = 1.0
     alternatives: tuple[str, ...] = ()
+    sentiment: float | None = None   # ivr.sentiment.score(text): -1 angry .. 1 happy; None = not scored
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ivr import lang
 from ivr.durations import parse_duration_ms
-from ivr.flow import checks
+from ivr.flow import checks, watch
 from ivr.flow.hours import HoursError, parse_hours
 from ivr.flow.model import DEFAULT_ACCEPT, DEFAULT_CONFIRM, Flow, Step
 from ivr.flow.steps import RESERVED_NAMES, StepBuilder
@@ -18,7 +18,7 @@ from ivr.flow.yamlsrc import FlowError, LineDict, Problems, as_text, read_yaml
 __all__ = ["FlowError", "load_flow", "parse_duration_ms"]
 
 TOP_KEYS = {"name", "language", "voice", "agent_line", "globals", "start", "steps", "knowledge", "hours",
-            "caller_lookup", "vars", "subflows", "nlu"}
+            "caller_lookup", "vars", "subflows", "nlu", "watch"}
 SUBFLOW_KEYS = {"name", "language", "start", "steps", "subflows"}
 SUBFLOW_SEP = "/"
 
@@ -41,7 +41,8 @@ def load_flow(path: str | Path) -> Flow:
         steps=steps, globals=globals_, voice=_voice(data.get("voice")), agent_line=as_text(data.get("agent_line")),
         knowledge=_knowledge(path, data, problems, errors), hours=_hours(data, problems),
         caller_lookup=builder.http(data, "caller_lookup") if "caller_lookup" in data else None,
-        variables=_variables(data, builder), subflows=subflows, **_thresholds(data, problems),
+        variables=_variables(data, builder), subflows=subflows, watch=watch.build(builder, data),
+        **_thresholds(data, problems),
     )
     if flow.knowledge is not None:
         sources.append(str(Path(flow.knowledge.path).resolve()))

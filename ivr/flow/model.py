@@ -42,7 +42,6 @@ class Choice:
     label: str = ""                     # how "Did you mean ...?" names it
     line: int = 0
     goto_pos: tuple[int, int] = field(default=(0, 0), compare=False)   # where `goto:` stands, for validate
-    assign: tuple[tuple[str, object], ...] = ()   # `set:` when the choice is taken
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +142,7 @@ class Flow:
     caller_lookup: HttpSpec | None = None
     variables: tuple[tuple[str, object], ...] = ()
     subflows: dict[str, str] = field(default_factory=dict, hash=False)   # name -> its start step
+    watch: tuple[Route, ...] = ()     # checked after every caller utterance (ivr.flow.watch)
     accept: float = DEFAULT_ACCEPT
     confirm: float = DEFAULT_CONFIRM
     env_names: tuple[str, ...] = ()   # environment variables the flow's HTTP steps read

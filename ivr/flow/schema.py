@@ -97,8 +97,7 @@ STEP_PROPS = {
                                 "on_fail: to_agent"),
     "no_input_timeout": {**_DURATION, "description": "Silence before a no-input (default 5s), e.g. "
                                                      "no_input_timeout: 4s"},
-    "set": typed('Variables to set when the step starts; on a step that collects a slot, once the value is '
-                 'known (so it may read it), e.g. set: {tries: "{{ tries + 1 }}", vip: true}',
+    "set": typed('Variables to set when the step starts, e.g. set: {tries: "{{ tries + 1 }}", vip: true}',
                  type="object", propertyNames=variable_names()),
     "next": ref("next", "Where to go after this step: a step name or branches, e.g. [{if: \"open\", goto: menu}, "
                         "{goto: closed}]"),
@@ -122,8 +121,6 @@ CHOICE_PROPS = {
     "goto": ref("step_name", "The step this choice leads to, e.g. goto: track"),
     "action": typed("Instead of goto (global choices only): repeat the prompt or hang up, e.g. action: repeat",
                     enum=sorted(GLOBAL_ACTIONS)),
-    "set": typed('Variables to set when this choice is taken, e.g. set: {topic: billing}', type="object",
-                 propertyNames=variable_names()),
     "label": typed('How "Did you mean ...?" names this choice (default: its first phrase), e.g. label: "order '
                    'tracking"', type="string"),
 }
@@ -220,6 +217,9 @@ TOP_PROPS = {
                       additionalProperties={"type": "string", "minLength": 1}),
     "nlu": typed("Match thresholds for speech answers, e.g. nlu: {accept: 0.8, confirm: 0.6}", type="object",
                  properties=keyed(NLU_KEYS, NLU_PROPS), additionalProperties=False),
+    "watch": typed('Conditions tested after every caller utterance, first true wins, e.g. watch: [{if: '
+                   '"sentiment.negative_turns >= 2", goto: to_agent}]', type="array",
+                   items={"allOf": [{"$ref": "#/$defs/branch"}, {"required": ["if"]}]}),
 }
 
 

@@ -51,6 +51,7 @@ class CallState:
     stack: tuple[str, ...] = ()   # steps that ran a subflow, innermost last
     http: dict = field(default_factory=dict, hash=False)      # the last HTTP call: ok, status, error
     sensitive: frozenset[str] = frozenset()                   # slot names masked outside the flow
+    sentiment: dict = field(default_factory=dict, hash=False)  # last, label, turns, negative_turns
 
     @property
     def attempts(self) -> int:
@@ -79,6 +80,7 @@ def context(flow: Flow, state: CallState, env: dict[str, str] | None = None) -> 
                  "kind": last.kind if last else "", "score": last.score if last else 0.0},
         "now": state.clock.get("now"), "open": state.clock.get("open", False),
         "holiday": state.clock.get("holiday", ""),
+        "sentiment": {"last": 0.0, "label": "neutral", "turns": 0, "negative_turns": 0, **state.sentiment},
     }
     if env is not None:
         ctx["env"] = trusted(env)

@@ -7,6 +7,7 @@ conversation exercises the whole flow, services included.
 
 from dataclasses import dataclass, field
 
+from ivr import sentiment
 from ivr.events import (
     Action,
     CallerHungUp,
@@ -69,7 +70,7 @@ class TextCall:
         return await self.send(self.started)
 
     async def say(self, text: str) -> Reply:
-        return await self.send(Heard(text))
+        return await self.send(Heard(text, sentiment=sentiment.score(text, self.flow.language)))
 
     async def press(self, keys: str) -> Reply:
         return await self.send(Digits(keys))

@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from ivr import sentiment
 from ivr.call import Call, CallConfig
 from ivr.errors import UserError
 from ivr.flow.http import HttpClient
@@ -90,6 +91,7 @@ class Service:
             self.asr[lang] = load_asr(self.cfg.asr, lang, self.cfg.models_dir,
                                       str(self.cfg.model) if self.cfg.model else None)
         self._cache_for(flow).warm([*flow.prompts(), *Interpreter(flow).fixed_defaults()])
+        sentiment.preload(lang)   # SnowNLP loads in ~3 s: before the first call, not during it
 
     def _cache_for(self, flow: Flow):
         from ivr.tts.cache import PromptCache, default_cache_dir

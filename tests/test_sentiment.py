@@ -1,0 +1,143 @@
+"""Sentiment per caller turn: the scorer (en, zh), and flows that take an angry caller to an agent."""
+
+import asyncio
+import textwrap
+
+import pytest
+
+from ivr import sentiment
+from ivr.events import CallStarted, Heard, Listen, Transfer
+from ivr.flow.http_fake import FakeResponses
+from ivr.flow.interpreter import CallState, Interpreter
+from ivr.flow.loader import FlowError, load_flow
+from ivr.flow.textcall import TextCall
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("i have been on hold for an hour this is ridiculous", "negative"),
+    ("i am not happy at all", "negative"),                      # negation
+    ("oh great the line dropped again", "negative"),            # sarcasm
+    ("I'd like to check my order status", "neutral"),
+    ("thank you so much that was really helpful", "positive"),
+    ("你们的服务太差了我要投诉", "negative"),
+    ("我不满意", "negative"),                                     # negation
+    ("我想查一下订单", "neutral"),
+    ("太感谢了问题解决了", "positive"),
+])
+def test_labels(text, expected):
+    value = sentiment.score(text)
+    assert -1.0 <= value <= 1.0
+    assert sentiment.label(value, sentiment.language_of(text)) == expected
+
+
+@pytest.mark.parametrize("text", ["", "   ", "...", "？"])
+def test_nothing_to_judge(text):
+    assert sentiment.score(text) is None
+    assert sentiment.label(None) == "neutral"
+
+
+def test_language_from_call_or_text():
+    assert sentiment.language_of("hello") == "en"
+    assert sentiment.language_of("你好") == "zh"
+    assert sentiment.language_of("ok", "zh-CN") == "zh"
+    assert sentiment.language_of("你好", "en-US") == "en"
+
+
+FLOW = """
+name: angry
+agent_line: sip:agents@127.0.0.1
+watch:
+  - {if: "sentiment.negative_turns >= 2", goto: to_agent}
+steps:
+  main:
+    ask: "Say track or hours."
+    choices:
+      track: {say: "track [my] order", goto: track}
+      hours: {say: "[opening] hours", goto: main}
+    max_attempts: 5
+    on_fail: to_agent
+  track:
+    say: "It ships Friday ({{ sentiment.label }}, {{ sentiment.negative_turns }} upset)."
+    next: main
+  to_agent:
+    say: "Sorry about that. Let me get you a person."
+    transfer: {to: "{{ agent_line }}", reason: upset caller}
+"""
+
+
+@pytest.fixture
+def flow(tmp_path):
+    path = tmp_path / "angry.yaml"
+    path.write_text(textwrap.dedent(FLOW))
+    return load_flow(path)
+
+
+def run(interp, events):
+    state, out = CallState(), []
+    for event in events:
+        state, actions = interp.handle(state, event)
+        out.append(actions)
+    return state, out
+
+
+def test_two_angry_turns_reach_the_agent(flow):
+    angry = [Heard("this is ridiculous", sentiment=-0.6), Heard("i'm furious", sentiment=-0.8)]
+    state, out = run(Interpreter(flow), [CallStarted(), *angry])
+    assert isinstance(out[1][-1], Listen)          # one angry turn: still in the menu (a no-match)
+    transfer = out[2][-1]
+    assert isinstance(transfer, Transfer) and transfer.reason == "upset caller"
+    assert transfer.context["last_heard"] == "i'm furious"
+    assert state.sentiment == {"last": -0.8, "label": "negative", "turns": 2, "negative_turns": 2}
+
+
+def test_calm_or_unscored_turns_do_not(flow):
+    events = [CallStarted(), Heard("blah", sentiment=-0.6), Heard("umm", sentiment=0.0), Heard("what"),
+              Heard("track my order", sentiment=0.05)]
+    state, out = run(Interpreter(flow), events)
+    assert not any(isinstance(a, Transfer) for actions in out for a in actions)
+    assert "It ships Friday (neutral, 1 upset)." in [a.text for a in out[-1] if hasattr(a, "text")]
+    assert state.sentiment["turns"] == 3 and state.sentiment["negative_turns"] == 1
+
+
+def test_conversation_scores_what_the_caller_says(flow):
+    """The text driver scores each utterance itself, as the live call loop does."""
+    async def talk():
+        call = TextCall(flow, FakeResponses({}))
+        await call.start()
+        first = await call.say("this is ridiculous i have been on hold for an hour")
+        second = await call.say("you people are useless")
+        await call.close()
+        return first, second
+    first, second = asyncio.run(talk())
+    assert first.end is None
+    assert isinstance(second.end, Transfer) and second.end.target == "sip:agents@127.0.0.1"
+    assert second.said == ["Sorry about that. Let me get you a person."]
+
+
+def test_conversation_in_mandarin(tmp_path):
+    path = tmp_path / "zh.yaml"
+    path.write_text(textwrap.dedent(FLOW).replace("name: angry", "name: angry\nlanguage: zh-CN")
+                    .replace('"track [my] order"', "查订单").replace('"[opening] hours"', "营业时间"))
+
+    async def talk():
+        call = TextCall(load_flow(path), FakeResponses({}))
+        await call.start()
+        replies = [await call.say(t) for t in ("我等了一个小时了太离谱了", "你们的服务太差了")]
+        await call.close()
+        return replies
+    first, second = asyncio.run(talk())
+    assert first.end is None and isinstance(second.end, Transfer)
+
+
+@pytest.mark.parametrize(("watch", "message"), [
+    ('[{if: "sentiment.negative_turns >= 2", goto: to_agnt}]', "unknown step 'to_agnt'"),
+    ("[{goto: to_agent}]", "needs if: CONDITION and goto: STEP"),
+    ("to_agent", "'watch' must be a list"),
+])
+def test_bad_watch_is_a_load_error(tmp_path, watch, message):
+    path = tmp_path / "bad.yaml"
+    text = textwrap.dedent(FLOW)
+    path.write_text(text.replace(text[text.index("watch:"):text.index("steps:")], f"watch: {watch}\n"))
+    with pytest.raises(FlowError) as err:
+        load_flow(path)
+    assert message in str(err.value) and "bad.yaml:" in str(err.value)
