@@ -241,3 +241,24 @@ def test_config_records_section(tmp_path):
         path.write_text(bad + "\n")
         with pytest.raises(UserError):
             load_config(path, env={})
+
+
+def test_store_subscribed_to_a_real_hub(tmp_path):
+    import asyncio
+
+    from ivr.service.hub import Hub
+    from ivr.store.subscriber import attach
+
+    store = make_store(tmp_path)
+
+    async def go():
+        hub = Hub()
+        attach(hub, store)
+        feed_call(hub.publish, call_id="via-hub")
+        await hub.close()
+
+    asyncio.run(go())
+    store.flush()
+    assert queries.call(store, "via-hub")["turns"] == 2
+    assert len(queries.turns(store, "via-hub")) == 2
+    store.close()

@@ -271,9 +271,14 @@ class PostgresBackend(Backend):
         with self._read_lock:
             if self._reader is None or self._reader.closed:
                 self._reader = self._connect()
-            with self._reader.cursor(row_factory=dict_row) as cur:
-                cur.execute(self._sql(sql), args)
-                return list(cur.fetchall())
+            try:
+                with self._reader.cursor(row_factory=dict_row) as cur:
+                    cur.execute(self._sql(sql), args)
+                    return list(cur.fetchall())
+            except Exception:
+                if self._reader.broken:       # server gone: reconnect at the next query
+                    self._reader = None
+                raise
 
     def purge(self, before_at_s: float) -> int:
         if self.conn is None or self.conn.closed:
