@@ -4,11 +4,16 @@ Time is the count of 20 ms frames consumed, never the wall clock: every timer (n
 inter-digit, endpoint) runs in frames, so a replay fed as fast as the CPU allows behaves
 exactly like the live call. Decoding and synthesis run in worker threads; the loop awaits
 them, so a live transport buffers inbound frames meanwhile and the loop catches up.
+
+Split by job: this file (frames, speech, turns), `call_keys.py` (keys, timers),
+`call_output.py` (prompts, HTTP, transfer, hang-up), `call_record.py` (the call events it
+emits; its trace is a fold over them).
 """
 
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Protocol
@@ -21,24 +26,25 @@ from ivr.audio.dtmf import DtmfDetector
 from ivr.audio.frames import FRAME_MS, ms_to_frames, silence
 from ivr.audio.playback import Playback
 from ivr.audio.vad import Endpointer, EndReason, VadConfig
+from ivr.call_keys import CallKeys
 from ivr.call_output import CallOutput
+from ivr.call_record import CallRecord
+from ivr.callevents import CallBegan, CallEvent, PromptCut, SpeechStarted, flow_version
 from ivr.events import (
     CallerHungUp,
     CallStarted,
-    Digits,
     EngineFailed,
     Event,
     Hangup,
     Heard,
     Listen,
-    NoInput,
     Transfer,
 )
 from ivr.flow.http import HttpClient
 from ivr.flow.interpreter import CallState, Interpreter
 from ivr.flow.nlu import Intent, match
 from ivr.flow.slots import fills, hint_phrases
-from ivr.trace import CallTrace, Outcome, Turn
+from ivr.trace import CallTrace, Outcome, TraceBuilder, Turn
 from ivr.transports.base import Transport
 
 log = logging.getLogger("ivr.call")
@@ -61,11 +67,15 @@ class CallConfig:
     live: bool = False               # a live call keeps playing while an HTTP step runs; replay waits for it
 
 
-class Call(CallOutput):
+class Call(CallRecord, CallKeys, CallOutput):
     def __init__(self, call_id: str, interpreter: Interpreter, asr: AsrModel, prompts: PromptSource,
                  transport: Transport, config: CallConfig | None = None,
                  caller: str = "", called: str = "", tts_name: str = "", http: HttpClient | None = None,
-                 started_at_s: float | None = None, params: dict | None = None) -> None:
+                 started_at_s: float | None = None, params: dict | None = None,
+                 emit: Callable[[CallEvent], None] | None = None, transport_kind: str = "replay",
+                 transport_id: str = "", remote: str = "", version: str | None = None) -> None:
+        """`emit` receives every call event (the service's hub); the call's own trace is folded
+        from the same events. `version`: the flow's version (default: a hash of its files)."""
         self.id = call_id
         self.interp = interpreter
         self.asr = asr
@@ -78,7 +88,19 @@ class Call(CallOutput):
         self.params = dict(params or {})
         self.fetching: asyncio.Task | None = None
         self.log = logging.LoggerAdapter(log, {"call_id": call_id})
-        self.trace = CallTrace(call_id, interpreter.flow.name, asr.name, tts_name)
+        self.tts_name = tts_name
+        self.began = CallBegan(call_id=call_id, at_s=time.time(), transport=transport_kind,
+                               transport_id=transport_id or call_id, caller=caller, called=called, remote=remote,
+                               flow=interpreter.flow.name, language=interpreter.flow.language, asr=asr.name,
+                               tts=tts_name, params=dict(self.params),
+                               flow_version=flow_version(interpreter.flow.sources or (interpreter.flow.path,))
+                               if version is None else version)
+        self._builder = TraceBuilder(call_id, interpreter.flow.name, asr.name, tts_name)
+        self._emit_out = emit
+        self.outcome: Outcome | None = None   # how the call is ending; emitted with CallEnded
+        self.ended = False                    # CallEnded emitted
+        self.turn_count = 0
+        self._started_perf = 0.0
         self.state = CallState()
         self.endpointer = Endpointer(self.config.vad)
         self.dtmf = DtmfDetector()
@@ -95,7 +117,7 @@ class Call(CallOutput):
         self.unfed: list[np.ndarray] = []
         self.ignoring_speech = False
         self.barged = False
-        self.turn: Turn | None = None         # the turn whose reply is being prepared
+        self.turn: Turn | None = None         # the turn whose reply is being prepared (open)
         self.done = False
 
     # ---- the loop ------------------------------------------------------------------
@@ -107,9 +129,9 @@ class Call(CallOutput):
                                   or self.pending_end is not None or bool(self.digits))
 
     async def run(self) -> CallTrace:
-        started = time.perf_counter()
-        self.turn = Turn(0, "start", None)
-        self.trace.turns.append(self.turn)
+        self._started_perf = time.perf_counter()
+        self._emit(self.began)
+        self.turn = self._new_turn("start")
         await self._dispatch(CallStarted(self.caller, self.called, self.params, self.started_at_s))
         max_frames = ms_to_frames(self.config.max_call_ms)
         async for item in self.transport.inbound():
@@ -129,14 +151,14 @@ class Call(CallOutput):
         if self.fetching is not None:
             self.fetching.cancel()
         if not self.done:
+            step = self.listen.step if self.listen else None
             await self._dispatch(CallerHungUp())
-            self._finish_outcome(Outcome("caller_hangup", step=self.listen.step if self.listen else None,
-                                         t_ms=self._ms(self.frame + 1)))
-        wall_s = time.perf_counter() - started
-        audio_ms = self._ms(self.frame + 1)
-        self.trace.stats = {"frames": self.frame + 1, "audio_ms": audio_ms,
-                            "wall_ms": round(wall_s * 1000, 1),
-                            "speed_x": round(audio_ms / 1000 / wall_s, 1) if wall_s else None}
+            # Why the far end went: the transport knows (a stop/BYE, a protocol fault, silence).
+            cause = getattr(self.transport, "end_cause", None)
+            self._finish_outcome(Outcome(getattr(cause, "kind", "caller_hangup"), step=step,
+                                         t_ms=self._ms(self.frame + 1), reason=getattr(cause, "reason", ""),
+                                         why=getattr(cause, "why", "")))
+        self.finish()
         return self.trace
 
     async def _inbound(self, frame: np.ndarray) -> None:
@@ -187,9 +209,10 @@ class Call(CallOutput):
         self.barged = False
         if not self.listening:      # speaking over a prompt that allows it: barge in
             self.barged = True
-            self.playback.clear()
+            self._emit(PromptCut(**self._now(), texts=tuple(self.playback.clear()), by="speech"))
             await self.transport.clear()
             self._start_listening()
+        self._emit(SpeechStarted(**self._now(), step=self.listen.step, barge_in=self.barged))
         self.no_input_at = None
         self.unfed = []
         if self.asr.streams_partials:   # vosk compiles the step's grammar here: off the loop
@@ -250,8 +273,7 @@ class Call(CallOutput):
             self.unfed = []
             self._restart_no_input()
             return
-        turn = Turn(len(self.trace.turns), "speech", self.listen.step if self.listen else None,
-                    endpoint=reason.value, barge_in=self.barged,
+        turn = self._new_turn("speech", endpoint=reason.value, barge_in=self.barged,
                     t_speech_start_ms=self._ms(self.endpointer.speech_start_frame),
                     t_speech_end_ms=self._ms(self.endpointer.last_voiced_frame + 1),
                     t_endpoint_ms=self._ms(self.frame + 1))
@@ -273,63 +295,12 @@ class Call(CallOutput):
         await self._turn(turn, Heard(final.text, final.confidence, final.alternatives,
                                      sentiment.score(final.text, self.interp.flow.language)))
 
-    # ---- keys and timers -----------------------------------------------------------
-
-    async def _key(self, key: str) -> None:
-        if self.listen is None or not (self.listening or self.playback.bargeable):
-            return
-        self.mute_until = self.frame + ms_to_frames(self.config.dtmf_mute_ms)
-        if self.endpointer.in_speech or self.session:   # keys win over speech
-            self.endpointer.reset()
-            self.session, self.unfed, self.ignoring_speech = None, [], False
-        if not self.listening:
-            self.barged = True
-            self.playback.clear()
-            await self.transport.clear()
-            self._start_listening()
-        self.no_input_at = None
-        listen = self.listen
-        if listen.max_digits > 1 and key == listen.terminator:
-            if self.digits:       # the terminator ends the entry and is not part of it
-                await self._submit_digits("terminator")
-            return
-        self.digits += key
-        if len(self.digits) >= listen.max_digits or (key == "#" and listen.max_digits == 1):
-            await self._submit_digits("dtmf")
-        else:
-            self.digit_deadline = self.frame + ms_to_frames(listen.inter_digit_ms or self.config.inter_digit_ms)
-
-    async def _submit_digits(self, endpoint: str) -> None:
-        digits, self.digits, self.digit_deadline = self.digits, "", None
-        turn = Turn(len(self.trace.turns), "dtmf", self.listen.step if self.listen else None,
-                    heard=digits, endpoint=endpoint, barge_in=self.barged,
-                    t_speech_end_ms=self._ms(self.frame + 1), t_endpoint_ms=self._ms(self.frame + 1))
-        await self._turn(turn, Digits(digits))
-
-    async def _check_timers(self) -> None:
-        if self.digit_deadline is not None and self.frame >= self.digit_deadline:
-            await self._submit_digits("inter_digit_timeout")
-        elif (self.no_input_at is not None and self.frame >= self.no_input_at
-              and not self.endpointer.in_speech):
-            self.no_input_at = None
-            turn = Turn(len(self.trace.turns), "no_input", self.listen.step if self.listen else None,
-                        endpoint="timeout", t_endpoint_ms=self._ms(self.frame + 1))
-            await self._turn(turn, NoInput())
-
-    def _start_listening(self) -> None:
-        self.listening = True
-        self._restart_no_input()
-
-    def _restart_no_input(self) -> None:
-        if self.listen and self.listening and not self.digits:
-            self.no_input_at = self.frame + ms_to_frames(self.listen.no_input_ms)
-
     # ---- turns and actions ---------------------------------------------------------
 
     async def _turn(self, turn: Turn, event: Event) -> None:
         self.listen, self.listening, self.no_input_at, self.barged = None, False, None, False
+        self._close_turn()
         self.turn = turn
-        self.trace.turns.append(turn)
         await self._dispatch(event)
         last = self.state.last
         if last and last.choice and turn.kind != "no_input":

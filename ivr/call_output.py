@@ -10,6 +10,9 @@ import time
 
 import numpy as np
 
+from ivr.audio.frames import INTERNAL_RATE_HZ
+from ivr.callevents import PromptPlayed, TransferRequested
+from ivr.callevents import TransferFailed as TransferFailedEvent
 from ivr.events import Action, EngineFailed, Fetch, Fetched, Hangup, Listen, Play, Transfer
 from ivr.flow.http import HttpClient, HttpResult
 from ivr.trace import Outcome
@@ -17,7 +20,7 @@ from ivr.transports.base import TransferFailed
 
 
 class CallOutput:
-    """Mixed into `Call`; uses its interpreter, state, playback, transport and trace."""
+    """Mixed into `Call`; uses its interpreter, state, playback, transport, open turn and `_emit`."""
 
     async def _apply(self, actions: list[Action]) -> None:
         t0 = time.perf_counter()
@@ -32,6 +35,8 @@ class CallOutput:
                         await self._apply([a for a in fallback if not isinstance(a, Play)])
                     return
                 self.playback.push(samples, action.barge_in, action.text)
+                self._emit(PromptPlayed(**self._now(), text=action.text, audio_path=action.audio_path,
+                                        barge_in=action.barge_in, duration_ms=len(samples) * 1000 // INTERNAL_RATE_HZ))
                 if self.turn is not None:
                     self.turn.said.append(action.text)
             elif isinstance(action, Listen):
@@ -42,7 +47,6 @@ class CallOutput:
                 await self._fetch(action)
         if self.turn is not None:
             self.turn.timing["tts_ms"] = round((time.perf_counter() - t0) * 1000, 1)
-        self.trace.path = list(self.state.path)
 
     async def _fetch(self, action: Fetch) -> None:
         if self.http is None:
@@ -76,6 +80,8 @@ class CallOutput:
             self.log.info("transfer to %s (%s)", action.target, action.reason)
             self._finish_outcome(Outcome("transfer", action.target, action.reason, step,
                                          self._ms(self.frame + 1), dict(action.context)))
+            self._emit(TransferRequested(**self._now(), target=action.target, reason=action.reason, step=step,
+                                         context=dict(action.context)))
             try:
                 await self.transport.transfer(action.target, action.reason, action.context)
             except TransferFailed as exc:
@@ -83,15 +89,16 @@ class CallOutput:
         else:
             self.log.info("hang up (%s)", action.reason)
             # The hang-up after a failed transfer keeps "transfer_failed" as the call's outcome.
-            if not (self.trace.outcome and self.trace.outcome.kind == "transfer_failed"):
+            if not (self.outcome and self.outcome.kind == "transfer_failed"):
                 self._finish_outcome(Outcome("hangup", None, action.reason, step, self._ms(self.frame + 1)))
             await self.transport.hangup(action.reason)
 
     async def _transfer_failed(self, action: Transfer, why: str) -> None:
         """Nobody answered at the agent line: say so, then hang up (never silence, never a loop)."""
         self.log.warning("transfer to %s failed: %s", action.target, why)
-        self.trace.outcome = Outcome("transfer_failed", action.target, why, self.trace.outcome.step,
-                                     self._ms(self.frame + 1), dict(action.context))
+        self._emit(TransferFailedEvent(**self._now(), target=action.target, why=why))
+        self.outcome = Outcome("transfer_failed", action.target, why, self.outcome.step,
+                               self._ms(self.frame + 1), dict(action.context))
         try:
             apology = await asyncio.to_thread(self.prompts.get, self.interp.defaults["transfer_failed"])
             self.playback.push(apology, False, self.interp.defaults["transfer_failed"])
@@ -102,5 +109,5 @@ class CallOutput:
         self.done, self.pending_end = False, Hangup("transfer failed")
 
     def _finish_outcome(self, outcome: Outcome) -> None:
-        self.trace.outcome = outcome
-        self.trace.path = list(self.state.path)
+        """How the call ends; `Call.finish` emits it (with the path) once the loop is over."""
+        self.outcome = outcome

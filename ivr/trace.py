@@ -1,12 +1,16 @@
 """The record of one call: turns with what was heard, matched and said, and their timing.
 
-Testers script against `CallTrace.to_dict()` (the JSON of `ivr replay --json`): keep its
-keys stable. Fields under `timing` and `latency_ms` are wall-clock measurements and vary
-run to run; everything else is deterministic for a given input.
+The call loop does not write it: it emits call events (`ivr/callevents.py`), and
+`TraceBuilder` folds them into a `CallTrace`, the same way in a replay, a live call's
+record writer or a database. Testers script against `CallTrace.to_dict()` (the JSON of
+`ivr replay --json`): keep its keys stable. Fields under `timing` and `latency_ms` are
+wall-clock measurements and vary run to run; everything else is deterministic for a given input.
 """
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+
+from ivr.callevents import CallBegan, CallEnded, CallEvent, TurnEnded
 
 TRACE_VERSION = 1
 
@@ -18,6 +22,7 @@ class Turn:
     step: str | None                # the step that was listening
     heard: str = ""
     confidence: float | None = None
+    candidates: list = field(default_factory=list)   # up to 3 {choice, score, ...} the NLU weighed
     match: dict | None = None       # {choice, score, via} or None
     said: list[str] = field(default_factory=list)
     next_step: str | None = None
@@ -31,14 +36,28 @@ class Turn:
     timing: dict = field(default_factory=dict)  # endpoint_silence_ms, asr_ms, flow_ms, tts_ms
 
 
+    def event(self, call_id: str, t_ms: int, at_s: float) -> TurnEnded:
+        """This turn, finished, as the event that tells everyone."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data.update(said=tuple(self.said), candidates=tuple(self.candidates), timing=dict(self.timing))
+        return TurnEnded(call_id=call_id, t_ms=t_ms, at_s=at_s, **data)
+
+    @classmethod
+    def from_event(cls, event: TurnEnded) -> "Turn":
+        data = {f.name: getattr(event, f.name) for f in fields(cls)}
+        data.update(said=list(event.said), candidates=[dict(c) for c in event.candidates], timing=dict(event.timing))
+        return cls(**data)
+
+
 @dataclass(slots=True)
 class Outcome:
-    kind: str                # hangup | transfer | caller_hangup
+    kind: str                # hangup | transfer | transfer_failed | caller_hangup | protocol_error | ...
     target: str | None = None
     reason: str = ""
     step: str | None = None
     t_ms: int = 0
     context: dict = field(default_factory=dict)
+    why: str = ""            # what ended the call on the wire (peer's stop/BYE, a protocol fault), if known
 
 
 @dataclass(slots=True)
@@ -56,6 +75,37 @@ class CallTrace:
         data = asdict(self)
         data["version"] = TRACE_VERSION
         return data
+
+
+class TraceBuilder:
+    """Folds one call's events into its `CallTrace` (`apply` each event in order)."""
+
+    def __init__(self, call_id: str = "", flow: str = "", asr: str = "", tts: str = "") -> None:
+        self.trace = CallTrace(call_id, flow, asr, tts)
+        self.began: CallBegan | None = None
+        self.ended: CallEnded | None = None
+
+    def apply(self, event: CallEvent) -> None:
+        trace = self.trace
+        if isinstance(event, CallBegan):
+            self.began = event
+            trace.call_id, trace.flow, trace.asr, trace.tts = event.call_id, event.flow, event.asr, event.tts
+        elif isinstance(event, TurnEnded):
+            trace.turns.append(Turn.from_event(event))
+        elif isinstance(event, CallEnded):
+            self.ended = event
+            trace.outcome = Outcome(event.kind, event.target, event.reason, event.step, event.t_ms,
+                                    dict(event.context), event.why)
+            trace.path = list(event.path)
+            trace.stats = dict(event.stats)
+
+
+def fold(events) -> CallTrace:
+    """The trace of a call from its events (e.g. read back from a JSONL file)."""
+    builder = TraceBuilder()
+    for event in events:
+        builder.apply(event)
+    return builder.trace
 
 
 def deterministic_view(trace: dict) -> dict:
