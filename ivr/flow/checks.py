@@ -32,6 +32,8 @@ def check_flow(flow: Flow, data: LineDict, problems: Problems, complete: bool = 
     for choice in flow.globals:
         if choice.goto:
             check(choice.goto_pos if choice.goto_pos[0] else data.get("globals"), None, choice.goto)
+    for route in flow.watch:
+        check(_At(flow.path, route.line, route.col), "watch", route.goto)
     check_keys(problems, data.get("globals"), None, "globals", flow.globals)
     check_phrases(problems, data.get("globals"), None, "globals", flow.globals)
     for step in flow.steps.values():
@@ -102,7 +104,7 @@ def check_phrases(problems: Problems, where, key, what: str, choices: tuple[Choi
 
 def check_reachable(flow: Flow, problems: Problems) -> None:
     seen: set[str] = set()
-    todo = [flow.start, *(c.goto for c in flow.globals if c.goto)]
+    todo = [flow.start, *(c.goto for c in flow.globals if c.goto), *(r.goto for r in flow.watch)]
     while todo:
         name = todo.pop()
         if name in seen or name not in flow.steps:

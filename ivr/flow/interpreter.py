@@ -130,8 +130,8 @@ class Interpreter:
                 step = self.flow.steps[name]
                 state = replace(state, step=None, path=(*state.path, name), no_input_count=0,
                                 no_match_count=0, confirming=None)
-                if step.assign:
-                    state = replace(state, data={**state.data, **{k: self._value(v, state) for k, v in step.assign}})
+                if not step.collect:   # a collecting step sets once its value is known (collected)
+                    state = self.assign(state, step.assign)
                 plays = [self.play(p.text, state, p.audio_path, p.barge_in) for p in step.say]
                 actions += plays
                 if step.listens:
@@ -159,6 +159,21 @@ class Interpreter:
             return self.fallback(state, f"template error: {exc}", actions)
         # A loop of steps that never listens: get the caller to a person instead of spinning.
         return self.fallback(state, "flow loops without listening", actions)
+
+    def assign(self, state: CallState, values: tuple[tuple[str, object], ...]) -> CallState:
+        """Run a step's or a choice's `set:` (each value sees the ones before it)."""
+        for name, value in values:
+            state = replace(state, data={**state.data, name: self._value(value, state)})
+        return state
+
+    def collected(self, state: CallState, step: Step) -> Result:
+        """A collecting step has its value (confirmed if asked): its `set` runs now, so it can read
+        the slot, then `next`."""
+        try:
+            state = self.assign(state, step.assign)
+        except RenderError as exc:
+            return self.fallback(state, f"template error: {exc}")
+        return self.enter(state, self.route(state, step))
 
     def route(self, state: CallState, step: Step) -> str | None:
         ctx = context(self.flow, state)

@@ -42,6 +42,7 @@ class Choice:
     label: str = ""                     # how "Did you mean ...?" names it
     line: int = 0
     goto_pos: tuple[int, int] = field(default=(0, 0), compare=False)   # where `goto:` stands, for validate
+    assign: tuple[tuple[str, object], ...] = ()   # `set:` when the choice is taken
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,7 +97,8 @@ STEP_PROPS = {
                                 "on_fail: to_agent"),
     "no_input_timeout": {**_DURATION, "description": "Silence before a no-input (default 5s), e.g. "
                                                      "no_input_timeout: 4s"},
-    "set": typed('Variables to set when the step starts, e.g. set: {tries: "{{ tries + 1 }}", vip: true}',
+    "set": typed('Variables to set when the step starts; on a step that collects a slot, once the value is '
+                 'known (so it may read it), e.g. set: {tries: "{{ tries + 1 }}", vip: true}',
                  type="object", propertyNames=variable_names()),
     "next": ref("next", "Where to go after this step: a step name or branches, e.g. [{if: \"open\", goto: menu}, "
                         "{goto: closed}]"),
@@ -121,6 +122,8 @@ CHOICE_PROPS = {
     "goto": ref("step_name", "The step this choice leads to, e.g. goto: track"),
     "action": typed("Instead of goto (global choices only): repeat the prompt or hang up, e.g. action: repeat",
                     enum=sorted(GLOBAL_ACTIONS)),
+    "set": typed('Variables to set when this choice is taken, e.g. set: {topic: billing}', type="object",
+                 propertyNames=variable_names()),
     "label": typed('How "Did you mean ...?" names this choice (default: its first phrase), e.g. label: "order '
                    'tracking"', type="string"),
 }
