@@ -262,3 +262,29 @@ def test_store_subscribed_to_a_real_hub(tmp_path):
     assert queries.call(store, "via-hub")["turns"] == 2
     assert len(queries.turns(store, "via-hub")) == 2
     store.close()
+
+
+def test_killed_service_keeps_every_committed_turn(tmp_path):
+    import signal
+    import sys
+
+    code = f"""
+import sys, time
+from ivr.store import RecordStore, SqliteBackend
+store = RecordStore(SqliteBackend({str(tmp_path / 'ivr.sqlite3')!r}), {str(tmp_path / 'spool')!r}).start()
+store.begin_call({{"call_id": "k", "started_at": time.time(), "flow": "f"}})
+for i in range(5):
+    store.add_turn({{"call_id": "k", "idx": i, "heard": f"turn {{i}}"}})
+    store.flush()
+print("written", flush=True)
+time.sleep(60)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).parent.parent)
+    try:
+        assert proc.stdout.readline().strip() == "written"
+    finally:
+        proc.send_signal(signal.SIGKILL)               # no close(), no atexit: a crash
+        proc.wait(10)
+    conn = sqlite3.connect(tmp_path / "ivr.sqlite3")
+    assert [r[0] for r in conn.execute("SELECT heard FROM turns ORDER BY idx")] == [f"turn {i}" for i in range(5)]
