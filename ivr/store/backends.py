@@ -13,11 +13,10 @@ import json
 import logging
 import sqlite3
 import threading
-import time
 from pathlib import Path
 
 from ivr.errors import UserError
-from ivr.store.schema import MIGRATIONS, VERSION_TABLE
+from ivr.store.schema import migrate
 
 log = logging.getLogger("ivr.store")
 
@@ -295,44 +294,6 @@ class PostgresBackend(Backend):
         import psycopg
 
         return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
-
-
-def migrate(conn, backend: Backend) -> list[int]:
-    """Apply the migrations not yet in `schema_version`, in order, each in a transaction."""
-    sql = backend._sql
-    applied: list[int] = []
-    if isinstance(backend, SqliteBackend):
-        conn.execute(VERSION_TABLE)
-        done = {row[0] for row in conn.execute("SELECT version FROM schema_version")}
-        for number, note, statements in MIGRATIONS:
-            if number in done:
-                continue
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in statements:
-                    conn.execute(statement)
-                conn.execute("INSERT INTO schema_version VALUES (?, ?, ?)", (number, time.time(), note))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            applied.append(number)
-    else:
-        with conn.transaction(), conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(4242001)")   # one node migrates, the others wait
-            cur.execute(VERSION_TABLE)
-            cur.execute("SELECT version FROM schema_version")
-            done = {row[0] for row in cur.fetchall()}
-            for number, note, statements in MIGRATIONS:
-                if number in done:
-                    continue
-                for statement in statements:
-                    cur.execute(statement)
-                cur.execute(sql("INSERT INTO schema_version VALUES (?, ?, ?)"), (number, time.time(), note))
-                applied.append(number)
-    if applied:
-        log.info("records database: applied migrations %s", applied)
-    return applied
 
 
 def redact_url(url: str) -> str:

@@ -12,6 +12,11 @@ Tables:
 JSON columns (`data`, `said`, ...) hold JSON text in both databases.
 """
 
+import logging
+import time
+
+log = logging.getLogger("ivr.store")
+
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "calls, turns and events with the indexes reports need", [
         """CREATE TABLE calls (
@@ -46,3 +51,41 @@ LATEST = MIGRATIONS[-1][0]
 
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, " \
                 "applied_at DOUBLE PRECISION NOT NULL, note TEXT)"
+
+
+def migrate(conn, backend) -> list[int]:
+    """Apply the migrations not yet in `schema_version`, in order, each in a transaction."""
+    sql = backend._sql
+    applied: list[int] = []
+    if backend.name == "sqlite":
+        conn.execute(VERSION_TABLE)
+        done = {row[0] for row in conn.execute("SELECT version FROM schema_version")}
+        for number, note, statements in MIGRATIONS:
+            if number in done:
+                continue
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in statements:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_version VALUES (?, ?, ?)", (number, time.time(), note))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            applied.append(number)
+    else:
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(4242001)")   # one node migrates, the others wait
+            cur.execute(VERSION_TABLE)
+            cur.execute("SELECT version FROM schema_version")
+            done = {row[0] for row in cur.fetchall()}
+            for number, note, statements in MIGRATIONS:
+                if number in done:
+                    continue
+                for statement in statements:
+                    cur.execute(statement)
+                cur.execute(sql("INSERT INTO schema_version VALUES (?, ?, ?)"), (number, time.time(), note))
+                applied.append(number)
+    if applied:
+        log.info("records database: applied migrations %s", applied)
+    return applied
