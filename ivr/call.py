@@ -44,6 +44,7 @@ from ivr.flow.http import HttpClient
 from ivr.flow.interpreter import CallState, Interpreter
 from ivr.flow.nlu import Intent, match
 from ivr.flow.slots import fills, hint_phrases
+from ivr.privacy import Redactor
 from ivr.trace import CallTrace, Outcome, TraceBuilder, Turn
 from ivr.transports.base import Transport
 
@@ -88,6 +89,8 @@ class Call(CallRecord, CallKeys, CallOutput):
         self.params = dict(params or {})
         self.fetching: asyncio.Task | None = None
         self.log = logging.LoggerAdapter(log, {"call_id": call_id})
+        # Every event this call emits passes through it (`_emit`): sensitive values never leave the loop.
+        self.redactor = Redactor.for_flow(interpreter.flow)
         self.tts_name = tts_name
         self.began = CallBegan(call_id=call_id, at_s=time.time(), transport=transport_kind,
                                transport_id=transport_id or call_id, caller=caller, called=called, remote=remote,
@@ -290,8 +293,8 @@ class Call(CallRecord, CallKeys, CallOutput):
             return
         turn.heard, turn.confidence = final.text, final.confidence
         turn.timing["asr_ms"] = round(peek_ms + (time.perf_counter() - t0) * 1000, 1)
-        self.log.info("heard %r (confidence %.2f, endpoint %s)", final.text, final.confidence,
-                      reason.value)
+        self.log.info("heard %r (confidence %.2f, endpoint %s)", self.redactor.input_at(turn.step, final.text),
+                      final.confidence, reason.value)
         await self._turn(turn, Heard(final.text, final.confidence, final.alternatives,
                                      sentiment.score(final.text, self.interp.flow.language)))
 
@@ -319,6 +322,8 @@ class Call(CallRecord, CallKeys, CallOutput):
             self.state, actions = await asyncio.to_thread(self.interp.handle, self.state, event)
         else:
             self.state, actions = self.interp.handle(self.state, event)
+        # Before any prompt reading a value back is emitted, the redactor knows the value.
+        self.redactor.learn_slots(self.state.slots, self.state.sensitive)
         if self.turn is not None:
             self.turn.timing["flow_ms"] = round((time.perf_counter() - t0) * 1000, 2)
         await self._apply(actions)

@@ -19,6 +19,11 @@ class CallRecord:
         return self._builder.trace
 
     def _emit(self, event: CallEvent) -> None:
+        try:   # ivr.privacy: the trace, the hub and every subscriber only ever see redacted events
+            event = self.redactor.event(event)
+        except Exception:
+            self.log.exception("redacting %s failed: event dropped", type(event).__name__)
+            return
         self._builder.apply(event)
         if self._emit_out is not None:
             try:
@@ -54,6 +59,7 @@ class CallRecord:
         self._emit(CallEnded(call_id=self.id, t_ms=o.t_ms, at_s=time.time(), kind=o.kind, target=o.target,
                              reason=o.reason, step=o.step, context=dict(o.context), why=o.why,
                              path=tuple(self.state.path), stats=self._stats()))
+        self.redactor.close()
 
     def _stats(self) -> dict:
         wall_s = time.perf_counter() - self._started_perf if self._started_perf else 0.0

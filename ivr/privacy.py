@@ -27,6 +27,7 @@ import threading
 import weakref
 from collections.abc import Iterable
 
+from ivr.callevents import KeysPressed, TurnEnded
 from ivr.flow import sayas
 from ivr.flow.numbers import HOMOPHONES, MULTIPLIERS, UNITS, ZERO_LETTERS, ZH_DIGITS
 
@@ -123,7 +124,9 @@ def digit_runs(text: str) -> list[list[tuple[int, int, str]]]:
             run += [*pending, part]
             pending = []
             last_end = part[1]
-        elif kind == "weak" and run and joins:
+        elif kind == "weak" and ((run and joins) or not (run or pending)):
+            if not run:     # "for one one ...": a weak word may open a number too
+                run, pending, last_end = [], [], -1
             pending.append(part)
             last_end = part[1]
         else:
@@ -298,6 +301,16 @@ class Redactor:
             return sayas.mask(text, 0) if text else text
         return mask_input(text)
 
+    def event(self, event):
+        """A call event (`ivr.callevents`) as it may be kept: input at a sensitive step masked
+        (a turn's `heard`, each key pressed), then every string in it redacted."""
+        step = getattr(event, "step", None)
+        if isinstance(event, TurnEnded) and event.kind in ("speech", "dtmf") and step in self.sensitive_steps:
+            event = dataclasses.replace(event, heard=self.input_at(step, event.heard))
+        elif isinstance(event, KeysPressed) and step in self.sensitive_steps:
+            event = dataclasses.replace(event, keys=mask_input(event.keys))
+        return self.value(event)
+
     # -- applying --
 
     def text(self, text: str) -> str:
@@ -329,6 +342,13 @@ def redact_live(text: str) -> str:
         secrets |= r.secrets
         literals |= r.literals
     return _redact_text(text, frozenset(secrets), tuple(literals))
+
+
+def redact_event(event):
+    """The hub's entrance filter: every string of any call event through the pattern rules and
+    the secrets of every call in progress. (Each call's loop has already passed its own events
+    through its `Redactor.event`; this also covers events made outside a call loop.)"""
+    return _walk(event, redact_live)
 
 
 # ---- logging --------------------------------------------------------------------------

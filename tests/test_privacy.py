@@ -13,6 +13,7 @@ from ivr.privacy import (
     luhn_ok,
     mask_input,
     redact,
+    redact_event,
     redact_live,
     redact_value,
 )
@@ -44,6 +45,8 @@ def test_not_card_numbers(digits):
      "my card is ************1111"),
     ("Four, one, one, one, one, one, one, one, one, one, one, one, one, one, one, one.", "************1111."),
     ("four double one one one one one one one one one one one one one one", "************1111"),
+    ("For one one one one one one one one one one one one one one one", "************1111"),   # whisper
+    ("4,111,111,111,111,111", "************1111"),                                              # whisper
     ("四幺幺幺幺幺幺幺幺幺幺幺幺幺幺幺", "************1111"),
     ("我的卡号是4111111111111111", "我的卡号是************1111"),
     ("378282246310005", "***********0005"),
@@ -147,3 +150,26 @@ def test_log_records_are_redacted_for_every_handler(caplog):
     assert "************1111" in text and "pin ****" in text
     r.close()
     assert redact_live("pin 9876") == "pin 9876"   # the call is over: its secrets no longer apply
+
+
+def test_call_events_input_at_a_sensitive_step_and_everything_else():
+    from ivr.callevents import KeysPressed, PromptPlayed, TransferRequested, TurnEnded
+
+    r = Redactor({"pin": "digits", "card": "digits"})
+    keys = [r.event(KeysPressed(call_id="c1", keys=k, step="pin")) for k in "9876"]
+    assert [k.keys for k in keys] == ["*"] * 4
+    assert r.event(KeysPressed(call_id="c1", keys="1", step="main")).keys == "1"
+    turn = r.event(TurnEnded(call_id="c1", index=2, kind="dtmf", step="pin", heard="9876",
+                             said=("You entered 9 8 7 6. Is that right?",)))
+    assert turn.heard == "****" and turn.said == ("You entered ****. Is that right?",)
+    spoken = r.event(TurnEnded(call_id="c1", index=3, kind="speech", step="card",
+                               heard="four one one one one one one one one one one one one one one one",
+                               candidates=({"choice": "card", "text": VISA},)))
+    assert spoken.heard == "************1111" and spoken.candidates == ({"choice": "card", "text": "************1111"},)
+    assert r.event(PromptPlayed(call_id="c1", text="Your PIN 9876")).text == "Your PIN ****"
+    transfer = r.event(TransferRequested(call_id="c1", target="sip:a@127.0.0.1", reason="pin 9876",
+                                         context={"card": VISA}))
+    assert transfer.reason == "pin ****" and transfer.context == {"card": "************1111"}
+    assert redact_event(TransferRequested(call_id="c2", target="x", reason="pin 9876")).reason == "pin ****"
+    r.close()
+    assert redact_event(TransferRequested(call_id="c2", target="x", reason="pin 9876")).reason == "pin 9876"
