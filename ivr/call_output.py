@@ -71,6 +71,9 @@ class CallOutput:
     def _render(self, play: Play) -> np.ndarray:
         if play.audio_path:
             return self.prompts.load_recorded(play.audio_path)
+        if hasattr(self.prompts, "synthesize") and self.redactor.text(play.text) != play.text:
+            # It reads back a card number or a sensitive value: synthesised for this call, never cached.
+            return self.prompts.synthesize(play.text)
         return self.prompts.get(play.text)
 
     async def _end(self, action: Transfer | Hangup) -> None:

@@ -220,13 +220,15 @@ def _walk(value, fn):
     return value
 
 
-def mask_input(text: str) -> str:
+def mask_input(text: str, min_digits: int = 0) -> str:
     """Caller input at a step collecting a sensitive slot: every number in it masked ("my pin is
-    1234" -> "my pin is ****"); input with no number at all is masked whole."""
+    1234" -> "my pin is ****"); input with no number at all is masked whole. With `min_digits`,
+    only numbers that long are masked and other input stays (an answer to "Is that right?")."""
     if not isinstance(text, str) or not text:
         return text
     spans = [(run[0][0], run[-1][1], "".join(p[2] for p in run)) for run in digit_runs(text)]
-    return _replace(text, spans) if spans else sayas.mask(text, 0)
+    spans = [s for s in spans if len(s[2]) >= min_digits]
+    return _replace(text, spans) if spans or min_digits else sayas.mask(text, 0)
 
 
 # ---- one call's secrets ---------------------------------------------------------------
@@ -306,7 +308,11 @@ class Redactor:
         (a turn's `heard`, each key pressed), then every string in it redacted."""
         step = getattr(event, "step", None)
         if isinstance(event, TurnEnded) and event.kind in ("speech", "dtmf") and step in self.sensitive_steps:
-            event = dataclasses.replace(event, heard=self.input_at(step, event.heard))
+            if (event.match or {}).get("via") == "confirm":    # "yes", key 1: only numbers in it are masked
+                heard = mask_input(event.heard, min_digits=2)
+            else:
+                heard = self.input_at(step, event.heard)
+            event = dataclasses.replace(event, heard=heard)
         elif isinstance(event, KeysPressed) and step in self.sensitive_steps:
             event = dataclasses.replace(event, keys=mask_input(event.keys))
         return self.value(event)

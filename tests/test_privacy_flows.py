@@ -79,3 +79,37 @@ def test_what_the_agent_sees_holds_no_sensitive_value():
     assert end.context["slots"] == {"card": "************1111", "pin": "****"}
     assert end.context["last_heard"] == "yes"
     assert leaks(repr(end)) == []
+
+
+def test_replay_trace_events_logs_and_console_show_no_card_or_pin(whisper_asr, prompt_cache, line_audio, caplog):
+    """`ivr replay` of a call keying the card and PIN: the trace (--json), every call event
+    emitted and the console text hold masks only."""
+    from ivr.cli import format_trace
+    from ivr.privacy import install_log_redaction
+    from ivr.replay import replay_samples
+
+    install_log_redaction()   # as the ivr command does
+    flow = load_flow(DATA / "card_flow.yaml")
+    audio = line_audio([("pause", 1500), ("keys", CARD + "#"), ("pause", 1500), ("keys", "1"), ("pause", 1500),
+                        ("keys", PIN), ("pause", 1500), ("keys", "1"), ("pause", 6000)])
+    events = []
+    with caplog.at_level("DEBUG", logger="ivr"):
+        result = asyncio.run(replay_samples(audio, flow, whisper_asr, prompt_cache, caller="+15550100",
+                                            env={"PAY_API": f"http://127.0.0.1:{dead_port()}"}, emit=events.append))
+    trace = result.trace.to_dict()
+    trace["stats"]["wall_ms"], trace["stats"]["speed_x"] = 1, 1
+    assert trace["path"][-3:] == ["pin", "charge", "to_agent"], trace["path"]     # keyed, confirmed, HTTP failed
+    assert trace["outcome"]["reason"] == "payment with card ************1111 and PIN ****"
+    said = [s for t in trace["turns"] for s in t["said"]]
+    assert "That's ************1111. Is that right?" in said and "You entered ****. Is that right?" in said
+    assert [t["heard"] for t in trace["turns"] if t["kind"] == "dtmf"] == ["************1111", "1", "****", "1"]
+    shown = "\n".join([format_trace(trace), repr(trace), repr(events), caplog.text])
+    assert "/cards/************1111/pin/**** -> connect" in caplog.text
+    assert leaks(shown) == [], shown
+    # The read-back prompts were synthesised for the call only: no audio of them in the prompt cache.
+    from ivr.flow.sayas import say_digits
+
+    for spoken in (f"That's {say_digits(CARD, 'en-US')}. Is that right?",
+                   f"You entered {say_digits(PIN, 'en-US')}. Is that right?"):
+        assert not prompt_cache.has(spoken), spoken
+    assert prompt_cache.has("Please key in your four digit PIN.")   # other prompts are cached as before

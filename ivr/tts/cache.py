@@ -81,6 +81,13 @@ class PromptCache:
         """Mono int16 samples of `text` at `rate_hz`, synthesizing only on a cache miss."""
         return self._get(text)[0]
 
+    def synthesize(self, text: str) -> np.ndarray:
+        """Like `get`, but nothing is kept, on disk or in memory: for a prompt that reads back a
+        card number or PIN (the call loop asks `ivr.privacy`)."""
+        with self._lock:
+            self._stats["misses"] += 1
+        return self._synthesize(text)
+
     def has(self, text: str) -> bool:
         """True if `text` is cached in memory or on disk (a `get` would not synthesize)."""
         key = self.key(text)
