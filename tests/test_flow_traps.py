@@ -93,3 +93,92 @@ def test_a_failing_choice_set_takes_the_error_path(make):
     """)
     _, (_, actions) = run(interp, CallStarted(), Heard("balance"))
     assert isinstance(actions[-1], Transfer) and "template error" in actions[-1].reason
+
+
+# ---- a failing template takes the flow's own error path; filters read what APIs send ----------
+
+OUTAGE = """
+    agent_line: sip:agents@127.0.0.1
+    hours: {timezone: Asia/Shanghai, open: {mon-sun: "09:00-18:00"}}
+    on_error: sorry
+    steps:
+      lookup:
+        http: {get: "{{ env.API }}/outage", save: outage}
+        next: tell
+      tell:
+        say: "Fixed by {{ outage.eta | time }} on {{ outage.eta | date }}; {{ outage.fee | money }}."
+        hangup: true
+      sorry:
+        say: "Sorry, I can't read that now ({{ error.kind }} in {{ error.step }})."
+        next:
+          - {if: "open", goto: agent}
+          - {goto: closed}
+      agent: {transfer: "{{ agent_line }}"}
+      closed: {say: "We are closed.", hangup: true}
+"""
+
+
+def fetched(data) -> Fetched:
+    return Fetched(HttpResult(True, 200, data, None, "", 1, 1))
+
+
+def test_time_date_and_money_filters_read_api_formats(make):
+    """ISO datetimes with a zone are said in the flow's time zone; decimals may come as strings."""
+    interp = make(OUTAGE)
+    _, (_, actions) = run(interp, CallStarted(), fetched({"eta": "2026-11-24T06:30:00Z", "fee": "1,234.50"}))
+    assert said(actions) == ["Fixed by 2:30 PM on Tuesday, November 24th; 1234 dollars and 50 cents."]
+    _, (_, actions) = run(interp, CallStarted(), fetched({"eta": "2026-11-24T23:30:00-05:00", "fee": "0.5"}))
+    assert said(actions) == ["Fixed by 12:30 PM on Wednesday, November 25th; 50 cents."]
+
+
+@pytest.mark.parametrize(("at", "end"), [("2026-11-24T10:00:00+08:00", Transfer), ("2026-11-24T22:00:00+08:00", None)])
+def test_a_failing_template_takes_the_flows_on_error_step(make, at, end):
+    """It used to go straight to the agent line, skipping the flow's own after-hours logic."""
+    from datetime import datetime
+
+    interp = make(OUTAGE)
+    start = CallStarted(at_s=datetime.fromisoformat(at).timestamp())
+    state, (_, actions) = run(interp, start, fetched({"eta": "soon", "fee": "1"}))
+    assert said(actions)[0] == "Sorry, I can't read that now (template in tell)."
+    assert state.data["error"]["kind"] == "template" and "say_time" in state.data["error"]["what"]
+    assert isinstance(actions[-1], Transfer) if end else said(actions)[-1] == "We are closed."
+
+
+def test_a_service_failure_without_a_step_on_error_takes_the_flows(make):
+    _, (_, actions) = run(make(OUTAGE), CallStarted(), Fetched(HttpResult(False, 503, None, "http_5xx", "", 1, 1)))
+    assert said(actions)[0] == "Sorry, I can't read that now (service in lookup)."
+
+
+def test_an_on_error_step_that_fails_itself_ends_at_the_agent_line(make):
+    interp = make(OUTAGE.replace("({{ error.kind }} in {{ error.step }})", "{{ outage.eta | time }}"))
+    _, (_, actions) = run(interp, CallStarted(), fetched({"eta": "soon", "fee": "1"}))
+    assert isinstance(actions[-1], Transfer) and "template error" in actions[-1].reason
+
+
+def test_on_error_must_name_a_step(tmp_path):
+    from ivr.flow.yamlsrc import FlowError
+
+    path = tmp_path / "flow.yaml"
+    path.write_text("on_error: sory\nsteps:\n  sorry: {say: Sorry., hangup: true}\n", encoding="utf-8")
+    with pytest.raises(FlowError) as info:
+        load_flow(path)
+    assert info.value.problems == [f"{path}:1:1: unknown step 'sory' (hint: did you mean 'sorry'?)"]
+
+
+@pytest.mark.parametrize(("value", "date_en", "time_zh"), [
+    ("2026-11-03T14:30:00Z", "Tuesday, November 3rd", "下午2点30分"),
+    ("2026-11-03T09:05:00.250+08:00", "Tuesday, November 3rd", "上午9点05分"),
+    ("2026-11-03 14:30", "Tuesday, November 3rd", "下午2点30分"),
+])
+def test_say_date_and_time_read_iso_datetimes_as_written(value, date_en, time_zh):
+    from ivr.flow.sayas import say_date, say_time
+
+    assert say_date(value, "en") == date_en and say_time(value, "zh-CN") == time_zh
+
+
+@pytest.mark.parametrize("value", ["2026-11-03T25:00:00Z", "2026-02-30T10:00:00", "soon", "14h30"])
+def test_unreadable_datetimes_say_what_is_wrong(value):
+    from ivr.flow.sayas import say_time
+
+    with pytest.raises(ValueError, match="say_time"):
+        say_time(value, "en")

@@ -29,6 +29,8 @@ def check_flow(flow: Flow, data: LineDict, problems: Problems, complete: bool = 
 
     if flow.start not in flow.steps:
         check(data, "start", flow.start)
+    if flow.on_error and flow.on_error not in flow.steps:
+        check(data, "on_error", flow.on_error)
     for choice in flow.globals:
         if choice.goto:
             check(choice.goto_pos if choice.goto_pos[0] else data.get("globals"), None, choice.goto)
@@ -105,6 +107,7 @@ def check_phrases(problems: Problems, where, key, what: str, choices: tuple[Choi
 def check_reachable(flow: Flow, problems: Problems) -> None:
     seen: set[str] = set()
     todo = [flow.start, *(c.goto for c in flow.globals if c.goto), *(r.goto for r in flow.watch)]
+    todo += [flow.on_error] if flow.on_error else []
     while todo:
         name = todo.pop()
         if name in seen or name not in flow.steps:
@@ -145,6 +148,7 @@ def check_loops(flow: Flow, problems: Problems) -> None:
 
 # Fields of the call data that conditions may read (caller.* and saved HTTP answers are open-ended).
 FIELDS = {"call": {"caller", "called", "params"}, "http": {"ok", "status", "error"}}
+ERROR_FIELDS = ("what", "kind", "step")   # set by the interpreter before it enters the flow's on_error step
 
 
 def check_conditions(flow: Flow, problems: Problems) -> None:
@@ -159,8 +163,10 @@ def check_conditions(flow: Flow, problems: Problems) -> None:
     variables |= {s.http.save for s in flow.steps.values() if s.http and s.http.save}
     known = {**{name: None for name in context(flow, CallState())}, **{name: None for name in variables}}
     known.update(dict.fromkeys(env.globals))
+    if flow.on_error:
+        known["error"] = None   # what failed, for the on_error step
     fields = {**FIELDS, "slots": {s.collect.slot.name for s in flow.steps.values() if s.collect},
-              "vars": variables, "last": set(context(flow, CallState())["last"])}
+              "vars": variables, "last": set(context(flow, CallState())["last"]), "error": set(ERROR_FIELDS)}
 
     def check(template: Template, at, what: str = "condition") -> None:
         try:

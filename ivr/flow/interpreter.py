@@ -78,7 +78,7 @@ class Interpreter:
             if isinstance(event, NoInput):
                 return listening.no_input(self, replace(state, last=Understood("no_input", "")), step)
         except RenderError as exc:
-            return self.fallback(state, f"template error: {exc}")
+            return self.failed(state, "template", f"template error: {exc}")
         raise TypeError(f"not a flow event: {event!r}")
 
     # ---- start and services --------------------------------------------------------
@@ -113,7 +113,7 @@ class Interpreter:
             log.warning("step %s: %s", step.name, result.detail)
             if step.on_error:
                 return self.enter(state, step.on_error)
-            return self.fallback(state, f"service error in step {step.name}: {result.error}")
+            return self.failed(state, "service", f"service error in step {step.name}: {result.error}")
         if step.http.save:
             state = replace(state, data={**state.data, step.http.save: result.data})
         return self.enter(state, self.route(state, step))
@@ -135,6 +135,7 @@ class Interpreter:
                 plays = [self.play(p.text, state, p.audio_path, p.barge_in) for p in step.say]
                 actions += plays
                 if step.listens:
+                    state = _error_handled(state)
                     asked = (*plays, *self.ask(step, state))
                     actions += self.ask(step, state)
                     return replace(state, step=name, last_prompts=asked), [*actions, self.listen(step)]
@@ -156,7 +157,7 @@ class Interpreter:
                     if name is None:
                         return replace(state, ended=True), [*actions, Hangup("flow")]
         except RenderError as exc:
-            return self.fallback(state, f"template error: {exc}", actions)
+            return self.failed(state, "template", f"template error: {exc}", actions)
         # A loop of steps that never listens: get the caller to a person instead of spinning.
         return self.fallback(state, "flow loops without listening", actions)
 
@@ -172,7 +173,7 @@ class Interpreter:
         try:
             state = self.assign(state, step.assign)
         except RenderError as exc:
-            return self.fallback(state, f"template error: {exc}")
+            return self.failed(state, "template", f"template error: {exc}")
         return self.enter(state, self.route(state, step))
 
     def route(self, state: CallState, step: Step) -> str | None:
@@ -181,6 +182,19 @@ class Interpreter:
             if route.condition is None or route.condition.test(ctx):
                 return route.goto
         return None
+
+    def failed(self, state: CallState, kind: str, what: str, actions: list[Action] | None = None) -> Result:
+        """A template or a service failed mid-call: go to the flow's own `on_error` step, which sees
+        error.what/kind/step. Without one, or failing again before the caller is listened to, the fallback."""
+        error = state.data.get("error")
+        if not self.flow.on_error or (isinstance(error, dict) and error.get("active")):
+            return self.fallback(state, what, actions)
+        log.warning("%s; going to the flow's on_error step '%s'", what, self.flow.on_error)
+        error = {"what": what, "kind": kind, "step": state.step or (state.path[-1] if state.path else ""),
+                 "active": True}
+        plays = [a for a in actions or [] if isinstance(a, Play)]
+        state = replace(state, step=None, waiting=None, data={**state.data, "error": error})
+        return self.enter(state, self.flow.on_error, plays)
 
     def fallback(self, state: CallState, reason: str, actions: list[Action] | None = None) -> Result:
         log.warning("fallback: %s", reason)
@@ -248,3 +262,11 @@ class Interpreter:
         return {"flow": self.flow.name, "step": step or state.step or (state.path[-1] if state.path else ""),
                 "caller": caller, "path": list(state.path), "slots": public_slots(state),
                 "last_heard": last.value if last else "", "intent": (last.choice or "") if last else ""}
+
+
+def _error_handled(state: CallState) -> CallState:
+    """The call listens again after an error: a later failure may take `on_error` again."""
+    error = state.data.get("error")
+    if isinstance(error, dict) and error.get("active"):
+        return replace(state, data={**state.data, "error": {**error, "active": False}})
+    return state

@@ -18,7 +18,7 @@ from ivr.flow.yamlsrc import FlowError, LineDict, Problems, as_text, read_yaml
 __all__ = ["FlowError", "load_flow", "parse_duration_ms"]
 
 TOP_KEYS = {"name", "language", "voice", "agent_line", "globals", "start", "steps", "knowledge", "hours",
-            "caller_lookup", "vars", "subflows", "nlu", "watch"}
+            "caller_lookup", "vars", "subflows", "nlu", "watch", "on_error"}
 SUBFLOW_KEYS = {"name", "language", "start", "steps", "subflows"}
 SUBFLOW_SEP = "/"
 
@@ -31,7 +31,8 @@ def load_flow(path: str | Path) -> Flow:
         raise FlowError([f"{path}:1:1: a flow file must be a mapping with 'steps' and 'start'"])
     problems.check_keys(data, TOP_KEYS, "the flow")
     language = _language(data, problems)
-    builder = StepBuilder(problems, language, path.parent)
+    hours = _hours(data, problems)
+    builder = StepBuilder(problems, language, path.parent, hours.timezone if hours else None)
     errors: list[str] = []
     sources = [str(path.resolve())]   # every file read, for hot reload
     steps, subflows, start = _steps(path, data, builder, "", (path.resolve(),), errors, sources)
@@ -39,7 +40,7 @@ def load_flow(path: str | Path) -> Flow:
     flow = Flow(
         name=str(data.get("name") or path.stem), path=str(path), language=language, start=start,
         steps=steps, globals=globals_, voice=_voice(data.get("voice")), agent_line=as_text(data.get("agent_line")),
-        knowledge=_knowledge(path, data, problems, errors), hours=_hours(data, problems),
+        knowledge=_knowledge(path, data, problems, errors), hours=hours, on_error=as_text(data.get("on_error")),
         caller_lookup=builder.http(data, "caller_lookup") if "caller_lookup" in data else None,
         variables=_variables(data, builder), subflows=subflows, watch=watch.build(builder, data),
         **_thresholds(data, problems),
@@ -80,7 +81,7 @@ def _steps(path: Path, data: LineDict, builder: StepBuilder, prefix: str, chain:
         if not full.is_file():
             p.error(where, sub_name, f"subflow file not found: {full}", "paths are relative to the flow file")
             continue
-        sub_steps, sub_subs, sub_start = _subflow(full, builder.language, f"{prefix}{sub_name}{SUBFLOW_SEP}",
+        sub_steps, sub_subs, sub_start = _subflow(full, builder, f"{prefix}{sub_name}{SUBFLOW_SEP}",
                                                    (*chain, full), errors, sources)
         steps.update(sub_steps)
         subflows[f"{prefix}{sub_name}"] = sub_start
@@ -100,8 +101,9 @@ def _language(data: LineDict, problems: Problems) -> str:
         return lang.DEFAULT
 
 
-def _subflow(path: Path, language: str, prefix: str, chain: tuple[Path, ...], errors: list[str],
+def _subflow(path: Path, parent: StepBuilder, prefix: str, chain: tuple[Path, ...], errors: list[str],
              sources: list[str]):
+    language = parent.language
     sources.append(str(path))
     try:
         data = read_yaml(path, "subflow file")
@@ -116,7 +118,8 @@ def _subflow(path: Path, language: str, prefix: str, chain: tuple[Path, ...], er
     if data.get("language") and _language(data, problems).split("-")[0] != language.split("-")[0]:
         problems.error(data, "language", f"subflow language {data['language']} differs from the flow's {language}")
     try:
-        result = _steps(path, data, StepBuilder(problems, language, path.parent), prefix, chain, errors, sources)
+        result = _steps(path, data, StepBuilder(problems, language, path.parent, parent.timezone), prefix, chain,
+                        errors, sources)
     except FlowError:
         result = {}, {}, ""
     errors += problems.items

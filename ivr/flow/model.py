@@ -138,6 +138,7 @@ class Flow:
     globals: tuple[Choice, ...] = ()
     voice: str | None = None          # TTS spec, e.g. "piper", "espeak:cmn"
     agent_line: str | None = None
+    on_error: str | None = None       # the step a failing template or service goes to (sees error.*)
     knowledge: "KnowledgeBase | None" = None
     hours: BusinessHours | None = None
     caller_lookup: HttpSpec | None = None

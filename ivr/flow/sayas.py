@@ -88,17 +88,34 @@ def _zh_section(n: int) -> str:
     return out
 
 
+def parse_iso(value, what: str = "value"):
+    """What APIs send, as a date, time or datetime: "2026-11-03", "14:30", "14:30:05",
+    "2026-11-03T14:30:00Z", "2026-11-03T14:30:00.250+08:00", "2026-11-03 14:30"; None if it is none of them."""
+    if isinstance(value, dt.date | dt.time):
+        return value
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            return dt.date.fromisoformat(text)
+        if re.fullmatch(r"\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?", text):
+            return dt.time.fromisoformat(text.zfill(len(text) + (text.index(":") == 1)))
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?", text, re.I):
+            return dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{what}: {value!r} is not a real date or time") from None
+    return None
+
+
 def say_date(iso, language: str, with_year: bool = False) -> str:
-    """"2026-11-03" -> "Tuesday, November 3rd" / "11月3日星期二"; with_year adds ", 2026" / "2026年"."""
-    if isinstance(iso, dt.date):
-        day = iso
-    elif isinstance(iso, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", iso.strip()):
-        try:
-            day = dt.date.fromisoformat(iso.strip())
-        except ValueError:
-            raise ValueError(f"say_date: {iso!r} is not a real date") from None
-    else:
-        raise ValueError(f"say_date needs an ISO date like 2026-11-03, not {iso!r}")
+    """"2026-11-03" (or an ISO datetime: its date) -> "Tuesday, November 3rd" / "11月3日星期二";
+    with_year adds ", 2026" / "2026年"."""
+    day = parse_iso(iso, "say_date")
+    if isinstance(day, dt.datetime):
+        day = day.date()
+    if not isinstance(day, dt.date):
+        raise ValueError(f"say_date needs an ISO date like 2026-11-03 or 2026-11-03T14:30:00Z, not {iso!r}")
     if _is_zh(language):
         return f"{f'{day.year}年' if with_year else ''}{day.month}月{day.day}日星期{WEEKDAYS_ZH[day.weekday()]}"
     year = f", {day.year}" if with_year else ""
@@ -111,12 +128,15 @@ def ordinal(n: int) -> str:
     return f"{n}{suffix}"
 
 
-def say_time(hhmm: str, language: str) -> str:
-    """"14:30" -> "2:30 PM" / "下午2点30分"; "12:00" -> "noon" / "中午12点"; "00:00" -> "midnight" / "凌晨0点"."""
-    m = re.fullmatch(r"(\d{1,2}):(\d{2})", str(hhmm).strip()) if isinstance(hhmm, str) else None
-    if not m or int(m[1]) > 23 or int(m[2]) > 59:
-        raise ValueError(f"say_time needs a 24-hour time like 14:30, not {hhmm!r}")
-    hour, minute = int(m[1]), int(m[2])
+def say_time(hhmm, language: str) -> str:
+    """"14:30" (or "14:30:00", or an ISO datetime: its clock time as written) -> "2:30 PM" / "下午2点30分";
+    "12:00" -> "noon" / "中午12点"; "00:00" -> "midnight" / "凌晨0点"."""
+    clock = parse_iso(hhmm, "say_time")
+    if isinstance(clock, dt.datetime):
+        clock = clock.time()
+    if not isinstance(clock, dt.time):
+        raise ValueError(f"say_time needs a 24-hour time like 14:30 or 2026-11-24T14:30:00+08:00, not {hhmm!r}")
+    hour, minute = clock.hour, clock.minute
     if _is_zh(language):
         period = "凌晨" if hour < 6 else "上午" if hour < 12 else "中午" if hour == 12 else \
             "下午" if hour < 18 else "晚上"
@@ -135,6 +155,8 @@ def say_money(value, language: str, currency: str | None = None) -> str:
             raise ValueError(f"say_money needs {{'amount': ..., 'currency': ...}}, not {value!r}")
         currency = value.get("currency") or currency
         value = value["amount"]
+    if isinstance(value, str) and re.fullmatch(r"\s*\d{1,3}(,\d{3})+(\.\d+)?\s*", value):
+        value = value.replace(",", "")   # "1,234.50", as some APIs send amounts
     amount = _decimal(value, "say_money")
     if amount < 0:
         raise ValueError(f"say_money: negative amount {value!r}")

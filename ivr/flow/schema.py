@@ -205,6 +205,9 @@ TOP_PROPS = {
     "globals": ref("global_choices", 'Intents heard at every listening step, e.g. agent: {say: ["agent"], dtmf: '
                                      '"0", goto: to_agent}'),
     "start": ref("step_name", "The first step (default: the first one listed), e.g. start: greet"),
+    "on_error": ref("step_name", "Where a call goes when a template or a service fails mid-call (default: the "
+                                 "agent line); that step sees error.what, error.kind, error.step, e.g. on_error: "
+                                 "sorry"),
     "steps": ref("steps", "The steps, by name, e.g. greet: {say: \"Hello.\", next: main}"),
     "knowledge": typed("A knowledge-base file of questions and answers for faq steps, e.g. knowledge: "
                        "faq/retail_en.yaml", type="string", minLength=1),

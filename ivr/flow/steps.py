@@ -28,16 +28,17 @@ TRANSFER_KEYS = {"to", "reason", "context"}
 GLOBAL_ACTIONS = {"repeat", "hangup"}
 DTMF_KEYS = set("0123456789*#ABCD")
 RESERVED_NAMES = {"slots", "caller", "call", "last", "now", "open", "holiday", "agent_line", "flow", "vars",
-                  "env", "http", "faq", "loop", "true", "false", "none"}
+                  "env", "http", "faq", "loop", "true", "false", "none", "error"}
 _EXPR = re.compile(r"^\s*\{\{(.*)\}\}\s*$", re.S)
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class StepBuilder:
-    def __init__(self, problems: Problems, language: str, base_dir) -> None:
+    def __init__(self, problems: Problems, language: str, base_dir, timezone: str | None = None) -> None:
         self.p = problems
         self.language = language
         self.base_dir = base_dir
+        self.timezone = timezone   # the flow's hours.timezone: date/time filters say zoned datetimes in it
 
     # ---- templates -----------------------------------------------------------------
 
@@ -47,7 +48,7 @@ class StepBuilder:
             return None
         line = where.key_pos.get(key, (where.line, 0))[0] if isinstance(where, LineDict) else 0
         try:
-            return compile_template(source, kind, self.language, line)
+            return compile_template(source, kind, self.language, line, self.timezone)
         except TemplateSyntax as exc:
             self.p.error(where, key, str(exc), "templates look like {{ slots.order_id | digits }}")
             return None

@@ -11,7 +11,9 @@ trusted configuration (`env.*`, `agent_line`), which arrive wrapped as `Markup`.
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from jinja2 import ChainableUndefined, TemplateError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -28,11 +30,20 @@ class RenderError(Exception):
     """A template raised at run time (a filter given bad data, a failing expression)."""
 
 
-def _filters(language: str) -> dict:
+def _filters(language: str, timezone: str | None = None) -> dict:
     def bind(fn):
         return lambda value, *args: fn(value, language, *args)
-    return {"digits": bind(sayas.say_digits), "number": bind(sayas.say_number), "date": bind(sayas.say_date),
-            "time": bind(sayas.say_time), "money": bind(sayas.say_money), "mask": sayas.mask}
+
+    def local(fn):
+        """An ISO datetime with a zone ("...T06:30:00Z") is said in the flow's time zone (hours.timezone)."""
+        def said(value, *args):
+            moment = sayas.parse_iso(value)
+            if timezone and isinstance(moment, datetime) and moment.tzinfo is not None:
+                value = moment.astimezone(ZoneInfo(timezone))
+            return fn(value, language, *args)
+        return said
+    return {"digits": bind(sayas.say_digits), "number": bind(sayas.say_number), "date": local(sayas.say_date),
+            "time": local(sayas.say_time), "money": bind(sayas.say_money), "mask": sayas.mask}
 
 
 def _url_finalize(value: Any) -> str:
@@ -46,22 +57,23 @@ def _url_finalize(value: Any) -> str:
 class Environments:
     """The jinja environments of one flow language: text, URL, and boolean conditions."""
 
-    def __init__(self, language: str) -> None:
+    def __init__(self, language: str, timezone: str | None = None) -> None:
         self.text = ImmutableSandboxedEnvironment(undefined=ChainableUndefined, autoescape=False)
         self.url = ImmutableSandboxedEnvironment(undefined=ChainableUndefined, autoescape=False,
                                                  finalize=_url_finalize)
         for env in (self.text, self.url):
-            env.filters.update(_filters(language))
+            env.filters.update(_filters(language, timezone))
 
 
-_ENVS: dict[str, Environments] = {}
+_ENVS: dict[tuple[str, str | None], Environments] = {}
 
 
-def environments(language: str) -> Environments:
-    lang = base_language(language)
-    if lang not in _ENVS:
-        _ENVS[lang] = Environments(lang)
-    return _ENVS[lang]
+def environments(language: str, timezone: str | None = None) -> Environments:
+    """`timezone`: the flow's (hours.timezone); the date and time filters say zoned datetimes in it."""
+    key = (base_language(language), timezone)
+    if key not in _ENVS:
+        _ENVS[key] = Environments(*key)
+    return _ENVS[key]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,9 +116,10 @@ class Template:
         return bool(self.render(context))
 
 
-def compile_template(source: str, kind: str = "text", language: str = "en", line: int = 0) -> Template:
+def compile_template(source: str, kind: str = "text", language: str = "en", line: int = 0,
+                     timezone: str | None = None) -> Template:
     """Compile flow text; raises `TemplateSyntax` with a message fit for the author."""
-    envs = environments(language)
+    envs = environments(language, timezone)
     try:
         if kind == "condition":
             compiled = envs.text.compile_expression(source, undefined_to_none=False)
