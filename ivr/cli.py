@@ -65,19 +65,23 @@ def _engines(flow, args):
 
 
 def cmd_replay(args) -> int:
+    from ivr.cli_flow import at_s
     from ivr.flow.loader import load_flow
     from ivr.replay import replay_file
 
-    wav = Path(args.wav)
+    calls = [Path(c) for c in args.calls]
+    if len(calls) > 1 or calls[0].is_dir() or args.junit:
+        from ivr import batch
+
+        return batch.main(args, _engines, _call_config, at_s(args.time))
+    wav = calls[0]
     flow = load_flow(args.flow)
     from ivr.audio.wavio import probe
 
     probe(wav)   # a bad WAV fails before models load
     asr, tts, prompts = _engines(flow, args)
-    from ivr.cli_flow import at_s
-
     result = replay_file(wav, flow, asr, prompts, _call_config(args), args.channel, tts.name,
-                         caller=args.caller, env=dict(os.environ), at_s=at_s(args.time))
+                         caller=args.caller, env=dict(os.environ), at_s=at_s(args.time), keep_audio=bool(args.out))
     trace = result.trace.to_dict()
     trace["input"] = {"path": str(wav), "flow": str(args.flow)}
     if args.out:
@@ -89,7 +93,12 @@ def cmd_replay(args) -> int:
     print(format_trace(trace))
     if args.out:
         print(f"stereo recording (caller left, machine right): {args.out}")
-    return 0
+    from ivr.batch import check_one
+
+    checked, status = check_one(wav, trace, result.state)
+    if checked:
+        print(checked)
+    return status
 
 
 def format_trace(trace: dict) -> str:
@@ -197,11 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("replay", help="replay a recorded caller WAV through a flow")
-    p.add_argument("wav")
+    p = sub.add_parser("replay", help="replay recorded caller WAVs through a flow (one, or a batch)")
+    p.add_argument("calls", nargs="+", metavar="CALL",
+                   help="caller WAV files or folders of them; CALL.expect.yaml next to a WAV holds what it must do")
+    p.add_argument("--junit", help="write the batch's results as JUnit XML (for CI)")
     p.add_argument("--flow", required=True, help="the YAML call flow")
     p.add_argument("--out", help="write the call as a stereo WAV (caller left, machine right)")
-    p.add_argument("--json", help="write the trace as JSON (see docs/replay.md)")
+    p.add_argument("--json", help="write the trace (a batch: every call's) as JSON (see docs/replay.md)")
     p.add_argument("--voice", help="TTS voice, overriding the flow's (piper, espeak:cmn, ...)")
     p.add_argument("--early-ms", type=int, default=200,
                    help="pause after which words matching an expected answer end the turn")
