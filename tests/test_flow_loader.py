@@ -287,7 +287,7 @@ ERRORS = [
           a: {say: hi, hangup: true}
         """,
         ["1:1: unknown key 'colour' in the flow "
-         "(hint: allowed: agent_line, caller_lookup, globals, hours, knowledge, language, name, nlu, start, steps, subflows, vars, voice, watch)"],  # noqa: E501
+         "(hint: allowed: agent_line, caller_lookup, globals, hours, knowledge, language, name, nlu, on_error, start, steps, subflows, vars, voice, watch)"],  # noqa: E501
         id="unknown-top-key-no-hint",
     ),
     pytest.param(
@@ -689,7 +689,7 @@ def test_all_problems_reported_together(tmp_path):
     found = [p.removeprefix(f"{path}:") for p in info.value.problems]
     assert found == [
         "2:1: unknown key 'colour' in the flow "
-        "(hint: allowed: agent_line, caller_lookup, globals, hours, knowledge, language, name, nlu, start, steps, subflows, vars, voice, watch)",  # noqa: E501
+        "(hint: allowed: agent_line, caller_lookup, globals, hours, knowledge, language, name, nlu, on_error, start, steps, subflows, vars, voice, watch)",  # noqa: E501
         "10:5: 'barge_in' must be true or false",
         "9:5: 'max_attempts' must be a whole number >= 1",
         "12:15: bad sentence template: missing ')' in '(track|trace' "
