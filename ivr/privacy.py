@@ -249,6 +249,7 @@ class Redactor:
         self.secrets: set[str] = set()      # digit strings
         self.literals: set[str] = set()     # other values, matched case-insensitively
         if live:
+            install_log_redaction()     # a live call's secrets are kept out of every log line
             with _live_lock:
                 _live.add(self)
 
@@ -290,15 +291,18 @@ class Redactor:
             if name in slots:
                 self.learn(slots[name])
 
-    def input_at(self, step: str | None, text: str) -> str:
+    def input_at(self, step: str | None, text: str, answer: bool = False) -> str:
         """Caller input (speech or keys) at `step`, as it may be kept: at a sensitive step the
-        numbers in it are learned and masked (the whole input if the slot is not a number)."""
+        numbers in it are learned and masked (the whole input if the slot is not a number).
+        `answer`: it answers a yes/no question (a read-back): its words stay, numbers are masked."""
         if not isinstance(text, str) or step not in self.sensitive_steps:
             return self.text(text)
         for run in digit_runs(text):    # a PIN said or keyed; not the words ("yes" to a read-back)
             digits = "".join(p[2] for p in run)
             if len(digits) >= MIN_SECRET_DIGITS:
                 self.secrets.add(digits)
+        if answer:
+            return self.text(mask_input(text, min_digits=2))
         if self.sensitive_steps[step] not in DIGIT_SLOT_TYPES:
             return sayas.mask(text, 0) if text else text
         return mask_input(text)
@@ -308,11 +312,8 @@ class Redactor:
         (a turn's `heard`, each key pressed), then every string in it redacted."""
         step = getattr(event, "step", None)
         if isinstance(event, TurnEnded) and event.kind in ("speech", "dtmf") and step in self.sensitive_steps:
-            if (event.match or {}).get("via") == "confirm":    # "yes", key 1: only numbers in it are masked
-                heard = mask_input(event.heard, min_digits=2)
-            else:
-                heard = self.input_at(step, event.heard)
-            event = dataclasses.replace(event, heard=heard)
+            answer = (event.match or {}).get("via") == "confirm"    # "yes", key 1: only numbers masked
+            event = dataclasses.replace(event, heard=self.input_at(step, event.heard, answer))
         elif isinstance(event, KeysPressed) and step in self.sensitive_steps:
             event = dataclasses.replace(event, keys=mask_input(event.keys))
         return self.value(event)
