@@ -34,7 +34,7 @@ FLOW = ROOT / "tests" / "data" / "privacy" / "card_flow.yaml"
 KEYED = "5425233430109903"       # Luhn-valid, keyed by DTMF
 SPOKEN = "4539148803436467"      # Luhn-valid, said
 PIN = "9876"
-WORDS = "zero one two three four five six seven eight nine".split()
+WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
 
 def spellings(digits: str, shown_tail: int) -> list[re.Pattern]:
