@@ -173,3 +173,24 @@ def test_call_events_input_at_a_sensitive_step_and_everything_else():
     assert redact_event(TransferRequested(call_id="c2", target="x", reason="pin 9876")).reason == "pin ****"
     r.close()
     assert redact_event(TransferRequested(call_id="c2", target="x", reason="pin 9876")).reason == "pin 9876"
+
+
+def test_http_result_detail_is_redacted_at_the_source():
+    import asyncio
+
+    from ivr.flow.http import HttpClient, HttpRequest
+
+    r = Redactor()
+    r.learn("2580")
+    req = HttpRequest("GET", f"http://127.0.0.1:9/cards/{VISA}/pin/2580?token=abcdef", timeout_ms=500)
+
+    async def go():
+        client = HttpClient()
+        try:
+            return await client.execute(req)
+        finally:
+            await client.close()
+
+    result = asyncio.run(go())
+    assert not result.ok and "/cards/************1111/pin/****?token=***" in result.detail, result.detail
+    r.close()

@@ -19,6 +19,8 @@ import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
+from ivr.privacy import redact_live
+
 log = logging.getLogger(__name__)
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
@@ -172,6 +174,8 @@ async def _run(req: HttpRequest, attempt_once, secrets: list[str], backoff_ms: i
     detail = f"{req.method} {redact_url(req.url)} -> {what}" + (f": {out.why}" if out.why else "")
     for secret in secrets:
         detail = detail.replace(secret, "***")
+    # The URL may hold a card number or a caller's PIN (a path template): masked here, at the source.
+    detail = redact_live(detail)
     detail += f" ({elapsed_ms} ms, {attempts} attempt{'s' if attempts > 1 else ''})"
     log.debug("http %s", detail)   # the caller logs the result with its call id
     return HttpResult(not out.error, out.status, out.data if not out.error else None, out.error,
