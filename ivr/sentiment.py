@@ -18,6 +18,8 @@ import re
 import threading
 from dataclasses import dataclass
 
+from ivr.lang import is_mandarin
+
 log = logging.getLogger("ivr.sentiment")
 
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
@@ -75,7 +77,7 @@ _ZH_CUES: list[tuple[str, float]] = [
 def language_of(text: str, language: str | None = None) -> str:
     """"zh" or "en": the call's language if given, else a guess from the characters."""
     if language:
-        return "zh" if language.lower().startswith(("zh", "cmn", "yue")) else "en"
+        return "zh" if is_mandarin(language) else "en"
     return "zh" if _CJK.search(text) else "en"
 
 
