@@ -78,7 +78,7 @@ def _units(text: str) -> list[tuple[int, int, str, str]]:
             glued = (before.isascii() and before.isalpha()) or (after.isascii() and after.isalpha())
             out.append((start, m.end(), tok, "other" if glued or not tok.isascii() else "num"))
             continue
-        if any(ch in _ZH for ch in tok):
+        if not tok.isascii() and any(ch in _ZH for ch in tok):
             for k, ch in enumerate(tok):
                 if ch in _ZH:
                     out.append((start + k, start + k + 1, str(ZH_DIGITS[ch]), "num"))
