@@ -82,3 +82,134 @@ def test_wav_turns_go_through_the_recognizer(tmp_path, piper):
     [result] = asyncio.run(run_file(tmp_path / "t.yaml", _WavRecognizer(Args())))
     assert result.ok, format_failure(result)
     assert "[wav hours.wav] heard" in "\n".join(result.transcript)
+
+
+HOTLINE = """
+    agent_line: sip:agents@127.0.0.1
+    steps:
+      main:
+        ask: "Say balance."
+        choices:
+          balance: {say: [balance], dtmf: "1", goto: account}
+      account:
+        ask: "Your PIN?"
+        collect: {slot: pin, type: digits, length: 4, sensitive: true}
+        next: lookup
+      lookup:
+        http: {get: "http://api.test/balance/{{ slots.pin }}", save: bal}
+        next: plans
+      plans:
+        http: {get: "http://api.test/plans", save: plans}
+        next: tell
+      tell: {say: "Your balance is {{ bal.amount }}.", hangup: true}
+"""
+
+
+def run_tests(tmp_path, tests: str, file_http: str = '"GET */balance/*": {json: {amount: 5}}') -> list:
+    (tmp_path / "flow.yaml").write_text(textwrap.dedent(HOTLINE), encoding="utf-8")
+    (tmp_path / "t.yaml").write_text(textwrap.dedent("""
+        flow: flow.yaml
+        http:
+          {file_http}
+          "GET */plans": {{json: []}}
+        tests:
+        """).format(file_http=file_http) + textwrap.indent(textwrap.dedent(tests), "  "), encoding="utf-8")
+    return asyncio.run(run_file(tmp_path / "t.yaml"))
+
+
+def test_step_is_where_the_call_listens_and_visited_what_it_passed(tmp_path):
+    ok, wrong = run_tests(tmp_path, """
+        - name: ok
+          turns:
+            - caller: balance
+              expect: {step: account, visited: [account]}
+            - keys: "1234"
+              expect: {visited: [lookup, plans, tell]}
+          expect: {visited: [main, account, tell]}
+        - name: step used for a step passed through
+          turns:
+            - caller: balance
+            - keys: "1234"
+              expect: {step: lookup, visited: [tell, lookup]}
+        """)
+    assert ok.ok, format_failure(ok)
+    text = format_failure(wrong)
+    assert ("turn 2: expected to be listening at step 'lookup', but the call ended: hang up (flow) ('lookup' was "
+            "visited on the way: to check steps passed through, use visited: [lookup])") in text
+    assert "expected to pass through steps ['tell', 'lookup'] in this order" in text
+    assert "visited this turn: ['lookup', 'plans', 'tell']" in text
+
+
+def test_http_expectations_are_a_subset_unless_exact(tmp_path):
+    subset, missing, exact = run_tests(tmp_path, """
+        - name: subset
+          turns: [{caller: balance}, {keys: "1234"}]
+          expect: {http: ["GET */plans"]}
+        - name: missing
+          turns: [{caller: balance}, {keys: "1234"}]
+          expect: {http: ["GET */plans", "GET */balance/*", "POST */tickets"]}
+        - name: exact
+          turns: [{caller: balance}, {keys: "1234"}]
+          expect: {http: {requests: ["GET */plans"], exact: true}}
+        """)
+    assert subset.ok, format_failure(subset)
+    assert missing.failures == ["http: expected requests not made (in this order): ['GET */balance/*', "
+                                "'POST */tickets']\n      made: ['GET http://api.test/balance/****', "
+                                "'GET http://api.test/plans']"]
+    assert exact.failures == ["http: requests made but not expected (exact: true): "
+                              "['GET http://api.test/balance/****']\n      expected: ['GET */plans']"]
+
+
+def test_a_tests_own_http_answer_wins_for_the_same_request(tmp_path):
+    [result] = run_tests(tmp_path, """
+        - name: override by a different pattern
+          http: {"GET http://api.test/balance/1234": {json: {amount: 99}}}
+          turns:
+            - caller: balance
+            - keys: "1234"
+              expect: {said: "Your balance is 99."}
+        """)
+    assert result.ok, format_failure(result)
+
+
+def test_sensitive_slots_are_expected_by_value_or_masked(tmp_path):
+    by_value, masked, wrong = run_tests(tmp_path, """
+        - turns: [{caller: balance}, {keys: "1234"}]
+          expect: {slots: {pin: "1234"}}
+        - turns: [{caller: balance}, {keys: "1234"}]
+          expect: {slots: {pin: "****"}}
+        - turns: [{caller: balance}, {keys: "1234"}]
+          expect: {slots: {pin: "9999"}}
+        """)
+    assert by_value.ok and masked.ok, format_failure(by_value) + format_failure(masked)
+    assert wrong.failures == ["slots: expected slot pin = '9999', got '****'"]
+
+
+def test_a_flow_with_business_hours_needs_a_test_time(tmp_path):
+    from ivr.flow.yamlsrc import FlowError
+
+    (tmp_path / "flow.yaml").write_text(textwrap.dedent("""
+        hours: {timezone: UTC, open: {mon-fri: "09:00-17:00"}}
+        steps:
+          main: {next: [{if: open, goto: hi}, {goto: bye}]}
+          hi: {say: Open., hangup: true}
+          bye: {say: Closed., hangup: true}
+        """), encoding="utf-8")
+    (tmp_path / "t.yaml").write_text(textwrap.dedent("""
+        flow: flow.yaml
+        tests:
+          - name: no time
+            expect: {said: Open.}
+          - name: bad time
+            time: "tuesday 10am"
+            expect: {said: Open.}
+        """), encoding="utf-8")
+    with pytest.raises(FlowError) as info:
+        asyncio.run(run_file(tmp_path / "t.yaml"))
+    path = tmp_path / "t.yaml"
+    assert info.value.problems == [
+        f"{path}:4:5: test 'no time' needs a time: its flow has business hours, so without one 'open' would depend "
+        "on when the test runs (hint: add time: \"2026-11-24T10:00:00+08:00\" to the test or the file)",
+        f"{path}:7:5: time 'tuesday 10am' is not an ISO date and time (hint: e.g. time: "
+        "\"2026-11-24T10:00:00+08:00\")",
+    ]

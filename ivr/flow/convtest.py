@@ -25,6 +25,7 @@ A failing test prints what differs and the conversation up to there.
 """
 
 import fnmatch
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -39,8 +40,9 @@ from ivr.flow.yamlsrc import FlowError, LineDict, Problems, read_yaml
 FILE_KEYS = {"flow", "caller", "called", "time", "env", "http", "tests", "asr"}
 TEST_KEYS = {"name", "caller", "called", "time", "env", "http", "turns", "expect"}
 TURN_KEYS = {"caller", "keys", "wav", "silence", "hangup", "expect"}
-TURN_EXPECT = {"step", "said", "not_said", "slots", "intent", "end"}
-FINAL_EXPECT = {"path", "said", "slots", "http", "outcome"}
+TURN_EXPECT = {"step", "visited", "said", "not_said", "slots", "intent", "end"}
+FINAL_EXPECT = {"path", "visited", "said", "slots", "http", "outcome"}
+HTTP_EXPECT = {"requests", "exact"}
 
 
 @dataclass(slots=True)
@@ -85,8 +87,12 @@ async def run_file(path: Path, recognizer=None) -> list[TestResult]:
                         problems.check_keys(turn["expect"], TURN_EXPECT, "a turn's expect")
             if isinstance(test.get("expect"), LineDict):
                 problems.check_keys(test["expect"], FINAL_EXPECT, "a test's expect")
+                if isinstance(test["expect"].get("http"), LineDict):
+                    problems.check_keys(test["expect"]["http"], HTTP_EXPECT, "expect.http")
     problems.raise_if_any()
     flow = load_flow(path.parent / str(data["flow"]))
+    _check_times(problems, data, flow)
+    problems.raise_if_any()
     results = []
     for index, test in enumerate(data["tests"]):
         if not isinstance(test, LineDict):
@@ -100,9 +106,10 @@ async def _run_test(path: Path, flow, defaults: LineDict, test: LineDict, recogn
         return test.get(key, defaults.get(key, default))
 
     result = TestResult(str(path), str(test.get("name") or f"test at line {test.line}"), test.line)
-    http = FakeResponses({**(defaults.get("http") or {}), **(test.get("http") or {})})
+    own = dict(test.get("http") or {})   # the test's answers first: they win for the same request
+    http = FakeResponses({**own, **{k: v for k, v in (defaults.get("http") or {}).items() if k not in own}})
     at = pick("time")
-    at_s = datetime.fromisoformat(str(at)).timestamp() if at else None
+    at_s = datetime.fromisoformat(str(at)).timestamp() if at else time.time()   # as ivr chat: else now
     call = TextCall(flow, http, env={str(k): str(v) for k, v in (pick("env") or {}).items()},
                     caller=str(pick("caller", "") or ""), called=str(pick("called", "") or ""), at_s=at_s)
     log = result.transcript
@@ -114,18 +121,19 @@ async def _run_test(path: Path, flow, defaults: LineDict, test: LineDict, recogn
         _log_reply(log, reply, call)
         said_all += reply.said
         if first is not None:
-            _check_turn(result, 1, first.get("expect") or {}, reply, call)
+            _check_turn(result, 1, first.get("expect") or {}, reply, call, call.state.path)
             turns = turns[1:]
         for n, turn in enumerate(turns, start=2 if first is not None else 1):
             if call.ended:
                 result.failures.append(f"turn {n}: the call already ended ({_end_text(call)}); "
                                        "remove the remaining turns or check why it ended")
                 break
+            before = len(call.state.path)
             label, reply = await _send(call, turn, path, recognizer)
             log.append(f"caller: {label}")
             _log_reply(log, reply, call)
             said_all += reply.said
-            _check_turn(result, n, turn.get("expect") or {}, reply, call)
+            _check_turn(result, n, turn.get("expect") or {}, reply, call, call.state.path[before:])
         _check_final(result, test.get("expect") or {}, call, said_all, http)
     finally:
         # Test output is shown and kept (CI logs): sensitive values and card numbers masked.
@@ -175,13 +183,20 @@ def _end_text(call: TextCall) -> str:
     return f"hang up ({end.reason})" if isinstance(end, Hangup) else "ended"
 
 
-def _check_turn(result: TestResult, n: int, expect: dict, reply: Reply, call: TextCall) -> None:
+def _check_turn(result: TestResult, n: int, expect: dict, reply: Reply, call: TextCall, visited) -> None:
+    """`step`: where the call listens after this turn; `visited`: steps entered during it, in order."""
     fail = result.failures.append
     step = reply.listening.step if reply.listening else None
     if "step" in expect and step != str(expect["step"]):
         now = f"it is at '{step}'" if step else (f"the call ended: {_end_text(call)}" if call.ended
                                                  else "it is not listening")
-        fail(f"turn {n}: expected to be listening at step '{expect['step']}', but {now}")
+        passed = (f" ('{expect['step']}' was visited on the way: to check steps passed through, use visited: "
+                  f"[{expect['step']}])") if str(expect["step"]) in visited else ""
+        fail(f"turn {n}: expected to be listening at step '{expect['step']}', but {now}{passed}")
+    wanted = [str(s) for s in _list(expect.get("visited"))]
+    if wanted and not _subsequence(wanted, list(visited)):
+        fail(f"turn {n}: expected to pass through steps {wanted} in this order\n      visited this turn: "
+             f"{list(visited)}")
     said = " ".join(reply.said)
     for text in _list(expect.get("said")):
         if text.lower() not in said.lower():
@@ -202,19 +217,17 @@ def _check_turn(result: TestResult, n: int, expect: dict, reply: Reply, call: Te
 def _check_final(result: TestResult, expect: dict, call: TextCall, said_all: list[str], http: FakeResponses) -> None:
     fail = result.failures.append
     path = list(call.state.path)
-    wanted = [str(s) for s in _list(expect.get("path"))]
+    key = "visited" if "visited" in expect else "path"   # `path` is the older name of `visited`
+    wanted = [str(s) for s in _list(expect.get(key))]
     if wanted and not _subsequence(wanted, path):
-        fail(f"path: expected steps in order {wanted}\n      visited: {path}")
+        fail(f"{key}: expected steps in order {wanted}\n      visited: {path}")
     said = " ".join(said_all).lower()
     for text in _list(expect.get("said")):
         if text.lower() not in said:
             fail(f"said: the machine never said {text!r}")
     _check_slots(fail, "slots", expect.get("slots"), call)
     if "http" in expect:
-        made = [f"{r.method} {r.url}" for r in call.http.requests]
-        want = [str(w) for w in _list(expect["http"])]
-        if len(made) != len(want) or not all(fnmatch.fnmatchcase(m, w) for m, w in zip(made, want, strict=False)):
-            fail(f"http: expected requests {want}\n      made: {made}")
+        _check_http(fail, expect["http"], [f"{r.method} {r.url}" for r in call.http.requests])
     if http.unmatched:
         fail(f"http: no canned response for {http.unmatched} (add them under http:)")
     outcome = expect.get("outcome")
@@ -229,11 +242,48 @@ def _check_final(result: TestResult, expect: dict, call: TextCall, said_all: lis
                     fail(f"outcome: expected {key} {value!r}, got {got[key]!r}")
 
 
+def _check_http(fail, spec, made: list[str]) -> None:
+    """Expected requests ("METHOD url-pattern", `*` wildcard) must be made in this order; others may come
+    between them unless `exact: true`. The failure says what is missing and what is extra."""
+    exact = isinstance(spec, dict) and spec.get("exact") is True
+    want = [str(w) for w in _list(spec.get("requests") if isinstance(spec, dict) else spec)]
+    missing, used, start = [], set(), 0
+    for pattern in want:
+        hit = next((i for i in range(start, len(made)) if fnmatch.fnmatchcase(made[i], pattern)), None)
+        if hit is None:
+            missing.append(pattern)
+        else:
+            used.add(hit)
+            start = hit + 1
+    extra = [m for i, m in enumerate(made) if i not in used] if exact else []
+    if missing:
+        fail(f"http: expected requests not made (in this order): {missing}\n      made: {made}")
+    if extra:
+        fail(f"http: requests made but not expected (exact: true): {extra}\n      expected: {want}")
+
+
 def _check_slots(fail, where: str, expected, call: TextCall) -> None:
+    """A sensitive slot may be expected by its value or as it is masked (`****`, `************1111`)."""
     for name, value in (expected or {}).items():
         got = call.slots.get(name, "<not set>")
-        if got != value and str(got) != str(value):
+        real = call.state.slots.get(name, "<not set>")
+        if str(value) not in (str(got), str(real)) and value not in (got, real):
             fail(f"{where}: expected slot {name} = {value!r}, got {got!r}")
+
+
+def _check_times(problems: Problems, data: LineDict, flow) -> None:
+    """`time:` must be ISO; a flow with business hours needs one, or `open` would follow the wall clock."""
+    for where in [data, *(t for t in data["tests"] if isinstance(t, LineDict))]:
+        if where.get("time") is not None:
+            try:
+                datetime.fromisoformat(str(where["time"]))
+            except ValueError:
+                problems.error(where, "time", f"time {where['time']!r} is not an ISO date and time",
+                               'e.g. time: "2026-11-24T10:00:00+08:00"')
+        elif where is not data and flow.hours is not None and data.get("time") is None:
+            problems.error(where, None, f"test '{where.get('name') or where.line}' needs a time: its flow has "
+                           "business hours, so without one 'open' would depend on when the test runs",
+                           'add time: "2026-11-24T10:00:00+08:00" to the test or the file')
 
 
 def _kind(end) -> str:
