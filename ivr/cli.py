@@ -248,10 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("name")
     p.set_defaults(func=cmd_models)
 
-    from ivr import cli_flow, cli_serve
+    from ivr import cli_flow, cli_serve, cli_users
 
     cli_flow.add_commands(sub)
     cli_serve.add_commands(sub, _engine_args)
+    cli_users.add_commands(sub)
     return parser
 
 

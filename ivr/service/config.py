@@ -18,11 +18,15 @@
               retention_days: 0, spool_dir: records/spool,
               transcripts: true}                 # or {default: true, flows: {retail_zh: false}}
     busy_prompt: "All our lines are busy. Please call again in a few minutes."
+    web: {users: users.json,                     # web page logins (`ivr users add`), beside this file
+          session: 8h, idle_timeout: 30min,      # a session ends at the first of the two
+          secure_cookie: false}                  # true when served over HTTPS (a TLS proxy)
 
 Environment (wins over the file): IVR_MAX_CALLS, IVR_SIP, IVR_WS, IVR_AUDIOSOCKET, IVR_HTTP
 ("host:port" or "off"), IVR_FLOW (default flow), IVR_ASR, IVR_MODELS_DIR, IVR_RECORDS_DIR,
 IVR_DATABASE (records database URL or "off"), IVR_WS_TOKEN (the bridge's shared secret) and
-IVR_METRICS_TOKEN (bearer token for /metrics): secrets never go in the file.
+IVR_METRICS_TOKEN (bearer token for /metrics), IVR_WEBHOOK_TOKEN (the bridges' webhooks /calls/ID/transfer
+and /twilio/after-stream), IVR_USERS (the users file): secrets never go in the file.
 """
 
 import os
@@ -34,8 +38,10 @@ import yaml
 
 from ivr.durations import DurationError, parse_duration_ms
 from ivr.errors import UserError
+from ivr.web.auth import AuthSettings
 
-TOP_KEYS = {"listen", "flows", "engines", "limits", "records", "busy_prompt"}
+TOP_KEYS = {"listen", "flows", "engines", "limits", "records", "busy_prompt", "web"}
+WEB_KEYS = {"users", "session", "idle_timeout", "secure_cookie"}
 LISTENERS = ("sip", "ws", "audiosocket", "http")
 DEFAULT_PORTS = {"sip": 5060, "ws": 8080, "audiosocket": 9092, "http": 8081}
 
@@ -70,6 +76,7 @@ class ServeConfig:
     transcripts: bool = True             # keep heard/said texts (recording consent) ...
     transcripts_flows: dict[str, bool] = field(default_factory=dict)   # ... per flow name
     metrics_token: str | None = None
+    auth: AuthSettings = field(default_factory=AuthSettings)   # web logins and the webhooks' token
 
     def database_url(self) -> str | None:
         """The records database URL, or None when there is to be none."""
@@ -127,6 +134,7 @@ def load_config(path: Path | None, env: dict[str, str] | None = None) -> ServeCo
     cfg.records_dir = base / str(records.get("dir", "records")) if records.get("dir", "records") else None
     _records_db(cfg, records, base, path)
     cfg.busy_prompt = str(data.get("busy_prompt", cfg.busy_prompt))
+    _web(cfg, _section(data, "web", path), base, path)
     _apply_env(cfg, env)
     return cfg
 
@@ -153,9 +161,22 @@ def _apply_env(cfg: ServeConfig, env: dict[str, str]) -> None:
         cfg.records_dir = Path(env["IVR_RECORDS_DIR"])
     cfg.ws_token = env.get("IVR_WS_TOKEN") or None
     cfg.metrics_token = env.get("IVR_METRICS_TOKEN") or None
+    cfg.auth.webhook_token = env.get("IVR_WEBHOOK_TOKEN") or None
+    if env.get("IVR_USERS"):
+        cfg.auth.users_file = Path(env["IVR_USERS"])
     if env.get("IVR_DATABASE"):
         cfg.database = "" if env["IVR_DATABASE"] == "off" else env["IVR_DATABASE"]
         cfg.database_base = Path.cwd()
+
+
+def _web(cfg: ServeConfig, web: dict, base: Path, path) -> None:
+    unknown = set(web) - WEB_KEYS
+    if unknown:
+        raise UserError(f"{path}: unknown key web.{sorted(unknown)[0]}", "web keys: " + ", ".join(sorted(WEB_KEYS)))
+    cfg.auth.users_file = base / str(web.get("users") or "users.json")
+    cfg.auth.session_ttl_ms = _duration(web.get("session", "8h"), "web.session", path)
+    cfg.auth.idle_timeout_ms = _duration(web.get("idle_timeout", "30min"), "web.idle_timeout", path)
+    cfg.auth.secure_cookie = _bool(web.get("secure_cookie", False), "web.secure_cookie", path)
 
 
 def _records_db(cfg: ServeConfig, records: dict, base: Path, path) -> None:

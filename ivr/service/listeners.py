@@ -88,15 +88,21 @@ class HealthServer:
     the telephony side asks here afterwards: GET /calls/{id}/transfer gives the target as
     text (empty when the flow did not transfer: Asterisk's CURL), POST /twilio/after-stream
     answers Twilio's <Connect action> with <Dial> or <Hangup/>. GET /metrics: Prometheus
-    (ivr/web/metrics.py; bearer token IVR_METRICS_TOKEN, else loopback peers only). Loopback
-    by default: put authentication in front of it before exposing it."""
+    (ivr/web/metrics.py; bearer token IVR_METRICS_TOKEN, else loopback peers only). Every
+    other page, including any added later, needs a login (ivr/web/auth.py); the two webhooks
+    need IVR_WEBHOOK_TOKEN when it is set, else a loopback peer."""
 
     def __init__(self, service: "Service", host: str, port: int) -> None:
         self.service, self.host, self.port = service, host, port
         self.runner: web.AppRunner | None = None
 
     async def start(self) -> tuple[str, int]:
+        from ivr.web.auth import MACHINE, Auth
+
         app = web.Application()
+        self.auth = Auth(self.service.cfg.auth, {"/calls/{call_id}/transfer": MACHINE,
+                                                 "/twilio/after-stream": MACHINE})
+        self.auth.install(app)   # before the routes below: a route added anywhere is behind the login
         app.router.add_get("/health", self._health)
         app.router.add_get("/calls/{call_id}/transfer", self._transfer_text)
         app.router.add_post("/twilio/after-stream", self._twilio_after_stream)

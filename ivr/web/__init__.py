@@ -1,1 +1,1 @@
-"""HTTP-facing pieces of the service beyond the listeners: Prometheus metrics."""
+"""HTTP-facing pieces of the service beyond the listeners: Prometheus metrics, web logins."""
