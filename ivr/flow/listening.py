@@ -1,9 +1,13 @@
 """Deciding what caller input means at a listening step (part of the pure interpreter).
 
 Order of questions for speech: an open yes/no question first; then a slot the step
-collects; then the step's choices and the global ones (sure enough = take it); then the
-knowledge base; then a choice heard unsurely ("Did you mean ...?"); else no-match
-escalation. Keys: yes/no = 1/2, a slot's keypad entry, then choice and global keys.
+collects; then the step's choices and the global ones, ranked by ivr.flow.understand (words and
+meaning, one calibrated score). The knowledge base (`faq: true`) answers only when its entry
+scores at least the flow's FAQ threshold and beats the best choice by the flow's `faq_margin`
+(choices win ties: "is my order on the way" tracks the order). Then: a choice sure enough is
+taken, one heard unsurely is offered ("Did you mean ...?"), else no-match escalation. Every
+speech turn keeps the top 3 candidates in `Understood.candidates`.
+Keys: yes/no = 1/2, a slot's keypad entry, then choice and global keys.
 """
 
 from dataclasses import replace
@@ -11,8 +15,9 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from ivr.events import Hangup, Heard, Play
+from ivr.flow import understand
+from ivr.flow.knowledge import FaqAnswer
 from ivr.flow.model import Choice, Step
-from ivr.flow.nlu import match
 from ivr.flow.slots import SlotSpec, SlotValue, parse_keys, parse_speech
 from ivr.flow.state import CallState, Confirming, Understood
 from ivr.privacy import mask_input
@@ -35,23 +40,26 @@ def heard(it: "Interpreter", state: CallState, step: Step, event: Heard) -> "Res
         if isinstance(value, SlotValue):
             return _filled(it, state, step, value, "speech")
     choices = () if (state.confirming or step.collect) else step.choices
-    candidates = (*choices, *it.flow.globals)
-    found = match(text, tuple(c.intent for c in candidates), threshold=it.flow.confirm) if text else None
-    if found and found.score >= it.flow.accept:
-        choice, via = _choice(it, step, found.name)
-        return take(it, replace(state, last=Understood("speech", text, choice.name, found.score, via)), step, choice)
-    if step.faq and it.flow.knowledge and text and not state.confirming and not step.collect:
-        answer = it.flow.knowledge.answer(text)
-        if answer is not None:
-            return _faq(it, replace(state, last=Understood("speech", text, answer.id, answer.score, "faq")),
-                        step, answer.answer)
-    if found and not state.confirming:
-        choice, via = _choice(it, step, found.name)
-        state = replace(state, last=Understood("speech", text, None, found.score, via),
+    ranked = understand.rank(text, tuple(c.intent for c in choices), tuple(c.intent for c in it.flow.globals))
+    faq = _faq_best(it, state, step, text)
+    shown = _candidates(ranked, faq)
+    top = ranked[0] if ranked and ranked[0].score >= it.flow.confirm else None
+    clearly_better = faq is not None and (top is None or faq.score >= top.score + it.flow.faq_margin)
+    if clearly_better and faq.score >= _faq_threshold(it):
+        last = Understood("speech", text, faq.id, faq.score, "faq", shown)
+        return _faq(it, replace(state, last=last), step, faq.answer)
+    if top is not None and top.score >= it.flow.accept:
+        choice, via = _choice(it, step, top.name)
+        last = Understood("speech", text, choice.name, top.score, via, shown)
+        return take(it, replace(state, last=last), step, choice)
+    if top is not None and not state.confirming:
+        choice, via = _choice(it, step, top.name)
+        state = replace(state, last=Understood("speech", text, None, top.score, via, shown),
                         confirming=Confirming("choice", choice.name))
         question = Play(it.defaults["did_you_mean"].format(label=choice.label))
         return replace(state, last_prompts=(question,)), [question, it.listen(step, yes_no=True)]
-    return fail(it, replace(state, last=Understood("speech", _shown(state, step, text))), step, "no_match")
+    last = Understood("speech", _shown(state, step, text), candidates=shown)
+    return fail(it, replace(state, last=last), step, "no_match")
 
 
 def digits(it: "Interpreter", state: CallState, step: Step, keys: str) -> "Result":
@@ -151,6 +159,27 @@ def _faq(it: "Interpreter", state: CallState, step: Step, answer: str) -> "Resul
     state = replace(state, no_input_count=0, no_match_count=0)
     plays = (said, *it.ask(step, state))
     return replace(state, last_prompts=plays), [*plays, it.listen(step)]
+
+
+def _faq_best(it: "Interpreter", state: CallState, step: Step, text: str) -> FaqAnswer | None:
+    """The knowledge base's best entry for `text` (any score), where the step may answer from it."""
+    kb = it.flow.knowledge
+    if not (step.faq and kb and text) or state.confirming or step.collect:
+        return None
+    return kb.answer(text, threshold=0.0)
+
+
+def _faq_threshold(it: "Interpreter") -> float:
+    """The flow's `nlu: {faq: ...}`, else the knowledge base's own threshold."""
+    return it.flow.knowledge.threshold if it.flow.faq_threshold is None else it.flow.faq_threshold
+
+
+def _candidates(ranked: list[understand.Candidate], faq: FaqAnswer | None) -> tuple[dict, ...]:
+    """The top 3 answers weighed (choices, globals, the FAQ entry), for traces and `ivr chat`."""
+    found = [c.as_dict() for c in ranked[:3]]
+    if faq is not None:
+        found.append({"choice": faq.id, "score": faq.score, "signal": "faq", "group": "faq"})
+    return tuple(sorted(found, key=lambda c: -c["score"])[:3])
 
 
 def _choice(it: "Interpreter", step: Step, name: str) -> tuple[Choice, str]:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from ivr import lang
 from ivr.durations import parse_duration_ms
-from ivr.flow import checks, watch
+from ivr.flow import checks, understand, watch
 from ivr.flow.hours import HoursError, parse_hours
-from ivr.flow.model import DEFAULT_ACCEPT, DEFAULT_CONFIRM, Flow, Step
+from ivr.flow.model import DEFAULT_ACCEPT, DEFAULT_CONFIRM, DEFAULT_FAQ_MARGIN, Flow, Step
 from ivr.flow.steps import RESERVED_NAMES, StepBuilder
 from ivr.flow.yamlsrc import FlowError, LineDict, Problems, as_text, read_yaml
 
@@ -51,6 +51,7 @@ def load_flow(path: str | Path) -> Flow:
     checks.check_flow(flow, data, problems, complete=not (problems.items or errors))
     if problems.items or errors:
         raise FlowError(problems.items + errors)
+    understand.prepare(flow)   # embed the choices' phrases now, not on the first caller's turn
     return replace(flow, warnings=tuple(problems.warnings))
 
 
@@ -193,10 +194,14 @@ def _thresholds(data: LineDict, problems: Problems) -> dict:
         problems.error(data, "nlu", "'nlu' must be a mapping like {accept: 0.8, confirm: 0.6}")
         return {}
     if isinstance(nlu, LineDict):
-        problems.check_keys(nlu, {"accept", "confirm"}, "nlu")
+        problems.check_keys(nlu, {"accept", "confirm", "faq", "faq_margin"}, "nlu")
     accept, confirm = nlu.get("accept", DEFAULT_ACCEPT), nlu.get("confirm", DEFAULT_CONFIRM)
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) and 0 < v <= 1 for v in (accept, confirm)) \
-            or confirm > accept:
-        problems.error(nlu, None, "nlu thresholds must be numbers in (0, 1] with confirm <= accept")
+    faq, margin = nlu.get("faq"), nlu.get("faq_margin", DEFAULT_FAQ_MARGIN)
+    values = (accept, confirm, margin) if faq is None else (accept, confirm, margin, faq)
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 1 for v in values) \
+            or confirm > accept or not (accept > 0 and confirm > 0 and (faq is None or faq > 0)):
+        problems.error(nlu, None, "nlu thresholds must be numbers in (0, 1] with confirm <= accept "
+                       "(faq_margin: 0..1)")
         return {}
-    return {"accept": float(accept), "confirm": float(confirm)}
+    return {"accept": float(accept), "confirm": float(confirm), "faq_margin": float(margin),
+            "faq_threshold": None if faq is None else float(faq)}

@@ -21,6 +21,7 @@ DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_INTER_DIGIT_MS = 3000
 DEFAULT_ACCEPT = 0.8       # a match at least this good takes the choice
 DEFAULT_CONFIRM = 0.6      # between this and accept: "Did you mean ...?"
+DEFAULT_FAQ_MARGIN = 0.1   # an FAQ answer must beat the best choice by this much (docs/BENCHMARKS.md)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +148,8 @@ class Flow:
     watch: tuple[Route, ...] = ()     # checked after every caller utterance (ivr.flow.watch)
     accept: float = DEFAULT_ACCEPT
     confirm: float = DEFAULT_CONFIRM
+    faq_threshold: float | None = None   # nlu.faq: the knowledge base's threshold for this flow (None: its own)
+    faq_margin: float = DEFAULT_FAQ_MARGIN
     env_names: tuple[str, ...] = ()   # environment variables the flow's HTTP steps read
     sources: tuple[str, ...] = ()     # every file it was built from (hot reload watches them)
     warnings: tuple[str, ...] = ()    # `ivr validate` shows them; the flow still loads

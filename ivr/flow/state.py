@@ -21,6 +21,8 @@ class Understood:
     choice: str | None = None
     score: float = 0.0
     via: str = ""             # step | global | slot | faq | confirm
+    # The top 3 answers weighed for speech, best first: {choice, score, signal, group[, words, meaning]}
+    candidates: tuple[dict, ...] = field(default=(), hash=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from ivr.durations import DurationError, parse_duration_ms
 from ivr.flow import model
 from ivr.flow.model import Choice, Collect, HttpSpec, Prompt, Route, Step, TransferSpec
 from ivr.flow.nlu import Intent
-from ivr.flow.patterns import TemplateError, expand
+from ivr.flow.patterns import TemplateError, expand, normalize
 from ivr.flow.slots import SLOT_TYPES, SlotSpec, check_spec
 from ivr.flow.templates import Template, TemplateSyntax, compile_template
 from ivr.flow.yamlsrc import LineDict, Problems, as_text
@@ -19,7 +19,7 @@ STEP_KEYS = {
     "no_match", "max_attempts", "on_fail", "no_input_timeout", "set", "next", "goto", "http", "on_error",
     "run", "return", "transfer", "hangup",
 }
-CHOICE_KEYS = {"say", "dtmf", "goto", "action", "label", "set"}
+CHOICE_KEYS = {"say", "dtmf", "goto", "action", "label", "set", "examples", "not"}
 COLLECT_KEYS = {"slot", "type", "length", "min_length", "max_length", "min", "max", "currency", "sensitive",
                 "terminator", "inter_digit_timeout", "max_digits"}
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
@@ -292,6 +292,15 @@ class StepBuilder:
         to = self.template(value, "to", value["to"], "url")
         return TransferSpec(to, reason, ctx) if to else None
 
+    def sentences(self, spec: LineDict, key: str) -> tuple[str, ...]:
+        """A choice's `examples:` / `not:`: whole sentences callers say (scored by meaning), normalised."""
+        value = spec.get(key) or []
+        value = [value] if isinstance(value, str) else value
+        if not isinstance(value, list) or not all(isinstance(v, str) and normalize(v) for v in value):
+            self.p.error(spec, key, f"'{key}' must be a list of sentences", f'e.g. {key}: ["my parcel never came"]')
+            return ()
+        return tuple(dict.fromkeys(normalize(v) for v in value))
+
     def choices(self, data, what: str, is_global: bool = False, where=None, key=None) -> list[Choice]:
         if not data:
             return []
@@ -324,7 +333,8 @@ class StepBuilder:
             if not phrases and not dtmf:
                 self.p.error(spec, None, f"choice '{name}' in {what} has neither 'say' nor 'dtmf'")
             label = str(spec.get("label") or (phrases[0] if phrases else name))
-            out.append(Choice(str(name), Intent(str(name), tuple(phrases)), dtmf, as_text(spec.get("goto")),
+            intent = Intent(str(name), tuple(phrases), self.sentences(spec, "examples"), self.sentences(spec, "not"))
+            out.append(Choice(str(name), intent, dtmf, as_text(spec.get("goto")),
                               action, label, spec.line, spec.key_pos.get("goto", (spec.line, spec.col)),
                               self.assign(spec) if "set" in spec else ()))
         return out

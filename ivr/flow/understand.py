@@ -22,9 +22,11 @@ from ivr.flow import semantic
 from ivr.flow.nlu import FILLERS, Intent, match_all
 from ivr.flow.patterns import tokens
 
-FEATURES = ("bias", "words", "meaning", "meaning_lead", "words_lead", "global", "cover", "global_cover")
+FEATURES = ("bias", "words", "meaning", "meaning_lead", "words_lead", "global", "cover", "global_cover", "words_high")
 # Fit on tests/data/nlu/hotlines/dev_*.yaml (scripts/bench_nlu.py --fit), already mapped to 0.8/0.6.
-WEIGHTS = (-3.213, 1.233, 3.093, 8.284, 1.359, -0.986, 0.432, 0.91)
+WEIGHTS = (-3.145, 1.101, 3.064, 8.266, 1.286, -1.003, 0.473, 0.906, 1.038)
+WORDS_HIGH = 0.8       # the words score says much more above this (a hinge feature)
+NO_RIVAL_COS = 0.86    # a step with one answer: its lead is counted over a cosine unrelated sentences reach
 AVOIDED = 0.5          # score factor for a choice whose `not:` sentences are nearer than its own phrases
 SURE_WORDS = 1.0       # "unsure" mode: a phrase heard word for word skips the embedding
 
@@ -85,16 +87,26 @@ def coverage(text: str, heard: list) -> dict[str, float]:
     return {m.name: min(1.0, len(tokens(m.phrase)) / n) for m in heard}
 
 
+def prepare(flow) -> None:
+    """Embed every choice's phrases, examples and `not:` sentences (when the flow loads; cached)."""
+    if not semantic.available():
+        return
+    for choice in (*flow.globals, *(c for step in flow.steps.values() for c in step.choices)):
+        semantic.phrase_vectors((*choice.intent.phrases, *choice.intent.examples))
+        if choice.intent.avoid:
+            semantic.phrase_vectors(choice.intent.avoid)
+
+
 def features(words: dict[str, float], cos: dict[str, float], group: dict[str, str],
              cover: dict[str, float]) -> dict[str, list[float]]:
     """Per offered answer, the model's inputs (in FEATURES order)."""
     out = {}
     for name in group:
         w, c, k = words.get(name, 0.0), cos.get(name, 0.0), cover.get(name, 0.0)
-        other_c = max((v for k, v in cos.items() if k != name), default=0.0)
+        other_c = max((v for k, v in cos.items() if k != name), default=NO_RIVAL_COS)
         other_w = max((v for k, v in words.items() if k != name), default=0.0)
         glob = 1.0 if group[name] == "global" else 0.0
-        out[name] = [1.0, w, c, c - other_c, w - other_w, glob, w * k, glob * w * k]
+        out[name] = [1.0, w, c, c - other_c, w - other_w, glob, w * k, glob * w * k, max(0.0, w - WORDS_HIGH)]
     return out
 
 
