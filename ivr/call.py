@@ -308,6 +308,8 @@ class Call(CallRecord, CallKeys, CallOutput):
         last = self.state.last
         if last and last.choice and turn.kind != "no_input":
             turn.match = {"choice": last.choice, "score": last.score, "via": last.via}
+        if last and last.candidates and turn.kind != "no_input":
+            turn.candidates = [dict(c) for c in last.candidates]   # the top 3 the NLU weighed
         turn.next_step = self.listen.step if self.listen else None
         if turn.t_speech_end_ms is not None:
             silence_ms = (turn.t_endpoint_ms or 0) - turn.t_speech_end_ms
@@ -317,8 +319,8 @@ class Call(CallRecord, CallKeys, CallOutput):
 
     async def _dispatch(self, event: Event) -> None:
         t0 = time.perf_counter()
-        if isinstance(event, Heard) and self.interp.flow.knowledge is not None:
-            # A knowledge-base lookup embeds the question (~15 ms): keep it off the event loop.
+        if isinstance(event, Heard):
+            # Matching embeds the sentence (e5, 15-45 ms; ivr.flow.understand): keep it off the event loop.
             self.state, actions = await asyncio.to_thread(self.interp.handle, self.state, event)
         else:
             self.state, actions = self.interp.handle(self.state, event)
@@ -331,4 +333,3 @@ class Call(CallRecord, CallKeys, CallOutput):
     @staticmethod
     def _ms(frame: int) -> int:
         return frame * FRAME_MS
-
