@@ -158,7 +158,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=cmd_test)
 
-    p = sub.add_parser("graph", help="draw a flow: .svg, .html or .dot")
+    p = sub.add_parser("graph", help="draw a flow: .svg, .png, .html or .dot")
     p.add_argument("flow")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--rankdir", choices=["TB", "LR", "BT", "RL"], default="TB", help="layout direction")

@@ -270,9 +270,52 @@ def test_svg_without_graphviz_is_a_user_error(tmp_path, small, monkeypatch):
 def test_dot_file_and_unknown_format(tmp_path, small):
     assert render(small, tmp_path / "f.dot").read_text(encoding="utf-8") == flow_to_dot(small)
     with pytest.raises(UserError, match="unknown format"):
-        render(small, tmp_path / "f.png")
+        render(small, tmp_path / "f.gif")
     with pytest.raises(UserError, match="cannot write"):
         render(small, tmp_path / "missing" / "f.dot")
+
+
+def test_png_is_drawn_by_graphviz(tmp_path, small):
+    data = render(small, tmp_path / "flow.png").read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 1000
+
+
+def test_png_without_graphviz_is_a_user_error(tmp_path, small, monkeypatch):
+    monkeypatch.setattr(graph.shutil, "which", lambda name: None)
+    with pytest.raises(UserError, match="Graphviz 'dot' is not installed"):
+        render(small, tmp_path / "flow.png")
+
+
+def test_sensitive_slots_are_marked_and_set_only_steps_are_steps(tmp_path, small):
+    dot = flow_to_dot(small, fontname="Helvetica")
+    ask_pin = next(line for line in dot.splitlines() if line.strip().startswith('"verify/ask_pin" ['))
+    assert "[pin: digits · sensitive]" in ask_pin and 'color="#b91c1c"' in ask_pin and "peripheries=2" in ask_pin
+    assert "sensitive: masked" in ask_pin   # the tooltip says what it means
+    path = write(tmp_path, {"flow.yaml": """
+        steps:
+          count:
+            set: {tries: "{{ 1 }}", topic: billing}
+            next: [{if: "tries > 2", goto: bye}, {goto: ask}]
+          ask: {ask: "Yes?", choices: {yes: {say: ["yes"], goto: decide}}}
+          decide:
+            next: [{if: "tries", goto: bye}, {goto: ask}]
+          bye: {say: Bye., hangup: true}
+    """})
+    dot = flow_to_dot(load_flow(path), fontname="Helvetica")
+    assert '"count" [shape=box, fillcolor="#f1f5f9", label="count  ▶ start\\nset tries = 1\\ntopic = billing"' in dot
+    assert '"decide" [shape=diamond' in dot   # only chooses: a decision
+
+
+def test_the_flows_on_error_step_is_drawn(tmp_path):
+    path = write(tmp_path, {"flow.yaml": """
+        on_error: sorry
+        steps:
+          hi: {say: "Hi {{ caller.name }}.", hangup: true}
+          sorry: {say: Sorry., hangup: true}
+    """})
+    dot = flow_to_dot(load_flow(path), fontname="Helvetica")
+    assert '"/errors" -> "sorry" [label="on_error", style=dashed' in dot
+    assert render(load_flow(path), tmp_path / "f.svg").read_text(encoding="utf-8").startswith("<?xml")
 
 
 def test_demo_flow_renders(tmp_path):

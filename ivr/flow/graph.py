@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 KINDS = {
     "ask": ("box", "#dbeafe", "listens (ask: choices, collect, faq)"),
     "say": ("note", "#f1f5f9", "says something, then moves on"),
+    "set": ("box", "#f1f5f9", "sets variables, then moves on"),
     "branch": ("diamond", "#f8fafc", "only chooses the next step"),
     "http": ("component", "#ede9fe", "calls a service (http)"),
     "run": ("box3d", "#dcfce7", "runs a subflow"),
@@ -42,7 +43,7 @@ EDGES = {
 }
 LATIN_FONTS = "Helvetica,Arial,sans-serif"
 CJK_FONTS = "Noto Sans CJK SC,PingFang SC,Microsoft YaHei"
-START_ID, GLOBALS_ID = "/start", "/globals"    # '/' cannot start a step name: no clash
+START_ID, GLOBALS_ID, ERRORS_ID = "/start", "/globals", "/errors"    # '/' cannot start a step name: no clash
 LABEL_COLS, COND_COLS, TOOLTIP_CHARS = 30, 28, 400
 RANKDIRS = ("TB", "LR", "BT", "RL")     # top-down suits screens best for most flows
 _WIDE = r"\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef\u3000-\u303f"     # CJK characters and punctuation
@@ -59,7 +60,7 @@ def kind_of(step: Step) -> str:
                           ("transfer", step.transfer), ("hangup", step.hangup)):
         if present:
             return kind
-    return "say" if step.say else "branch"
+    return "say" if step.say else "set" if step.assign else "branch"
 
 
 def exits(step: Step, flow: Flow) -> list[tuple[str, str, str]]:
@@ -90,11 +91,13 @@ def exits(step: Step, flow: Flow) -> list[tuple[str, str, str]]:
 def prompts(step: Step) -> list[tuple[str, str]]:
     """(key, text) of everything the step says or does, for tooltips and the HTML table."""
     out = [("say", p.text.source + (f" [audio {Path(p.audio_path).name}]" if p.audio_path else "")) for p in step.say]
+    out += [("set", f"{name} = {_source(value)}") for name, value in step.assign]
     if step.ask:
         out.append(("ask", step.ask.text.source))
     if step.collect:
         slot = step.collect.slot
-        out.append(("collect", f"{slot.name}: {slot.type}" + (" (sensitive)" if step.collect.sensitive else "")))
+        out.append(("collect", f"{slot.name}: {slot.type}" + (" (sensitive: masked in traces, logs and the agent's "
+                                                              "context)" if step.collect.sensitive else "")))
         if step.collect.confirm:
             out.append(("confirm", step.collect.confirm.source))
     out += [("no_input", t.source) for t in step.no_input] + [("no_match", t.source) for t in step.no_match]
@@ -107,6 +110,10 @@ def prompts(step: Step) -> list[tuple[str, str]]:
         out.append(("transfer", step.transfer.to.source
                     + (f" ({step.transfer.reason.source})" if step.transfer.reason else "")))
     return out
+
+
+def _source(value) -> str:
+    return value.source if hasattr(value, "source") else str(value)
 
 
 def global_line(choice: Choice) -> str:
@@ -160,6 +167,11 @@ def flow_to_dot(flow: Flow, *, rankdir: str = "TB", fontname: str | None = None,
             if choice.goto:
                 lines.append(f"  {q(GLOBALS_ID)} -> {q(choice.goto)} [label={q(choice.name)}, "
                              f"{EDGES['global'][0]}, constraint=false];")
+    if flow.on_error:
+        lines.append(f'  {q(ERRORS_ID)} [shape=note, fillcolor="#fee2e2", label="on a failing template or '
+                     'service\\n(the flow\'s on_error)"];')
+        lines.append(f"  {q(ERRORS_ID)} -> {q(flow.on_error)} [label=\"on_error\", {EDGES['error'][0]}, "
+                     "constraint=false];")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -177,6 +189,8 @@ def node(step: Step, link: int | None, is_start: bool) -> str:
     attrs = [f"shape={shape}", f'fillcolor="{fill}"', f'label="{label}"', f'tooltip="{tooltip}"']
     if kind == "ask":
         attrs.append('style="rounded,filled"')
+    if step.collect and step.collect.sensitive:   # a PIN or card number: marked, so reviewers notice
+        attrs += ['color="#b91c1c"', "peripheries=2"]
     if is_start:
         attrs.append("penwidth=2.5")
     if link is not None:
@@ -189,7 +203,8 @@ def node_detail(step: Step, kind: str) -> list[str]:
     if kind == "ask":
         lines = wrap(f"“{gist(step.ask.text.source)}”", LABEL_COLS, 2)
         if step.collect:
-            lines.append(f"[{step.collect.slot.name}: {step.collect.slot.type}]")
+            sensitive = " · sensitive" if step.collect.sensitive else ""
+            lines.append(f"[{step.collect.slot.name}: {step.collect.slot.type}{sensitive}]")
         return lines + (["+ FAQ answers"] if step.faq else [])
     if kind == "http":
         return [excerpt(f"{step.http.method} {gist(step.http.url.source)}", LABEL_COLS)] + (
@@ -198,6 +213,9 @@ def node_detail(step: Step, kind: str) -> list[str]:
         return [f"run {step.run}"]
     if kind == "transfer":
         return [excerpt("→ " + gist(step.transfer.to.source), LABEL_COLS)]
+    if kind == "set":
+        shown = [excerpt(f"{name} = {gist(_source(value))}", LABEL_COLS) for name, value in step.assign[:2]]
+        return ["set " + shown[0], *shown[1:]] + (["…"] if len(step.assign) > 2 else [])
     cols = LABEL_COLS * 2 // 3 if kind == "hangup" else LABEL_COLS    # an octagon grows fast with width
     return wrap(f"“{gist(step.say[0].text.source)}”", cols, 2) if step.say else []
 
@@ -278,15 +296,17 @@ def cjk_font() -> str:
 
 
 def render(flow: Flow, out: Path, rankdir: str = "TB") -> Path:
-    """Write the picture to `out`, format by suffix: .dot, .svg (needs Graphviz) or .html."""
+    """Write the picture to `out`, format by suffix: .dot, .svg or .png (need Graphviz) or .html."""
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix == ".dot":
         text = flow_to_dot(flow, rankdir=rankdir)
-    elif suffix == ".svg":
+    elif suffix in (".svg", ".png"):
         if not shutil.which("dot"):
             raise UserError(f"cannot draw {out.name}: Graphviz 'dot' is not installed",
                             "apt-get install graphviz, or write -o flow.html (works without it) or -o flow.dot")
+        if suffix == ".png":
+            return _write(out, run_dot(flow_to_dot(flow, rankdir=rankdir), "png"))
         text = to_svg(flow_to_dot(flow, rankdir=rankdir))
     elif suffix in (".html", ".htm"):
         from ivr.flow.graphpage import page  # not at the top: graphpage imports this module
@@ -295,9 +315,13 @@ def render(flow: Flow, out: Path, rankdir: str = "TB") -> Path:
         text = page(flow, svg)
     else:
         raise UserError(f"cannot draw {out.name}: unknown format '{suffix or out.name}'",
-                        "use -o flow.svg, flow.html or flow.dot")
+                        "use -o flow.svg, flow.png, flow.html or flow.dot")
+    return _write(out, text.encode("utf-8"))
+
+
+def _write(out: Path, data: bytes) -> Path:
     try:
-        out.write_text(text, encoding="utf-8")
+        out.write_bytes(data)
     except OSError as exc:
         raise UserError(f"cannot write {out}: {exc.strerror}", "check that the folder exists") from exc
     return out
@@ -305,11 +329,16 @@ def render(flow: Flow, out: Path, rankdir: str = "TB") -> Path:
 
 def to_svg(dot_source: str, timeout_s: float = 60.0) -> str:
     """Run Graphviz on DOT text."""
+    return run_dot(dot_source, "svg", timeout_s).decode("utf-8")
+
+
+def run_dot(dot_source: str, fmt: str, timeout_s: float = 60.0) -> bytes:
+    """Run Graphviz on DOT text: `dot -T<fmt>` (svg, png)."""
     dot = shutil.which("dot")
     if not dot:
         raise UserError("Graphviz 'dot' is not installed", "apt-get install graphviz")
     try:
-        done = subprocess.run([dot, "-Tsvg"], input=dot_source.encode("utf-8"), capture_output=True,
+        done = subprocess.run([dot, f"-T{fmt}"], input=dot_source.encode("utf-8"), capture_output=True,
                               timeout=timeout_s)
     except subprocess.TimeoutExpired as exc:
         raise UserError(f"Graphviz took longer than {timeout_s:.0f} s", "try -o flow.dot and a viewer") from exc
@@ -319,4 +348,4 @@ def to_svg(dot_source: str, timeout_s: float = 60.0) -> str:
                         "this is a bug in ivr graph; write -o flow.dot and report it")
     if stderr:
         log.debug("graphviz: %s", stderr)
-    return done.stdout.decode("utf-8")
+    return done.stdout
