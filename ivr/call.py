@@ -295,8 +295,8 @@ class Call(CallRecord, CallKeys, CallOutput):
         turn.timing["asr_ms"] = round(peek_ms + (time.perf_counter() - t0) * 1000, 1)
         shown = self.redactor.input_at(turn.step, final.text, answer=self.state.confirming is not None)
         self.log.info("heard %r (confidence %.2f, endpoint %s)", shown, final.confidence, reason.value)
-        await self._turn(turn, Heard(final.text, final.confidence, final.alternatives,
-                                     sentiment.score(final.text, self.interp.flow.language)))
+        turn.sentiment = sentiment.score(final.text, self.interp.flow.language)
+        await self._turn(turn, Heard(final.text, final.confidence, final.alternatives, turn.sentiment))
 
     # ---- turns and actions ---------------------------------------------------------
 

@@ -34,6 +34,7 @@ class Turn:
     t_reply_ms: int | None = None        # first reply frame out (audio time)
     latency_ms: float | None = None      # last voiced frame -> first reply frame
     timing: dict = field(default_factory=dict)  # endpoint_silence_ms, asr_ms, flow_ms, tts_ms
+    sentiment: float | None = None       # the utterance's score, -1 angry .. 1 happy (ivr.sentiment)
 
 
     def event(self, call_id: str, t_ms: int, at_s: float) -> TurnEnded:

@@ -141,3 +141,18 @@ def test_bad_watch_is_a_load_error(tmp_path, watch, message):
     with pytest.raises(FlowError) as err:
         load_flow(path)
     assert message in str(err.value) and "bad.yaml:" in str(err.value)
+
+
+@pytest.mark.slow
+def test_live_call_loop_scores_turns_and_transfers(flow, whisper_asr, prompt_cache, line_audio):
+    """Real audio through VAD and whisper: each speech turn carries its score in the trace, and two
+    angry utterances take the caller to the agent."""
+    from ivr.replay import replay_samples
+
+    audio = line_audio([("pause", 3500), ("say", "This is ridiculous, I have been on hold for an hour."),
+                        ("pause", 3500), ("say", "You people are useless."), ("pause", 4000)])
+    result = asyncio.run(replay_samples(audio, flow, whisper_asr, prompt_cache, None, call_id="angry"))
+    trace = result.trace.to_dict()
+    speech = [t for t in trace["turns"] if t["kind"] == "speech"]
+    assert len(speech) == 2 and all(t["sentiment"] is not None and t["sentiment"] < 0 for t in speech)
+    assert trace["outcome"]["kind"] == "transfer" and trace["outcome"]["target"] == "sip:agents@127.0.0.1"
