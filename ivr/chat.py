@@ -49,11 +49,21 @@ async def chat(call: TextCall, read: Callable[[str], str] = input, write: Callab
             reply = await call.press(line[1:])
         else:
             reply = await call.say(line)
-        _show(write, call, reply)
+        _show(write, call, reply, spoke=bool(line) and not line.startswith("#"))
     return 0
 
 
-def _show(write: Callable[[str], None], call: TextCall, reply: Reply) -> None:
+def _candidate(c: dict) -> str:
+    """'track 0.93 (step, by meaning: words 0.63, meaning 0.91)': what the matcher weighed and why."""
+    if c.get("group") == "faq":
+        return f"{c['choice']} {c['score']:.2f} (FAQ entry)"
+    by = {"words": "heard word for word", "sound-alike": "by sound-alike words", "meaning": "by meaning"}
+    detail = f"words {c.get('words', 0):.2f}, meaning {c.get('meaning', 0):.2f}"
+    signal = by.get(c.get("signal"), c.get("signal"))
+    return f"{c['choice']} {c['score']:.2f} ({c.get('group', '')}, {signal}: {detail})"
+
+
+def _show(write: Callable[[str], None], call: TextCall, reply: Reply, spoke: bool = False) -> None:
     last = call.state.last
     if call.state.confirming and call.state.confirming.kind == "choice":
         write(f"  not sure (score {last.score:.2f}): asking whether the caller meant '{call.state.confirming.name}'")
@@ -64,6 +74,8 @@ def _show(write: Callable[[str], None], call: TextCall, reply: Reply) -> None:
         write(f"  matched {what} '{last.choice or last.value}' (score {last.score:.2f}, via {last.via})")
     elif last and last.kind != "no_input" and call.replies[:-1]:
         write("  no match")
+    if spoke and last and last.candidates:
+        write("  candidates: " + "; ".join(_candidate(c) for c in last.candidates))
     for line in reply.http:
         write(f"  http: {line}")
     for text in reply.said:

