@@ -156,3 +156,17 @@ def test_live_call_loop_scores_turns_and_transfers(flow, whisper_asr, prompt_cac
     speech = [t for t in trace["turns"] if t["kind"] == "speech"]
     assert len(speech) == 2 and all(t["sentiment"] is not None and t["sentiment"] < 0 for t in speech)
     assert trace["outcome"]["kind"] == "transfer" and trace["outcome"]["target"] == "sip:agents@127.0.0.1"
+
+
+def test_validate_warns_about_a_misspelt_sentiment_field(tmp_path):
+    path = tmp_path / "typo.yaml"
+    path.write_text(textwrap.dedent(FLOW).replace("sentiment.negative_turns >= 2", "sentiment.negatve_turns >= 2"))
+    warnings = load_flow(path).warnings
+    assert any("sentiment.negatve_turns" in w and "did you mean 'sentiment.negative_turns'" in w for w in warnings)
+
+
+def test_sentiment_is_a_reserved_variable_name(tmp_path):
+    path = tmp_path / "var.yaml"
+    path.write_text(textwrap.dedent(FLOW).replace("watch:", "vars: {sentiment: 1}\nwatch:"))
+    with pytest.raises(FlowError, match="sentiment"):
+        load_flow(path)

@@ -147,7 +147,8 @@ def check_loops(flow: Flow, problems: Problems) -> None:
 
 
 # Fields of the call data that conditions may read (caller.* and saved HTTP answers are open-ended).
-FIELDS = {"call": {"caller", "called", "params"}, "http": {"ok", "status", "error"}}
+FIELDS = {"call": {"caller", "called", "params"}, "http": {"ok", "status", "error"},
+          "sentiment": {"last", "label", "turns", "negative_turns"}}
 ERROR_FIELDS = ("what", "kind", "step")   # set by the interpreter before it enters the flow's on_error step
 
 
@@ -200,6 +201,9 @@ def check_conditions(flow: Flow, problems: Problems) -> None:
             for _, value in choice.assign:
                 if isinstance(value, Template) and value.kind == "condition":
                     check(value, _At(step.file, choice.line, 1) if choice.line else step, "set value")
+    for route in flow.watch:
+        if route.condition is not None:
+            check(route.condition, _At(flow.path, route.line, route.col), "watch condition")
 
 
 def _near(name: str, names, prefix: str = "") -> str:

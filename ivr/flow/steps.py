@@ -28,7 +28,7 @@ TRANSFER_KEYS = {"to", "reason", "context"}
 GLOBAL_ACTIONS = {"repeat", "hangup"}
 DTMF_KEYS = set("0123456789*#ABCD")
 RESERVED_NAMES = {"slots", "caller", "call", "last", "now", "open", "holiday", "agent_line", "flow", "vars",
-                  "env", "http", "faq", "loop", "true", "false", "none", "error"}
+                  "env", "http", "faq", "loop", "true", "false", "none", "error", "sentiment"}
 _EXPR = re.compile(r"^\s*\{\{(.*)\}\}\s*$", re.S)
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
