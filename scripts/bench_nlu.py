@@ -226,7 +226,7 @@ def main() -> None:
         results["speed"] = speed()
     elif args.faq:
         from bench_faq import run_faq
-        results["faq"] = run_faq()
+        results["faq"] = run_faq(args.split)
     else:
         lines = []
         for matcher in args.matchers:
