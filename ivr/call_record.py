@@ -46,13 +46,14 @@ class CallRecord:
             now = self._now()
             self._emit(turn.event(now["call_id"], now["t_ms"], now["at_s"]))
 
-    def finish(self, outcome: Outcome | None = None) -> None:
-        """Emit CallEnded once (the open turn first). `outcome` is used only if none was decided:
-        the service ends calls it had to stop (shutdown, internal error) this way."""
+    def finish(self, kind: str = "caller_hangup", reason: str = "") -> None:
+        """Emit CallEnded once (the open turn first). `kind`/`reason` count only if the call had
+        not decided how it ends: the service ends calls it had to stop (shutdown, error) this way."""
         if self.ended:
             return
         if self.outcome is None:
-            self.outcome = outcome or Outcome("caller_hangup", t_ms=self._ms(self.frame + 1))
+            self.outcome = Outcome(kind, reason=reason, step=self.listen.step if self.listen else None,
+                                   t_ms=self._ms(self.frame + 1))
         self._close_turn()
         self.ended = True
         o = self.outcome

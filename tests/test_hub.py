@@ -19,7 +19,7 @@ from ivr.callevents import (
     to_dict,
 )
 from ivr.service.hub import Hub
-from ivr.service.throttle import ThrottledLog
+from ivr.throttle import ThrottledLog
 
 
 def _keys(n: int, call_id: str = "c1") -> list[KeysPressed]:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ivr.callevents import CallEvent
-from ivr.service.throttle import ThrottledLog
+from ivr.throttle import ThrottledLog
 
 log = logging.getLogger("ivr.hub")
 

@@ -2,33 +2,37 @@
 
 One ASR model per language and one prompt cache per voice, loaded before any listener
 opens, shared by every call. Each call gets the flow version current when it starts (hot
-reload swaps flows for new calls only) and its own `Call` loop; its record is written
-whatever way it ends.
+reload swaps flows for new calls only) and its own `Call` loop, keyed by the id the listener's
+lifecycle made for it. Every call's events go to one hub (`self.hub`); records (JSON files,
+the database), metrics and the rest subscribe there, and get a call's end however it ends.
 """
 
 import asyncio
 import logging
-import re
 import time
 
 import numpy as np
 
 from ivr import sentiment
 from ivr.call import Call, CallConfig
+from ivr.callevents import CallBegan, CallEnded, flow_version
 from ivr.errors import UserError
 from ivr.flow.http import HttpClient
 from ivr.flow.interpreter import Interpreter
 from ivr.flow.model import Flow
 from ivr.flow.store import FlowStore
+from ivr.privacy import redact_event
+from ivr.records import JsonRecords
 from ivr.service.config import ServeConfig
-from ivr.trace import CallTrace, Outcome, write_json
+from ivr.service.hub import Hub
 from ivr.transports.base import CallInfo, Transport
 
 log = logging.getLogger("ivr.serve")
 
 
 class Admission:
-    """At most `max_calls` at once; beyond that, new callers get a busy answer."""
+    """At most `max_calls` at once; beyond that, new callers get a busy answer. Keyed by the
+    service-made call id (`CallInfo.call_id`); the listeners' lifecycle logs refusals (throttled)."""
 
     def __init__(self, max_calls: int) -> None:
         self.max_calls = max_calls
@@ -37,10 +41,8 @@ class Admission:
         self.open = True
 
     def admit(self, info: CallInfo) -> bool:
-        if not self.open or len(self.active) >= self.max_calls:
+        if not self.open or len(self.active) >= self.max_calls or info.call_id in self.active:
             self.refused += 1
-            log.warning("busy: refused call %s from %s (%d/%d calls)", info.call_id, info.remote or info.kind,
-                        len(self.active), self.max_calls)
             return False
         self.active.add(info.call_id)
         return True
@@ -59,7 +61,10 @@ class Service:
         self.prompts: dict[str, object] = {}
         self.http = HttpClient()
         self.calls: dict[str, asyncio.Task] = {}
-        self.transfers: dict[str, dict] = {}    # call id -> the bridge transfer the flow asked for
+        self.transfers: dict[str, dict] = {}    # the peer's call id -> the bridge transfer the flow asked for
+        self.hub = Hub(filter=redact_event)   # the one entrance: card numbers never reach a subscriber
+        self.json_records = JsonRecords(cfg.records_dir) if cfg.records_dir is not None else None
+        self._versions: dict[str, tuple[Flow, str]] = {}   # flow path -> (flow, its version)
         self._current: dict[str, Call] = {}
         self.finished = 0
         self.listeners: dict[str, object] = {}
@@ -86,6 +91,7 @@ class Service:
     def _prepare(self, flow: Flow) -> None:
         from ivr.asr.loader import load_asr
 
+        self._versions[flow.path] = (flow, flow_version(flow.sources or (flow.path,)))
         lang = flow.language
         if lang not in self.asr:
             self.asr[lang] = load_asr(self.cfg.asr, lang, self.cfg.models_dir,
@@ -103,8 +109,19 @@ class Service:
             self.prompts[key] = PromptCache(load_tts(voice or None, flow.language), default_cache_dir())
         return self.prompts[key]
 
+    def _version(self, flow: Flow) -> str:
+        known = self._versions.get(flow.path)
+        if known is not None and known[0] is flow:
+            return known[1]
+        version = flow_version(flow.sources or (flow.path,))
+        self._versions[flow.path] = (flow, version)
+        return version
+
     async def start(self) -> dict[str, tuple[str, int]]:
         await asyncio.to_thread(self.load)
+        if self.json_records is not None:
+            await asyncio.to_thread(self.json_records.recover)
+            self.hub.subscribe(self.json_records, name="records-json", thread=True)
         from ivr.service.listeners import start_listeners
 
         bound = await start_listeners(self)
@@ -123,67 +140,62 @@ class Service:
 
     async def handle(self, transport: Transport, info: CallInfo) -> None:
         """The CallHandler every listener calls for an admitted call."""
-        task = asyncio.current_task()
-        self.calls[info.call_id] = task
-        started = time.time()
-        trace: CallTrace | None = None
+        self.calls[info.call_id] = asyncio.current_task()
+        call: Call | None = None
         try:
             flow = self.flow_for(info)
             if flow is None:
                 log.error("call %s: no flow for '%s' and no default flow", info.call_id, info.called)
+                self._unrouted(info)
                 await transport.hangup("no flow")
                 return
-            call = Call(info.call_id, Interpreter(flow, self.env), self.asr[flow.language], self._cache_for(flow),
-                        transport, CallConfig(max_call_ms=self.cfg.max_call_ms, live=True), caller=info.caller,
-                        called=info.called, tts_name=self._cache_for(flow).engine.name, http=self.http,
-                        started_at_s=started, params=info.params)
+            prompts = self._cache_for(flow)
+            call = Call(info.call_id, Interpreter(flow, self.env), self.asr[flow.language], prompts, transport,
+                        CallConfig(max_call_ms=self.cfg.max_call_ms, live=True), caller=info.caller,
+                        called=info.called, tts_name=prompts.engine.name, http=self.http, started_at_s=time.time(),
+                        params=info.params, emit=self.hub.publish, transport_kind=info.kind,
+                        transport_id=info.peer_id, remote=info.remote, version=self._version(flow))
             self._current[info.call_id] = call
-            trace = await call.run()
+            await call.run()
         except asyncio.CancelledError:
-            trace = self._current.get(info.call_id).trace if info.call_id in self._current else None
-            if trace is not None and trace.outcome is None:
-                trace.outcome = Outcome("shutdown", reason="service stopped")
+            if call is not None:
+                call.finish("shutdown", "service stopped")
             raise
         except Exception:
             log.exception("call %s failed", info.call_id)
-            call = self._current.get(info.call_id)
-            trace = call.trace if call else None
-            if trace is not None and trace.outcome is None:
-                trace.outcome = Outcome("error", reason="internal error")
+            if call is not None:
+                call.finish("error", "internal error")
         finally:
             self.admission.release(info)
             self.calls.pop(info.call_id, None)
             self._current.pop(info.call_id, None)
             self.finished += 1
-            if trace is not None:
-                self._record(info, trace, started)
 
-    def _record(self, info: CallInfo, trace: CallTrace, started: float) -> None:
-        if self.cfg.records_dir is None:
-            return
-        data = trace.to_dict()
-        data["call"] = {"kind": info.kind, "caller": info.caller, "called": info.called, "remote": info.remote,
-                        "started_at": round(started, 3), "ended_at": round(time.time(), 3)}
-        day = time.strftime("%Y-%m-%d", time.gmtime(started))
-        name = re.sub(r"[^A-Za-z0-9._-]", "_", info.call_id)[:120] or "call"
-        try:
-            write_json(self.cfg.records_dir / day / f"{name}.json", data)
-        except OSError:
-            log.exception("call %s: could not write its record", info.call_id)
+    def _unrouted(self, info: CallInfo) -> None:
+        """A call no flow answers still leaves a record saying so."""
+        now = time.time()
+        self.hub.publish(CallBegan(call_id=info.call_id, at_s=now, transport=info.kind, transport_id=info.peer_id,
+                                   caller=info.caller, called=info.called, remote=info.remote,
+                                   params=dict(info.params)))
+        self.hub.publish(CallEnded(call_id=info.call_id, at_s=now, kind="error", reason="no flow",
+                                   why=f"no flow for '{info.called}' and no default flow"))
 
     def note_transfer(self, info: CallInfo, target: str, reason: str, context: dict) -> None:
         """A bridge (Twilio, AudioSocket) hands the transfer back to the telephony side, which
-        asks the HTTP listener for it by call id (kept for the last 1000 transfers)."""
-        self.transfers[info.call_id] = {"target": target, "reason": reason, "context": context}
+        asks the HTTP listener for it by the id it knows, the peer's (callSid, AudioSocket UUID;
+        kept for the last 1000 transfers)."""
+        self.transfers[info.peer_id] = {"target": target, "reason": reason, "context": context,
+                                        "call_id": info.call_id}
         for old in list(self.transfers)[:-1000]:
             del self.transfers[old]
-        log.info("call %s: transfer to %s recorded for the bridge", info.call_id, target)
+        log.info("call %s: transfer to %s recorded for the bridge (peer id %s)", info.call_id, target, info.peer_id)
 
     # ---- health and shutdown -------------------------------------------------------
 
     def health(self) -> dict:
         return {"ok": self.ready, "calls": len(self.calls), "max_calls": self.cfg.max_calls,
                 "finished": self.finished, "refused_busy": self.admission.refused,
+                "events": self.hub.published,
                 "listeners": {k: list(v.address) for k, v in self.listeners.items() if hasattr(v, "address")},
                 "flows": self.flows.status()}
 
@@ -206,3 +218,9 @@ class Service:
 
         await stop_listeners(self)
         await self.http.close()
+        stats = await self.hub.close(deadline_s=5.0)
+        if self.json_records is not None:
+            self.json_records.close()
+        lost = {name: sub["dropped"] for name, sub in stats["subscribers"].items() if sub["dropped"]}
+        if lost:
+            log.warning("call events lost by subscribers: %s", lost)

@@ -41,7 +41,8 @@ from ivr.transports.audiosocket_codec import (
     parse_dtmf,
     uuid_message,
 )
-from ivr.transports.base import Admission, CallHandler, CallInfo
+from ivr.transports.base import Admission, CallHandler
+from ivr.transports.lifecycle import Lifecycle
 
 __all__ = [   # the codec's names too: `from ivr.transports import audiosocket as wire` uses them
     "ASTERISK_ERRORS", "DEFAULT_MAX_PAYLOAD", "DTMF_KEYS", "KIND_AUDIO", "KIND_DTMF", "KIND_ERROR", "KIND_HANGUP",
@@ -80,6 +81,7 @@ class AudioSocketServer:
         self.uuid_timeout_s = uuid_timeout_ms / 1000
         self.idle_timeout_ms = idle_timeout_ms
         self.counters: Counter[str] = Counter()
+        self.life = Lifecycle("audiosocket", admission, handler, self.counters, log)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._idle = asyncio.Event()
@@ -102,6 +104,7 @@ class AudioSocketServer:
         """Stop accepting; give running calls `deadline_s`, then hang them up."""
         if self._server is None:
             return
+        self.life.busy_log.flush()
         self._server.close()
         try:
             await asyncio.wait_for(self._idle.wait(), deadline_s)
@@ -177,26 +180,20 @@ class AudioSocketServer:
             log.warning("AudioSocket peer %s did not start with a UUID message: closing", remote)
             writer.write(error_message())
             return
-        call_id = str(uuid.UUID(bytes=messages[0].payload))
-        info = CallInfo(call_id, "audiosocket", called=call_id, remote=remote)
+        peer_uuid = str(uuid.UUID(bytes=messages[0].payload))
+        # The UUID is the peer's: Asterisk set-ups often use one per entry point, so it routes
+        # the call (`called`) but never identifies it (the service makes the id).
+        info = self.life.info(peer_uuid, called=peer_uuid, remote=remote)
         transport = AudioSocketTransport(reader, writer, info, decoder, messages[1:],
                                          on_transfer=self.on_transfer, idle_timeout_ms=self.idle_timeout_ms)
-        if not self.admission.admit(info):
-            self.counters["busy"] += 1
-            await self._busy(transport)
-            return
-        self.counters["calls"] += 1
-        try:
-            await self.handler(transport, info)
-        except Exception:
-            transport.log.exception("call handler failed")
-        finally:
+
+        async def close() -> None:
             if not transport.closed:
                 await transport.hangup("call ended")
-            self.counters.update({k: v for k, v in transport.counters.items() if k != "clears"})
+
+        await self.life.serve(transport, info, busy=lambda: self._busy(transport), close=close)
 
     async def _busy(self, transport: AudioSocketTransport) -> None:
-        transport.log.info("busy: no free call slot for %s", transport.info.remote)
         if self.busy_audio is not None and len(self.busy_audio):
             await transport.play(self.busy_audio)
         await transport.hangup("busy")

@@ -30,7 +30,7 @@ from ivr.transports.audiosocket_codec import (
     parse_audio,
     parse_dtmf,
 )
-from ivr.transports.base import CallInfo, InboundItem, TransferHook, notify_transfer
+from ivr.transports.base import CallInfo, EndCause, InboundItem, TransferHook, notify_transfer
 
 log = logging.getLogger("ivr.transports.audiosocket")     # shared with the listener
 
@@ -56,6 +56,7 @@ class AudioSocketTransport:
         self._in_buf = np.zeros(0, np.int16)
         self._out_buf = np.zeros(0, np.int16)
         self._closed = False
+        self.end_cause: EndCause | None = None   # why the peer's side ended, when it did
 
     @property
     def closed(self) -> bool:
@@ -79,10 +80,12 @@ class AudioSocketTransport:
                     self._complain("bad_dtmf", f"DTMF payload {msg.payload[:4]!r}")
             elif msg.kind == KIND_HANGUP:
                 self.log.info("caller side hung up")
+                self._ended_by("caller_hangup", "hangup", "hangup message")
                 return
             elif msg.kind == KIND_ERROR:
                 self.counters["peer_error"] += 1
                 self.log.warning("peer reported an error: %s; ending the call", describe_error(msg.payload))
+                self._ended_by("protocol_error", "peer_error", f"AudioSocket peer error: {describe_error(msg.payload)}")
                 return
             else:
                 self._complain("unknown_kind", f"message kind 0x{msg.kind:02x}")
@@ -93,22 +96,33 @@ class AudioSocketTransport:
             if self.decoder.error:
                 self.counters["oversized"] += 1
                 self.log.warning("%s: hanging up", self.decoder.error)
+                self._ended_by("protocol_error", "oversized", f"AudioSocket: {self.decoder.error}")
                 await self.hangup("oversized message")
                 return False
             try:
                 data = await asyncio.wait_for(self.reader.read(65536), self.idle_timeout_s)
             except TimeoutError:
                 self.log.warning("no data for %.0f s: the peer is gone", self.idle_timeout_s)
+                self._ended_by("peer_lost", "idle", f"no data for {self.idle_timeout_s:.0f} s")
                 return False
-            except ConnectionError:
+            except ConnectionError as exc:
+                self._ended_by("caller_hangup", "connection_lost", f"connection lost: {exc}")
                 return False
             if not data:
                 if self.decoder.pending:
                     self.counters["truncated"] += 1
                     self.log.info("connection closed mid-message (%d bytes): call over", self.decoder.pending)
+                    self._ended_by("protocol_error", "truncated",
+                                   f"connection closed in the middle of a message ({self.decoder.pending} bytes)")
+                else:
+                    self._ended_by("caller_hangup", "closed", "connection closed without a hangup message")
                 return False
             self._pending.extend(self.decoder.feed(data))
         return True
+
+    def _ended_by(self, kind: str, reason: str, why: str) -> None:
+        if not self._closed and self.end_cause is None:   # not when we ended the call ourselves
+            self.end_cause = EndCause(kind, reason, why)
 
     def _complain(self, kind: str, detail: str) -> None:
         self.counters[kind] += 1
@@ -131,8 +145,9 @@ class AudioSocketTransport:
         try:
             self.writer.write(data)
             await self.writer.drain()
-        except (ConnectionError, RuntimeError):
+        except (ConnectionError, RuntimeError) as exc:
             self.log.info("peer gone while sending")
+            self._ended_by("caller_hangup", "connection_lost", f"connection lost while sending: {exc}")
             self._closed = True
 
     async def play(self, samples_16k: np.ndarray) -> None:

@@ -37,8 +37,23 @@ class Transport(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class EndCause:
+    """Why the far end of a call went away, as its transport saw it (`Transport.end_cause`,
+    None while the call is up or when unknown). The call's record takes `kind` as its outcome."""
+
+    kind: str        # caller_hangup | protocol_error | peer_lost
+    reason: str      # short code: stop, closed, hangup, bye, cancel, oversized, peer_error, truncated, idle ...
+    why: str = ""    # for people: "WebSocket message over 65536 bytes (closed with 1009)"
+
+
+@dataclass(frozen=True, slots=True)
 class CallInfo:
-    """Who is calling whom, as a listener learned it; `called` selects the flow."""
+    """Who is calling whom, as a listener learned it; `called` selects the flow.
+
+    `call_id` is made by the service for each call (`lifecycle.new_call_id`: unique, time
+    ordered): admission, records and logs key on it, whatever the peer sends. The peer's own id
+    (SIP Call-ID, Twilio callSid, AudioSocket UUID) is `transport_id`: what the telephony side
+    knows, e.g. to ask for a bridge call's transfer target."""
 
     call_id: str
     kind: str                      # sip | ws | audiosocket | mic | replay
@@ -46,6 +61,11 @@ class CallInfo:
     called: str = ""               # dialled number, SIP request-URI user, WS path or parameter
     params: dict = field(default_factory=dict, hash=False, compare=True)  # e.g. Twilio customParameters
     remote: str = ""               # peer address "host:port", for logs
+    transport_id: str = ""         # the peer's id for the call (may repeat across calls)
+
+    @property
+    def peer_id(self) -> str:
+        return self.transport_id or self.call_id
 
 
 class CallHandler(Protocol):
@@ -55,9 +75,10 @@ class CallHandler(Protocol):
 
 
 class Admission(Protocol):
-    """Concurrent-call limit. A listener asks `admit` before answering; when it returns True
-    the listener must then call the CallHandler exactly once (which releases the slot at its
-    end), or `release` if the call dies before that."""
+    """Concurrent-call limit, keyed by `CallInfo.call_id`. A listener asks `admit` before
+    answering (through `lifecycle.Lifecycle`); when it returns True the listener must then call
+    the CallHandler exactly once (which releases the slot at its end), or `release` if the
+    call dies before that."""
 
     def admit(self, info: CallInfo) -> bool: ...
 

@@ -20,7 +20,7 @@ from ivr.audio.frames import FRAME_SAMPLES, INTERNAL_RATE_HZ
 from ivr.audio.g711 import mulaw_decode, mulaw_encode
 from ivr.audio.resample import Resampler
 from ivr.transports import twilio_ws as wire
-from ivr.transports.base import CallInfo, InboundItem, TransferHook, notify_transfer
+from ivr.transports.base import CallInfo, EndCause, InboundItem, TransferHook, notify_transfer
 
 log = logging.getLogger("ivr.transports.ws")     # shared with ws_server: one logger for the bridge
 
@@ -61,6 +61,7 @@ class TwilioStreamTransport:
         self._stretches = 0
         self._play_end = 0.0          # loop time by which Twilio should have played all we sent
         self._closed = False
+        self.end_cause: EndCause | None = None   # why the peer's side ended, when it did
 
     # ---- inbound -----------------------------------------------------------------------
 
@@ -76,20 +77,32 @@ class TwilioStreamTransport:
                     msg = await self.ws.receive(timeout=self.idle_timeout_s)
                 except TimeoutError:
                     self.log.warning("no message for %.0f s: the peer is gone", self.idle_timeout_s)
+                    self._ended_by("peer_lost", "idle", f"no message for {self.idle_timeout_s:.0f} s")
                     break
                 if msg.type is WSMsgType.TEXT:
                     if self._handle(msg.data):
+                        self._ended_by("caller_hangup", "stop", "stop message")
                         break
                 elif msg.type is WSMsgType.BINARY:
                     self._complain("non_text", "binary WebSocket message")
                 elif msg.type is WSMsgType.ERROR:
-                    if getattr(msg.data, "code", None) == WSCloseCode.MESSAGE_TOO_BIG:
+                    code = getattr(msg.data, "code", None)
+                    if code == WSCloseCode.MESSAGE_TOO_BIG:
                         self.counters["oversized"] += 1
                         self.log.warning("message over the size limit: closed with 1009")
-                    else:
+                        limit = getattr(self.ws, "_max_msg_size", "the")
+                        self._ended_by("protocol_error", "oversized",
+                                       f"WebSocket message over {limit} bytes (closed with 1009)")
+                    elif code is not None:   # a WebSocket protocol violation (bad frame, bad UTF-8...)
                         self.log.warning("WebSocket error: %s", msg.data)
+                        self._ended_by("protocol_error", "websocket_error", f"WebSocket error {code}: {msg.data}")
+                    else:                    # the connection itself broke
+                        self.log.warning("WebSocket error: %s", msg.data)
+                        self._ended_by("caller_hangup", "connection_lost", f"connection lost: {msg.data}")
                     break
                 else:    # close, closing, closed: the peer hung up (or we did)
+                    self._ended_by("caller_hangup", "closed",
+                                   f"WebSocket closed by the peer without a stop message (code {self.ws.close_code})")
                     break
         finally:
             self._closed = self._closed or self.ws.closed
@@ -123,6 +136,10 @@ class TwilioStreamTransport:
         else:
             self._complain("unexpected_event", f"unexpected {type(event).__name__.lower()} message")
         return False
+
+    def _ended_by(self, kind: str, reason: str, why: str) -> None:
+        if not self._closed and self.end_cause is None:   # not when we ended the call ourselves
+            self.end_cause = EndCause(kind, reason, why)
 
     def _queue(self, item: InboundItem) -> None:
         if self._items.qsize() >= MAX_BACKLOG_FRAMES:   # the call loop is far behind: drop the oldest
@@ -190,8 +207,9 @@ class TwilioStreamTransport:
             return
         try:
             await self.ws.send_str(text)
-        except (ConnectionError, RuntimeError):
+        except (ConnectionError, RuntimeError) as exc:
             self.log.info("peer gone while sending")
+            self._ended_by("caller_hangup", "connection_lost", f"connection lost while sending: {exc}")
             self._closed = True
             self._marks_done.set()
 

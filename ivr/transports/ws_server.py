@@ -20,6 +20,7 @@ from ivr.audio.resample import resample
 from ivr.errors import UserError
 from ivr.transports import twilio_ws as wire
 from ivr.transports.base import Admission, CallHandler, CallInfo
+from ivr.transports.lifecycle import Lifecycle
 from ivr.transports.ws_call import CHUNK_BYTES, TransferHook, TwilioStreamTransport
 
 log = logging.getLogger("ivr.transports.ws")
@@ -62,6 +63,7 @@ class WsBridgeServer:
         self.start_timeout_s = start_timeout_ms / 1000
         self.idle_timeout_ms = idle_timeout_ms
         self.counters: Counter[str] = Counter()
+        self.life = Lifecycle("ws", admission, handler, self.counters, log)
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._sockets: set[web.WebSocketResponse] = set()
@@ -93,6 +95,7 @@ class WsBridgeServer:
         """Stop accepting; give running calls `deadline_s` to end, then close them (1001)."""
         if self._runner is None:
             return
+        self.life.busy_log.flush()
         if self._site is not None:
             await self._site.stop()
         try:
@@ -145,25 +148,12 @@ class WsBridgeServer:
             await ws.close(code=WSCloseCode.UNSUPPORTED_DATA, message=b"only audio/x-mulaw 8000 Hz")
             return
         params = {k: v for k, v in start.custom_parameters.items() if k != "token"}
-        info = CallInfo(start.call_sid or start.stream_sid, "ws", caller=params.get("from", ""),
-                        called=params.get("to", ""), params=params, remote=remote)
-        if not self.admission.admit(info):
-            self.counters["busy"] += 1
-            await self._busy(ws, start, info)
-            return
-        self.counters["calls"] += 1
+        info = self.life.info(start.call_sid or start.stream_sid, caller=params.get("from", ""),
+                              called=params.get("to", ""), params=params, remote=remote)
         transport = TwilioStreamTransport(ws, start, info, on_transfer=self.on_transfer,
                                           idle_timeout_ms=self.idle_timeout_ms)
-        pump = asyncio.create_task(transport.pump())
-        try:
-            await self.handler(transport, info)
-        except Exception:
-            transport.log.exception("call handler failed")
-        finally:
-            await transport.close()
-            pump.cancel()
-            await asyncio.gather(pump, return_exceptions=True)
-            self.counters.update({k: v for k, v in transport.counters.items() if k != "clears"})
+        await self.life.serve(transport, info, busy=lambda: self._busy(ws, start, info), close=transport.close,
+                              pump=transport.pump)
 
     async def _await_start(self, ws: web.WebSocketResponse, remote: str) -> wire.Start | None:
         loop = asyncio.get_running_loop()
@@ -191,7 +181,6 @@ class WsBridgeServer:
     async def _busy(self, ws: web.WebSocketResponse, start: wire.Start, info: CallInfo) -> None:
         """Play the busy prompt (Twilio buffers it), wait for its mark, then close."""
         call_log = logging.LoggerAdapter(log, {"call_id": info.call_id})
-        call_log.info("busy: no free call slot for %s", info.remote)
         if self.busy_audio is not None and len(self.busy_audio):
             mulaw = mulaw_encode(resample(self.busy_audio, INTERNAL_RATE_HZ, wire.WIRE_RATE_HZ))
             try:

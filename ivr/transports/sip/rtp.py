@@ -196,6 +196,7 @@ class RtpSession:
         if self._ended:
             return
         self._ended = True
+        self.end_why = why
         while not self._in.empty():          # hang-up beats any backlog
             self._in.get_nowait()
         self._in.put_nowait(None)

@@ -10,8 +10,10 @@ In-dialog requests go to their dialog (481 when there is none); methods we do no
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 
 from ivr.transports.base import Admission, CallHandler, CallInfo
+from ivr.transports.lifecycle import Lifecycle, new_call_id
 from ivr.transports.sip.digest import DigestAuthenticator
 from ivr.transports.sip.endpoint import SipEndpoint
 from ivr.transports.sip.guard import SourceGuard
@@ -43,6 +45,8 @@ class SipServer:
         if busy_code not in (486, 503, 480, 600, 603):
             raise ValueError(f"busy_code {busy_code}: use 486 (Busy Here) or 503 (Service Unavailable)")
         self.handler, self.admission = handler, admission
+        self.counters: Counter[str] = Counter()
+        self.life = Lifecycle("sip", admission, handler, self.counters, log)
         self.public_host = public_host or host
         self.rtp_host = rtp_host or host
         self.busy_code, self.retry_after_s = busy_code, retry_after_s
@@ -72,6 +76,7 @@ class SipServer:
         """Refuse new calls (503), let calls in progress run up to `deadline_s`, then hang up the
         rest (BYE) and close the socket."""
         self.draining = True
+        self.life.busy_log.flush()
         if self.calls:
             self._idle.clear()
             with contextlib.suppress(TimeoutError):
@@ -191,8 +196,7 @@ class SipServer:
                 ep.respond(req, exc.status, headers=[("Warning", f'305 ivr "{exc.reason[:80]}"')])
                 return
         info = self._call_info(req, addr)
-        if not self.admission.admit(info):
-            log.info("sip: busy, refusing call %s from %s", info.call_id, info.remote)
+        if not self.life.admit(info):
             headers = [("Retry-After", str(self.retry_after_s))] if self.busy_code == 503 else []
             ep.respond(req, self.busy_code, headers=headers)
             return
@@ -226,5 +230,6 @@ class SipServer:
             lower = name.lower()
             if (lower in PARAM_HEADERS or lower.startswith("x-")) and len(params) < 32:
                 params[lower] = value[:256]
-        return CallInfo(call_id=req.call_id, kind="sip", caller=caller.uri.user or caller.display, called=called,
+        return CallInfo(call_id=new_call_id(), kind="sip", transport_id=req.call_id[:256],
+                        caller=caller.uri.user or caller.display, called=called,
                         params=params, remote=f"{addr[0]}:{addr[1]}")

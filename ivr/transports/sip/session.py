@@ -57,6 +57,7 @@ class SipCall:
         self.sdp_version = 0
         self._last_sdp: bytes | None = None
         self._ended = False
+        self.end_why = ""                     # why the call ended (SipCallTransport.end_cause reads it)
         self.ended = asyncio.Event()
 
     # ---- answering ---------------------------------------------------------------------
@@ -237,10 +238,9 @@ class SipCall:
 
     async def _run_handler(self) -> None:
         self.handler_entered = True
-        try:
-            await self.server.handler(self.transport, self.info)
-        except Exception:
-            self.log.exception("call handler failed")
+        await self.server.life.run(self.transport, self.info, close=self._after_handler)
+
+    async def _after_handler(self) -> None:
         if self.bridge_task is not None:
             await asyncio.gather(self.bridge_task, return_exceptions=True)
         if self.state == "confirmed":
@@ -300,14 +300,15 @@ class SipCall:
         if self._ended:
             return
         self._ended = True
+        self.end_why = why
         if self.state != "cancelled":
             self.state = "ended"
         self.log.info("call over: %s", why)
         self.server.forget(self)
         if not self.handler_started:
-            self.server.admission.release(self.info)
+            self.server.life.release_unrun(self.info)
         elif self.handler_task is not None and self.handler_task.cancelled() and not self.handler_entered:
-            self.server.admission.release(self.info)   # stopped before the handler could take the slot
+            self.server.life.release_unrun(self.info)   # stopped before the handler could take the slot
         if self.refer_queue is not None:
             self.refer_queue.put_nowait(None)
         if self.tap is not None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ivr.transports.base import InboundItem, TransferFailed  # noqa: F401 (SIP modules import it from here)
+from ivr.transports.base import EndCause, InboundItem, TransferFailed  # noqa: F401 (SIP modules import it)
 
 if TYPE_CHECKING:
     from ivr.transports.sip.session import SipCall
@@ -21,6 +21,21 @@ if TYPE_CHECKING:
 class SipCallTransport:
     def __init__(self, call: "SipCall") -> None:
         self.call = call
+
+    @property
+    def end_cause(self) -> EndCause | None:
+        """Why the caller's side went (read by the call loop once inbound has ended)."""
+        call = self.call
+        if call.end_why == "caller hung up":
+            return EndCause("caller_hangup", "bye", "BYE from the caller")
+        if call.end_why.startswith("cancelled"):
+            return EndCause("caller_hangup", "cancel", call.end_why)
+        rtp_why = getattr(call.tap.rtp, "end_why", "") if call.tap is not None else ""
+        if rtp_why.startswith("no RTP"):
+            return EndCause("peer_lost", "rtp_timeout", rtp_why)
+        if rtp_why and rtp_why != "closed":
+            return EndCause("protocol_error", "media", f"RTP: {rtp_why}")
+        return None
 
     async def inbound(self) -> AsyncIterator[InboundItem]:
         call = self.call

@@ -42,4 +42,5 @@ class ThrottledLog:
         with self._lock:
             pending, self._suppressed = self._suppressed, {}
         for key, count in pending.items():
-            self.logger.log(self.level, "%s: %d more not logged", key, count)
+            self.logger.log(self.level, "%s: %d more like the last one not logged (of %d in all)", key, count,
+                            self.total.get(key, 0))
