@@ -43,7 +43,7 @@ def cmd_users(args) -> int:
         store.set_user(args.name, args.role, _password(args, args.name), must_exist=False, must_not_exist=True)
         print(f"added {args.name} ({args.role}) to {store.path}")
     elif args.users_cmd == "passwd":
-        if store.get(args.name) is None:   # before asking for a password that would go nowhere
+        if args.name not in store.read():   # before asking for a password that would go nowhere
             raise UserError(f"no user {args.name!r} in {store.path}", "add one with `ivr users add NAME --role ROLE`")
         store.set_user(args.name, args.role, _password(args, args.name), must_exist=True)
         print(f"changed the password of {args.name}; their open sessions end")
@@ -51,7 +51,7 @@ def cmd_users(args) -> int:
         store.remove(args.name)
         print(f"removed {args.name} from {store.path}")
     else:
-        users = store.users()
+        users = store.read()
         if not users:
             print(f"no users in {store.path}" + ("" if os.path.exists(store.path) else " (no such file yet)"))
         for user in sorted(users.values(), key=lambda u: u.name):

@@ -266,3 +266,33 @@ def test_web_config(tmp_path):
         path.write_text(bad + "\n")
         with pytest.raises(UserError, match=message):
             load_config(path, {})
+
+
+def test_a_broken_users_file_refuses_everyone_without_crashing(users, caplog):
+    async def go():
+        async with listener(settings(users)) as (_, client):
+            await login(client, "ann", "ann-password-1")
+            users.path.write_text("{not json")
+            home = await client.get("/", allow_redirects=False)
+            again = await login(client, "ann", "ann-password-1")
+            return home.status, again.status
+    with caplog.at_level(logging.ERROR, logger="ivr.web"):
+        assert asyncio.run(go()) == (303, 401)
+    assert any("not a users file" in r.getMessage() for r in caplog.records)
+
+
+def test_failure_log_counts_between_lines(caplog):
+    from ivr.web.throttle import FailureLog
+
+    now = [1000.0]
+    failures = FailureLog(logging.getLogger("ivr.web"), 60.0, clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="ivr.web"):
+        logged = []
+        for t in (0, 5, 10, 61, 70):
+            now[0] = 1000.0 + t
+            logged.append(failures.note("bob\nFAKE LINE", "203.0.113.9", locked=t >= 61))
+    assert logged == [True, False, False, True, False]
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["web login failed for user 'bob\\nFAKE LINE' from 203.0.113.9",
+                     "web login: 3 failed attempts for user 'bob\\nFAKE LINE' from 203.0.113.9 in the last 61 s "
+                     "(locked out)"]

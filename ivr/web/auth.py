@@ -247,6 +247,7 @@ class Auth:
             self.failures.note(name, ip)
             return await self.login_page(request, "Wrong user name or password.", 401, name)
         self.throttle.succeeded(name, ip)
+        self.sessions.end(request.cookies.get(SESSION_COOKIE))   # a new token at every login (no fixation)
         token, _ = self.sessions.create(user.name)
         log.info("web login: %r (%s) from %s", user.name, user.role, ip)
         response = web.HTTPSeeOther(_local_path(str(form.get("next", "/"))))

@@ -106,7 +106,12 @@ class UserStore:
             if st.st_mode & 0o077:
                 log.warning("users file %s is readable by others (mode %o): chmod 600 it", self.path,
                             st.st_mode & 0o777)
-            self._users, self._stamp = self.read(), stamp
+            try:
+                self._users = self.read()
+            except UserError as exc:   # refuse everyone rather than fail every request
+                log.error("%s; nobody can log in until it is fixed", exc)
+                self._users = {}
+            self._stamp = stamp
         return self._users
 
     def get(self, name: str) -> User | None:
