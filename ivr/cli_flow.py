@@ -10,16 +10,21 @@ from ivr.errors import UserError
 
 
 def cmd_validate(args) -> int:
-    from ivr.flow.loader import FlowError, load_flow
+    from ivr.flow.loader import FlowError
 
     bad = 0
     for path in args.flows:
         try:
-            flow = load_flow(path)
+            flow, what = _load_any(Path(path))
         except FlowError as exc:
             bad += 1
             for problem in exc.problems:
                 print(problem)
+            continue
+        if what:
+            print(f"{path}: ok ({what})")
+            for warning in getattr(flow, "warnings", ()):
+                print(warning)
             continue
         env = f"; reads env {', '.join(flow.env_names)}" if flow.env_names else ""
         missing = [n for n in flow.env_names if n not in os.environ]
@@ -30,6 +35,34 @@ def cmd_validate(args) -> int:
             print(f"{path}: note: environment variable {name} is not set here; HTTP steps that use it "
                   "will take their on_error path")
     return 1 if bad else 0
+
+
+def _load_any(path: Path):
+    """A flow, or (so that `ivr validate flows/**/*.yaml` checks everything) a knowledge base or a
+    subflow file, checked as a flow that runs it. Returns (loaded, description or "" for a flow)."""
+    import json
+    import tempfile
+
+    from ivr.flow.knowledge import load_knowledge
+    from ivr.flow.loader import load_flow
+    from ivr.flow.yamlsrc import read_yaml
+
+    data = read_yaml(path)
+    if isinstance(data, dict) and "faqs" in data and "steps" not in data:
+        kb = load_knowledge(path)
+        return kb, f"knowledge base, {len(kb.entries)} entries"
+    steps = data.get("steps") if isinstance(data, dict) else None
+    if isinstance(steps, dict) and any(isinstance(s, dict) and s.get("return") is True for s in steps.values()):
+        name = path.stem.replace("/", "_") or "sub"
+        with tempfile.TemporaryDirectory() as tmp:
+            parent = Path(tmp) / "runs_subflow.yaml"
+            parent.write_text(json.dumps({
+                "language": str(data.get("language") or "en-US"), "start": "enter",
+                "subflows": {name: str(path.resolve())},
+                "steps": {"enter": {"run": name, "next": "end"}, "end": {"hangup": True}}}), encoding="utf-8")
+            flow = load_flow(parent)
+        return flow, f"subflow, {len(flow.steps) - 2} steps"
+    return load_flow(path), ""
 
 
 def cmd_schema(args) -> int:

@@ -182,3 +182,20 @@ def test_unreadable_datetimes_say_what_is_wrong(value):
 
     with pytest.raises(ValueError, match="say_time"):
         say_time(value, "en")
+
+
+def test_validate_checks_subflow_and_knowledge_files_too(tmp_path, capsys):
+    """`ivr validate flows/**/*.yaml` meets subflows and FAQ files: each is checked as what it is."""
+    from ivr.cli_flow import cmd_validate
+
+    (tmp_path / "sub.yaml").write_text("start: ask\nsteps:\n  ask: {say: Hi., next: don}\n  done: {return: true}\n",
+                                       encoding="utf-8")
+    (tmp_path / "faq.yaml").write_text('faqs:\n  - {id: hours, questions: ["when are you open"], answer: "Nine."}\n',
+                                       encoding="utf-8")
+    (tmp_path / "ok.yaml").write_text("steps:\n  a: {say: Hi., next: b}\n  b: {return: true}\n", encoding="utf-8")
+    paths = [str(tmp_path / n) for n in ("sub.yaml", "faq.yaml", "ok.yaml")]
+    assert cmd_validate(type("Args", (), {"flows": paths})) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out == [f"{tmp_path}/sub.yaml:3:19: unknown step 'don' (hint: did you mean 'done'?)",
+                   f"{tmp_path}/faq.yaml: ok (knowledge base, 1 entries)",
+                   f"{tmp_path}/ok.yaml: ok (subflow, 2 steps)"]

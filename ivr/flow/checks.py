@@ -21,11 +21,14 @@ def check_flow(flow: Flow, data: LineDict, problems: Problems, complete: bool = 
     """`complete`: every step built; otherwise reachability and loops are not judged."""
     names = list(flow.steps)
 
-    def check(where, key, target, what="step"):
+    def check(where, key, target, what="step", inside: str = ""):
+        """`inside`: the step's subflow prefix ("order/"); its own steps are suggested by their local names."""
         if not isinstance(target, str) or target not in flow.steps:
-            close = difflib.get_close_matches(str(target), names, n=1)
+            local = [n.removeprefix(inside) for n in names if inside and n.startswith(inside)]
+            close = difflib.get_close_matches(str(target), local or names, n=1)
+            shown = local or names
             problems.error(where, key, f"unknown {what} '{target}'",
-                           f"did you mean '{close[0]}'?" if close else "steps: " + ", ".join(names[:12]))
+                           f"did you mean '{close[0]}'?" if close else "steps: " + ", ".join(shown[:12]))
 
     if flow.start not in flow.steps:
         check(data, "start", flow.start)
@@ -39,14 +42,16 @@ def check_flow(flow: Flow, data: LineDict, problems: Problems, complete: bool = 
     check_keys(problems, data.get("globals"), None, "globals", flow.globals)
     check_phrases(problems, data.get("globals"), None, "globals", flow.globals)
     for step in flow.steps.values():
+        inside = step.name[: step.name.rfind("/") + 1]
         for route in step.next:   # point at the `goto` itself, not at the step
-            check(_At(step.file, route.line, route.col) if route.line else step, "next", route.goto)
+            check(_At(step.file, route.line, route.col) if route.line else step, "next", route.goto, inside=inside)
         for choice in step.choices:
             if choice.goto:
-                check(_At(step.file, *choice.goto_pos) if choice.goto_pos[0] else step, "choices", choice.goto)
+                check(_At(step.file, *choice.goto_pos) if choice.goto_pos[0] else step, "choices", choice.goto,
+                      inside=inside)
         for key, target in step.targets():
             if not key.startswith(("next", "choices.")):
-                check(step, key, target)
+                check(step, key, target, inside=inside)
         if step.run and step.run not in flow.subflows:
             problems.error(step, "run", f"step '{step.name}' runs unknown subflow '{step.run}'",
                            "declare it under subflows: {NAME: path/to/file.yaml}" if not flow.subflows
