@@ -181,9 +181,9 @@ def _replace(text: str, spans: list[tuple[int, int, str]]) -> str:
 
 def _redact_text(text: str, secrets: frozenset[str] | set[str] = frozenset(),
                  literals: Iterable[str] = ()) -> str:
-    for literal in sorted(literals, key=len, reverse=True):
+    for literal in sorted(literals, key=len, reverse=True):   # as whole words: "Ann" is not in "Annual"
         if literal.lower() in text.lower():
-            text = re.sub(re.escape(literal), sayas.mask(literal, 0), text, flags=re.IGNORECASE)
+            text = re.sub(rf"(?<!\w){re.escape(literal)}(?!\w)", sayas.mask(literal, 0), text, flags=re.IGNORECASE)
     if not _NUMBERISH.search(text):
         return text
     text = _replace(text, _spans(text, secrets, cards=True))
@@ -267,11 +267,12 @@ class Redactor:
 
     # -- learning --
 
-    def learn(self, value) -> None:
-        """Remember a sensitive value (a slot's value, or the raw text/keys it came from)."""
+    def learn(self, value, _nested: bool = False) -> None:
+        """Remember a sensitive value (a slot's value, or the raw text/keys it came from). Inside
+        a structured value ({amount, currency}) only its numbers are secrets, not words like "USD"."""
         if isinstance(value, dict | list | tuple):
             for item in (value.values() if isinstance(value, dict) else value):
-                self.learn(item)
+                self.learn(item, True)
             return
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             return
@@ -282,7 +283,7 @@ class Redactor:
             if len(digits) >= MIN_SECRET_DIGITS:
                 self.secrets.add(digits)
         covered = sum(p[1] - p[0] for run in runs for p in run)
-        if len(text) >= MIN_LITERAL_CHARS and covered < len(re.sub(r"[\W_]", "", text)):
+        if not _nested and len(text) >= MIN_LITERAL_CHARS and covered < len(re.sub(r"[\W_]", "", text)):
             self.literals.add(text)
 
     def learn_slots(self, slots: dict, names: Iterable[str]) -> None:

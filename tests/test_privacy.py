@@ -103,6 +103,9 @@ def test_learn_slot_values_and_text_secrets():
                   ["pin", "card", "word"])
     assert r.text("PIN 0 0 4 2, card 4111111111111111, name Ann") == "PIN ****, card ************1111, name Ann"
     assert r.text("the password is blue horse") == "the password is **********"
+    assert r.text("blue horses") == "blue horses"                          # whole words only
+    r.learn({"amount": "1250.75", "currency": "USD"})                      # a sensitive money slot
+    assert r.text("1250.75 USD") == "****** USD"
     assert r.input_at("word", "purple elephant") == "***************"   # input at the step: masked whole
     assert r.input_at("word", "yes") == "***"
     assert r.text("yes, purple elephant") == "yes, purple elephant"          # input is not a value: not learned
