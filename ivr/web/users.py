@@ -6,7 +6,7 @@
 Passwords are hashed with `hashlib.scrypt` (stdlib, memory-hard; no native dependency to
 build, unlike argon2-cffi), with a random 16-byte salt and the cost parameters stored beside
 each hash so they can be raised later without breaking old entries. Default cost: N=2^14,
-r=8, p=5 (16 MiB, one of OWASP's scrypt settings, ~0.1-0.2 s per check here). The file is
+r=8, p=5 (16 MiB, one of OWASP's scrypt settings, ~0.5 s per check on a busy 2-core machine). The file is
 written atomically (temporary file, fsync, rename) with mode 0600; `ivr users` manages it
 and the service re-reads it when it changes, so a password change or removal takes effect
 on the next request (sessions opened before a password change end).
