@@ -3,6 +3,7 @@
 import argparse
 import asyncio
 import os
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -92,6 +93,8 @@ def cmd_chat(args) -> int:
     from ivr.flow.textcall import TextCall
 
     flow = load_flow(args.flow)
+    for warning in flow.warnings:   # the same as `ivr validate` shows
+        print(warning, file=sys.stderr)
     http = FakeResponses(_read_fakes(args.fake_http)) if args.fake_http else HttpClient()
     call = TextCall(flow, http, env=dict(os.environ), caller=args.caller, called=args.called, at_s=at_s(args.time))
 
