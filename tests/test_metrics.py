@@ -4,6 +4,13 @@ bridge and reads /metrics over real HTTP on 127.0.0.1; the same call lands in th
 database the service opened."""
 
 
+import asyncio
+import sqlite3
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
@@ -16,6 +23,11 @@ def sample(text: str, line_start: str) -> float:
         if line.startswith(line_start + " "):
             return float(line.rsplit(" ", 1)[1])
     raise AssertionError(f"no sample {line_start!r} in:\n{text}")
+
+
+def total(text: str, prefix: str, having: str = "") -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(prefix) and having in line)
 
 
 def test_events_become_counters_and_histograms():
@@ -60,3 +72,57 @@ def test_access_rules():
     assert allowed(request("192.0.2.7", "Bearer s3cret"), "s3cret") == 200
     assert allowed(request("127.0.0.1", "Bearer wrong"), "s3cret") == 401
     assert allowed(request("127.0.0.1"), "s3cret") == 401
+
+
+ROOT = Path(__file__).resolve().parent.parent
+HOURS = [("pause", 2500), ("say", "opening hours"), ("pause", 5000)]
+
+
+def get(url: str, token: str | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+@pytest.mark.slow
+def test_bridge_call_is_counted_on_metrics_and_stored_in_the_database(tmp_path, line_audio):
+    from ivr.clients.twilio_ws import run_ws_call
+    from ivr.service.config import Listener, ServeConfig
+    from ivr.service.service import Service
+
+    cfg = ServeConfig(listeners={name: Listener("127.0.0.1", 0) for name in ("ws", "http")},
+                      default_flow=ROOT / "flows" / "demo.yaml", asr="whisper", max_calls=2,
+                      records_dir=tmp_path / "records", reload=False, shutdown_grace_ms=2000,
+                      metrics_token="s3cret-token")
+    audio = line_audio(HOURS)
+
+    async def go():
+        service = Service(cfg, {})
+        bound = await service.start()
+        url = "http://{}:{}/metrics".format(*bound["http"])
+        try:
+            await run_ws_call("ws://{}:{}/media".format(*bound["ws"]), audio, custom={"from": "+15550100"})
+            deadline = time.monotonic() + 15
+            while True:                                # the call's end reaches the hub just after
+                status, text = await asyncio.to_thread(get, url, "s3cret-token")
+                if "ivr_calls_total{" in text or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.2)
+            refused = [(await asyncio.to_thread(get, url, token))[0] for token in (None, "wrong", "s3cret-tokeN")]
+        finally:
+            await service.stop(grace_ms=1000)
+        return status, text, refused
+
+    status, text, refused = asyncio.run(go())
+    assert status == 200 and refused == [401, 401, 401]
+    assert total(text, "ivr_calls_started_total{", 'transport="ws"') == 1
+    assert total(text, "ivr_calls_total{") == 1 and total(text, "ivr_calls_active{") == 0
+    assert total(text, "ivr_turns_total{") >= 2
+    assert sample(text, "ivr_asr_seconds_count") >= 1 and sample(text, "ivr_admission_refusals_total") == 0
+    db = sqlite3.connect(tmp_path / "records" / "ivr.sqlite3")
+    ((caller, outcome, turns, transport),) = db.execute("SELECT caller, outcome, turns, transport FROM calls")
+    assert caller == "+15550100" and outcome and transport == "ws"
+    assert db.execute("SELECT count(*) FROM turns").fetchone()[0] == turns >= 2

@@ -56,7 +56,7 @@ class Service:
         self.cfg = cfg
         self.env = dict(env or {})
         self.admission = Admission(cfg.max_calls)
-        self.flows = FlowStore(on_reload=self._prepare)
+        self.flows = FlowStore(on_reload=self._prepare, versions_dir=cfg.versions_dir)
         self.asr: dict[str, object] = {}
         self.prompts: dict[str, object] = {}
         self.http = HttpClient()
@@ -65,6 +65,8 @@ class Service:
         self.hub = Hub(filter=redact_event)   # the one entrance: card numbers never reach a subscriber
         self.json_records = JsonRecords(cfg.records_dir) if cfg.records_dir is not None else None
         self._versions: dict[str, tuple[Flow, str]] = {}   # flow path -> (flow, its version)
+        self.store = None      # the records database (ivr.store), a hub subscriber
+        self.metrics = None    # Prometheus metrics (ivr.web.metrics), a hub subscriber
         self._current: dict[str, Call] = {}
         self.finished = 0
         self.listeners: dict[str, object] = {}
@@ -83,8 +85,8 @@ class Service:
         keys.update(self.cfg.routes)
         for key, path in keys.items():
             self.flows.add(key, path)
-        for key in self.flows.names():
-            self._prepare(self.flows.get(key))
+        for flow in self.flows.flows():   # a versions: alias's canary too
+            self._prepare(flow)
         first = self.flows.get(self.flows.names()[0])
         self.busy_audio = self._cache_for(first).get(self.cfg.busy_prompt)
 
@@ -110,6 +112,10 @@ class Service:
         return self.prompts[key]
 
     def _version(self, flow: Flow) -> str:
+        """The version a call's records name: "v3" for a published flow, else a hash of its files."""
+        label = self.flows.version_of(flow)
+        if label:
+            return label
         known = self._versions.get(flow.path)
         if known is not None and known[0] is flow:
             return known[1]
@@ -119,9 +125,15 @@ class Service:
 
     async def start(self) -> dict[str, tuple[str, int]]:
         await asyncio.to_thread(self.load)
+        # Subscribers first, listeners last: no call's events can go unseen.
         if self.json_records is not None:
             await asyncio.to_thread(self.json_records.recover)
             self.hub.subscribe(self.json_records, name="records-json", thread=True)
+        from ivr.store.subscriber import start_records
+        from ivr.web.metrics import for_service
+
+        self.metrics = for_service(self)
+        self.store = await start_records(self)
         from ivr.service.listeners import start_listeners
 
         bound = await start_listeners(self)
@@ -135,8 +147,8 @@ class Service:
     def flow_for(self, info: CallInfo) -> Flow | None:
         for key in (info.called, str(info.params.get("to", "")), str(info.params.get("flow", ""))):
             if key and key in self.cfg.routes:
-                return self.flows.get(key)
-        return self.flows.get("default") if "default" in self.flows.names() else None
+                return self.flows.pick(key, info.call_id, info.caller)
+        return self.flows.pick("default", info.call_id, info.caller) if "default" in self.flows.names() else None
 
     async def handle(self, transport: Transport, info: CallInfo) -> None:
         """The CallHandler every listener calls for an admitted call."""
@@ -221,6 +233,9 @@ class Service:
         stats = await self.hub.close(deadline_s=5.0)
         if self.json_records is not None:
             self.json_records.close()
+        from ivr.store.subscriber import stop_records
+
+        await stop_records(self.store)
         lost = {name: sub["dropped"] for name, sub in stats["subscribers"].items() if sub["dropped"]}
         if lost:
             log.warning("call events lost by subscribers: %s", lost)
