@@ -185,6 +185,14 @@ def test_sensitive_slots_are_expected_by_value_or_masked(tmp_path):
     assert wrong.failures == ["slots: expected slot pin = '9999', got '****'"]
 
 
+def test_a_masked_card_number_may_be_expected_with_any_number_of_stars():
+    from ivr.flow.convtest import _same_mask
+
+    assert _same_mask("****1111", "************1111") and _same_mask("************1111", "****1111")
+    assert not _same_mask("****1111", "************2222") and not _same_mask("****", "************1111")
+    assert not _same_mask("4111", "************4111")
+
+
 def test_a_flow_with_business_hours_needs_a_test_time(tmp_path):
     from ivr.flow.yamlsrc import FlowError
 

@@ -267,8 +267,15 @@ def _check_slots(fail, where: str, expected, call: TextCall) -> None:
     for name, value in (expected or {}).items():
         got = call.slots.get(name, "<not set>")
         real = call.state.slots.get(name, "<not set>")
-        if str(value) not in (str(got), str(real)) and value not in (got, real):
+        if str(value) not in (str(got), str(real)) and value not in (got, real) and not _same_mask(value, got):
             fail(f"{where}: expected slot {name} = {value!r}, got {got!r}")
+
+
+def _same_mask(expected, got) -> bool:
+    """"****1111" expects the masked "************1111": the number of stars is not the point."""
+    if not (isinstance(expected, str) and isinstance(got, str) and expected.startswith("*") and got.startswith("*")):
+        return False
+    return expected.lstrip("*") == got.lstrip("*")
 
 
 def _check_times(problems: Problems, data: LineDict, flow) -> None:
