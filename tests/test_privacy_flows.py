@@ -6,6 +6,7 @@ them in a URL (to a dead port) and templates them into the transfer's reason and
 
 import asyncio
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -24,7 +25,8 @@ FORMS = (CARD, "4111 1111 1111 1111", "4 1 1 1 1 1 1 1", "411111", PIN, "9 8 7 6
 
 
 def leaks(text: str) -> list[str]:
-    return [form for form in FORMS if form in text]
+    """Forms found, not counting digits inside another number (a timestamp 1764299876.5)."""
+    return [form for form in FORMS if re.search(rf"(?<![\d.]){re.escape(form)}(?!\d)", text)]
 
 
 def dead_port() -> int:
