@@ -42,7 +42,7 @@ def spellings(digits: str, shown_tail: int) -> list[re.Pattern]:
     contiguous, grouped with spaces/dashes/commas/dots, or as digit words."""
     head = digits[: len(digits) - shown_tail]
     sep = r"[\s,.\-/]{0,3}"
-    numerals = sep.join(head)
+    numerals = sep.join(head) + ("" if shown_tail else r"(?!\d)")   # a PIN: not inside a longer number
     words = sep.join(WORDS[int(d)] for d in head)
     return [re.compile(rf"(?<![\d.]){numerals}", re.I), re.compile(words, re.I)]
 
