@@ -78,3 +78,50 @@ def test_unreachable_server_at_start_is_a_clear_error(tmp_path):
     with pytest.raises(UserError) as err:
         store.start()
     assert "PostgreSQL running" in err.value.hint and "secret" not in str(err.value)
+
+
+@pytest.mark.slow
+def test_service_call_while_postgres_is_stopped_is_written_when_it_returns(pg, tmp_path, line_audio):
+    import asyncio
+    from pathlib import Path
+
+    import psycopg
+
+    from ivr.clients.twilio_ws import run_ws_call
+    from ivr.service.config import Listener, ServeConfig
+    from ivr.service.service import Service
+
+    url = pg.new_database()
+    cfg = ServeConfig(listeners={"ws": Listener("127.0.0.1", 0)},
+                      default_flow=Path(__file__).resolve().parent.parent / "flows" / "demo.yaml", asr="whisper",
+                      max_calls=2, records_dir=tmp_path / "records", reload=False, shutdown_grace_ms=2000,
+                      database=url)
+    audio = line_audio([("pause", 2500), ("say", "opening hours"), ("pause", 5000)])
+
+    async def go():
+        service = Service(cfg, {})
+        bound = await service.start()
+        try:
+            pg.stop()
+            try:
+                result = await run_ws_call("ws://{}:{}/media".format(*bound["ws"]), audio)
+                for _ in range(100):                      # the call's end reaches the store
+                    await asyncio.to_thread(service.store.flush)
+                    if service.finished and service.store.status()["spooled"] and not service.store._seq:
+                        break
+                    await asyncio.sleep(0.1)
+                spooled = service.store.status()["spooled"]
+            finally:
+                pg.start()
+            await asyncio.to_thread(wait_up, service.store, 20)
+        finally:
+            await service.stop(grace_ms=1000)
+        return result, spooled
+
+    result, spooled = asyncio.run(go())
+    assert result.reply_latencies_ms and spooled > 0          # the call went on while the database was away
+    with psycopg.connect(url) as conn:
+        ((outcome, turns, transport),) = conn.execute("SELECT outcome, turns, transport FROM calls").fetchall()
+        assert outcome and transport == "ws" and turns >= 2
+        assert conn.execute("SELECT count(*) FROM turns").fetchone()[0] == turns
+    assert not list((tmp_path / "records" / "spool").glob("spool-*.jsonl"))
