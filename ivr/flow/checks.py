@@ -69,6 +69,9 @@ def check_flow(flow: Flow, data: LineDict, problems: Problems, complete: bool = 
         return   # reachability and loops need every step and target to exist
     check_reachable(flow, problems)
     check_loops(flow, problems)
+    if flow.knowledge is not None:
+        from ivr.flow.knowledge import warn_overlaps  # it reads files with this package's helpers
+        warn_overlaps(flow, problems)
 
 
 class _At:

@@ -182,6 +182,52 @@ def _is_cjk(word: str) -> bool:
     return len(word) == 1 and ord(word) >= 0x3040
 
 
+def overlaps(flow) -> list[tuple]:
+    """FAQ questions the matcher would take for a choice of a step with `faq: true`, for `ivr validate`:
+    (step, choice, entry, question, score), one per choice and entry, the closest question."""
+    from ivr.flow import understand  # understand -> semantic; knowledge is imported by the loader
+
+    kb = flow.knowledge
+    if kb is None:
+        return []
+    found = {}
+    for step in flow.steps.values():
+        if not step.faq or not step.choices:
+            continue
+        intents = tuple(c.intent for c in step.choices)
+        for entry in kb.entries:
+            vectors = semantic_model.phrase_vectors(entry.phrases) if kb.semantic else [None] * len(entry.phrases)
+            for phrase, vector in zip(entry.phrases, vectors, strict=True):
+                ranked = understand.rank(phrase, intents, meaning=kb.semantic, vector=vector)
+                if ranked and ranked[0].score >= flow.confirm:
+                    key = (step.name, ranked[0].name, entry.id)
+                    if key not in found or ranked[0].score > found[key][4]:
+                        choice = next(c for c in step.choices if c.name == ranked[0].name)
+                        found[key] = (step, choice, entry, phrase, ranked[0].score)
+    return sorted(found.values(), key=lambda o: -o[4])
+
+
+def warn_overlaps(flow, problems: Problems) -> None:
+    """`ivr validate` warnings: a FAQ question the matcher would take as a choice at a `faq: true` step."""
+    for step, choice, entry, question, score in overlaps(flow):
+        if score < flow.accept:
+            continue
+        problems.warn(_Place(step.file or flow.path, choice.line), None,
+                      f"FAQ question '{question}' ({flow.knowledge.path}:{entry.line}, entry '{entry.id}') is close to "
+                      f"choice '{choice.name}' of step '{step.name}' (score {score:.2f}): a caller asking it gets the "
+                      "choice, not the answer",
+                      f"if callers asking it want the answer, add not: [\"{question}\"] to the choice; "
+                      "else drop the question from the FAQ")
+
+
+class _Place:
+    def __init__(self, file: str, line: int) -> None:
+        self.file, self.line = file, line
+
+    def where(self, key=None) -> str:
+        return f"{self.file}:{self.line}:1"
+
+
 def semantic_available() -> bool:
     return semantic_model.available()
 

