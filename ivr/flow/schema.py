@@ -32,7 +32,7 @@ DRAFT = "https://json-schema.org/draft/2020-12/schema"
 DRAFT7 = "http://json-schema.org/draft-07/schema#"
 # Written out in hours.py and loader.py rather than exported; tests check them against the parsers.
 HOURS_KEYS = ("timezone", "open", "holidays", "subdivision", "closed")
-NLU_KEYS = ("accept", "confirm")
+NLU_KEYS = ("accept", "confirm", "faq", "faq_margin")
 BRANCH_KEYS = ("if", "goto")
 
 _NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -126,6 +126,10 @@ CHOICE_PROPS = {
                  propertyNames=variable_names()),
     "label": typed('How "Did you mean ...?" names this choice (default: its first phrase), e.g. label: "order '
                    'tracking"', type="string"),
+    "examples": typed('Whole sentences callers said for this choice, matched by meaning (not word for word), e.g. '
+                      'examples: ["is my order on the way"]', type="array", items={"type": "string", "minLength": 1}),
+    "not": typed('Sentences this choice must NOT match (the FAQ or another step answers them), e.g. '
+                 'not: ["what is your return policy"]', type="array", items={"type": "string", "minLength": 1}),
 }
 
 COLLECT_PROPS = {
@@ -190,6 +194,10 @@ NLU_PROPS = {
                     type="number", exclusiveMinimum=0, maximum=1),
     "confirm": typed('Between this and accept: "Did you mean ...?" (default 0.6), e.g. confirm: 0.6',
                      type="number", exclusiveMinimum=0, maximum=1),
+    "faq": typed("The knowledge base answers at or above this score, 0-1 (default: its own, 0.7), e.g. faq: 0.75",
+                 type="number", exclusiveMinimum=0, maximum=1),
+    "faq_margin": typed("A FAQ answer must beat the step's best choice by this much (default 0.1), e.g. "
+                        "faq_margin: 0.1", type="number", minimum=0, maximum=1),
 }
 
 TOP_PROPS = {
