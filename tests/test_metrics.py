@@ -94,7 +94,7 @@ def test_bridge_call_is_counted_on_metrics_and_stored_in_the_database(tmp_path, 
     from ivr.service.service import Service
 
     cfg = ServeConfig(listeners={name: Listener("127.0.0.1", 0) for name in ("ws", "http")},
-                      default_flow=ROOT / "flows" / "demo.yaml", asr="whisper", max_calls=2,
+                      default_flow=ROOT / "flows" / "demo.yaml", asr="whisper", max_calls=1,
                       records_dir=tmp_path / "records", reload=False, shutdown_grace_ms=2000,
                       metrics_token="s3cret-token")
     audio = line_audio(HOURS)
@@ -104,7 +104,11 @@ def test_bridge_call_is_counted_on_metrics_and_stored_in_the_database(tmp_path, 
         bound = await service.start()
         url = "http://{}:{}/metrics".format(*bound["http"])
         try:
-            await run_ws_call("ws://{}:{}/media".format(*bound["ws"]), audio, custom={"from": "+15550100"})
+            media = "ws://{}:{}/media".format(*bound["ws"])
+            first = asyncio.create_task(run_ws_call(media, audio, custom={"from": "+15550100"}))
+            await asyncio.sleep(1.0)
+            await run_ws_call(media, line_audio([("pause", 1000)]), tail_ms=500)    # busy: max_calls is 1
+            await first
             deadline = time.monotonic() + 15
             while True:                                # the call's end reaches the hub just after
                 status, text = await asyncio.to_thread(get, url, "s3cret-token")
@@ -121,7 +125,7 @@ def test_bridge_call_is_counted_on_metrics_and_stored_in_the_database(tmp_path, 
     assert total(text, "ivr_calls_started_total{", 'transport="ws"') == 1
     assert total(text, "ivr_calls_total{") == 1 and total(text, "ivr_calls_active{") == 0
     assert total(text, "ivr_turns_total{") >= 2
-    assert sample(text, "ivr_asr_seconds_count") >= 1 and sample(text, "ivr_admission_refusals_total") == 0
+    assert sample(text, "ivr_asr_seconds_count") >= 1 and sample(text, "ivr_admission_refusals_total") == 1
     db = sqlite3.connect(tmp_path / "records" / "ivr.sqlite3")
     ((caller, outcome, turns, transport),) = db.execute("SELECT caller, outcome, turns, transport FROM calls")
     assert caller == "+15550100" and outcome and transport == "ws"
