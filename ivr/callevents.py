@@ -18,7 +18,7 @@ This module imports nothing from `ivr`: anyone can depend on it.
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 EVENTS_VERSION = 1
@@ -137,9 +137,29 @@ EVENT_TYPES: dict[str, type[CallEvent]] = {cls.__name__: cls for cls in (
     TransferFailed, CallEnded)}
 
 
+_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _copy(value):
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_copy(v) for v in value]
+    return value
+
+
 def to_dict(event: CallEvent) -> dict:
-    """{"type": "TurnEnded", "call_id": ..., ...}: plain data for `json.dumps` (tuples become lists there)."""
-    return {"type": type(event).__name__, **asdict(event)}
+    """{"type": "TurnEnded", "call_id": ..., ...}: plain data for `json.dumps` (containers copied,
+    tuples as lists). Hand-rolled: `dataclasses.asdict` took 0.25 ms per turn, most of a writer's time."""
+    cls = type(event)
+    names = _NAMES.get(cls)
+    if names is None:
+        names = _NAMES[cls] = tuple(f.name for f in fields(cls))
+    data = {"type": cls.__name__}
+    for name in names:
+        value = getattr(event, name)
+        data[name] = _copy(value) if isinstance(value, dict | list | tuple) else value
+    return data
 
 
 def from_dict(data: dict) -> CallEvent:
