@@ -125,3 +125,30 @@ def test_records_say_which_protocol_fault_ended_the_call(tmp_path):
     assert "1009" in by_kind["ws"]["why"]
     assert by_kind["audiosocket"]["kind"] == "protocol_error" and by_kind["audiosocket"]["reason"] == "peer_error"
     assert by_kind["audiosocket"]["why"].startswith("AudioSocket peer error")
+
+
+def test_a_sip_call_record_says_the_caller_sent_bye_and_keeps_the_sip_call_id(tmp_path):
+    from ivr.clients.sip import run_sip_call
+
+    audio = np.zeros(16 * 3000, np.int16)
+
+    async def go():
+        cfg = config(tmp_path, max_calls=1)
+        cfg.listeners = {"sip": Listener("127.0.0.1", 0, {"rate_limit_per_s": 0})}
+        service = Service(cfg, {})
+        bound = await service.start()
+        host, port = bound["sip"]
+        try:
+            first = asyncio.create_task(run_sip_call(host, port, audio, tail_ms=300))
+            await asyncio.sleep(1.0)
+            second = await run_sip_call(host, port, audio, tail_ms=100)
+            return await first, second
+        finally:
+            await service.stop(grace_ms=1000)
+
+    first, second = asyncio.run(go())
+    assert first.close_reason == "" and second.close_reason.startswith("busy 486")
+    [rec] = records(tmp_path)
+    assert rec["call"]["kind"] == "sip" and "@" in rec["call"]["transport_id"] and len(rec["call_id"]) == 32
+    assert rec["outcome"]["kind"] == "caller_hangup" and rec["outcome"]["reason"] == "bye"
+    assert rec["outcome"]["why"] == "BYE from the caller"
