@@ -1,6 +1,8 @@
 """Records store on a real PostgreSQL: round trip, migrations shared by nodes, and the
 server stopped during writes and started again: nothing lost."""
 
+import time
+
 import pytest
 
 from ivr.errors import UserError
@@ -65,6 +67,23 @@ def test_server_stopped_during_writes_then_back_loses_nothing(pg, tmp_path):
     assert all(c["outcome"] == "hangup" and c["turns"] == 2 for c in queries.calls(store))
     assert [t["heard"] for t in queries.turns(store, "during4")] == [INJECTION, INJECTION]
     assert not list((tmp_path / "spool").glob("spool-*.jsonl"))
+    store.close()
+
+
+def test_retention_and_transcript_consent(pg, tmp_path):
+    from ivr.store import TranscriptPolicy
+
+    store = RecordStore(PostgresBackend(pg.new_database()), tmp_path / "spool", retention_days=7,
+                        transcripts=TranscriptPolicy(True, {"private": False})).start()
+    sub = StoreSubscriber(store)
+    feed_call(sub, call_id="old", at_s=time.time() - 8 * 86400)
+    feed_call(sub, call_id="p", flow="private", heard="no keep")
+    store.flush()
+    store._next_purge = 0
+    store.add_event("p", "Note", 0, time.time(), {})
+    store.flush()
+    assert [c["call_id"] for c in queries.calls(store)] == ["p"] and queries.turns(store, "old") == []
+    assert {t["heard"] for t in queries.turns(store, "p")} == {None}
     store.close()
 
 
