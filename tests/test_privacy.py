@@ -197,3 +197,31 @@ def test_http_result_detail_is_redacted_at_the_source():
     result = asyncio.run(go())
     assert not result.ok and "/cards/************1111/pin/****?token=***" in result.detail, result.detail
     r.close()
+
+
+def test_the_hub_entrance_redacts_every_event_for_every_subscriber():
+    import asyncio
+
+    from ivr.callevents import CallEnded, TransferRequested, TurnEnded
+    from ivr.service.hub import Hub
+
+    got = []
+    r = Redactor()
+    r.learn("2468")   # a call in progress knows this PIN
+
+    async def go():
+        hub = Hub(filter=redact_event)
+        hub.subscribe(got.append, name="test")
+        hub.publish(TurnEnded(call_id="c9", index=1, kind="speech", step="x", heard=f"card {VISA}",
+                              said=("PIN 2 4 6 8?",), candidates=({"choice": "pay", "heard": VISA},)))
+        hub.publish(TransferRequested(call_id="c9", target="sip:a@127.0.0.1", reason=f"card {VISA}",
+                                      context={"pin": "2468", "nested": [{"card": VISA}]}))
+        hub.publish(CallEnded(call_id="c9", kind="transfer", reason="pin 2468", context={"card": VISA}))
+        await hub.close()
+
+    asyncio.run(go())
+    r.close()
+    assert len(got) == 3
+    assert VISA not in repr(got) and "2468" not in repr(got) and "2 4 6 8" not in repr(got)
+    assert got[0].heard == "card ************1111" and got[0].said == ("PIN ****?",)
+    assert got[1].context == {"pin": "****", "nested": [{"card": "************1111"}]}
