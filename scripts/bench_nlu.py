@@ -142,7 +142,7 @@ def fit() -> None:
         for step, text, expected in load_split(lang, "dev", flow):
             mine, globals_ = flow["steps"][step]
             group = {i.name: "step" for i in mine} | {i.name: "global" for i in globals_}
-            heard = nlu.match_all(text, (*mine, *globals_))
+            heard = understand.heard_words(text, (*mine, *globals_))
             words = {m.name: m.score for m in heard}
             vector = semantic.sentence_vector(text)
             if vector is None:

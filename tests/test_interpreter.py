@@ -186,7 +186,7 @@ def test_step_choice_leading_to_hangup_step(shop):
 
 @pytest.mark.parametrize(
     ("event", "heard"),
-    [(Heard("can I talk to an operator"), "can I talk to an operator"), (Digits("0"), "0")],
+    [(Heard("get me an operator"), "get me an operator"), (Digits("0"), "0")],
     ids=["speech", "key-0"],
 )
 def test_global_agent_transfers_with_context(shop, event, heard):

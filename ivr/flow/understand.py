@@ -24,9 +24,10 @@ from ivr.flow.patterns import tokens
 
 FEATURES = ("bias", "words", "meaning", "meaning_lead", "words_lead", "global", "cover", "global_cover", "words_high")
 # Fit on tests/data/nlu/hotlines/dev_*.yaml (scripts/bench_nlu.py --fit), already mapped to 0.8/0.6.
-WEIGHTS = (-3.145, 1.101, 3.064, 8.266, 1.286, -1.003, 0.473, 0.906, 1.038)
+WEIGHTS = (-3.228, 0.963, 3.289, 8.448, 1.28, -1.073, 0.414, 1.218, 1.029)
 WORDS_HIGH = 0.8       # the words score says much more above this (a hinge feature)
 NO_RIVAL_COS = 0.86    # a step with one answer: its lead is counted over a cosine unrelated sentences reach
+SHORT_FUZZY_CHARS = 4  # a phrase this short must be heard word for word to count as words
 AVOIDED = 0.5          # score factor for a choice whose `not:` sentences are nearer than its own phrases
 SURE_WORDS = 1.0       # "unsure" mode: a phrase heard word for word skips the embedding
 
@@ -60,7 +61,7 @@ def rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (),
         return []
     group = {i.name: "step" for i in step} | {i.name: "global" for i in globals_ if i.name not in
                                                {s.name for s in step}}
-    heard = match_all(text, intents)
+    heard = heard_words(text, intents)
     words = {m.name: m.score for m in heard}
     use_meaning = semantic.available() if meaning is None else meaning
     if use_meaning and embed == "unsure":
@@ -87,6 +88,14 @@ def coverage(text: str, heard: list) -> dict[str, float]:
     """How much of the sentence each answer's best phrase accounts for (1.0 = all of it)."""
     n = max(1, len([w for w in tokens(text) if w not in FILLERS]))
     return {m.name: min(1.0, len(tokens(m.phrase)) / n) for m in heard}
+
+
+def heard_words(text: str, intents: tuple[Intent, ...]) -> list:
+    """The sound-alike matcher's best phrase per answer, less the guesses on short words: "yes" is not
+    "bye". A Latin phrase of SHORT_FUZZY_CHARS letters or fewer counts only word for word (Mandarin
+    characters say more: 查订单 heard as 查定单 still counts)."""
+    return [m for m in match_all(text, intents)
+            if m.score >= 1.0 or len(m.phrase.replace(" ", "")) > SHORT_FUZZY_CHARS or not m.phrase.isascii()]
 
 
 def prepare(flow) -> None:
