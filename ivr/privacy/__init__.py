@@ -1,9 +1,10 @@
 """Redaction in one place: card numbers, PINs and sensitive slot values out of everything kept.
 
 Everything the service stores, logs, shows or sends to an agent passes through here first:
-call events at the hub's entrance, the agent's transfer reason/context, every log record
-(`install_log_redaction`), `ivr test` / `ivr chat` / `ivr replay` output. Flow authors mark a
-slot `sensitive: true` and do nothing else.
+call events as the call loop emits them (`Call._emit` -> `Redactor.event`) and again at the
+hub's entrance (`redact_event`), the agent's transfer reason/context (`Interpreter._to_agent`),
+every log record (`install_log_redaction`), HTTP failure details, `ivr test` / `ivr chat` /
+`ivr replay` output. Flow authors mark a slot `sensitive: true` and do nothing else.
 
 Two kinds of rules:
 - **Pattern rules**, for any text: a Luhn-valid run of 13-19 digits is a card number, whether
