@@ -248,11 +248,13 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("name")
     p.set_defaults(func=cmd_models)
 
-    from ivr import cli_flow, cli_serve, cli_users
+    from ivr import cli_flow, cli_report, cli_serve, cli_users, cli_versions
 
     cli_flow.add_commands(sub)
+    cli_versions.add_commands(sub)
     cli_serve.add_commands(sub, _engine_args)
     cli_users.add_commands(sub)
+    cli_report.add_commands(sub)
     return parser
 
 

@@ -29,29 +29,54 @@ class _Entry:
 
 
 class FlowStore:
-    def __init__(self, on_reload: Callable[[Flow], None] | None = None) -> None:
+    def __init__(self, on_reload: Callable[[Flow], None] | None = None, versions_dir: Path | None = None) -> None:
         self._entries: dict[str, _Entry] = {}
+        self._aliases: dict = {}              # key -> ServedAlias, for `versions:NAME@ALIAS` (flow/versions.py)
+        self.versions_dir = Path(versions_dir or "flows.d")
         self.on_reload = on_reload
 
     def add(self, key: str, path: Path) -> Flow:
-        """Load a flow (errors raise: a service must not start on a broken flow)."""
+        """Load a flow, or the version an alias names (errors raise: a service must not start on a broken flow)."""
+        from ivr.flow.versions import parse_ref
+
+        ref = parse_ref(path)
+        if ref is not None:
+            from ivr.flow.versions_served import ServedAlias
+            from ivr.flow.versions_store import DirVersionStore
+
+            served = ServedAlias(DirVersionStore(self.versions_dir), ref)
+            served.load()
+            self._aliases[key] = served
+            return served.flow
         flow = load_flow(path)
         self._entries[key] = _Entry(Path(path), flow, _stamps(flow))
         return flow
 
     def get(self, key: str) -> Flow:
-        return self._entries[key].flow
+        return self._aliases[key].flow if key in self._aliases else self._entries[key].flow
+
+    def pick(self, key: str, call_id: str = "", caller: str = "") -> Flow:
+        """The flow for a new call on this route (an alias's canary may take it)."""
+        return self._aliases[key].pick(call_id, caller) if key in self._aliases else self._entries[key].flow
+
+    def version_of(self, flow: Flow) -> str | None:
+        """The version label (e.g. v3) of a flow served from the version store; None for a flow file."""
+        return next((label for a in self._aliases.values() if (label := a.label(flow))), None)
+
+    def flows(self) -> list[Flow]:
+        """Every flow serving now (an alias's canary too)."""
+        return [*(e.flow for e in self._entries.values()), *(f for a in self._aliases.values() for f in a.flows())]
 
     def names(self) -> list[str]:
-        return list(self._entries)
+        return [*self._entries, *self._aliases]
 
     def status(self) -> dict:
-        return {k: {"flow": e.flow.name, "path": str(e.path), "version": e.version, "refused": e.errors}
-                for k, e in self._entries.items()}
+        return {**{k: {"flow": e.flow.name, "path": str(e.path), "version": e.version, "refused": e.errors}
+                   for k, e in self._entries.items()}, **{k: a.status() for k, a in self._aliases.items()}}
 
     def poll(self) -> list[str]:
-        """Reload every flow whose files changed; returns the keys that were swapped in."""
-        swapped = []
+        """Reload every flow whose files changed, or whose alias moved; returns the keys swapped in."""
+        swapped = [key for key, served in self._aliases.items() if served.load(self.on_reload)]
         for key, entry in self._entries.items():
             stamps = _stamps(entry.flow, entry.path)
             if stamps == entry.stamps:

@@ -10,7 +10,9 @@
     flows:
       default: flows/retail/retail_en.yaml      # answers every call no route names
       routes: {"+15550100": flows/retail/retail_en.yaml, "4000": flows/retail_zh/retail_zh.yaml}
-      reload: true                               # hot reload on file change
+      reload: true                               # hot reload on file change (and when an alias moves)
+      versions_dir: flows.d                      # published versions (`ivr flows publish`); a route or the
+                                                 # default may be versions:NAME@ALIAS (see docs/serve.md)
     engines: {asr: auto, model: null, models_dir: models, voice: null}
     limits: {max_calls: 16, max_call: 1h, shutdown_grace: 30s}
     records: {dir: records,                      # one JSON record per call ("" for none)
@@ -21,9 +23,10 @@
     web: {users: users.json,                     # web page logins (`ivr users add`), beside this file
           session: 8h, idle_timeout: 30min,      # a session ends at the first of the two
           secure_cookie: false}                  # true when served over HTTPS (a TLS proxy)
+    reports: {agent_cost_per_minute: 0.85, currency: EUR}   # cost saved = contained minutes x this
 
 Environment (wins over the file): IVR_MAX_CALLS, IVR_SIP, IVR_WS, IVR_AUDIOSOCKET, IVR_HTTP
-("host:port" or "off"), IVR_FLOW (default flow), IVR_ASR, IVR_MODELS_DIR, IVR_RECORDS_DIR,
+("host:port" or "off"), IVR_FLOW (default flow), IVR_VERSIONS_DIR, IVR_ASR, IVR_MODELS_DIR, IVR_RECORDS_DIR,
 IVR_DATABASE (records database URL or "off"), IVR_WS_TOKEN (the bridge's shared secret) and
 IVR_METRICS_TOKEN (bearer token for /metrics), IVR_WEBHOOK_TOKEN (the bridges' webhooks /calls/ID/transfer
 and /twilio/after-stream), IVR_USERS (the users file): secrets never go in the file.
@@ -40,7 +43,7 @@ from ivr.durations import DurationError, parse_duration_ms
 from ivr.errors import UserError
 from ivr.web.auth import AuthSettings
 
-TOP_KEYS = {"listen", "flows", "engines", "limits", "records", "busy_prompt", "web"}
+TOP_KEYS = {"listen", "flows", "engines", "limits", "records", "busy_prompt", "web", "reports"}
 WEB_KEYS = {"users", "session", "idle_timeout", "secure_cookie"}
 LISTENERS = ("sip", "ws", "audiosocket", "http")
 DEFAULT_PORTS = {"sip": 5060, "ws": 8080, "audiosocket": 9092, "http": 8081}
@@ -59,6 +62,7 @@ class ServeConfig:
     default_flow: Path | None = None
     routes: dict[str, Path] = field(default_factory=dict)
     reload: bool = True
+    versions_dir: Path = Path("flows.d")   # published flow versions, for versions:NAME@ALIAS routes
     asr: str = "auto"
     model: Path | None = None
     models_dir: Path = Path("models")
@@ -77,6 +81,8 @@ class ServeConfig:
     transcripts_flows: dict[str, bool] = field(default_factory=dict)   # ... per flow name
     metrics_token: str | None = None
     auth: AuthSettings = field(default_factory=AuthSettings)   # web logins and the webhooks' token
+    agent_cost_per_minute: float | None = None   # reports: what an agent minute costs (cost saved)
+    currency: str = ""
 
     def database_url(self) -> str | None:
         """The records database URL, or None when there is to be none."""
@@ -118,8 +124,9 @@ def load_config(path: Path | None, env: dict[str, str] | None = None) -> ServeCo
                                        spec)
     flows = _section(data, "flows", path)
     if flows.get("default"):
-        cfg.default_flow = base / str(flows["default"])
-    cfg.routes = {str(k): base / str(v) for k, v in (flows.get("routes") or {}).items()}
+        cfg.default_flow = _flow_ref(flows["default"], base)
+    cfg.routes = {str(k): _flow_ref(v, base) for k, v in (flows.get("routes") or {}).items()}
+    cfg.versions_dir = base / str(flows.get("versions_dir") or "flows.d")
     cfg.reload = _bool(flows.get("reload", True), "flows.reload", path)
     engines = _section(data, "engines", path)
     cfg.asr = str(engines.get("asr", "auto"))
@@ -135,8 +142,16 @@ def load_config(path: Path | None, env: dict[str, str] | None = None) -> ServeCo
     _records_db(cfg, records, base, path)
     cfg.busy_prompt = str(data.get("busy_prompt", cfg.busy_prompt))
     _web(cfg, _section(data, "web", path), base, path)
+    _reports(cfg, _section(data, "reports", path), path)
     _apply_env(cfg, env)
     return cfg
+
+
+def _flow_ref(value, base: Path) -> Path:
+    """A flow file relative to the config, or a published flow's alias (`versions:NAME@live`) as is."""
+    from ivr.flow.versions import parse_ref
+
+    return Path(str(value)) if parse_ref(value) is not None else base / str(value)
 
 
 def _apply_env(cfg: ServeConfig, env: dict[str, str]) -> None:
@@ -153,6 +168,8 @@ def _apply_env(cfg: ServeConfig, env: dict[str, str]) -> None:
         cfg.max_calls = _positive(env["IVR_MAX_CALLS"], "IVR_MAX_CALLS", None)
     if env.get("IVR_FLOW"):
         cfg.default_flow = Path(env["IVR_FLOW"])
+    if env.get("IVR_VERSIONS_DIR"):
+        cfg.versions_dir = Path(env["IVR_VERSIONS_DIR"])
     if env.get("IVR_ASR"):
         cfg.asr = env["IVR_ASR"]
     if env.get("IVR_MODELS_DIR"):
@@ -177,6 +194,19 @@ def _web(cfg: ServeConfig, web: dict, base: Path, path) -> None:
     cfg.auth.session_ttl_ms = _duration(web.get("session", "8h"), "web.session", path)
     cfg.auth.idle_timeout_ms = _duration(web.get("idle_timeout", "30min"), "web.idle_timeout", path)
     cfg.auth.secure_cookie = _bool(web.get("secure_cookie", False), "web.secure_cookie", path)
+
+
+def _reports(cfg: ServeConfig, reports: dict, path) -> None:
+    unknown = set(reports) - {"agent_cost_per_minute", "currency"}
+    if unknown:
+        raise UserError(f"{path}: unknown key reports.{sorted(unknown)[0]}", "reports keys: agent_cost_per_minute, "
+                        "currency")
+    cost = reports.get("agent_cost_per_minute")
+    if cost is not None and (isinstance(cost, bool) or not isinstance(cost, int | float) or cost < 0):
+        raise UserError(f"{path}: reports.agent_cost_per_minute must be a number >= 0, not {cost!r}",
+                        "e.g. agent_cost_per_minute: 0.85 with currency: EUR")
+    cfg.agent_cost_per_minute = float(cost) if cost is not None else None
+    cfg.currency = str(reports.get("currency") or "")
 
 
 def _records_db(cfg: ServeConfig, records: dict, base: Path, path) -> None:

@@ -1,0 +1,97 @@
+"""A route served from the version store: `versions:NAME@ALIAS` in `ivr serve`'s config.
+
+It loads the version the alias names (and the canary's, if the alias has one), and on every
+poll re-reads the alias: when it moved, the new version is loaded, checked and prepared, then
+swapped in for new calls. Calls in progress keep the `Flow` they started with. A version that
+no longer loads is refused with its problems logged, and the one serving keeps serving.
+"""
+
+import logging
+from dataclasses import replace
+
+from ivr.errors import UserError
+from ivr.flow.model import Flow
+from ivr.flow.versions import AliasRef, Canary, canary_takes, resolve
+from ivr.flow.versions_store import VersionStore
+
+log = logging.getLogger("ivr.flows")
+
+
+class ServedAlias:
+    def __init__(self, store: VersionStore, ref: AliasRef) -> None:
+        self.store, self.ref = store, ref
+        self.version = 0
+        self.flow: Flow | None = None
+        self.canary: Canary | None = None
+        self.canary_flow: Flow | None = None
+        self.errors: list[str] = []
+        self._seen: tuple | None = None
+        self._labels: dict[int, str] = {}      # id(flow) -> "v3", for the flows served now
+
+    def load(self, on_ready=None) -> bool:
+        """Load what the alias names now; True if that swapped anything. Errors raise on the
+        first load (a service must not start on a missing version), later they are logged."""
+        first = self.flow is None
+        try:
+            state = self.store.state(self.ref.name)
+            version = resolve(self.store, self.ref.name, self.ref.alias)
+            spec = state["canaries"].get(self.ref.alias)
+            canary = Canary.from_dict(spec) if spec else None
+            if (version, canary) == self._seen:
+                return False
+            self._seen = (version, canary)
+            main = self.flow if version == self.version and self.flow is not None else self._load(version, on_ready)
+            extra = None
+            if canary is not None:
+                extra = (self.canary_flow if self.canary and self.canary.version == canary.version
+                         else main if canary.version == version else self._load(canary.version, on_ready))
+        except UserError as exc:
+            if first:
+                raise
+            self.errors = [str(exc)]
+            log.error("%s not reloaded, still serving v%d: %s", self.ref, self.version, exc)
+            return False
+        moved = version != self.version
+        self.version, self.flow, self.canary, self.canary_flow, self.errors = version, main, canary, extra, []
+        self._labels = {id(main): f"v{version}"}
+        if canary is not None:
+            self._labels[id(extra)] = f"v{canary.version}"
+        if not first:
+            log.info("%s now serves v%d%s%s", self.ref, version, "" if moved else " (canary changed)",
+                     f"; canary {canary.describe()}" if canary else "")
+        return True
+
+    def _load(self, version: int, on_ready) -> Flow:
+        from ivr.flow.loader import FlowError, load_flow
+
+        path = self.store.flow_path(self.ref.name, version)
+        try:
+            flow = load_flow(path)
+        except FlowError as exc:
+            raise UserError(f"{self.ref.name} v{version} does not load:\n" + "\n".join(exc.problems),
+                            "point the alias at another version (`ivr flows rollback`)") from exc
+        if flow.name != self.ref.name:
+            flow = replace(flow, name=self.ref.name)   # records name the flow as published
+        if on_ready is not None:
+            try:
+                on_ready(flow)   # e.g. synthesise its prompts before a call needs them
+            except Exception as exc:
+                raise UserError(f"{self.ref.name} v{version}: prompts could not be prepared: {exc}") from exc
+        return flow
+
+    def pick(self, call_id: str, caller: str) -> Flow:
+        """The flow for a new call: the canary's if the call falls in it, else the alias's."""
+        if self.canary is not None and self.canary_flow is not None \
+                and canary_takes(self.canary, self.ref.name, call_id, caller):
+            return self.canary_flow
+        return self.flow
+
+    def label(self, flow: Flow) -> str | None:
+        return self._labels.get(id(flow))
+
+    def flows(self) -> list[Flow]:
+        return [f for f in dict.fromkeys([self.flow, self.canary_flow]) if f is not None]
+
+    def status(self) -> dict:
+        return {"flow": self.ref.name, "path": str(self.ref), "version": f"v{self.version}",
+                "canary": self.canary.describe() if self.canary else None, "refused": self.errors}
