@@ -56,7 +56,7 @@ class Service:
         self.cfg = cfg
         self.env = dict(env or {})
         self.admission = Admission(cfg.max_calls)
-        self.flows = FlowStore(on_reload=self._prepare)
+        self.flows = FlowStore(on_reload=self._prepare, versions_dir=cfg.versions_dir)
         self.asr: dict[str, object] = {}
         self.prompts: dict[str, object] = {}
         self.http = HttpClient()
@@ -85,8 +85,8 @@ class Service:
         keys.update(self.cfg.routes)
         for key, path in keys.items():
             self.flows.add(key, path)
-        for key in self.flows.names():
-            self._prepare(self.flows.get(key))
+        for flow in self.flows.flows():   # a versions: alias's canary too
+            self._prepare(flow)
         first = self.flows.get(self.flows.names()[0])
         self.busy_audio = self._cache_for(first).get(self.cfg.busy_prompt)
 
@@ -112,6 +112,10 @@ class Service:
         return self.prompts[key]
 
     def _version(self, flow: Flow) -> str:
+        """The version a call's records name: "v3" for a published flow, else a hash of its files."""
+        label = self.flows.version_of(flow)
+        if label:
+            return label
         known = self._versions.get(flow.path)
         if known is not None and known[0] is flow:
             return known[1]
@@ -143,8 +147,8 @@ class Service:
     def flow_for(self, info: CallInfo) -> Flow | None:
         for key in (info.called, str(info.params.get("to", "")), str(info.params.get("flow", ""))):
             if key and key in self.cfg.routes:
-                return self.flows.get(key)
-        return self.flows.get("default") if "default" in self.flows.names() else None
+                return self.flows.pick(key, info.call_id, info.caller)
+        return self.flows.pick("default", info.call_id, info.caller) if "default" in self.flows.names() else None
 
     async def handle(self, transport: Transport, info: CallInfo) -> None:
         """The CallHandler every listener calls for an admitted call."""
