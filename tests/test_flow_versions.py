@@ -174,6 +174,31 @@ def test_flow_store_serves_an_alias_reloads_when_it_moves_and_splits_a_canary(tm
     with pytest.raises(Exception, match="no alias 'beta'"):
         FlowStore(versions_dir=tmp_path / "flows.d").add("x", Path("versions:hotline@beta"))
 
+    v1_flow = tmp_path / "flows.d" / "hotline" / "v1" / "files" / "hotline.yaml"   # tampered after publishing
+    os.chmod(v1_flow, 0o644)
+    v1_flow.write_text(v1_flow.read_text().replace("Hello one.", "Hacked."), encoding="utf-8")
+    versions.set_canary(store, "hotline", "live", None)
+    versions.set_alias(store, "hotline", "live", 1)
+    serving = flows.get("default")
+    assert flows.poll() == [] and flows.get("default") is serving                 # refused, v2 keeps serving
+    assert "changed or missing since hotline v1" in flows.status()["default"]["refused"][0]
+
+
+def test_serve_config_names_an_alias(tmp_path):
+    from ivr.errors import UserError
+    from ivr.service.config import load_config
+
+    cfg_path = tmp_path / "ivr.yaml"
+    cfg_path.write_text("flows: {default: 'versions:hotline', routes: {'4000': 'versions:hotline@staging'},"
+                        " versions_dir: published}\n", encoding="utf-8")
+    cfg = load_config(cfg_path, env={})
+    assert str(cfg.default_flow) == "versions:hotline" and str(cfg.routes["4000"]) == "versions:hotline@staging"
+    assert cfg.versions_dir == tmp_path / "published"
+    assert versions.parse_ref(cfg.default_flow) == versions.AliasRef("hotline", "live")
+    cfg_path.write_text("flows: {default: 'versions:hot line@live'}\n", encoding="utf-8")
+    with pytest.raises(UserError, match="bad flow name 'hot line'"):
+        load_config(cfg_path, env={})
+
 
 @pytest.mark.slow
 def test_serve_on_an_alias_new_calls_get_the_moved_version_ongoing_ones_keep_theirs(tmp_path, line_audio, capsys):
