@@ -1,0 +1,194 @@
+"""Words + meaning (ivr.flow.understand) inside real flows: the real e5 model, the real interpreter.
+
+Behaviour only: bad input never takes an answer, globals do not win on one sound-alike word,
+examples:/not: move the decision, the FAQ does not steal menu requests, every decision keeps its
+top candidates. Figures (accuracy, speed) live in scripts/bench_nlu.py and docs/BENCHMARKS.md.
+"""
+
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ivr.events import CallStarted, Heard, NoInput
+from ivr.flow import understand
+from ivr.flow.interpreter import Interpreter
+from ivr.flow.loader import load_flow
+from ivr.flow.nlu import Intent
+from ivr.flow.patterns import expand
+from ivr.flow.state import CallState
+from ivr.flow.yamlsrc import FlowError
+
+ROOT = Path(__file__).resolve().parent.parent
+HOTLINES = ROOT / "tests" / "data" / "nlu" / "hotlines"
+MONOLOGUE = (
+    "so yesterday I was at my sister's place and we were talking about the garden because the tomatoes "
+    "did not come up this year and her neighbour has this dog that barks all night and nobody can sleep "
+    "and then we drove to the lake and the weather turned and it rained for three hours and the car "
+    "made a funny noise on the way back which reminds me I need to call the mechanic about the brakes "
+    "and maybe the tires too and my cousin says the prices went up again everywhere and honestly I do "
+    "not know what to think about any of it anymore but anyway the kids are fine and school starts on "
+    "monday and we still need to buy pencils and a backpack and the cat has been sleeping on the laundry"
+)
+
+
+def bench_flow(lang: str):
+    data = yaml.safe_load((HOTLINES / f"flows_{lang}.yaml").read_text(encoding="utf-8"))
+    intents = {n: Intent(n, tuple(p for t in ts for p in expand(t))) for n, ts in data["intents"].items()}
+    return {step: (tuple(intents[n] for n in names), tuple(intents[n] for n in data["globals"]))
+            for step, names in data["steps"].items()}
+
+
+@pytest.fixture(scope="module")
+def retail():
+    return Interpreter(load_flow(ROOT / "flows" / "retail" / "retail_en.yaml"), env={"ORDERS_API": "http://o.test"})
+
+
+def at_menu(interp: Interpreter) -> CallState:
+    state, _ = interp.handle(CallState(), CallStarted())
+    while state.waiting:   # the caller-ID lookup: answer it as failed, the menu still comes
+        from ivr.events import Fetched
+        from ivr.flow.http import HttpResult
+        state, _ = interp.handle(state, Fetched(HttpResult(False, 0, None, "", "connect", 1, 1)))
+    assert state.step == "main"
+    return state
+
+
+@pytest.mark.parametrize("text", [
+    "um uh", "the the the", "hmm", "la la la la la", MONOLOGUE,
+    "Je voudrais parler à quelqu'un de ma facture.", "Ich möchte meine Rechnung sehen.",
+    "我想查一下我的订单", "今天天气怎么样",
+], ids=["fillers", "doubled-noise", "hum", "music", "60s-monologue", "french", "german", "mandarin-order",
+        "mandarin-weather"])
+def test_bad_input_is_a_no_match_never_an_answer(retail, text):
+    state = at_menu(retail)
+    after, _ = retail.handle(state, Heard(text))
+    assert after.step == "main" and after.last.choice is None, after.last
+    assert after.last.candidates and all(c["score"] < retail.flow.accept for c in after.last.candidates)
+    if text != MONOLOGUE:   # it says "three hours" once: at most "did you mean opening hours?"
+        assert after.confirming is None and after.no_match_count == 1
+
+
+def test_silence_is_no_input(retail):
+    state = at_menu(retail)
+    after, _ = retail.handle(state, NoInput())
+    assert after.step == "main" and after.no_input_count == 1 and after.last.kind == "no_input"
+
+
+@pytest.mark.parametrize(("step", "text", "expected"), [
+    ("retail", "i want to track my package", "track_order"),   # track ~ talk: not the agent
+    ("retail", "can i get my money back", "returns"),           # not the main menu
+    ("telecom", "top up", "top_up"),
+])
+def test_step_choices_beat_globals_on_a_sound_alike_word(step, text, expected):
+    ranked = understand.rank(text, *bench_flow("en")[step])
+    assert ranked[0].name == expected and ranked[0].group == "step"
+
+
+@pytest.mark.parametrize("text", ["yes", "yet", "yeah"])
+def test_a_yes_at_a_menu_is_not_goodbye(text):
+    ranked = understand.rank(text, *bench_flow("en")["retail"])
+    assert not ranked or ranked[0].score < 0.6   # under the confirm band: no "did you mean goodbye?"
+
+
+def test_zh_caller_reworded_and_homophones():
+    ranked = understand.rank("帮我查一下物流", *bench_flow("zh")["retail"])
+    assert ranked[0].name == "track_order" and ranked[0].score >= 0.6
+    assert understand.rank("退火", *bench_flow("zh")["retail"])[0].name == "returns"
+
+
+def write_flow(tmp_path: Path, text: str, faq: str | None = None):
+    if faq:
+        (tmp_path / "faq.yaml").write_text(textwrap.dedent(faq), encoding="utf-8")
+    path = tmp_path / "flow.yaml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return load_flow(path)
+
+
+MENU = """
+    start: main
+    {head}
+    {nlu}
+    steps:
+      main:
+        ask: Say track or hours.
+        choices:
+          track: {{say: ["track [my] order"], goto: done{track_extra}}}
+          hours: {{say: ["opening hours"], goto: done}}
+        {faq}
+      done: {{hangup: true}}
+    """
+
+
+def test_examples_let_ops_teach_a_choice_new_wording(tmp_path):
+    said = "my parcel never came"
+    plain = write_flow(tmp_path, MENU.format(head="", nlu="", track_extra="", faq=""))
+    taught = write_flow(tmp_path, MENU.format(head="", nlu="", faq="",
+                                              track_extra=', examples: ["my package never arrived"]'))
+    before = understand.rank(said, tuple(c.intent for c in plain.steps["main"].choices))[0]
+    after = understand.rank(said, tuple(c.intent for c in taught.steps["main"].choices))[0]
+    assert after.name == "track" and after.score > before.score and after.score >= 0.8
+
+
+def test_not_examples_hold_a_choice_under_the_confirm_band(tmp_path):
+    flow = write_flow(tmp_path, MENU.format(head="", nlu="", faq="",
+                                            track_extra=', not: ["how much does shipping cost"]'))
+    ranked = understand.rank("how much is shipping for my order", tuple(c.intent for c in flow.steps["main"].choices))
+    assert ranked[0].name != "track" or ranked[0].score < 0.6
+
+
+def test_examples_must_be_sentences(tmp_path):
+    with pytest.raises(FlowError, match="'examples' must be a list of sentences"):
+        write_flow(tmp_path, MENU.format(head="", nlu="", faq="", track_extra=", examples: [3]"))
+
+
+FAQ = """
+    language: en-US
+    faqs:
+      - id: shipping
+        questions: ["how long does shipping take", "when will my order arrive"]
+        answer: "Three to five days."
+    """
+
+
+def faq_menu(tmp_path: Path, nlu: str = "", faq: str = FAQ):
+    return write_flow(tmp_path, MENU.format(head="knowledge: faq.yaml", nlu=nlu, track_extra="", faq="faq: true"), faq)
+
+
+def test_choices_win_over_the_faq_unless_it_is_clearly_better(tmp_path):
+    flow = faq_menu(tmp_path)
+    interp = Interpreter(flow)
+    state, _ = interp.handle(CallState(), CallStarted())
+    took, _ = interp.handle(state, Heard("track my order please"))
+    assert took.path[-1] == "done" and took.last.via == "step"
+    answered, _ = interp.handle(state, Heard("how many days does shipping take"))
+    assert answered.last.via == "faq" and answered.last.choice == "shipping"
+    kinds = {c["group"] for c in answered.last.candidates}
+    assert "faq" in kinds and "step" in kinds and len(answered.last.candidates) <= 3
+
+
+def test_flow_faq_threshold(tmp_path):
+    flow = faq_menu(tmp_path, nlu="nlu: {faq: 0.99}")
+    assert flow.faq_threshold == 0.99
+    interp = Interpreter(flow)
+    state, _ = interp.handle(CallState(), CallStarted())
+    after, _ = interp.handle(state, Heard("how many days does shipping take"))
+    assert after.last.via != "faq"
+
+
+def test_validate_warns_when_a_faq_question_is_a_choice(tmp_path):
+    overlapping = FAQ.replace('"when will my order arrive"', '"when will my order arrive", "track my order"')
+    flow = faq_menu(tmp_path, faq=overlapping)
+    warning = next(w for w in flow.warnings if "FAQ question" in w)
+    assert f"{tmp_path / 'flow.yaml'}:" in warning and "faq.yaml:4" in warning
+    assert "'track my order'" in warning and "choice 'track'" in warning and "not:" in warning
+
+
+def test_every_speech_turn_keeps_its_top_three(retail):
+    state = at_menu(retail)
+    after, _ = retail.handle(state, Heard("where is my parcel"))
+    cands = after.last.candidates
+    assert 1 <= len(cands) <= 3 and cands[0]["choice"] == "track"
+    assert [c["score"] for c in cands] == sorted((c["score"] for c in cands), reverse=True)
+    assert {"choice", "score", "signal", "group"} <= set(cands[0])
