@@ -46,6 +46,9 @@ def test_demo_call_turns(demo_result):
     assert turns[1]["said"][0] == "Your order shipped yesterday and arrives on Friday."
     assert [t["barge_in"] for t in turns[1:]] == [False, False, True, True]
     assert turns[4]["heard"] == "0" and turns[4]["match"]["via"] == "global"
+    # every speech turn keeps the top 3 answers the matcher weighed, best first (docs/replay.md)
+    first = turns[1]["candidates"]
+    assert 1 <= len(first) <= 3 and first[0]["choice"] == "track" and first[0]["signal"] in ("words", "meaning")
 
 
 def test_demo_call_outcome_and_path(demo_result):
