@@ -107,6 +107,10 @@ class HealthServer:
         app.router.add_get("/calls/{call_id}/transfer", self._transfer_text)
         app.router.add_post("/twilio/after-stream", self._twilio_after_stream)
         app.router.add_get("/metrics", self._metrics)
+        from ivr.web.dashboard import Dashboard
+
+        self.dashboard = Dashboard(self.service.cfg)
+        self.dashboard.install(app)   # GET /dashboard: reports, supervisor role
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.host, self.port)
@@ -141,3 +145,5 @@ class HealthServer:
     async def stop(self, _deadline_s: float = 0) -> None:
         if self.runner:
             await self.runner.cleanup()
+        if getattr(self, "dashboard", None) is not None:
+            self.dashboard.close()

@@ -101,7 +101,8 @@ class Backend:
 
 PURGE = ["DELETE FROM turns WHERE call_id IN (SELECT call_id FROM calls WHERE started_at < ?)",
          "DELETE FROM events WHERE call_id IN (SELECT call_id FROM calls WHERE started_at < ?)",
-         "DELETE FROM calls WHERE started_at < ?"]
+         "DELETE FROM calls WHERE started_at < ?",
+         "DELETE FROM text_vectors WHERE created_at < ?"]   # the report's cached utterance vectors
 
 
 class SqliteBackend(Backend):

@@ -45,6 +45,11 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             PRIMARY KEY (call_id, seq))""",
         "CREATE INDEX events_kind ON events (kind, at_s)",
     ]),
+    (2, "utterance vectors cached for the report's topics (ivr/report/topics.py)", [
+        """CREATE TABLE text_vectors (
+            text_hash TEXT PRIMARY KEY, model TEXT NOT NULL, vector TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL)""",
+    ]),
 ]
 
 LATEST = MIGRATIONS[-1][0]
