@@ -31,7 +31,7 @@ def cmd_publish(args) -> int:
     from ivr.flow.versions_store import default_author
 
     store = _store(args)
-    manifest, new = versions.publish(store, Path(args.flow), args.name, args.author or default_author(),
+    manifest, new, warnings = versions.publish(store, Path(args.flow), args.name, args.author or default_author(),
                                      args.message or "", args.alias)
     where = Path(store.where) / manifest.name / manifest.label
     if new:
@@ -41,6 +41,8 @@ def cmd_publish(args) -> int:
         print(f"{manifest.name}: unchanged since {manifest.label} ({manifest.hash[:12]}); no new version")
     if args.alias:
         print(f"{manifest.name}@{args.alias} -> {manifest.label}")
+    for warning in warnings:      # as `ivr validate` shows them: published, but worth a look
+        print(warning, file=sys.stderr)
     return 0
 
 

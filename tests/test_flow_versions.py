@@ -93,6 +93,14 @@ def test_publish_copies_every_file_read_only_and_never_overwrites(tmp_path, caps
         store.flow_path("hotline", 1)
 
 
+def test_publish_shows_the_flows_warnings(tmp_path, capsys):
+    path = make_flow(tmp_path / "src")
+    path.write_text(path.read_text().replace("next: bye", 'next: [{if: "slot.pin", goto: bye}, {goto: bye}]'),
+                    encoding="utf-8")
+    code, out, err = ivr(capsys, "publish", str(path), "--dir", str(tmp_path / "flows.d"))
+    assert code == 0 and "published hotline v1" in out and "slot.pin" in err and "hotline.yaml:" in err
+
+
 def test_a_flow_that_fails_validate_is_refused_with_its_problems(tmp_path, capsys):
     path = make_flow(tmp_path / "src")
     path.write_text(path.read_text().replace("next: bye", "next: byee"), encoding="utf-8")

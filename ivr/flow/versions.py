@@ -91,8 +91,9 @@ def flow_files(flow) -> list[Path]:
 
 
 def publish(store: VersionStore, flow_path: Path, name: str | None = None, author: str = "", message: str = "",
-            alias: str | None = None) -> tuple[Manifest, bool]:
-    """Publish a flow: (its manifest, True) for a new version, (the latest's, False) if nothing changed."""
+            alias: str | None = None) -> tuple[Manifest, bool, tuple[str, ...]]:
+    """Publish a flow: (its manifest, True, the flow's validate warnings) for a new version,
+    (the latest's, False, warnings) if nothing changed."""
     from ivr.flow.loader import FlowError, load_flow
 
     flow_path = Path(flow_path)
@@ -116,7 +117,7 @@ def publish(store: VersionStore, flow_path: Path, name: str | None = None, autho
         manifest, new = store.add_version(name, contents, entry, author, message), True
     if alias:
         set_alias(store, name, alias, manifest.version)
-    return manifest, new
+    return manifest, new, tuple(flow.warnings)
 
 
 def _check_copy_loads(contents: dict[str, bytes], entry: str) -> None:

@@ -7,7 +7,7 @@ no longer loads is refused with its problems logged, and the one serving keeps s
 """
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from ivr.errors import UserError
 from ivr.flow.model import Flow
@@ -17,16 +17,37 @@ from ivr.flow.versions_store import VersionStore
 log = logging.getLogger("ivr.flows")
 
 
+@dataclass(frozen=True, slots=True)
+class _Live:
+    """What serves now, swapped in one assignment (the watch thread swaps, the event loop reads)."""
+
+    version: int
+    flow: Flow
+    canary: Canary | None = None
+    canary_flow: Flow | None = None
+
+
 class ServedAlias:
+    KEEP_LABELS = 16   # flows recently served, so a call that picked one just before a swap is still labelled
+
     def __init__(self, store: VersionStore, ref: AliasRef) -> None:
         self.store, self.ref = store, ref
-        self.version = 0
-        self.flow: Flow | None = None
-        self.canary: Canary | None = None
-        self.canary_flow: Flow | None = None
+        self.live: _Live | None = None
         self.errors: list[str] = []
         self._seen: tuple | None = None
-        self._labels: dict[int, str] = {}      # id(flow) -> "v3", for the flows served now
+        self._labels: dict[int, tuple[Flow, str]] = {}      # id(flow) -> (flow, "v3")
+
+    @property
+    def version(self) -> int:
+        return self.live.version if self.live else 0
+
+    @property
+    def flow(self) -> Flow | None:
+        return self.live.flow if self.live else None
+
+    @property
+    def canary(self) -> Canary | None:
+        return self.live.canary if self.live else None
 
     def load(self, on_ready=None) -> bool:
         """Load what the alias names now; True if that swapped anything. Errors raise on the
@@ -40,10 +61,11 @@ class ServedAlias:
             if (version, canary) == self._seen:
                 return False
             self._seen = (version, canary)
-            main = self.flow if version == self.version and self.flow is not None else self._load(version, on_ready)
+            old = self.live
+            main = old.flow if old and version == old.version else self._load(version, on_ready)
             extra = None
             if canary is not None:
-                extra = (self.canary_flow if self.canary and self.canary.version == canary.version
+                extra = (old.canary_flow if old and old.canary and old.canary.version == canary.version
                          else main if canary.version == version else self._load(canary.version, on_ready))
         except UserError as exc:
             if first:
@@ -52,10 +74,13 @@ class ServedAlias:
             log.error("%s not reloaded, still serving v%d: %s", self.ref, self.version, exc)
             return False
         moved = version != self.version
-        self.version, self.flow, self.canary, self.canary_flow, self.errors = version, main, canary, extra, []
-        self._labels = {id(main): f"v{version}"}
-        if canary is not None:
-            self._labels[id(extra)] = f"v{canary.version}"
+        for flow, number in ((main, version), (extra, canary.version if canary else 0)):
+            if flow is not None:
+                self._labels.pop(id(flow), None)         # re-inserted last: the serving flows are never trimmed
+                self._labels[id(flow)] = (flow, f"v{number}")
+        self.live, self.errors = _Live(version, main, canary, extra), []
+        for stale in list(self._labels)[:-self.KEEP_LABELS]:
+            del self._labels[stale]
         if not first:
             log.info("%s now serves v%d%s%s", self.ref, version, "" if moved else " (canary changed)",
                      f"; canary {canary.describe()}" if canary else "")
@@ -81,16 +106,19 @@ class ServedAlias:
 
     def pick(self, call_id: str, caller: str) -> Flow:
         """The flow for a new call: the canary's if the call falls in it, else the alias's."""
-        if self.canary is not None and self.canary_flow is not None \
-                and canary_takes(self.canary, self.ref.name, call_id, caller):
-            return self.canary_flow
-        return self.flow
+        live = self.live
+        if live.canary is not None and live.canary_flow is not None \
+                and canary_takes(live.canary, self.ref.name, call_id, caller):
+            return live.canary_flow
+        return live.flow
 
     def label(self, flow: Flow) -> str | None:
-        return self._labels.get(id(flow))
+        known = self._labels.get(id(flow))
+        return known[1] if known is not None and known[0] is flow else None
 
     def flows(self) -> list[Flow]:
-        return [f for f in dict.fromkeys([self.flow, self.canary_flow]) if f is not None]
+        live = self.live
+        return [f for f in dict.fromkeys([live.flow, live.canary_flow]) if f is not None] if live else []
 
     def status(self) -> dict:
         return {"flow": self.ref.name, "path": str(self.ref), "version": f"v{self.version}",
