@@ -155,10 +155,11 @@ def resolve(store: VersionStore, name: str, alias: str) -> int:
 
 
 def _known(store: VersionStore, name: str) -> list[Manifest]:
-    if name not in store.names():
+    known = store.versions(name) if name in store.names() else []
+    if not known:
         raise UserError(f"no published flow named {name!r} in {store.where}",
                         f"published: {', '.join(store.names()) or 'none'}; publish with `ivr flows publish FLOW.yaml`")
-    return store.versions(name)
+    return known
 
 
 def _version(store: VersionStore, name: str, value) -> int:
