@@ -7,10 +7,10 @@ whose reason and context template them. One caller keys a card by DTMF (bridge d
 another says one (piper speech through the real recognizer) and keys the PIN in-band.
 
 Then every output is searched for the card numbers and the PIN, in any spelling: all files
-under the test's folder (JSON records, the records database and its WAL/spool if the service
-writes one, the log file, the prompt cache), plus what the HTTP listener answers (/metrics,
-/health, the bridge transfer lookups) and what the service keeps for the bridge. A new output
-is one more entry in `outputs()`.
+under the test's folder (JSON records and their partial event logs, the SQLite records
+database with its WAL and spool, the log file, the prompt cache), plus what the HTTP listener
+answers (/metrics, /health, the bridge transfer lookups) and what the service keeps for the
+bridge. A new output is one more entry in `outputs()`; run with -s to see the list.
 """
 
 import asyncio
@@ -137,5 +137,10 @@ def test_card_and_pin_keyed_and_said_through_the_bridge_leave_no_trace(tmp_path,
     searched = outputs(tmp_path, answers, service)
     print("searched:", *(f"{name} ({len(data)} bytes)" for name, data in searched.items()), sep="\n  ")
     assert any(name.startswith("records/") for name in searched) and "logs/service.log" in searched
+    database = b"".join(data for name, data in searched.items() if ".sqlite3" in name)
+    if database:    # the records database holds the calls' turns, masked (so searching it means something)
+        assert b"************9903" in database and b"************6467" in database
+    if answers["GET /metrics"].startswith(b"#"):
+        assert b"ivr_" in answers["GET /metrics"]
     found = [hit for name, data in searched.items() for hit in leaks(name, data)]
     assert found == []
