@@ -5,9 +5,9 @@ inter-digit, endpoint) runs in frames, so a replay fed as fast as the CPU allows
 exactly like the live call. Decoding and synthesis run in worker threads; the loop awaits
 them, so a live transport buffers inbound frames meanwhile and the loop catches up.
 
-Split by job: this file (frames, speech, turns), `call_keys.py` (keys, timers),
-`call_output.py` (prompts, HTTP, transfer, hang-up), `call_record.py` (the call events it
-emits; its trace is a fold over them).
+Split by job: this file (frames, speech, turns), `call_early.py` (early endpoint),
+`call_keys.py` (keys, timers), `call_output.py` (prompts, HTTP, transfer, hang-up),
+`call_record.py` (the call events it emits; its trace is a fold over them).
 """
 
 import asyncio
@@ -15,7 +15,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Protocol
 
 import numpy as np
@@ -26,6 +25,7 @@ from ivr.audio.dtmf import DtmfDetector
 from ivr.audio.frames import FRAME_MS, ms_to_frames, silence
 from ivr.audio.playback import Playback
 from ivr.audio.vad import Endpointer, EndReason, VadConfig
+from ivr.call_early import CallEarlyEnd
 from ivr.call_keys import CallKeys
 from ivr.call_output import CallOutput
 from ivr.call_record import CallRecord
@@ -42,8 +42,6 @@ from ivr.events import (
 )
 from ivr.flow.http import HttpClient
 from ivr.flow.interpreter import CallState, Interpreter
-from ivr.flow.nlu import Intent, match
-from ivr.flow.slots import fills, hint_phrases
 from ivr.privacy import Redactor
 from ivr.trace import CallTrace, Outcome, TraceBuilder, Turn
 from ivr.transports.base import Transport
@@ -68,7 +66,7 @@ class CallConfig:
     live: bool = False               # a live call keeps playing while an HTTP step runs; replay waits for it
 
 
-class Call(CallRecord, CallKeys, CallOutput):
+class Call(CallRecord, CallEarlyEnd, CallKeys, CallOutput):
     def __init__(self, call_id: str, interpreter: Interpreter, asr: AsrModel, prompts: PromptSource,
                  transport: Transport, config: CallConfig | None = None,
                  caller: str = "", called: str = "", tts_name: str = "", http: HttpClient | None = None,
@@ -230,40 +228,6 @@ class Call(CallRecord, CallKeys, CallOutput):
         if not self.asr.streams_partials:
             return self.session.feed(audio)   # whisper only buffers: no thread needed
         return await asyncio.to_thread(self.session.feed, audio)
-
-    async def _maybe_end_early(self) -> None:
-        cfg = self.config
-        if not cfg.early_endpoint or not self.listen or not self.listen.expect:
-            return
-        if self.endpointer.trailing_silence_ms != cfg.vad.early_silence_ms:
-            return   # look once per pause, when it reaches the early threshold
-        await self._feed()
-        t0 = time.perf_counter()
-        try:
-            hypothesis = await asyncio.to_thread(self.session.peek)
-        except Exception:   # only an optimisation: the normal endpoint (and finish) still follow
-            self.log.warning("speculative decode failed; waiting for the endpoint", exc_info=True)
-            return
-        if not self._hypothesis_complete(hypothesis.text):
-            return
-        self.endpointer.force_end()
-        # Whisper's peek is a full decode: keep it as the final; vosk's partial is re-finalised.
-        final = None if self.asr.streams_partials else hypothesis
-        await self._speech_ended(EndReason.EARLY_MATCH, final, (time.perf_counter() - t0) * 1000)
-
-    def _hypothesis_complete(self, text: str) -> bool:
-        """Words that already answer: an expected phrase, or (collecting a slot) a value that
-        cannot go on. Digit words alone must not end "four ... eight ... one" at the first pause."""
-        listen = self.listen
-        if listen.slot is not None:
-            globals_ = (Intent("globals", tuple(p for p in listen.expect if p not in self._slot_words())),)
-            return fills(listen.slot, text, listen.language, date.today()) or \
-                match(text, globals_, threshold=self.config.early_match_score) is not None
-        found = match(text, (Intent("expected", listen.expect),), threshold=self.config.early_match_score)
-        return found is not None
-
-    def _slot_words(self) -> set[str]:
-        return set(hint_phrases(self.listen.slot, self.listen.language))
 
     async def _speech_ended(self, reason: EndReason, final: Transcript | None = None,
                             peek_ms: float = 0.0) -> None:
