@@ -38,7 +38,17 @@ from ivr.privacy.digits import (
     mask_input,
     redact_text,
 )
-from ivr.privacy.logs import RedactingFilter, add_live, drop_live, install_log_redaction, redact_live, redact_record
+from ivr.privacy.logs import (
+    RedactingFilter,
+    add_live,
+    changed,
+    drop_live,
+    install_log_redaction,
+    live_secrets,
+    redact_live,
+    redact_record,
+    secrets_lock,
+)
 
 __all__ = ["CARD_DIGITS", "RedactingFilter", "Redactor", "digit_runs", "install_log_redaction", "is_card_number",
            "luhn_ok", "mask_input", "redact", "redact_event", "redact_live", "redact_record", "redact_value",
@@ -56,6 +66,8 @@ def redact_value(value):
 
 
 def _walk(value, fn):
+    if value is None or isinstance(value, int | float):
+        return value
     if isinstance(value, str):
         return fn(value)
     if isinstance(value, dict):
@@ -86,6 +98,7 @@ class Redactor:
         self.sensitive_steps = dict(sensitive_steps or {})
         self.secrets: set[str] = set()      # digit strings
         self.literals: set[str] = set()     # other values, matched case-insensitively
+        self._frozen: tuple | None = None   # (secrets, literals) as redact_text takes them
         if live:
             add_live(self)      # a live call's secrets are kept out of every log line (installs it)
 
@@ -116,10 +129,13 @@ class Redactor:
         for run in runs:
             digits = "".join(p[2] for p in run)
             if len(digits) >= MIN_SECRET_DIGITS:
-                self.secrets.add(digits)
+                self._secret(digits)
         covered = sum(p[1] - p[0] for run in runs for p in run)
         if not _nested and len(text) >= MIN_LITERAL_CHARS and covered < len(re.sub(r"[\W_]", "", text)):
-            self.literals.add(text)
+            with secrets_lock():
+                self.literals.add(text)
+            self._frozen = None
+            changed()
 
     def learn_slots(self, slots: dict, names: Iterable[str]) -> None:
         """Remember the values of the named (sensitive) slots."""
@@ -136,7 +152,7 @@ class Redactor:
         for run in digit_runs(text):    # a PIN said or keyed; not the words ("yes" to a read-back)
             digits = "".join(p[2] for p in run)
             if len(digits) >= MIN_SECRET_DIGITS:
-                self.secrets.add(digits)
+                self._secret(digits)
         if answer:
             return self.text(mask_input(text, min_digits=2))
         if self.sensitive_steps[step] not in DIGIT_SLOT_TYPES:
@@ -159,7 +175,16 @@ class Redactor:
     def text(self, text: str) -> str:
         if not isinstance(text, str):
             return text
-        return redact_text(text, frozenset(self.secrets), tuple(self.literals))
+        if self._frozen is None:
+            self._frozen = (frozenset(self.secrets), tuple(self.literals))
+        return redact_text(text, *self._frozen)
+
+    def _secret(self, digits: str) -> None:
+        if digits not in self.secrets:
+            with secrets_lock():
+                self.secrets.add(digits)
+            self._frozen = None
+            changed()
 
     def value(self, value):
         """Every string in a JSON-like value or a (frozen) dataclass, redacted; same shape back."""
@@ -178,4 +203,5 @@ def redact_event(event):
     """The hub's entrance filter: every string of any call event through the pattern rules and
     the secrets of every call in progress. (Each call's loop has already passed its own events
     through its `Redactor.event`; this also covers events made outside a call loop.)"""
-    return _walk(event, redact_live)
+    secrets, literals = live_secrets()     # once per event, not per string
+    return _walk(event, lambda text: redact_text(text, secrets, literals))

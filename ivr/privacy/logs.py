@@ -14,30 +14,53 @@ from ivr.privacy.digits import redact_text
 
 _live: weakref.WeakSet = weakref.WeakSet()    # open Redactors (ivr.privacy)
 _live_lock = threading.Lock()
+_generation = 0                 # bumped when a live redactor opens, closes or learns a secret
+_union: tuple = (-1, frozenset(), ())
 
 
 def add_live(redactor) -> None:
     install_log_redaction()
     with _live_lock:
         _live.add(redactor)
+    changed()
 
 
 def drop_live(redactor) -> None:
     with _live_lock:
         _live.discard(redactor)
+    changed()
+
+
+def changed() -> None:
+    """A live redactor's secrets changed: the union is made again at its next use."""
+    global _generation
+    _generation += 1
+
+
+def secrets_lock() -> threading.Lock:
+    """Held while a redactor adds a secret, so the union never reads a set being changed."""
+    return _live_lock
+
+
+def live_secrets() -> tuple[frozenset, tuple]:
+    """The secrets and literals of every call in progress (made once per change, not per line)."""
+    global _union
+    generation, secrets, literals = _union
+    if generation == _generation:
+        return secrets, literals
+    generation = _generation
+    with _live_lock:    # redactors add secrets under this lock too (log lines come from any thread)
+        live = list(_live)
+        secrets = frozenset().union(*(r.secrets for r in live))
+        literals = tuple(frozenset().union(*(r.literals for r in live)))
+    _union = (generation, secrets, literals)
+    return secrets, literals
 
 
 def redact_live(text: str) -> str:
     """Pattern rules plus the secrets of every call in progress (for log lines, which may not
     say which call they are about)."""
-    with _live_lock:
-        live = list(_live)
-    secrets: set[str] = set()
-    literals: set[str] = set()
-    for r in live:
-        secrets |= r.secrets
-        literals |= r.literals
-    return redact_text(text, frozenset(secrets), tuple(literals))
+    return redact_text(text, *live_secrets())
 
 
 # ---- logging --------------------------------------------------------------------------
