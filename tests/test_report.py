@@ -204,3 +204,28 @@ def test_dashboard_draws_charts_and_escapes_what_callers_said(seeded, users_file
     assert status == 200 and "no calls between 2020-01-01 00:00 and 2020-01-02 00:00 UTC" in page
     status, _, page = asyncio.run(_dashboard(seeded, users_file, ("sue", "sue-password-1"), "?since=<x>"))
     assert status == 400 and "&lt;x&gt;" in page and "<x>" not in page
+
+
+def test_login_form_survives_a_second_login_render(seeded, users_file):
+    """A browser fetches /favicon.ico after the login page; it is redirected to /login too, and that
+    second render must not replace the CSRF cookie under the form already shown (found in chromium)."""
+    from ivr.service.config import ServeConfig
+    from ivr.service.listeners import HealthServer
+    from ivr.web.auth import AuthSettings
+
+    async def go():
+        cfg = ServeConfig(database=seeded.url, auth=AuthSettings(users_file=users_file))
+        server = HealthServer(SimpleNamespace(cfg=cfg, metrics=None, transfers={}, health=lambda: {"ok": True}),
+                              "127.0.0.1", 0)
+        host, port = await server.start()
+        try:
+            async with aiohttp.ClientSession(f"http://{host}:{port}", cookie_jar=aiohttp.CookieJar(unsafe=True)) as c:
+                form = await (await c.get("/dashboard")).text()
+                await c.get("/favicon.ico")      # -> /login again
+                csrf = re.search(r'name="csrf" value="([^"]+)"', form).group(1)
+                response = await c.post("/login", data={"csrf": csrf, "user": "sue", "password": "sue-password-1",
+                                                        "next": "/dashboard"})
+                return response.status, str(response.url.path)
+        finally:
+            await server.stop()
+    assert asyncio.run(go()) == (200, "/dashboard")

@@ -9,7 +9,7 @@ from html import escape
 from markupsafe import Markup
 
 WIDTH, HEIGHT = 680, 220
-PAD_L, PAD_R, PAD_T, PAD_B = 48, 12, 14, 46
+PAD_L, PAD_R, PAD_T, PAD_B = 48, 12, 14, 62
 COLOURS = {"bar": "#3f6fb5", "alt": "#c0504d", "line": "#2e7d4f", "grid": "#d8dde6", "text": "#445"}
 
 

@@ -19,6 +19,7 @@ import binascii
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ PUBLIC, MACHINE, LOGIN = "public", "machine", "login"
 SESSION_COOKIE, LOGIN_CSRF_COOKIE = "ivr_session", "ivr_login_csrf"
 MAX_SESSIONS = 10_000
 MAX_FORM_BYTES = 16_384
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")   # secrets.token_urlsafe(32)
 ACCESS = web.AppKey("ivr_auth", object)
 _RequestKey = getattr(web, "RequestKey", None)   # aiohttp >= 3.13; plain strings before
 USER = _RequestKey("ivr_user", object) if _RequestKey else "ivr_user"
@@ -220,7 +222,11 @@ class Auth:
 
     async def login_page(self, request: web.Request, error: str = "", status: int = 200,
                          name: str = "") -> web.Response:
-        csrf = secrets.token_urlsafe(32)
+        # the browser's own token when it has one: a second /login render (a redirected favicon request,
+        # another tab) must not replace the cookie under a form already shown
+        csrf = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+        if not _TOKEN.fullmatch(csrf):
+            csrf = secrets.token_urlsafe(32)
         response = self.render("login.html", status, csrf=csrf, error=error, name=name,
                                next=_local_path(request.query.get("next", "/")))
         response.set_cookie(LOGIN_CSRF_COOKIE, csrf, httponly=True, samesite="Strict", path="/login",

@@ -87,7 +87,7 @@ def _charts(data: dict) -> dict:
     unit = "hour" if per["size_s"] == 3600 else "day"
     t = data["transfers"]
     return {
-        "timeline": svg.bars([(b["label"], b["calls"]) for b in per["buckets"]], f"Calls per {unit} (UTC)",
+        "timeline": svg.bars([(b["label"][5:], b["calls"]) for b in per["buckets"]], f"Calls per {unit} (UTC)",
                              "chart-timeline"),
         "hour_of_day": svg.bars([(f"{h:02d}:00", n) for h, n in enumerate(data["hour_of_day"])],
                                 "Calls by hour of day (UTC)", "chart-hours"),
