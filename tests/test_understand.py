@@ -192,3 +192,18 @@ def test_every_speech_turn_keeps_its_top_three(retail):
     assert 1 <= len(cands) <= 3 and cands[0]["choice"] == "track"
     assert [c["score"] for c in cands] == sorted((c["score"] for c in cands), reverse=True)
     assert {"choice", "score", "signal", "group"} <= set(cands[0])
+
+
+def test_chat_shows_the_candidates_and_their_signals(tmp_path):
+    import asyncio
+
+    from ivr.chat import chat
+    from ivr.flow.http_fake import FakeResponses
+    from ivr.flow.textcall import TextCall
+
+    flow = write_flow(tmp_path, MENU.format(head="", nlu="", track_extra="", faq=""))
+    lines, out = iter(["where is my parcel", "/quit"]), []
+    asyncio.run(chat(TextCall(flow, FakeResponses({})), read=lambda _: next(lines), write=out.append))
+    shown = next(line for line in out if line.strip().startswith("candidates:"))
+    assert "track 0." in shown and "(step, " in shown and "hours" in shown
+    assert any(w in shown for w in ("by meaning", "by sound-alike words", "heard word for word"))
