@@ -207,3 +207,18 @@ def test_chat_shows_the_candidates_and_their_signals(tmp_path):
     shown = next(line for line in out if line.strip().startswith("candidates:"))
     assert "track 0." in shown and "(step, " in shown and "hours" in shown
     assert any(w in shown for w in ("by meaning", "by sound-alike words", "heard word for word"))
+
+
+def test_without_embeddings_the_words_decide():
+    step, globals_ = bench_flow("en")["retail"]
+    ranked = understand.rank("wear is my order", step, globals_, meaning=False)
+    assert ranked[0].name == "track_order" and ranked[0].signal == "sound-alike" and ranked[0].meaning == 0.0
+    assert understand.rank("where is my order", step, globals_, meaning=False)[0].signal == "words"
+
+
+def test_a_phrase_heard_word_for_word_skips_the_embedding():
+    step, globals_ = bench_flow("en")["telecom"]
+    sure = understand.rank("top up", step, globals_)
+    assert sure[0].name == "top_up" and sure[0].meaning == 0.0          # not embedded: nothing came near
+    unsure = understand.rank("put some credit on my phone", step, globals_)
+    assert unsure[0].meaning > 0.0
