@@ -101,7 +101,7 @@ INVALID = [
      400, True),
     ("negative Content-Length",
      msg("MESSAGE sip:ivr@127.0.0.1 SIP/2.0\n" + BASE + "CSeq: 2 MESSAGE\nl: -3\n\n"), 400, True),
-    ("missing Call-ID", options(BASE.replace("Call-ID: a84b4c76e66710@127.0.0.1\r\n", "")), 400, False),
+    ("missing Call-ID", options(BASE.replace("Call-ID: a84b4c76e66710@127.0.0.1\r\n", "")), 400, True),  # 4475 3.3.1
     ("multiple spaces in the request line", options(start="OPTIONS  sip:ivr@127.0.0.1  SIP/2.0"), 400, True),
     ("whitespace inside the Request-URI", options(start="OPTIONS sip:ivr@127.0.0.1; lr SIP/2.0"), 400, True),
     ("Request-URI in <>", options(start="OPTIONS <sip:ivr@127.0.0.1> SIP/2.0"), 400, True),

@@ -1,10 +1,13 @@
 """The SIP UDP socket and the transaction layer (RFC 3261 sections 17-18, RFC 3581).
 
-Every datagram passes, in order: size limit, per-source rate limit, parser (400 or drop,
-one log line per bad packet, throttled), allow-list (403), then server transactions, which
-absorb retransmitted requests by re-sending the last response. Only new requests reach the
-transaction user (`on_request`). Client transactions retransmit our requests until they are
-answered and hand the final response back to the awaiting coroutine.
+Every datagram passes, in order: size limit, parser (400 or drop, one log line per bad packet,
+throttled), allow-list (403), then server transactions, which absorb retransmitted requests by
+re-sending the last response. Only new requests reach the transaction user (`on_request`).
+The per-source rate limit is charged only for junk and for new requests outside dialogs: never
+for ACK, retransmissions, a CANCEL of a transaction in progress or a request in a dialog we
+hold (`in_dialog`), and never for trusted sources; past it a packet is dropped unanswered.
+Client transactions retransmit our requests until they are answered and hand the final
+response back to the awaiting coroutine.
 """
 
 import asyncio
@@ -14,6 +17,7 @@ from dataclasses import dataclass, field
 
 from ivr.transports.sip.guard import LogThrottle, SourceGuard
 from ivr.transports.sip.message import (
+    REASONS,
     Request,
     Response,
     SipMessage,
@@ -71,11 +75,13 @@ class _Protocol(asyncio.DatagramProtocol):
 class SipEndpoint:
     def __init__(self, host: str, port: int, *, on_request: Callable[[Request, Addr], None],
                  guard: SourceGuard, public_host: str | None = None, t1_ms: int = 500,
-                 max_datagram_bytes: int = 8192, user_agent: str = "ivr/0.1") -> None:
+                 max_datagram_bytes: int = 8192, user_agent: str = "ivr/0.1",
+                 in_dialog: Callable[[Request], bool] | None = None) -> None:
         self.host, self.port = host, port
         self.user_agent = user_agent
         self.public_host = public_host or host
         self.on_request = on_request
+        self.in_dialog = in_dialog or (lambda req: False)
         self.guard = guard
         self.t1_s = t1_ms / 1000
         self.max_datagram_bytes = max_datagram_bytes
@@ -205,16 +211,15 @@ class SipEndpoint:
         self.stats["received"] += 1
         if not data.strip(b"\r\n \t\0"):
             return   # keep-alive
-        if not self.guard.within_rate(ip):
-            self.stats["rate_dropped"] += 1
-            return
         if len(data) > self.max_datagram_bytes:
-            self._bad(addr, f"datagram of {len(data)} bytes exceeds {self.max_datagram_bytes}", None)
+            if self._admit(ip):
+                self._bad(addr, f"datagram of {len(data)} bytes exceeds {self.max_datagram_bytes}", None)
             return
         try:
             msg = parse_message(data)
         except SipParseError as exc:
-            self._bad(addr, exc.reason, exc.message, exc.status)
+            if self._admit(ip):   # junk is charged like a new request
+                self._bad(addr, exc.reason, exc.message, exc.status)
             return
         if isinstance(msg, Response):
             if self.guard.allowed(ip):
@@ -222,29 +227,43 @@ class SipEndpoint:
             return
         if not self.guard.allowed(ip):
             self.stats["forbidden"] += 1
-            if msg.method != "ACK":
+            if msg.method != "ACK" and self._admit(ip):
                 fix_via(msg, addr)
                 self.send(make_response(msg, 403, "Forbidden", headers=[("Server", self.user_agent)]),
                           response_addr(msg.top_via))
             return
         fix_via(msg, addr)
         key = txn_key(msg)
-        if msg.method == "ACK":
-            txn = self.server_txns.get(key)
+        txn = self.server_txns.get(key)
+        if msg.method == "ACK":                          # never charged: an ACK lost is a 486 re-sent 10 times
             if txn is not None and txn.status >= 300:   # ACK of our non-2xx final: the transaction's
                 txn.acked = True
                 txn.expires_at = min(txn.expires_at, self._now() + T4_MS / 1000)
                 return
             self.on_request(msg, addr)                   # ACK of a 2xx: the dialog's
             return
-        txn = self.server_txns.get(key)
-        if txn is not None:
+        if txn is not None:                              # a retransmission: never charged
             self.stats["retransmissions_absorbed"] += 1
             if txn.response:
                 self.send(txn.response, txn.addr)
             return
+        if not self._within_dialog_or_txn(msg, key) and not self._admit(ip):
+            return
         self.server_txns[key] = ServerTxn(response_addr(msg.top_via), msg.method)
         self.on_request(msg, addr)
+
+    def _within_dialog_or_txn(self, req: Request, key: tuple) -> bool:
+        """A CANCEL of an INVITE in progress, or a request in a dialog we hold: not new traffic."""
+        if req.method == "CANCEL":
+            return (*key[:-1], "INVITE") in self.server_txns
+        return req.to.tag is not None and self.in_dialog(req)
+
+    def _admit(self, ip: str) -> bool:
+        """Charge the source's rate limit for one new request; False: drop it unanswered."""
+        if self.guard.trusted(ip) or self.guard.within_rate(ip):
+            return True
+        self.stats["rate_dropped"] += 1
+        return False
 
     def _bad(self, addr: Addr, reason: str, msg: SipMessage | None, status: int = 400) -> None:
         self.stats["bad"] += 1
@@ -256,7 +275,7 @@ class SipEndpoint:
                         f"; {suppressed} more suppressed" if suppressed else "")
         if answered and isinstance(msg, Request) and self.guard.allowed(addr[0]):
             fix_via(msg, addr)
-            phrase = "Version Not Supported" if status == 505 else f"Bad Request ({printable(reason, 60)})"
+            phrase = f"Bad Request ({printable(reason, 60)})" if status == 400 else REASONS.get(status, "")
             self.send(make_response(msg, status, phrase, headers=[("Server", self.user_agent)]),
                       response_addr(msg.top_via))
 

@@ -1,8 +1,12 @@
-"""Who may talk to the SIP port, and how fast: a CIDR allow-list and a per-source token bucket.
+"""Who may talk to the SIP port, and how fast: a CIDR allow-list, trusted sources and a per-source
+token bucket.
 
 Scanners (sipvicious and friends) sweep OPTIONS/INVITE/REGISTER at hundreds per second.
 Past the rate limit a source is dropped without an answer (answering would help the scan
-and can amplify spoofed floods) and logged once per window, with a count.
+and can amplify spoofed floods) and logged once per window, with a count. The endpoint charges
+the bucket only for new requests outside dialogs (and for junk), never for ACK, in-dialog
+requests or retransmissions, so a trunk's busy hour does not lose its ACKs and BYEs. Trusted
+sources (the proxy in front, the carrier's trunk: CIDRs) are allowed and never limited.
 """
 
 import ipaddress
@@ -41,8 +45,9 @@ class LogThrottle:
 
 class SourceGuard:
     def __init__(self, allow: list[str] | None = None, rate_limit_per_s: float = 20.0,
-                 burst: float | None = None, max_sources: int = 10_000) -> None:
-        self.networks = [ipaddress.ip_network(cidr, strict=False) for cidr in allow] if allow is not None else None
+                 burst: float | None = None, max_sources: int = 10_000, trusted: list[str] | None = None) -> None:
+        self.networks = parse_networks(allow, "allow") if allow is not None else None
+        self.trusted_networks = parse_networks(trusted or [], "trusted")
         self.rate_per_s = rate_limit_per_s
         self.burst = burst if burst is not None else max(10.0, 2 * rate_limit_per_s)
         self.max_sources = max_sources
@@ -53,11 +58,10 @@ class SourceGuard:
     def allowed(self, ip: str) -> bool:
         if self.networks is None:
             return True
-        try:
-            address = ipaddress.ip_address(ip)
-        except ValueError:
-            return False
-        return any(address in net for net in self.networks)
+        return _within(ip, self.networks) or _within(ip, self.trusted_networks)
+
+    def trusted(self, ip: str) -> bool:
+        return bool(self.trusted_networks) and _within(ip, self.trusted_networks)
 
     def within_rate(self, ip: str, now: float | None = None) -> bool:
         if self.rate_per_s <= 0:
@@ -81,3 +85,25 @@ class SourceGuard:
             log.warning("sip: %s exceeds %.0f requests/s; dropping its packets silently%s", ip, self.rate_per_s,
                         f" ({suppressed} more dropped in the previous window)" if suppressed else "")
         return False
+
+
+def parse_networks(cidrs, what: str) -> list:
+    """CIDRs (or single addresses) from the config; a bad one is a ValueError that names it."""
+    if isinstance(cidrs, str):
+        cidrs = [cidrs]
+    networks = []
+    for cidr in cidrs:
+        try:
+            networks.append(ipaddress.ip_network(str(cidr).strip(), strict=False))
+        except ValueError:
+            raise ValueError(f"sip {what}: {cidr!r} is not an IP address or CIDR "
+                             "(e.g. 10.0.0.5 or 10.0.0.0/24)") from None
+    return networks
+
+
+def _within(ip: str, networks: list) -> bool:
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(address in net for net in networks)

@@ -38,6 +38,10 @@ REASONS = {100: "Trying", 180: "Ringing", 183: "Session Progress", 200: "OK", 20
            500: "Server Internal Error", 501: "Not Implemented", 503: "Service Unavailable",
            505: "Version Not Supported", 603: "Decline"}
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~]+$")
+# Methods of SIP and its extensions; a request with another one gets 501 (RFC 3261 8.2.1).
+SIP_METHODS = {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "SUBSCRIBE", "NOTIFY", "PUBLISH",
+               "MESSAGE", "INFO", "PRACK", "UPDATE", "REFER"}
+MISMATCH = "CSeq method does not match the request"
 
 
 class SipParseError(ValueError):
@@ -200,6 +204,8 @@ def parse_message(data: bytes) -> Request | Response:
         if not start_error and msg.version.upper() != SIP_VERSION:
             raise SipParseError(f"version {msg.version[:20]!r}", msg, status=505)
         errors += _request_errors(msg)
+        if errors == [MISMATCH] and msg.method not in SIP_METHODS:   # RFC 4475 3.1.2.18: the method decides
+            raise SipParseError(f"method {msg.method[:40]!r} not implemented", msg, status=501)
     else:
         errors += _response_errors(msg)
     if errors:
@@ -241,8 +247,13 @@ def _common_errors(msg: SipMessage) -> list[str]:
     if errors:
         return errors
     try:
-        msg.top_via  # noqa: B018 -- parsed for validation
-        msg.from_  # noqa: B018
+        for value in msg.raw_all("via"):   # every Via, strictly: no empty elements or parameters (RFC 4475 3.1.2.1)
+            for via in split_outside_quotes(value, ","):
+                if not via.strip():
+                    raise SipSyntaxError(f"empty Via element in {value[:60]!r}")
+                if parse_via(via, strict=True).version != "2.0":
+                    raise SipSyntaxError(f"Via of another SIP version: {via[:60]!r}")
+        msg.from_  # noqa: B018 -- parsed for validation
         msg.to  # noqa: B018
     except SipSyntaxError as exc:
         errors.append(str(exc))
@@ -261,8 +272,14 @@ def _request_errors(req: Request) -> list[str]:
         parse_uri(req.uri)
     except SipSyntaxError as exc:
         errors.append(f"bad Request-URI: {exc}")
+    try:
+        for contact in req.get_all("contact"):
+            if contact != "*":
+                parse_name_addr(contact, strict=True)
+    except SipSyntaxError as exc:
+        errors.append(f"bad Contact: {exc}")
     if not errors and req.cseq[1] != req.method:
-        errors.append("CSeq method does not match the request")
+        errors.append(MISMATCH)
     forwards = req.get("max-forwards")
     if forwards is not None and not (forwards.isdigit() and int(forwards) <= 255):
         errors.append("bad Max-Forwards")
@@ -274,10 +291,11 @@ def _response_errors(resp: Response) -> list[str]:
 
 
 def can_reply(msg: SipMessage | None) -> bool:
-    """Enough of a request to send a response back along its Via."""
+    """Enough of a request to send a response back along its Via: a Via and a CSeq. From, To and
+    Call-ID are copied when there (a request without them gets its 400, RFC 4475 3.3.1)."""
     if not isinstance(msg, Request) or msg.method == "ACK":
         return False
-    if not all(msg.get(h) for h in ("from", "to", "call-id", "cseq")):
+    if not msg.get("cseq"):
         return False
     try:
         msg.top_via  # noqa: B018
@@ -302,10 +320,10 @@ def make_response(req: Request, status: int, reason: str = "", *, to_tag: str | 
             has_tag = True
         if not has_tag:
             to = f"{to};tag={to_tag}"
-    resp.add("From", req.raw("from") or "")
-    resp.add("To", to)
-    resp.add("Call-ID", req.raw("call-id") or "")
-    resp.add("CSeq", req.raw("cseq") or "")
+    for name, value in (("From", req.raw("from")), ("To", to), ("Call-ID", req.raw("call-id")),
+                        ("CSeq", req.raw("cseq"))):
+        if value:   # a header the request lacked is not made up (RFC 4475 3.3.1)
+            resp.add(name, value)
     for name, value in headers:
         resp.add(name, value)
     resp.body = body

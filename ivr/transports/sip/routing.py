@@ -13,11 +13,15 @@ def printable(text: str, limit: int = 120) -> str:
 
 
 def txn_key(req: Request) -> tuple:
-    """Server transaction key (RFC 3261 17.2.3); ACK and CANCEL find their INVITE by method INVITE."""
+    """Server transaction key (RFC 3261 17.2.3); ACK and CANCEL find their INVITE by method INVITE.
+
+    Call-ID and CSeq number are part of it too: they are the same in every retransmission, ACK
+    and CANCEL, and a peer that reuses a branch for another request (RFC 4475 3.3.3 and 3.3.13
+    do) then gets an answer instead of the other request's response re-sent."""
     via = req.top_via
     method = "INVITE" if req.method == "ACK" else req.method
     if via.branch and via.branch.startswith(BRANCH_COOKIE):
-        return via.branch, via.sent_by, method
+        return via.branch, via.sent_by, req.call_id, req.cseq[0], method
     return "legacy", req.call_id, req.cseq[0], str(req.from_.tag), via.sent_by, method
 
 

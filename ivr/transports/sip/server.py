@@ -1,10 +1,12 @@
 """`SipServer`: a SIP user agent server on UDP that answers calls and runs a handler for each.
 
-An INVITE is checked in this order: digest auth (401), media (415/488), admission (486, or
-503 with Retry-After), then 100/180/200; the handler runs once the ACK arrives, as its own
-task, with a `SipCallTransport`. When it returns and the call is still up, we send BYE.
-In-dialog requests go to their dialog (481 when there is none); methods we do not serve get
-405 (known to SIP) or 501.
+Every request but ACK and CANCEL is first checked as RFC 3261 8.2 orders it: a method we do
+not serve outside a dialog gets 405 (known to SIP) or 501, a Request-URI scheme other than
+sip/sips/tel 416, a Require naming any extension 420 with Unsupported (we require none).
+An INVITE is then checked in this order: Accept without SDP (406), digest auth (401), media
+(415/488), admission (486, or 503 with Retry-After), then 100/180/200; the handler runs once
+the ACK arrives, as its own task, with a `SipCallTransport`. When it returns and the call is
+still up, we send BYE. In-dialog requests go to their dialog (481 when there is none).
 """
 
 import asyncio
@@ -28,6 +30,8 @@ log = logging.getLogger("ivr.sip")
 ALLOWED = ("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "NOTIFY", "INFO")
 KNOWN = {"REGISTER", "SUBSCRIBE", "PUBLISH", "MESSAGE", "PRACK", "UPDATE", "REFER"}
 PARAM_HEADERS = ("user-agent", "p-asserted-identity", "diversion", "referred-by", "subject")
+URI_SCHEMES = ("sip", "sips", "tel")
+SDP_TYPES = ("application/sdp", "application/*", "*/*")
 TRANSFER_MODES = ("refer", "bridge", "auto")
 
 
@@ -39,7 +43,7 @@ class SipServer:
                  transfer_mode: str = "auto", transfer_timeout_s: float = 30.0,
                  agent_credentials: tuple[str, str] | None = None, ring_ms: int = 0, t1_ms: int = 500,
                  jitter_ms: int = 60, rtp_timeout_ms: int = 30_000, max_datagram_bytes: int = 8192,
-                 nonce_ttl_s: float = 300.0) -> None:
+                 nonce_ttl_s: float = 300.0, trusted: list[str] | None = None) -> None:
         if transfer_mode not in TRANSFER_MODES:
             raise ValueError(f"transfer_mode must be one of {', '.join(TRANSFER_MODES)}, not {transfer_mode!r}")
         if busy_code not in (486, 503, 480, 600, 603):
@@ -55,10 +59,10 @@ class SipServer:
         self.agent_credentials = agent_credentials
         self.ring_ms, self.jitter_ms, self.rtp_timeout_ms = ring_ms, jitter_ms, rtp_timeout_ms
         self.auth = DigestAuthenticator(auth, realm, nonce_ttl_s) if auth is not None else None
-        self.guard = SourceGuard(allow, rate_limit_per_s)
+        self.guard = SourceGuard(allow, rate_limit_per_s, trusted=trusted)
         self.endpoint = SipEndpoint(host, port, on_request=self._on_request, guard=self.guard,
                                     public_host=self.public_host, t1_ms=t1_ms, max_datagram_bytes=max_datagram_bytes,
-                                    user_agent=user_agent)
+                                    user_agent=user_agent, in_dialog=self._known_dialog)
         self.calls: set[SipCall] = set()
         self.ringing: dict[tuple, SipCall] = {}
         self.dialogs: dict[tuple[str, str, str], object] = {}   # key -> SipCall | AgentLeg
@@ -142,7 +146,27 @@ class SipServer:
 
     # ---- requests ----------------------------------------------------------------------
 
+    def _known_dialog(self, req: Request) -> bool:
+        return (req.call_id, req.to.tag, req.from_.tag or "") in self.dialogs
+
+    def _acceptable(self, req: Request) -> bool:
+        """RFC 3261 8.2.1-8.2.2 for a request other than ACK/CANCEL; False when it has been answered."""
+        if req.method not in ALLOWED and not req.to.tag:
+            self.reject_method(req)
+            return False
+        scheme = req.uri.partition(":")[0].lower()
+        if scheme not in URI_SCHEMES:
+            self.endpoint.respond(req, 416)
+            return False
+        required = [r for r in req.get_all("require") if r]
+        if required:
+            self.endpoint.respond(req, 420, headers=[("Unsupported", ", ".join(required))])
+            return False
+        return True
+
     def _on_request(self, req: Request, addr: Addr) -> None:
+        if req.method not in ("ACK", "CANCEL") and not self._acceptable(req):
+            return
         to_tag = req.to.tag
         if to_tag:
             owner = self.dialogs.get((req.call_id, to_tag, req.from_.tag or ""))
@@ -170,9 +194,9 @@ class SipServer:
         if self.draining:
             ep.respond(req, 503, headers=[("Retry-After", str(self.retry_after_s))])
             return
-        required = [r for r in req.get_all("require") if r]
-        if required:
-            ep.respond(req, 420, headers=[("Unsupported", ", ".join(required))])
+        accept = [a.split(";")[0].strip().lower() for a in req.get_all("accept")]
+        if req.raw("accept") is not None and not any(a in SDP_TYPES for a in accept):
+            ep.respond(req, 406, headers=[("Accept", "application/sdp")])   # our answer would be SDP (RFC 4475 3.3.15)
             return
         if self.auth is not None:
             result = self.auth.verify("INVITE", req.uri, req.get("authorization"))

@@ -18,6 +18,7 @@ class SipSyntaxError(ValueError):
 _HOST_RE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.?$")
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~]+$")
 _USER_SAFE = "!*'()&=+$,;?/"   # user-unreserved and marks stay literal (RFC 3261 25.1)
+_OPAQUE_RE = re.compile(r"^[^\s<>\"]+$")   # an absoluteURI of another scheme: no spaces, <, > or quotes
 
 
 def _unquoted(text: str):
@@ -60,12 +61,18 @@ def unquote_string(value: str) -> str:
     return value
 
 
-def parse_params(text: str) -> dict[str, str | None]:
-    """`;a=1;b;c="x y"` -> {"a": "1", "b": None, "c": "x y"}; names lower-cased."""
+def parse_params(text: str, *, strict: bool = False) -> dict[str, str | None]:
+    """`;a=1;b;c="x y"` -> {"a": "1", "b": None, "c": "x y"}; names lower-cased.
+
+    `strict`: an empty parameter (`;;`, a trailing `;`) is an error, as the grammar has it
+    (RFC 4475 3.1.2.1); otherwise it is skipped."""
     params: dict[str, str | None] = {}
-    for part in split_outside_quotes(text, ";"):
+    parts = split_outside_quotes(text, ";")
+    for i, part in enumerate(parts):
         part = part.strip()
         if not part:
+            if strict and i > 0:
+                raise SipSyntaxError(f"empty parameter in {text[:60]!r}")
             continue
         name, eq, value = part.partition("=")
         name = name.strip().lower()
@@ -149,14 +156,20 @@ def parse_uri(text: str) -> SipUri:
     scheme = scheme.lower()
     if not colon or not re.match(r"^[a-z][a-z0-9+\-.]*$", scheme):
         raise SipSyntaxError(f"bad URI {text[:60]!r}")
-    if scheme not in ("sip", "sips"):
+    if scheme == "tel":
         number, _, params = rest.partition(";")
         return SipUri(scheme, unquote(number), params=parse_params(params) if params else {})
-    main, _, header_text = rest.partition("?")
-    at = main.rfind("@")
-    userinfo, hostpart = (main[:at], main[at + 1 :]) if at >= 0 else ("", main)
+    if scheme not in ("sip", "sips"):   # absoluteURI (RFC 3261 25.1): kept opaque, the server answers 416
+        if not rest or not _OPAQUE_RE.match(rest):
+            raise SipSyntaxError(f"bad URI {text[:60]!r}")
+        return SipUri(scheme, rest)
+    # The user part may hold "?", ";", "/" and "," (user-unreserved, RFC 3261 25.1; RFC 4475 3.1.1.2)
+    # while host, parameters and (escaped) headers never hold "@": the last "@" ends the user part.
+    at = rest.rfind("@")
+    userinfo, after = (rest[:at], rest[at + 1 :]) if at >= 0 else ("", rest)
     if at >= 0 and not userinfo:
         raise SipSyntaxError(f"empty user in {text[:60]!r}")
+    hostpart, _, header_text = after.partition("?")
     user, pw_colon, password = userinfo.partition(":")
     hostport, _, param_text = hostpart.partition(";")
     host, port = parse_hostport(hostport)
@@ -186,7 +199,8 @@ class NameAddr:
         return f"{display}<{self.uri}>{format_params(self.params)}"
 
 
-def parse_name_addr(text: str) -> NameAddr:
+def parse_name_addr(text: str, *, strict: bool = False) -> NameAddr:
+    """`strict`: empty header parameters (`;;`) are errors (see `parse_params`)."""
     text = text.strip()
     lt = _find_outside_quotes(text, "<")
     if lt >= 0:
@@ -194,12 +208,12 @@ def parse_name_addr(text: str) -> NameAddr:
         if gt < 0:
             raise SipSyntaxError("unclosed <")
         display = unquote_string(text[:lt])
-        return NameAddr(parse_uri(text[lt + 1 : gt]), display, parse_params(text[gt + 1 :]))
+        return NameAddr(parse_uri(text[lt + 1 : gt]), display, parse_params(text[gt + 1 :], strict=strict))
     # addr-spec form: everything after the first ';' belongs to the header, not the URI
-    uri_text, _, params = text.partition(";")
+    uri_text, semi, params = text.partition(";")
     if "?" in uri_text or "," in uri_text:
         raise SipSyntaxError("addr-spec with ? or , must be in <>")
-    return NameAddr(parse_uri(uri_text), "", parse_params(params))
+    return NameAddr(parse_uri(uri_text), "", parse_params(semi + params, strict=strict))
 
 
 def _find_outside_quotes(text: str, target: str) -> int:
@@ -212,6 +226,7 @@ class Via:
     host: str
     port: int | None = None
     params: dict[str, str | None] = field(default_factory=dict)
+    version: str = "2.0"         # another version is read (to answer 505 along it), never accepted
 
     @property
     def branch(self) -> str | None:
@@ -223,16 +238,18 @@ class Via:
 
     def __str__(self) -> str:
         port = f":{self.port}" if self.port is not None else ""
-        return f"SIP/2.0/{self.transport} {self.host}{port}{format_params(self.params)}"
+        return f"SIP/{self.version}/{self.transport} {self.host}{port}{format_params(self.params)}"
 
 
-_VIA_RE = re.compile(r"^\s*SIP\s*/\s*2\.0\s*/\s*([A-Za-z0-9\-.!%*_+`'~]+)\s+(.*)$", re.S | re.I)
+_VIA_RE = re.compile(r"^\s*SIP\s*/\s*(\d{1,3}\.\d{1,3})\s*/\s*([A-Za-z0-9\-.!%*_+`'~]+)\s+(.*)$", re.S | re.I)
 
 
-def parse_via(text: str) -> Via:
+def parse_via(text: str, *, strict: bool = False) -> Via:
+    """One Via value. Lenient (`strict` False) is for answering along it; the parser checks every
+    Via strictly (empty parameters are errors) before a request is accepted."""
     m = _VIA_RE.match(text)
     if not m:
         raise SipSyntaxError(f"bad Via {text[:60]!r}")
-    sent_by, _, params = m.group(2).partition(";")
+    sent_by, semi, params = m.group(3).partition(";")
     host, port = parse_hostport(sent_by)
-    return Via(m.group(1).upper(), host.lower(), port, parse_params(params))
+    return Via(m.group(2).upper(), host.lower(), port, parse_params(semi + params, strict=strict), m.group(1))
