@@ -225,3 +225,13 @@ def test_the_hub_entrance_redacts_every_event_for_every_subscriber():
     assert VISA not in repr(got) and "2468" not in repr(got) and "2 4 6 8" not in repr(got)
     assert got[0].heard == "card ************1111" and got[0].said == ("PIN ****?",)
     assert got[1].context == {"pin": "****", "nested": [{"card": "************1111"}]}
+
+
+@pytest.mark.parametrize("slot_type,text,expected", [
+    ("digits", "my pin is 1234", "my pin is ****"), ("phone", "it's 555 0100", "it's *******"),
+    ("date", "january second 1990", "*******************"), ("text", "blue horse", "**********"),
+])
+def test_an_answer_for_a_sensitive_slot_is_masked_by_its_type(slot_type, text, expected):
+    from ivr.privacy import mask_answer
+
+    assert mask_answer(text, slot_type) == expected

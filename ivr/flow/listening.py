@@ -20,7 +20,7 @@ from ivr.flow.knowledge import FaqAnswer
 from ivr.flow.model import Choice, Step
 from ivr.flow.slots import SlotSpec, SlotValue, parse_keys, parse_speech
 from ivr.flow.state import CallState, Confirming, Understood
-from ivr.privacy import mask_input
+from ivr.privacy import mask_answer
 
 if TYPE_CHECKING:
     from ivr.flow.interpreter import Interpreter, Result
@@ -115,7 +115,7 @@ def fail(it: "Interpreter", state: CallState, step: Step, kind: str) -> "Result"
 def _filled(it: "Interpreter", state: CallState, step: Step, value: SlotValue, kind: str) -> "Result":
     collect = step.collect
     name = collect.slot.name
-    shown = mask_input(value.heard) if collect.sensitive else value.heard
+    shown = mask_answer(value.heard, collect.slot.type) if collect.sensitive else value.heard
     state = replace(state, slots={**state.slots, name: value.value},
                     sensitive=state.sensitive | {name} if collect.sensitive else state.sensitive,
                     last=Understood(kind, shown, name, 1.0, "slot"))
@@ -190,7 +190,7 @@ def _choice(it: "Interpreter", step: Step, name: str) -> tuple[Choice, str]:
 
 
 def _shown(state: CallState, step: Step, value: str) -> str:
-    return mask_input(value) if step.collect and step.collect.sensitive else value
+    return mask_answer(value, step.collect.slot.type) if step.collect and step.collect.sensitive else value
 
 
 def _today(state: CallState) -> date:

@@ -51,8 +51,8 @@ from ivr.privacy.logs import (
 )
 
 __all__ = ["CARD_DIGITS", "RedactingFilter", "Redactor", "digit_runs", "install_log_redaction", "is_card_number",
-           "luhn_ok", "mask_input", "redact", "redact_event", "redact_live", "redact_record", "redact_value",
-           "redact_with_slots"]
+           "luhn_ok", "mask_answer", "mask_input", "redact", "redact_event", "redact_live", "redact_record",
+           "redact_value", "redact_with_slots"]
 
 
 def redact(text: str) -> str:
@@ -82,6 +82,14 @@ def _walk(value, fn):
         changes = {k: v for k, v in changes.items() if v is not getattr(value, k)}
         return dataclasses.replace(value, **changes) if changes else value
     return value
+
+
+def mask_answer(text: str, slot_type: str) -> str:
+    """Input given for a sensitive slot of `slot_type`: the numbers in it for a number slot (a PIN,
+    a card: "my pin is ****"), all of it for any other type (a date of birth, a password)."""
+    if slot_type in DIGIT_SLOT_TYPES or not isinstance(text, str):
+        return mask_input(text)
+    return sayas.mask(text, 0) if text else text
 
 
 # ---- one call's secrets ---------------------------------------------------------------
@@ -155,9 +163,7 @@ class Redactor:
                 self._secret(digits)
         if answer:
             return self.text(mask_input(text, min_digits=2))
-        if self.sensitive_steps[step] not in DIGIT_SLOT_TYPES:
-            return sayas.mask(text, 0) if text else text
-        return mask_input(text)
+        return mask_answer(text, self.sensitive_steps[step])
 
     def event(self, event):
         """A call event (`ivr.callevents`) as it may be kept: input at a sensitive step masked
