@@ -216,3 +216,19 @@ def test_no_bye_is_dropped(burst_result):
 def test_no_answered_call_is_torn_down_for_a_lost_ack(burst_result):
     assert burst_result["b_200s"] == 1 and burst_result["b_handler_started"]
     assert burst_result["b_state"] == "confirmed" and burst_result["server_byes"] == []
+
+
+def test_serve_config_sip_trusted(tmp_path):
+    from ivr.errors import UserError
+    from ivr.service.config import load_config
+
+    good = tmp_path / "ivr.yaml"
+    good.write_text("listen:\n  sip: {port: 5062, trusted: [10.0.0.5, 192.0.2.0/24], allow: 127.0.0.0/8}\n")
+    options = load_config(good, env={}).listeners["sip"].options
+    assert options["trusted"] == ["10.0.0.5", "192.0.2.0/24"] and options["allow"] == ["127.0.0.0/8"]
+    server = SipServer(HOST, 0, handler=Handler(Slots()), admission=Slots(), **options)   # as `ivr serve` builds it
+    assert server.guard.trusted("192.0.2.77") and server.guard.allowed("10.0.0.5")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("listen:\n  sip: {trusted: [10.0.0.300/8]}\n")
+    with pytest.raises(UserError, match=r"listen\.sip\.trusted: '10\.0\.0\.300/8' is not an IP address or CIDR"):
+        load_config(bad, env={})

@@ -3,7 +3,8 @@
     # ivr.yaml (every key optional)
     listen:
       sip:         {host: 127.0.0.1, port: 5060, public_host: null, allow: [127.0.0.0/8],
-                    users: {alice: IVR_SIP_PASSWORD_ALICE}, transfer_mode: auto, rate_limit_per_s: 20}
+                    users: {alice: IVR_SIP_PASSWORD_ALICE}, transfer_mode: auto, rate_limit_per_s: 20,
+                    trusted: [10.0.0.5]}       # the proxy/trunks: never rate limited (addresses or CIDRs)
       ws:          {host: 127.0.0.1, port: 8080, path: /media}     # token: env IVR_WS_TOKEN
       audiosocket: {host: 127.0.0.1, port: 9092, allow: []}
       http:        {host: 127.0.0.1, port: 8081}                   # /health and /status
@@ -122,6 +123,8 @@ def load_config(path: Path | None, env: dict[str, str] | None = None) -> ServeCo
         spec = dict(spec or {})
         cfg.listeners[name] = Listener(str(spec.pop("host", "127.0.0.1")), int(spec.pop("port", DEFAULT_PORTS[name])),
                                        spec)
+        if name == "sip":
+            _sip_networks(spec, path)
     flows = _section(data, "flows", path)
     if flows.get("default"):
         cfg.default_flow = _flow_ref(flows["default"], base)
@@ -145,6 +148,26 @@ def load_config(path: Path | None, env: dict[str, str] | None = None) -> ServeCo
     _reports(cfg, _section(data, "reports", path), path)
     _apply_env(cfg, env)
     return cfg
+
+
+def _sip_networks(options: dict, path: Path | None) -> None:
+    """listen.sip allow and trusted: addresses or CIDRs, checked here so a typo stops `ivr serve` naming it."""
+    import ipaddress
+
+    for key in ("allow", "trusted"):
+        value = options.get(key)
+        if value is None:
+            continue
+        options[key] = value = [value] if isinstance(value, str) else value
+        if not isinstance(value, list):
+            raise UserError(f"{path}: listen.sip.{key} must be a list of addresses or CIDRs",
+                            f"e.g. {key}: [10.0.0.5, 192.0.2.0/24]")
+        for item in value:
+            try:
+                ipaddress.ip_network(str(item).strip(), strict=False)
+            except ValueError:
+                raise UserError(f"{path}: listen.sip.{key}: {item!r} is not an IP address or CIDR",
+                                f"e.g. {key}: [10.0.0.5, 192.0.2.0/24]") from None
 
 
 def _flow_ref(value, base: Path) -> Path:
