@@ -132,9 +132,98 @@ class CallEnded(CallEvent):
     stats: dict = field(default_factory=dict, hash=False)   # frames, audio_ms, wall_ms, speed_x
 
 
+# ---- queues and agents (ivr/agents): what the console, the reports and the records need ----
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueJoined(CallEvent):
+    """The caller entered a queue (a flow's `queue` step). `position` is 1-based, `wait_s` the
+    estimate announced (None: no estimate, e.g. no agent logged in)."""
+
+    queue: str
+    caller: str = ""
+    caller_name: str = ""
+    language: str = ""
+    intent: str = ""              # what the caller wants (the flow's transfer reason / last match)
+    reason: str = ""
+    step: str | None = None
+    position: int = 0
+    wait_s: float | None = None
+    context: dict = field(default_factory=dict, hash=False)   # slots (redacted), flow path, ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueLeft(CallEvent):
+    """The caller left a queue. `reason`: answered | caller_hangup | timeout | empty | callback |
+    out_of_hours | failed | shutdown. `waited_ms`: time in the queue (the reports' wait)."""
+
+    queue: str
+    reason: str
+    waited_ms: int = 0
+    agent: str = ""               # who answered (reason "answered")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentRinging(CallEvent):
+    """An agent's phone is ringing for this call: everything the console's screen pop shows.
+    `slots` are already masked where sensitive (and the hub's filter passes over all of it);
+    `transcript` is the turns so far [{heard, said, sentiment, step}], `path` the steps visited,
+    `faq` the knowledge answers the machine considered [{choice, score}]."""
+
+    agent: str
+    address: str = ""             # the agent's SIP address dialled
+    queue: str = ""
+    caller: str = ""
+    caller_name: str = ""
+    language: str = ""
+    intent: str = ""
+    reason: str = ""
+    waited_ms: int = 0
+    attempt: int = 1              # 1 for the first agent tried for this call, 2 for the next ...
+    slots: dict = field(default_factory=dict, hash=False)
+    transcript: tuple = ()
+    path: tuple[str, ...] = ()
+    faq: tuple = ()
+    context: dict = field(default_factory=dict, hash=False)   # the X-IVR-Context sent to the phone
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentAnswered(CallEvent):
+    agent: str
+    queue: str = ""
+    waited_ms: int = 0            # in the queue, until this answer (service level)
+    ring_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentFailed(CallEvent):
+    """An agent's phone did not take the call. `why`: no_answer | rejected | busy | error |
+    cancelled (the caller hung up while it rang) | taken (another agent had it)."""
+
+    agent: str
+    why: str
+    queue: str = ""
+    ring_ms: int = 0
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallbackRequested(CallEvent):
+    """The caller asked to be called back; the task is stored (`ivr/agents/queues.py`)."""
+
+    queue: str
+    number: str
+    callback_id: str = ""
+    caller: str = ""
+    language: str = ""
+    reason: str = ""
+    waited_ms: int = 0
+
+
 EVENT_TYPES: dict[str, type[CallEvent]] = {cls.__name__: cls for cls in (
     CallBegan, SpeechStarted, TurnEnded, PromptPlayed, PromptCut, KeysPressed, TransferRequested,
-    TransferFailed, CallEnded)}
+    TransferFailed, CallEnded, QueueJoined, QueueLeft, AgentRinging, AgentAnswered, AgentFailed,
+    CallbackRequested)}
 
 
 _NAMES: dict[type, tuple[str, ...]] = {}

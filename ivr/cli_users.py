@@ -40,13 +40,17 @@ def _password(args, name: str) -> str:
 def cmd_users(args) -> int:
     store = _store(args)
     if args.users_cmd == "add":
-        store.set_user(args.name, args.role, _password(args, args.name), must_exist=False, must_not_exist=True)
-        print(f"added {args.name} ({args.role}) to {store.path}")
+        store.set_user(args.name, args.role, _password(args, args.name), must_exist=False, must_not_exist=True,
+                       sip=args.sip)
+        print(f"added {args.name} ({args.role}{', ' + args.sip if args.sip else ''}) to {store.path}")
     elif args.users_cmd == "passwd":
         if args.name not in store.read():   # before asking for a password that would go nowhere
             raise UserError(f"no user {args.name!r} in {store.path}", "add one with `ivr users add NAME --role ROLE`")
         store.set_user(args.name, args.role, _password(args, args.name), must_exist=True)
         print(f"changed the password of {args.name}; their open sessions end")
+    elif args.users_cmd == "sip":
+        store.set_user(args.name, None, None, must_exist=True, sip=args.address.strip())
+        print(f"{args.name}: phone {args.address.strip() or '(none)'}")
     elif args.users_cmd == "remove":
         store.remove(args.name)
         print(f"removed {args.name} from {store.path}")
@@ -55,7 +59,7 @@ def cmd_users(args) -> int:
         if not users:
             print(f"no users in {store.path}" + ("" if os.path.exists(store.path) else " (no such file yet)"))
         for user in sorted(users.values(), key=lambda u: u.name):
-            print(f"{user.name}\t{user.role}")
+            print(f"{user.name}\t{user.role}" + (f"\t{user.sip}" if user.sip else ""))
     return 0
 
 
@@ -68,10 +72,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     pa.add_argument("name")
     pa.add_argument("--role", choices=ROLES, required=True)
     pa.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    pa.add_argument("--sip", help="an agent's phone, e.g. sip:alice@127.0.0.1:5070 (the queue dials it)")
     pp = usub.add_parser("passwd", help="set a user's password (and optionally role)")
     pp.add_argument("name")
     pp.add_argument("--role", choices=ROLES, help="also change the role")
     pp.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    ps = usub.add_parser("sip", help="set (or with \"\" remove) an agent's phone address")
+    ps.add_argument("name")
+    ps.add_argument("address", help="sip:alice@127.0.0.1:5070, or \"\" to remove it")
     pr = usub.add_parser("remove", help="remove a user")
     pr.add_argument("name")
     usub.add_parser("list", help="names and roles")

@@ -41,6 +41,7 @@ class User:
     role: str
     password: str        # "scrypt$N$r$p$salt$hash" (base64)
     changed_s: float     # when the password was last set (sessions older than it end)
+    sip: str = ""        # an agent's phone: "sip:alice@127.0.0.1:5070" (ivr/agents dials it)
 
 
 def role_at_least(role: str, needed: str) -> bool:
@@ -83,6 +84,19 @@ def check_password(password: str) -> str:
     if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
         raise UserError(f"a password needs {MIN_PASSWORD} to {MAX_PASSWORD} characters")
     return password
+
+
+def check_sip(address: str) -> str:
+    """An agent's phone: a sip: URI with a host ("sip:alice@127.0.0.1:5070")."""
+    from ivr.transports.sip.uri import parse_uri
+
+    try:
+        uri = parse_uri(address)
+    except ValueError as exc:
+        raise UserError(f"bad SIP address {address[:80]!r}: {exc}", "write it like sip:alice@127.0.0.1:5070") from exc
+    if uri.scheme not in ("sip", "sips") or not uri.host:
+        raise UserError(f"bad SIP address {address[:80]!r}", "write it like sip:alice@127.0.0.1:5070")
+    return address
 
 
 class UserStore:
@@ -130,7 +144,8 @@ class UserStore:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             entries = data["users"]
-            return {str(k): User(str(k), str(v["role"]), str(v["password"]), float(v.get("changed_s", 0)))
+            return {str(k): User(str(k), str(v["role"]), str(v["password"]), float(v.get("changed_s", 0)),
+                                 str(v.get("sip") or ""))
                     for k, v in entries.items()}
         except FileNotFoundError:
             return {}
@@ -151,8 +166,11 @@ class UserStore:
             os.close(fd)
 
     def set_user(self, name: str, role: str | None, password: str | None, *, must_exist: bool,
-                 must_not_exist: bool = False) -> User:
+                 must_not_exist: bool = False, sip: str | None = None) -> User:
+        """`sip`: None keeps the agent's phone address, "" removes it."""
         check_name(name)
+        if sip:
+            check_sip(sip)
         if role is not None and role not in ROLES:
             raise UserError(f"unknown role {role!r}", "roles: " + ", ".join(ROLES))
         with self._locked():
@@ -163,7 +181,8 @@ class UserStore:
             if must_not_exist and old is not None:
                 raise UserError(f"user {name!r} exists already", "change the password with `ivr users passwd NAME`")
             hashed = hash_password(check_password(password), *self.cost) if password is not None else old.password
-            user = User(name, role or old.role, hashed, time.time() if password is not None else old.changed_s)
+            user = User(name, role or old.role, hashed, time.time() if password is not None else old.changed_s,
+                        sip if sip is not None else (old.sip if old else ""))
             users[name] = user
             self._write(users)
         return user
@@ -176,7 +195,8 @@ class UserStore:
             self._write(users)
 
     def _write(self, users: dict[str, User]) -> None:
-        data = {"version": 1, "users": {u.name: {"role": u.role, "password": u.password, "changed_s": u.changed_s}
+        data = {"version": 1, "users": {u.name: {"role": u.role, "password": u.password, "changed_s": u.changed_s,
+                                                 **({"sip": u.sip} if u.sip else {})}
                                         for u in users.values()}}
         tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
