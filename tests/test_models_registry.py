@@ -365,9 +365,10 @@ def test_resolve_auto_prefers_an_english_vosk_model_when_installed(models_dir):
 
 
 def test_resolve_errors_for_language_without_model(models_dir):
+    # Not French: the embedded multilingual whisper base serves it. Klingon nobody serves.
     with pytest.raises(UserError) as err:
-        resolve_model("auto", "fr-FR", models_dir)
-    assert "fr-FR" in err.value.message
+        resolve_model("auto", "tlh", models_dir)
+    assert "tlh" in err.value.message
     assert "ivr models available" in err.value.hint
     assert "ivr models pull vosk-model" not in err.value.hint
     with pytest.raises(UserError) as err:
@@ -379,8 +380,11 @@ def test_resolve_errors_for_language_without_model(models_dir):
 
 
 def test_resolve_whisper_for_non_english_needs_multilingual_model(models_dir, tmp_path):
+    from ivr.asr.whisper import bundled_model_path
+
     with pytest.raises(UserError, match="English-only"):
-        resolve_model("whisper", "ko-KR", models_dir)
+        resolve_model("whisper", "ko-KR", models_dir, model_path=str(bundled_model_path()))
+    assert resolve_model("whisper", "ko-KR", models_dir).name == "faster-whisper-base"   # the embedded one
     multi = tmp_path / "whisper-small"
     multi.mkdir()
     (multi / "model.bin").write_bytes(b"x")

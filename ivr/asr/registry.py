@@ -192,9 +192,19 @@ def _model_at(model_path: str, engine: str, language: str) -> ModelInfo:
     return info
 
 
+def _whisper_knows(language: str) -> bool:
+    """Whether multilingual whisper was trained on `language` (its tokenizer has a token for it)."""
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+    primary = _split_lang(language)[0]
+    return _WHISPER_LANG.get(primary, primary) in _LANGUAGE_CODES
+
+
 def _whisper_for(info: ModelInfo, language: str) -> ModelInfo:
     if info.language == "multi":
         primary = _split_lang(language)[0]
+        if not _whisper_knows(language):
+            raise UserError(f"whisper does not know the language {language}", _pull_hint(language))
         return dataclasses.replace(info, language=_WHISPER_LANG.get(primary, primary))
     if not language_matches(info.language, language):
         raise UserError(
@@ -232,7 +242,7 @@ def resolve_model(
     whispers = sorted((m for m in models if m.engine == "whisper"),
                       key=lambda m: (m.source != "models/ dir", m.language == "multi", m.name))
     for m in whispers:
-        if m.language == "multi" or language_matches(m.language, language):
+        if (m.language == "multi" and _whisper_knows(language)) or language_matches(m.language, language):
             return _whisper_for(m, language)
     if engine == "whisper" and whispers:
         return _whisper_for(whispers[0], language)  # raises: English-only
