@@ -11,6 +11,7 @@ import logging
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 from ivr.errors import UserError
 
@@ -19,6 +20,8 @@ log = logging.getLogger("ivr.report")
 
 def database(args):
     """(url, base folder, config) the report reads."""
+    if args.db and not args.config:   # nothing to read from a config (and its imports are not cheap)
+        return args.db, Path.cwd(), SimpleNamespace(agent_cost_per_minute=None, currency="")
     from ivr.service.config import load_config
 
     cfg = load_config(Path(args.config) if args.config else None)

@@ -37,7 +37,8 @@ def _seed(url: str, spool: Path) -> dict:
         store.begin_call({"call_id": "evil1", "caller": "+15559999999", "called": "+15550100", "flow": "retail_en",
                           "language": "en", "started_at": START_S + 3600})
         store.add_turn({"call_id": "evil1", "idx": 0, "kind": "speech", "step": "menu", "heard": EVIL,
-                        "at_s": START_S + 3605, "data": {"sentiment": -0.2}})
+                        "at_s": START_S + 3605, "sentiment": -0.2,
+                        "data": {"sentiment": -0.2}})
         store.end_call({"call_id": "evil1", "started_at": START_S + 3600, "ended_at": START_S + 3620,
                         "outcome": "caller_hangup", "end_step": "<b>menu</b>", "duration_ms": 20000, "turns": 1})
         assert store.flush(60)
@@ -229,3 +230,23 @@ def test_login_form_survives_a_second_login_render(seeded, users_file):
         finally:
             await server.stop()
     assert asyncio.run(go()) == (200, "/dashboard")
+
+
+def test_migration_fills_the_sentiment_column_of_older_turns(tmp_path, monkeypatch):
+    from ivr.store import schema
+    from ivr.store.backends import SqliteBackend
+
+    old = SqliteBackend(tmp_path / "old.sqlite3")
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:2])   # a database from before migration 3
+    old.open()
+    old.conn.execute("INSERT INTO turns (call_id, idx, kind, at_s, data) VALUES ('c1', 0, 'speech', 5.0, ?)",
+                     (json.dumps({"sentiment": -0.4}),))
+    old.close()
+    monkeypatch.undo()
+    new = SqliteBackend(tmp_path / "old.sqlite3")
+    new.open()
+    try:
+        assert new.fetch("SELECT sentiment FROM turns") == [{"sentiment": -0.4}]
+        assert new.fetch("SELECT max(version) AS v FROM schema_version") == [{"v": schema.LATEST}]
+    finally:
+        new.close()

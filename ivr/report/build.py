@@ -116,12 +116,14 @@ def build_report(backend, rng: Range, costs: Costs | None = None, *, with_topics
 
     span_s = rng.until - rng.since
     size_s = HOUR_S if span_s / HOUR_S <= MAX_HOUR_BUCKETS else DAY_S
-    buckets = timed("per_bucket", fig.per_bucket, rng, size_s)
-    counts = {int(r["bucket"]): int(r["calls"]) for r in buckets}
+    hourly = timed("per_hour", fig.per_bucket, rng, HOUR_S)
+    counts: dict[int, int] = {}
+    for r in hourly:
+        key = int(r["bucket"]) * HOUR_S // size_s
+        counts[key] = counts.get(key, 0) + int(r["calls"])
     first, last = min(counts), max(counts)        # empty buckets between the first and last call: 0
     timeline = [{"at_s": b * size_s, "label": stamp(b * size_s, size_s), "calls": counts.get(b, 0)}
                 for b in range(first, last + 1)]
-    hourly = timed("per_hour", fig.per_bucket, rng, HOUR_S) if size_s != HOUR_S else buckets
     peaks = sorted(hourly, key=lambda r: (-int(r["calls"]), int(r["bucket"])))[:5]
     hour_of_day = [0] * 24
     for r in hourly:
@@ -136,7 +138,7 @@ def build_report(backend, rng: Range, costs: Costs | None = None, *, with_topics
         entry = reasons.setdefault(key, {"reason": key, "calls": 0, "who": r["who"]})
         entry["calls"] += int(r["calls"])
 
-    contained_ms = timed("contained_ms", fig.contained_ms, rng)
+    contained_ms = sum(int(by[k]["duration_ms"] or 0) for k in CONTAINED if k in by)
     contained_min = contained_ms / 60000
     saved = (round(contained_min * costs.agent_per_minute, 2) if costs.agent_per_minute is not None else None)
 

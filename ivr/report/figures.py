@@ -1,8 +1,9 @@
 """The report's figures, each one SQL query over the records database (SQLite or PostgreSQL).
 
-Every query takes the same range, [since, until) on `calls.started_at`, and optionally a flow,
-so it is served by the `calls_started_at` or `calls_flow` index; turns are reached from their
-calls through the turns' primary key (call_id, idx). Values go in as parameters only.
+Call figures take the calls that started in [since, until) (`calls_report`, a covering index,
+or `calls_flow` with a flow); turn figures (intents, unmatched utterances, sentiment) take the
+turns that happened in the range (`turns_report`, `turns_unmatched`), joined to their calls
+only when a flow is asked for. Values go in as parameters only.
 
 Outcomes (`calls.outcome`, the CallEnded kind) are read as:
 - contained: `hangup` (the flow finished the call itself);
@@ -39,8 +40,20 @@ class Range:
         return sql, args
 
 
+def turn_range(rng: Range) -> tuple[str, str, tuple]:
+    """(join, where, args) for turns that happened in the range: a range of the `turns_report`
+    index, no join with calls unless a flow is asked for."""
+    where, args = "t.at_s >= ? AND t.at_s < ?", (rng.since, rng.until)
+    if rng.flow:
+        return "JOIN calls c ON c.call_id = t.call_id", where + " AND c.flow = ?", (*args, rng.flow)
+    return "", where, args
+
+
 class Figures:
-    """Runs the report's queries on one backend (`ivr.store.backends.Backend`)."""
+    """Runs the report's queries on one backend (`ivr.store.backends.Backend`).
+
+    `c.outcome || '' IN (...)` (not `c.outcome IN`) keeps both planners on the covering
+    `calls_report` range instead of `calls_outcome` plus a table lookup per call."""
 
     def __init__(self, backend) -> None:
         self.backend = backend
@@ -54,11 +67,6 @@ class Figures:
         if self.pg:
             return f"CAST(floor({column} / {size_s}) AS BIGINT)"
         return f"CAST({column} / {size_s} AS INTEGER)"   # started_at > 0: truncation is floor
-
-    def _sentiment(self, column: str) -> str:
-        if self.pg:
-            return f"CAST(CAST({column} AS jsonb) ->> 'sentiment' AS DOUBLE PRECISION)"
-        return f"json_extract({column}, '$.sentiment')"
 
     # ---- one query each ----------------------------------------------------------------
 
@@ -81,7 +89,7 @@ class Figures:
         where, args = rng.where()
         marks = ", ".join("?" for _ in CONTAINED)
         rows = self._fetch(
-            f"SELECT count(*) AS n FROM calls c WHERE {where} AND c.outcome IN ({marks}) "
+            f"SELECT count(*) AS n FROM calls c WHERE {where} AND c.outcome || '' IN ({marks}) "
             f"AND c.caller IS NOT NULL AND c.caller <> '' AND NOT EXISTS (SELECT 1 FROM calls r "
             f"WHERE r.caller = c.caller AND r.started_at > c.started_at AND r.started_at <= c.started_at + ?)",
             (*args, *CONTAINED, REPEAT_WINDOW_S))
@@ -97,17 +105,16 @@ class Figures:
             f"SELECT {who} AS who, c.reason AS reason, count(*) AS calls FROM calls c "
             f"LEFT JOIN turns t ON t.call_id = c.call_id AND t.idx = "
             f"(SELECT max(l.idx) FROM turns l WHERE l.call_id = c.call_id) "
-            f"WHERE {where} AND c.outcome IN ({marks}) GROUP BY {who}, c.reason ORDER BY calls DESC",
+            f"WHERE {where} AND c.outcome || '' IN ({marks}) GROUP BY {who}, c.reason ORDER BY calls DESC",
             (*args, *TRANSFERRED))
 
     def intents(self, rng: Range, limit: int = 10) -> list[dict]:
         """What callers asked for: choices and globals matched (not slots or yes/no answers)."""
-        where, args = rng.where()
+        join, where, args = turn_range(rng)
         return self._fetch(
             f"SELECT t.choice AS intent, count(*) AS turns, count(DISTINCT t.call_id) AS calls "
-            f"FROM calls c JOIN turns t ON t.call_id = c.call_id WHERE {where} AND t.choice IS NOT NULL "
-            f"AND t.via IN ('step', 'global') GROUP BY t.choice ORDER BY turns DESC, intent LIMIT ?",
-            (*args, limit))
+            f"FROM turns t {join} WHERE {where} AND t.via IN ('step', 'global') AND t.choice IS NOT NULL "
+            f"GROUP BY t.choice ORDER BY turns DESC, intent LIMIT ?", (*args, limit))
 
     def dropoff(self, rng: Range, limit: int = 15) -> list[dict]:
         """Where callers hung up before an outcome: the step the call was in."""
@@ -115,31 +122,33 @@ class Figures:
         marks = ", ".join("?" for _ in ABANDONED)
         return self._fetch(
             f"SELECT coalesce(c.end_step, '') AS step, count(*) AS calls FROM calls c "
-            f"WHERE {where} AND c.outcome IN ({marks}) GROUP BY coalesce(c.end_step, '') "
+            f"WHERE {where} AND c.outcome || '' IN ({marks}) GROUP BY coalesce(c.end_step, '') "
             f"ORDER BY calls DESC, step LIMIT ?", (*args, *ABANDONED, limit))
 
     def unmatched(self, rng: Range, limit: int = 300) -> list[dict]:
-        """Speech turns no choice took, by text, most frequent first."""
-        where, args = rng.where()
+        """Speech turns no choice took, by text, most frequent first (the `turns_unmatched` index)."""
+        join, where, args = turn_range(rng)
         return self._fetch(
-            f"SELECT t.heard AS text, count(*) AS turns FROM calls c JOIN turns t ON t.call_id = c.call_id "
+            f"SELECT t.heard AS text, count(*) AS turns FROM turns t {join} "
             f"WHERE {where} AND t.kind = 'speech' AND t.choice IS NULL AND t.heard IS NOT NULL AND t.heard <> '' "
             f"GROUP BY t.heard ORDER BY turns DESC, text LIMIT ?", (*args, limit))
 
     def sentiment(self, rng: Range, size_s: int) -> list[dict]:
         """Per bucket of the turn's time: mean score of scored caller turns, and how many were negative
-        (the thresholds ivr.sentiment labels with: per language)."""
-        where, args = rng.where()
-        score = self._sentiment("t.data")
+        by the thresholds ivr.sentiment labels with (per language: the call's language is looked up
+        only for scores between the two thresholds)."""
+        join, where, args = turn_range(rng)
         bucket = self._bucket("t.at_s", size_s)
         neg_en, neg_zh = THRESHOLDS["en"].negative, THRESHOLDS["zh"].negative
+        low, high = min(neg_en, neg_zh), max(neg_en, neg_zh)
+        high_lang_zh = neg_zh > neg_en      # the language whose threshold is the higher one
         return self._fetch(
-            f"SELECT bucket, avg(score) AS mean, count(*) AS turns, "
-            f"sum(CASE WHEN score <= (CASE WHEN substr(lang, 1, 2) = 'zh' THEN ? ELSE ? END) THEN 1 ELSE 0 END) "
-            f"AS negative "
-            f"FROM (SELECT {bucket} AS bucket, {score} AS score, c.language AS lang FROM calls c "
-            f"JOIN turns t ON t.call_id = c.call_id WHERE {where} AND t.kind = 'speech') s "
-            f"WHERE score IS NOT NULL GROUP BY bucket ORDER BY bucket", (neg_zh, neg_en, *args))
+            f"SELECT {bucket} AS bucket, avg(t.sentiment) AS mean, count(*) AS turns, "
+            f"sum(CASE WHEN t.sentiment <= ? THEN 1 WHEN t.sentiment > ? THEN 0 "
+            f"WHEN (SELECT substr(coalesce(l.language, ''), 1, 2) FROM calls l WHERE l.call_id = t.call_id) "
+            f"{'=' if high_lang_zh else '<>'} 'zh' THEN 1 ELSE 0 END) AS negative "
+            f"FROM turns t {join} WHERE {where} AND t.kind = 'speech' AND t.sentiment IS NOT NULL "
+            f"GROUP BY {bucket} ORDER BY bucket", (low, high, *args))
 
     def hotlines(self, rng: Range, limit: int = 50) -> list[dict]:
         """Usage per number called: calls, exact minutes, and minutes billed per started minute."""
@@ -148,13 +157,6 @@ class Figures:
             f"SELECT coalesce(c.called, '') AS hotline, count(*) AS calls, sum(c.duration_ms) AS duration_ms, "
             f"sum((c.duration_ms + 59999) / 60000) AS billed_min FROM calls c WHERE {where} "
             f"GROUP BY coalesce(c.called, '') ORDER BY calls DESC, hotline LIMIT ?", (*args, limit))
-
-    def contained_ms(self, rng: Range) -> int:
-        where, args = rng.where()
-        marks = ", ".join("?" for _ in CONTAINED)
-        rows = self._fetch(f"SELECT sum(c.duration_ms) AS ms FROM calls c WHERE {where} AND c.outcome IN ({marks})",
-                           (*args, *CONTAINED))
-        return int(rows[0]["ms"] or 0)
 
     def flows(self) -> list[str]:
         return [row["flow"] for row in self._fetch(

@@ -96,12 +96,14 @@ def synthetic_call(rnd: random.Random, n: int, start_s: float, span_s: float, ca
     return row, turns, end
 
 
-def seed_calls(store, count: int, start_s: float, span_s: float = 7 * 86400, seed: int = 1) -> dict:
+def seed_calls(store, count: int, start_s: float, span_s: float = 7 * 86400, seed: int = 1,
+               number_from: int = 0) -> dict:
     """Write `count` synthetic calls through `store` (a started RecordStore), then flush.
-    Returns counts by outcome, for tests to compare the report with."""
+    Returns counts by outcome, for tests to compare the report with. Call ids are numbered from
+    `number_from` (several batches into one database)."""
     rnd = random.Random(seed)
     outcomes: dict[str, int] = {}
-    for n in range(count):
+    for n in range(number_from, number_from + count):
         row, turns, end = synthetic_call(rnd, n, start_s, span_s)
         store.begin_call(row)
         for turn in turns:

