@@ -148,7 +148,7 @@ def test_read_only_file_is_a_clear_error_at_start(tmp_path):
 
 
 def test_disk_full_mid_run_spools_then_writes_everything(tmp_path):
-    with small_disk(tmp_path / "disk", 160) as remount:
+    with small_disk(tmp_path / "disk", 256) as remount:   # room for the schema (5 migrations) and its WAL
         store = make_store(tmp_path, tmp_path / "disk" / "ivr.sqlite3")
         sub = StoreSubscriber(store)
         count = 0

@@ -25,6 +25,11 @@
           session: 8h, idle_timeout: 30min,      # a session ends at the first of the two
           secure_cookie: false}                  # true when served over HTTPS (a TLS proxy)
     reports: {agent_cost_per_minute: 0.85, currency: EUR}   # cost saved = contained minutes x this
+    console: {dispositions: [resolved, follow_up, escalated, wrong_number],   # the agent console (/console)
+              screen_pop_url: "https://crm.example.com/calls/{call_id}?phone={caller}",   # values URL-escaped
+              screen_pop_window: false,          # also open it in a window at the pop (else a link)
+              disconnect_grace: 15s,             # an idle agent whose consoles all closed goes away after this
+              origins: []}                       # other origins that may open /console/ws (a proxy's name)
 
 Environment (wins over the file): IVR_MAX_CALLS, IVR_SIP, IVR_WS, IVR_AUDIOSOCKET, IVR_HTTP
 ("host:port" or "off"), IVR_FLOW (default flow), IVR_VERSIONS_DIR, IVR_ASR, IVR_MODELS_DIR, IVR_RECORDS_DIR,
@@ -43,8 +48,10 @@ import yaml
 from ivr.durations import DurationError, parse_duration_ms
 from ivr.errors import UserError
 from ivr.web.auth import AuthSettings
+from ivr.web.console import ConsoleSettings, check_screen_pop_url
 
-TOP_KEYS = {"listen", "flows", "engines", "limits", "records", "busy_prompt", "web", "reports"}
+TOP_KEYS = {"listen", "flows", "engines", "limits", "records", "busy_prompt", "web", "reports", "console"}
+CONSOLE_KEYS = {"dispositions", "screen_pop_url", "screen_pop_window", "disconnect_grace", "origins"}
 WEB_KEYS = {"users", "session", "idle_timeout", "secure_cookie"}
 LISTENERS = ("sip", "ws", "audiosocket", "http")
 DEFAULT_PORTS = {"sip": 5060, "ws": 8080, "audiosocket": 9092, "http": 8081}
@@ -84,6 +91,7 @@ class ServeConfig:
     auth: AuthSettings = field(default_factory=AuthSettings)   # web logins and the webhooks' token
     agent_cost_per_minute: float | None = None   # reports: what an agent minute costs (cost saved)
     currency: str = ""
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)   # the agent console (/console)
 
     def database_url(self) -> str | None:
         """The records database URL, or None when there is to be none."""
@@ -146,6 +154,7 @@ def load_config(path: Path | None, env: dict[str, str] | None = None) -> ServeCo
     cfg.busy_prompt = str(data.get("busy_prompt", cfg.busy_prompt))
     _web(cfg, _section(data, "web", path), base, path)
     _reports(cfg, _section(data, "reports", path), path)
+    _console(cfg, _section(data, "console", path), path)
     _apply_env(cfg, env)
     return cfg
 
@@ -230,6 +239,29 @@ def _reports(cfg: ServeConfig, reports: dict, path) -> None:
                         "e.g. agent_cost_per_minute: 0.85 with currency: EUR")
     cfg.agent_cost_per_minute = float(cost) if cost is not None else None
     cfg.currency = str(reports.get("currency") or "")
+
+
+def _console(cfg: ServeConfig, console: dict, path) -> None:
+    unknown = set(console) - CONSOLE_KEYS
+    if unknown:
+        raise UserError(f"{path}: unknown key console.{sorted(unknown)[0]}",
+                        "console keys: " + ", ".join(sorted(CONSOLE_KEYS)))
+    settings = cfg.console
+    if "dispositions" in console:
+        names = console["dispositions"]
+        if (not isinstance(names, list) or not names or len(set(map(str, names))) != len(names)
+                or not all(isinstance(n, str) and 0 < len(n) <= 60 and n.strip() == n for n in names)):
+            raise UserError(f"{path}: console.dispositions must be a list of distinct names (1-60 characters)",
+                            "e.g. dispositions: [resolved, follow_up, escalated, wrong_number]")
+        settings.dispositions = tuple(names)
+    settings.screen_pop_url = check_screen_pop_url(str(console.get("screen_pop_url") or ""))
+    settings.screen_pop_window = _bool(console.get("screen_pop_window", False), "console.screen_pop_window", path)
+    settings.disconnect_grace_ms = _duration(console.get("disconnect_grace", "15s"), "console.disconnect_grace", path)
+    origins = console.get("origins") or []
+    if not isinstance(origins, list) or not all(isinstance(o, str) and o.startswith(("http://", "https://"))
+                                                for o in origins):
+        raise UserError(f"{path}: console.origins must be a list of origins like https://ivr.example.com")
+    settings.origins = tuple(o.rstrip("/") for o in origins)
 
 
 def _records_db(cfg: ServeConfig, records: dict, base: Path, path) -> None:

@@ -111,6 +111,11 @@ class HealthServer:
 
         self.dashboard = Dashboard(self.service.cfg)
         self.dashboard.install(app)   # GET /dashboard: reports, supervisor role
+        from ivr.web.console import Console
+
+        self.console = Console(self.service, getattr(self.service.cfg, "console", None))
+        self.console.install(app)     # /console, /console/supervisor, /console/ws: agents, live
+        await self.console.start()    # a hub subscriber
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.host, self.port)
@@ -143,6 +148,8 @@ class HealthServer:
         return web.Response(text='<?xml version="1.0" encoding="UTF-8"?>' + body, content_type="application/xml")
 
     async def stop(self, _deadline_s: float = 0) -> None:
+        if getattr(self, "console", None) is not None:
+            await self.console.stop()
         if self.runner:
             await self.runner.cleanup()
         if getattr(self, "dashboard", None) is not None:

@@ -123,6 +123,15 @@ class RecordStore:
             row = {**row, "started_at": ended - (row.get("duration_ms") or 0) / 1000}
         self._put({"op": "end", "row": row})
 
+    def add_disposition(self, row: dict) -> None:
+        """The agent console's disposition of a call: {call_id, agent, disposition, notes, at_s, data};
+        a second one by the same agent replaces the first."""
+        self._put({"op": "disposition", "row": row})
+
+    def put_callback(self, row: dict) -> None:
+        """A callback task (ivr/agents/callbacks.py), inserted or updated by its callback_id."""
+        self._put({"op": "callback", "row": row})
+
     def _put(self, op: dict) -> None:
         self._queue.put(op)
 
