@@ -245,3 +245,23 @@ def test_context_headers_round_trip_and_size_cap():
     big = dict(context_headers("r", {"intent": "agent", "transcript": "x" * 5000}))
     assert decode_context(big["X-IVR-Context"]) == {"intent": "agent", "_truncated": True}
     assert sipfrag_status(b"SIP/2.0 200 OK\r\n") == 200 and sipfrag_status(b"garbage") is None
+
+
+def test_user_part_may_hold_question_marks_and_via_strictness():
+    uri = parse_uri("sip:a?b;c=d@127.0.0.1:5070;transport=udp?Subject=x%40y")
+    assert (uri.user, uri.host, uri.port, uri.params, uri.headers) == (
+        "a?b;c=d", "127.0.0.1", 5070, {"transport": "udp"}, {"Subject": "x@y"})
+    assert parse_uri("soap.beep://127.0.0.1:3002").scheme == "soap.beep"     # kept opaque: the server says 416
+    with pytest.raises(SipSyntaxError):
+        parse_via("SIP/2.0/UDP 127.0.0.1;;branch=z9hG4bKx", strict=True)
+    assert parse_via("SIP/2.0/UDP 127.0.0.1;;branch=z9hG4bKx").branch == "z9hG4bKx"   # lenient: to answer along it
+    assert parse_via("SIP/7.0/UDP 127.0.0.1;branch=z9hG4bKx").version == "7.0"
+
+
+def test_a_response_never_invents_missing_headers():
+    req = Request("INVITE", "sip:ivr@127.0.0.1")
+    req.add("Via", "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKi")
+    req.add("CSeq", "1 INVITE")
+    assert can_reply(req)
+    resp = make_response(req, 400, to_tag="t")
+    assert [name for name, _ in resp.headers] == ["Via", "CSeq"]
