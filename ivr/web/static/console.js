@@ -107,7 +107,15 @@
       li.dataset.id = cb.id;
       li.appendChild(el("span", cb.number + " "));
       li.appendChild(el("span", (cb.reason || "") + " · asked " + ago(cb.requested_at_s) + " ago", "muted"));
-      if (cb.taken_by) {
+      if (cb.taken_by === body.dataset.user) {
+        li.appendChild(el("span", " · yours: call them back ", "muted"));
+        for (const result of ["done", "failed"]) {
+          const b = el("button", result === "done" ? "Done" : "Not reached");
+          b.type = "button";
+          b.addEventListener("click", () => send({type: "finish_callback", id: String(cb.id), result: result}));
+          li.appendChild(b);
+        }
+      } else if (cb.taken_by) {
         li.appendChild(el("span", " · taken by " + cb.taken_by, "muted"));
       } else {
         const take = el("button", "Take");
