@@ -81,6 +81,20 @@ def test_only_new_requests_outside_dialogs_are_charged():
     assert stats["retransmissions_absorbed"] == 5
 
 
+def test_a_flood_of_any_kind_is_cut_before_parsing():
+    """ACKs and in-dialog requests are free of the request limit, not of the ceiling on datagrams
+    (10 x the rate, burst 10 x): a flood of them is dropped unparsed; from a trusted source it is not."""
+    async def go(trusted):
+        server, _, owner = await fed_server(rate_limit_per_s=1, trusted=trusted)   # ceiling 10/s, burst 100
+        for n in range(150):
+            server.endpoint.datagram_received(
+                request("INFO", n, to_tag=";tag=ourtag", call_id=f"dlg@{TRUNK[0]}", cseq=n + 2), TRUNK)
+        return len(owner.requests), server.endpoint.stats["rate_dropped"]
+
+    assert asyncio.run(go(None)) == (100, 50)
+    assert asyncio.run(go([TRUNK[0]])) == (150, 0)
+
+
 def test_trusted_sources_are_never_limited_and_always_allowed():
     async def go():
         server, sent, _ = await fed_server(rate_limit_per_s=1, allow=["10.0.0.0/8"], trusted=["127.0.0.8/29"])

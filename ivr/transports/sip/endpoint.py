@@ -5,7 +5,8 @@ throttled), allow-list (403), then server transactions, which absorb retransmitt
 re-sending the last response. Only new requests reach the transaction user (`on_request`).
 The per-source rate limit is charged only for junk and for new requests outside dialogs: never
 for ACK, retransmissions, a CANCEL of a transaction in progress or a request in a dialog we
-hold (`in_dialog`), and never for trusted sources; past it a packet is dropped unanswered.
+hold (`in_dialog`), and never for trusted sources; past it a packet is dropped unanswered. A
+coarser ceiling on all datagrams of a source is checked before parsing (see `guard`).
 Client transactions retransmit our requests until they are answered and hand the final
 response back to the awaiting coroutine.
 """
@@ -211,6 +212,9 @@ class SipEndpoint:
         self.stats["received"] += 1
         if not data.strip(b"\r\n \t\0"):
             return   # keep-alive
+        if not self.guard.trusted(ip) and not self.guard.within_datagram_rate(ip):   # a flood: not even parsed
+            self.stats["rate_dropped"] += 1
+            return
         if len(data) > self.max_datagram_bytes:
             if self._admit(ip):
                 self._bad(addr, f"datagram of {len(data)} bytes exceeds {self.max_datagram_bytes}", None)

@@ -5,8 +5,10 @@ Scanners (sipvicious and friends) sweep OPTIONS/INVITE/REGISTER at hundreds per 
 Past the rate limit a source is dropped without an answer (answering would help the scan
 and can amplify spoofed floods) and logged once per window, with a count. The endpoint charges
 the bucket only for new requests outside dialogs (and for junk), never for ACK, in-dialog
-requests or retransmissions, so a trunk's busy hour does not lose its ACKs and BYEs. Trusted
-sources (the proxy in front, the carrier's trunk: CIDRs) are allowed and never limited.
+requests or retransmissions, so a trunk's busy hour does not lose its ACKs and BYEs. Before
+parsing, a coarser ceiling (DATAGRAM_FACTOR x the rate, on every datagram) keeps a flood from
+costing parsing time. Trusted sources (the proxy in front, the carrier's trunk: CIDRs) are
+allowed and never limited.
 """
 
 import ipaddress
@@ -15,6 +17,7 @@ import time
 from collections import OrderedDict
 
 log = logging.getLogger("ivr.sip.guard")
+DATAGRAM_FACTOR = 10   # datagrams of any kind a source may send per new request it may start
 
 
 class LogThrottle:
@@ -52,6 +55,7 @@ class SourceGuard:
         self.burst = burst if burst is not None else max(10.0, 2 * rate_limit_per_s)
         self.max_sources = max_sources
         self._buckets: OrderedDict[str, list[float]] = OrderedDict()   # ip -> [tokens, updated]
+        self._datagrams: OrderedDict[str, list[float]] = OrderedDict()
         self._flood_log = LogThrottle(window_s=10.0)
         self.dropped = 0
 
@@ -64,27 +68,49 @@ class SourceGuard:
         return bool(self.trusted_networks) and _within(ip, self.trusted_networks)
 
     def within_rate(self, ip: str, now: float | None = None) -> bool:
+        """Take one new request from the source's bucket."""
         if self.rate_per_s <= 0:
             return True
         now = time.monotonic() if now is None else now
-        bucket = self._buckets.get(ip)
+        if self._take(self._buckets, ip, self.rate_per_s, self.burst, now):
+            return True
+        self._flooding(ip, now, f"{self.rate_per_s:.0f} new requests/s")
+        return False
+
+    def within_datagram_rate(self, ip: str, now: float | None = None) -> bool:
+        """A ceiling on everything a source sends, checked before parsing so a flood costs no parsing:
+        DATAGRAM_FACTOR times the request rate, far above what its calls' ACKs, BYEs and in-dialog
+        requests need."""
+        if self.rate_per_s <= 0:
+            return True
+        now = time.monotonic() if now is None else now
+        rate = self.rate_per_s * DATAGRAM_FACTOR
+        if self._take(self._datagrams, ip, rate, self.burst * DATAGRAM_FACTOR, now):
+            return True
+        self._flooding(ip, now, f"{rate:.0f} datagrams/s")
+        return False
+
+    def _take(self, buckets: OrderedDict, ip: str, rate_per_s: float, burst: float, now: float) -> bool:
+        bucket = buckets.get(ip)
         if bucket is None:
-            bucket = [self.burst, now]
-            self._buckets[ip] = bucket
-            while len(self._buckets) > self.max_sources:   # a spoofed sweep must not grow this forever
-                self._buckets.popitem(last=False)
-        self._buckets.move_to_end(ip)
-        bucket[0] = min(self.burst, bucket[0] + (now - bucket[1]) * self.rate_per_s)
+            bucket = [burst, now]
+            buckets[ip] = bucket
+            while len(buckets) > self.max_sources:   # a spoofed sweep must not grow this forever
+                buckets.popitem(last=False)
+        buckets.move_to_end(ip)
+        bucket[0] = min(burst, bucket[0] + (now - bucket[1]) * rate_per_s)
         bucket[1] = now
         if bucket[0] >= 1.0:
             bucket[0] -= 1.0
             return True
+        return False
+
+    def _flooding(self, ip: str, now: float, limit: str) -> None:
         self.dropped += 1
         show, suppressed = self._flood_log.allow(ip, now)
         if show:
-            log.warning("sip: %s exceeds %.0f requests/s; dropping its packets silently%s", ip, self.rate_per_s,
+            log.warning("sip: %s exceeds %s; dropping its packets silently%s", ip, limit,
                         f" ({suppressed} more dropped in the previous window)" if suppressed else "")
-        return False
 
 
 def parse_networks(cidrs, what: str) -> list:

@@ -247,12 +247,11 @@ def _common_errors(msg: SipMessage) -> list[str]:
     if errors:
         return errors
     try:
-        for value in msg.raw_all("via"):   # every Via, strictly: no empty elements or parameters (RFC 4475 3.1.2.1)
-            for via in split_outside_quotes(value, ","):
-                if not via.strip():
-                    raise SipSyntaxError(f"empty Via element in {value[:60]!r}")
-                if parse_via(via, strict=True).version != "2.0":
-                    raise SipSyntaxError(f"Via of another SIP version: {via[:60]!r}")
+        for value in msg.raw_all("via"):   # no empty Via elements; the top one strictly (RFC 4475 3.1.2.1)
+            if any(not via.strip() for via in split_outside_quotes(value, ",")):
+                raise SipSyntaxError(f"empty Via element in {value[:60]!r}")
+        if parse_via(msg.get("via") or "", strict=True).version != "2.0":
+            raise SipSyntaxError(f"Via of another SIP version: {msg.get('via', '')[:60]!r}")
         msg.from_  # noqa: B018 -- parsed for validation
         msg.to  # noqa: B018
     except SipSyntaxError as exc:
