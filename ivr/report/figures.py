@@ -102,11 +102,12 @@ class Figures:
         who = ("CASE WHEN t.via = 'watch' THEN 'flow_rule' WHEN t.choice IS NOT NULL AND t.choice <> '' "
                "THEN 'caller_asked' ELSE 'machine_gave_up' END")
         return self._fetch(
-            f"SELECT {who} AS who, c.reason AS reason, count(*) AS calls FROM calls c "
+            f"WITH moved AS MATERIALIZED (SELECT c.call_id, c.reason FROM calls c "
+            f"WHERE {where} AND c.outcome || '' IN ({marks})) "
+            f"SELECT {who} AS who, c.reason AS reason, count(*) AS calls FROM moved c "
             f"LEFT JOIN turns t ON t.call_id = c.call_id AND t.idx = "
             f"(SELECT max(l.idx) FROM turns l WHERE l.call_id = c.call_id) "
-            f"WHERE {where} AND c.outcome || '' IN ({marks}) GROUP BY {who}, c.reason ORDER BY calls DESC",
-            (*args, *TRANSFERRED))
+            f"GROUP BY {who}, c.reason ORDER BY calls DESC", (*args, *TRANSFERRED))
 
     def intents(self, rng: Range, limit: int = 10) -> list[dict]:
         """What callers asked for: choices and globals matched (not slots or yes/no answers)."""
