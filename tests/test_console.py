@@ -406,3 +406,23 @@ def test_screen_pop_url_escapes_values_and_config_refuses_bad_templates(tmp_path
         with pytest.raises(UserError) as err:
             load_config(path, env={})
         assert words in err.value.message
+
+
+def test_a_reopened_console_gets_the_call_and_its_notes_back(tmp_path):
+    async def go():
+        async with console_rig(tmp_path) as rig:
+            alice = await agent(rig, "alice")
+            publish_call(rig.service.hub, "c-8", "alice")
+            await alice.expect("pop")
+            await alice.send({"type": "notes", "call_id": "c-8", "text": "wants a refund"})
+            await alice.send({"type": "ping"})
+            await alice.expect("pong")                                # the notes were taken before it
+            await alice.ws.close()
+            alice.ws = None
+            await alice.open(hello=False)
+            await alice.send({"type": "hello", "token": alice.token})
+            back = await alice.expect("pop")
+            await alice.close()
+            return back
+    back = asyncio.run(go())
+    assert back["call"]["call_id"] == "c-8" and back["ringing"] is False and back["notes"] == "wants a refund"

@@ -150,3 +150,19 @@ def test_agent_console_in_chromium(served, browser):
     # no CSP violation or script error in the browser's console
     logs = [e for e in browser.get_log("browser") if e.get("level") == "SEVERE" and "favicon.ico" not in e["message"]]
     assert not logs, logs
+
+    # the supervisor view, live: alice on her call, a caller waiting in the support queue
+    browser.find_element(By.CSS_SELECTOR, "form[action='/logout'] button").click()
+    browser.get(rig.base + "/console/supervisor")
+    browser.find_element(By.ID, "user").send_keys("sue")
+    browser.find_element(By.ID, "password").send_keys(PASSWORDS["sue"])
+    browser.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
+    wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#agents tr[data-agent='alice']"))
+    on_loop(loop, lambda: rig.service.queues.join("c-2", "support", caller="+15550177", reason="billing"))
+    wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#queues tr[data-queue='support']"))
+    cells = [td.text for td in browser.find_elements(By.CSS_SELECTOR, "#agents tr[data-agent='alice'] td")]
+    assert cells[:2] == ["alice", "on-call"] and cells[3].endswith("c-1")
+    queue = [td.text for td in browser.find_elements(By.CSS_SELECTOR, "#queues tr[data-queue='support'] td")]
+    assert queue[:2] == ["support", "1"]
+    assert "+15550177" in browser.find_element(By.ID, "queue").text
+    browser.save_screenshot(str(ARTIFACTS / "console-supervisor.png"))

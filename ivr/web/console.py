@@ -108,6 +108,7 @@ class Console:
         self._task: asyncio.Task | None = None
         self.pops_sent = 0
         self.refused = 0
+        self._hooked: set[str] = set()
 
     @property
     def agents(self):
@@ -133,11 +134,17 @@ class Console:
         hub = getattr(self.service, "hub", None)
         if hub is not None:
             hub.subscribe(self.on_event, name="console")
-        if self.agents is not None:
-            self.agents.on_change(self._agent_changed)
-        if self.queues is not None:
-            self.queues.on_change(lambda _what, _data: self._mark())
+        self._hook()
         self._task = self._loop.create_task(self._pusher(), name="console-push")
+
+    def _hook(self) -> None:
+        """Listen to the directory and the queues, once each (the service may make them after us)."""
+        if self.agents is not None and "agents" not in self._hooked:
+            self._hooked.add("agents")
+            self.agents.on_change(self._agent_changed)
+        if self.queues is not None and "queues" not in self._hooked:
+            self._hooked.add("queues")
+            self.queues.on_change(lambda _what, _data: self._mark())
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -266,6 +273,7 @@ class Console:
         if not hmac.compare_digest(msg["token"].encode(), conn.session.csrf.encode()):
             raise proto.BadMessage("wrong page token: reload the page")
         conn.page = "supervisor" if role_at_least(user.role, "supervisor") else "agent"
+        self._hook()
         if self.agents is not None:   # the users file may have changed (a phone added): agents = users with one
             self.agents.sync_users(conn.auth.users.users())
         self.conns.setdefault(user.name, set()).add(conn)
@@ -277,8 +285,9 @@ class Console:
             await self._send(conn, self.supervisor_state())
         call_id = self.shown.get(user.name)
         call = self.book.get(call_id) if call_id else None
-        if call is not None:
-            await self._send(conn, self._pop_message(call, ringing=False))
+        if call is not None:   # a reopened console: the call and the notes typed so far
+            await self._send(conn, {**self._pop_message(call, ringing=False),
+                                    "notes": self.notes.get((call.call_id, user.name), "")})
         self._mark()
 
     # ---- what the browser asks -------------------------------------------------------

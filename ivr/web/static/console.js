@@ -142,7 +142,7 @@
     const call = msg.call;
     const box = $("pop");
     if (fresh || !current || current.call_id !== call.call_id) {
-      $("notes").value = "";
+      $("notes").value = typeof msg.notes === "string" ? msg.notes : "";
       $("saved").textContent = "";
     }
     current = call;
