@@ -178,7 +178,7 @@ class SipServer:
         elif req.method == "INVITE":
             self._on_invite(req, addr)
         elif req.method == "OPTIONS":
-            self.endpoint.respond(req, 200, headers=self.capability_headers())
+            self._on_options(req)
         elif req.method == "CANCEL":
             self._on_cancel(req)
         elif req.method == "ACK":
@@ -188,10 +188,27 @@ class SipServer:
         else:
             self.reject_method(req)
 
+    def load_header(self) -> tuple[str, str]:
+        """What a proxy in front reads from our OPTIONS answer: calls now, the most we take."""
+        calls = len(getattr(self.admission, "active", self.calls))
+        limit = getattr(self.admission, "max_calls", 0)
+        return "X-IVR-Load", f"calls={calls};max={limit}" if limit else f"calls={calls}"
+
+    def _on_options(self, req: Request) -> None:
+        """200 with our load; 503 while draining or full, so a proxy's OPTIONS probing (Kamailio
+        dispatcher, deploy/kamailio) takes this node out of rotation until it answers 200 again."""
+        headers = [*self.capability_headers(), self.load_header()]
+        admission = self.admission
+        full = len(getattr(admission, "active", ())) >= getattr(admission, "max_calls", float("inf"))
+        if self.draining or not getattr(admission, "open", True) or full:
+            self.endpoint.respond(req, 503, headers=[*headers, ("Retry-After", str(self.retry_after_s))])
+        else:
+            self.endpoint.respond(req, 200, headers=headers)
+
     def _on_invite(self, req: Request, addr: Addr) -> None:
         ep = self.endpoint
         ep.respond(req, 100)
-        if self.draining:
+        if self.draining or not getattr(self.admission, "open", True):   # draining: the proxy tries another node
             ep.respond(req, 503, headers=[("Retry-After", str(self.retry_after_s))])
             return
         accept = [a.split(";")[0].strip().lower() for a in req.get_all("accept")]
