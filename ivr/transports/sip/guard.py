@@ -58,6 +58,7 @@ class SourceGuard:
         self._datagrams: OrderedDict[str, list[float]] = OrderedDict()
         self._flood_log = LogThrottle(window_s=10.0)
         self.dropped = 0
+        self.clock = time.monotonic   # seconds; tests may stop it
 
     def allowed(self, ip: str) -> bool:
         if self.networks is None:
@@ -71,7 +72,7 @@ class SourceGuard:
         """Take one new request from the source's bucket."""
         if self.rate_per_s <= 0:
             return True
-        now = time.monotonic() if now is None else now
+        now = self.clock() if now is None else now
         if self._take(self._buckets, ip, self.rate_per_s, self.burst, now):
             return True
         self._flooding(ip, now, f"{self.rate_per_s:.0f} new requests/s")
@@ -83,7 +84,7 @@ class SourceGuard:
         requests need."""
         if self.rate_per_s <= 0:
             return True
-        now = time.monotonic() if now is None else now
+        now = self.clock() if now is None else now
         rate = self.rate_per_s * DATAGRAM_FACTOR
         if self._take(self._datagrams, ip, rate, self.burst * DATAGRAM_FACTOR, now):
             return True
