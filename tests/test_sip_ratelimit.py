@@ -197,6 +197,7 @@ async def burst(n_invites: int = 80, per_s: float = 20.0) -> dict:
         "busy_sent_per_invite": sorted({len(r) for r in flood.values()}),
         "busy_resent": sum(len(r) - 1 for r in flood.values()),
         "rate_dropped": server.endpoint.stats["rate_dropped"],
+        "acks_absorbed": server.endpoint.stats["acks_absorbed"],
         "bye_answers": trunk.bye_answers,
         "a_released": not any(c.info.transport_id == "answered-a" for c in server.calls),
         "b_state": b_call.state if b_call else None,
@@ -221,7 +222,9 @@ def burst_result() -> dict:
 def test_every_486_gets_its_ack_absorbed(burst_result):
     assert burst_result["flood_sent"] == 80
     assert burst_result["rate_dropped"] == 0 and burst_result["flood_answered"] == 80
-    assert burst_result["busy_sent_per_invite"] == [1]       # each 486 sent once: its ACK was taken
+    assert burst_result["acks_absorbed"] == 80                # every 486's ACK reached its transaction
+    # each 486 sent once (a second copy only if the loop stalled past T1 = 500 ms; it was 9-13 copies)
+    assert max(burst_result["busy_sent_per_invite"]) <= 2 and burst_result["busy_resent"] <= 2
 
 
 def test_no_bye_is_dropped(burst_result):

@@ -88,7 +88,8 @@ class SipEndpoint:
         self.max_datagram_bytes = max_datagram_bytes
         self.server_txns: dict[tuple, ServerTxn] = {}
         self.client_txns: dict[tuple, ClientTxn] = {}
-        self.stats = {"received": 0, "bad": 0, "rate_dropped": 0, "forbidden": 0, "retransmissions_absorbed": 0}
+        self.stats = {"received": 0, "bad": 0, "rate_dropped": 0, "forbidden": 0, "retransmissions_absorbed": 0,
+                      "acks_absorbed": 0}   # ACKs of our non-2xx finals, ending their retransmission
         self._bad_log = LogThrottle(window_s=10.0, per_window=5)
         self._transport: asyncio.DatagramTransport | None = None
         self._sweeper: asyncio.Task | None = None
@@ -241,6 +242,7 @@ class SipEndpoint:
         txn = self.server_txns.get(key)
         if msg.method == "ACK":                          # never charged: an ACK lost is a 486 re-sent 10 times
             if txn is not None and txn.status >= 300:   # ACK of our non-2xx final: the transaction's
+                self.stats["acks_absorbed"] += not txn.acked
                 txn.acked = True
                 txn.expires_at = min(txn.expires_at, self._now() + T4_MS / 1000)
                 return
