@@ -1,0 +1,235 @@
+"""The live half of the agent console: call events in, pops and state out, presence.
+
+A mixin of `Console` (console.py): `on_event` is its hub subscriber (the `CallBook` fold, then
+the pop to the agent whose phone rings, at once); state (the agent's status, callers waiting,
+callback tasks) and the supervisor view are pushed to every open console when something
+changed, coalesced to one push per `PUSH_EVERY_S`; consoles closing move their agent to away
+at the defined moment (docs/serve.md, "Closed browser").
+"""
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from ivr.errors import UserError
+from ivr.web import console_ws as proto
+
+if TYPE_CHECKING:
+    from ivr.web.console import Conn
+
+log = logging.getLogger("ivr.web")
+
+PUSH_EVERY_S = 0.1          # state pushes are coalesced to at most one per this interval
+SESSION_CHECK_S = 30.0      # open sockets of ended sessions are closed within this
+BUSY = ("ringing", "on_call", "wrap_up")
+
+
+def screen_pop_url(template: str, call_id: str, caller: str) -> str:
+    """The template with each value URL-escaped whole (a caller ID cannot add a parameter or path)."""
+    if not template:
+        return ""
+    return template.format(call_id=quote(call_id, safe=""), caller=quote(caller, safe=""))
+
+
+class LiveViews:
+    # ---- the hub -------------------------------------------------------------------------
+
+    async def on_event(self, event) -> None:
+        self.book(event)
+        call = self.book.get(event.call_id)
+        kind = type(event).__name__
+        if kind == "AgentRinging" and call is not None:
+            self.shown[event.agent] = call.call_id
+            await self._to_agent(event.agent, self._pop_message(call, ringing=True, published_at_s=event.at_s))
+            self.pops_sent += 1
+        elif call is not None and call.agent and self.shown.get(call.agent) == call.call_id:
+            await self._to_agent(call.agent, self._pop_message(call, ringing=kind == "AgentRinging", update=True))
+        if kind in ("QueueJoined", "QueueLeft", "AgentRinging", "AgentAnswered", "AgentFailed", "CallbackRequested",
+                    "CallEnded"):
+            self._mark()
+
+    def _pop_message(self, call, ringing: bool, update: bool = False, published_at_s: float | None = None) -> dict:
+        return {"type": "call" if update else "pop", "ringing": ringing, "call": call.pop(),
+                "crm_url": screen_pop_url(self.settings.screen_pop_url, call.call_id, call.caller),
+                "open_window": self.settings.screen_pop_window, "published_at_s": published_at_s,
+                "now_s": self.clock()}
+
+    async def _to_agent(self, name: str, message: dict) -> None:
+        for conn in list(self.conns.get(name, ())):
+            if conn.page:
+                await self._send(conn, message)
+
+    async def _send(self, conn: "Conn", message: dict) -> None:
+        if conn.ws.closed:
+            return
+        try:
+            await conn.ws.send_str(proto.dumps(message))
+        except (ConnectionError, RuntimeError) as exc:
+            log.debug("console: send to %s failed: %s", getattr(conn.user, "name", "?"), exc)
+
+    # ---- status pushes -----------------------------------------------------------------
+
+    def _mark(self) -> None:
+        if self._dirty is None or self._loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            self._dirty.set()
+        else:
+            self._loop.call_soon_threadsafe(self._dirty.set)
+
+    async def _pusher(self) -> None:
+        """State to every console when something changed (coalesced), and a session check."""
+        next_check = self.clock() + SESSION_CHECK_S
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._dirty.wait(), timeout=5.0)
+            self._dirty.clear()
+            try:
+                await self._push_all()
+                if self.clock() >= next_check:
+                    next_check = self.clock() + SESSION_CHECK_S
+                    await self._drop_ended_sessions()
+            except Exception:
+                log.exception("console: push failed")
+            await asyncio.sleep(PUSH_EVERY_S)
+
+    async def _push_all(self) -> None:
+        sup = None
+        for name, conns in list(self.conns.items()):
+            for conn in list(conns):
+                if not conn.page:
+                    continue
+                await self._send(conn, self._state_for(name))
+                if conn.page == "supervisor":
+                    sup = sup or self.supervisor_state()
+                    await self._send(conn, sup)
+
+    async def _drop_ended_sessions(self) -> None:
+        for conns in list(self.conns.values()):
+            for conn in list(conns):
+                if self._still_logged_in(conn) is None:
+                    await self._send(conn, {"type": "bye", "error": "your session has ended: log in again"})
+                    await conn.ws.close()
+
+    def _state_for(self, name: str) -> dict:
+        me = {"status": "no_phone", "since_s": None, "call_id": None}
+        if self.agents is not None:
+            agent = self.agents.get(name)
+            if agent is not None:
+                me = {"status": agent.status, "since_s": agent.since_s, "call_id": agent.call_id}
+        snap = self._queue_snapshot()
+        return {"type": "state", "me": me, "queue": self._waiting(snap), "callbacks": self._callbacks(snap),
+                "now_s": self.clock()}
+
+    def _queue_snapshot(self) -> dict:
+        return self.queues.snapshot() if self.queues is not None else {"queues": {}, "callbacks": []}
+
+    def _waiting(self, snap: dict | None = None) -> list[dict]:
+        """Callers waiting (the queue manager's view, else the events'), longest wait first."""
+        snap = snap or self._queue_snapshot()
+        if self.queues is not None:
+            found = [w for calls in snap["queues"].values() for w in calls if w["state"] != "answered"]
+            found.sort(key=lambda w: w["joined_at"])
+            return [{"call_id": w["call_id"], "caller": w["caller"], "caller_name": w["caller_name"],
+                     "queue": w["queue"], "joined_at_s": w["joined_at"], "reason": w["reason"], "intent": w["intent"],
+                     "position": w["position"], "estimated_wait_s": w["estimated_wait_s"], "state": w["state"],
+                     "agent": w["agent"]} for w in found[:200]]
+        return [{"call_id": c.call_id, "caller": c.caller, "caller_name": c.caller_name, "queue": c.queue,
+                 "joined_at_s": c.joined_at_s, "reason": c.reason, "intent": c.intent,
+                 "position": c.extra.get("position"), "estimated_wait_s": c.extra.get("wait_s"),
+                 "state": "waiting", "agent": ""} for c in self.book.waiting()[:200]]
+
+    def _callbacks(self, snap: dict | None = None) -> list[dict]:
+        snap = snap or self._queue_snapshot()
+        return [{"id": t["callback_id"], "number": t["number"], "queue": t["queue"], "reason": t["reason"],
+                 "requested_at_s": t["created_at"], "taken_by": t["agent"] or None, "call_id": t["call_id"]}
+                for t in snap["callbacks"][:200]]
+
+    def supervisor_state(self) -> dict:
+        agents = []
+        for snap in (self.agents.snapshot() if self.agents is not None else []):
+            call = self.book.get(snap["call_id"]) if snap.get("call_id") else None
+            agents.append({"name": snap["name"], "status": snap["status"], "since_s": snap["since_s"],
+                           "call_id": snap.get("call_id"), "caller": call.caller if call else "",
+                           "connected": bool(self.conns.get(snap["name"]))})
+        snap = self._queue_snapshot()
+        waiting = self._waiting(snap)
+        queues: dict[str, dict] = {}
+
+        def queue(name: str) -> dict:
+            return queues.setdefault(name, {"name": name, "waiting": 0, "longest_since_s": None, "callbacks": 0,
+                                            "handle_s": snap.get("handle_s", {}).get(name)})
+        for w in waiting:
+            q = queue(w["queue"])
+            q["waiting"] += 1
+            if w["joined_at_s"] and (q["longest_since_s"] is None or w["joined_at_s"] < q["longest_since_s"]):
+                q["longest_since_s"] = w["joined_at_s"]
+        for task in self._callbacks(snap):
+            queue(task["queue"])["callbacks"] += 0 if task["taken_by"] else 1
+        return {"type": "supervisor", "agents": agents, "queues": sorted(queues.values(), key=lambda q: q["name"]),
+                "queue": waiting, "now_s": self.clock()}
+
+    # ---- consoles closing ---------------------------------------------------------------
+
+    def _closed(self, conn: "Conn") -> None:
+        name = conn.user.name
+        conns = self.conns.get(name)
+        if conns is not None:
+            conns.discard(conn)
+            if not conns:
+                del self.conns[name]
+                self._last_console_closed(name)
+        self._mark()
+
+    def _last_console_closed(self, name: str) -> None:
+        """Defined behaviour: the call goes on; away after it. Idle: away after the grace period."""
+        agent = self.agents.get(name) if self.agents is not None else None
+        if agent is None:
+            return
+        if agent.status in BUSY:
+            self.away_pending.add(name)
+            log.info("console: %s closed the console during a call (%s): away when it ends", name, agent.status)
+            if agent.status == "wrap_up":
+                self._go_away(name)
+        elif agent.status == "available" and self._loop is not None:
+            old = self._grace.pop(name, None)
+            if old is not None:
+                old.cancel()
+            self._grace[name] = self._loop.call_later(self.settings.disconnect_grace_ms / 1000, self._grace_over, name)
+
+    def _reopened(self, name: str) -> None:
+        handle = self._grace.pop(name, None)
+        if handle is not None:
+            handle.cancel()
+        self.away_pending.discard(name)
+
+    def _grace_over(self, name: str) -> None:
+        self._grace.pop(name, None)
+        if self.conns.get(name):
+            return
+        agent = self.agents.get(name) if self.agents is not None else None
+        if agent is not None and agent.status == "available":
+            log.info("console: %s's console stayed closed: away", name)
+            self._go_away(name)
+        elif agent is not None and agent.status in BUSY:
+            self.away_pending.add(name)
+
+    def _agent_changed(self, snap: dict) -> None:
+        """The directory's listener: apply a pending away once the call is over."""
+        name = snap.get("name", "")
+        if name in self.away_pending and snap.get("status") in ("available", "wrap_up") and not self.conns.get(name):
+            self._go_away(name)
+        self._mark()
+
+    def _go_away(self, name: str) -> None:
+        self.away_pending.discard(name)
+        try:
+            self.agents.set_status(name, "away")
+        except UserError as exc:
+            log.warning("console: could not set %s away: %s", name, exc.message)
