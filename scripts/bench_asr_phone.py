@@ -10,7 +10,9 @@ are tones or silence and are skipped). Two measures per engine:
   joined: the first 40 prompts (file-name order) joined by 1.2 s of silence in one recording,
           transcribed in one go; WER over the concatenated text.
 WER after normalisation: lower case, punctuation dropped, numerals as English words
-("20" -> "twenty", "1st" -> "first"), "*" star, "#" pound, hyphens as spaces.
+("20" -> "twenty", "1st" -> "first"), "*" star, "#" pound, hyphens as spaces, common
+contractions expanded on both sides ("that's" == "that is"); notes in the transcripts that
+are not speech ("(9 seconds of silence)", "[beep]") are dropped, and files left with no words.
 """
 
 import argparse
@@ -37,6 +39,11 @@ JOINED_COUNT = 40
 ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
         "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
 TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+CONTRACTIONS = {"i'm": "i am", "that's": "that is", "it's": "it is", "you're": "you are", "we're": "we are",
+                "they're": "they are", "don't": "do not", "can't": "cannot", "won't": "will not", "isn't": "is not",
+                "you've": "you have", "i've": "i have", "we've": "we have", "you'll": "you will", "we'll": "we will",
+                "i'll": "i will", "there's": "there is", "let's": "let us", "didn't": "did not", "doesn't": "does not",
+                "what's": "what is", "here's": "here is", "you'd": "you would", "i'd": "i would"}
 ORD = {"one": "first", "two": "second", "three": "third", "five": "fifth", "eight": "eighth", "nine": "ninth",
        "twelve": "twelfth"}
 
@@ -52,8 +59,9 @@ def corpus() -> list[tuple[Path, str]]:
         if not sep or line.startswith(";") or not text or re.fullmatch(r"\[.*\]\.?", text):
             continue
         wav = SOUNDS / f"{name.strip()}.wav"
-        if wav.is_file():
-            items.append((wav, re.sub(r"\[[^\]]*\]", " ", text)))
+        spoken = re.sub(r"\[[^\]]*\]|\([^)]*\)", " ", text).strip()   # [tones], (notes) are not said
+        if wav.is_file() and spoken:
+            items.append((wav, spoken))
     return items
 
 
@@ -81,6 +89,7 @@ def normalize(text: str) -> list[str]:
     text = re.sub(r"\b(\d+)(st|nd|rd|th)\b", lambda m: " " + ordinal(int(m[1])) + " ", text)
     text = re.sub(r"\d+", lambda m: " " + words_of(int(m[0])) + " ", text)
     text = text.replace("*", " star ").replace("#", " pound ").replace("&", " and ").replace("%", " percent ")
+    text = re.sub(r"[a-z]+'[a-z]+", lambda m: CONTRACTIONS.get(m[0], m[0]), text)
     text = text.replace("'", "")
     text = re.sub(r"[^a-z\s]", " ", text)
     return text.split()
@@ -100,7 +109,7 @@ def transcribe(asr, samples: np.ndarray) -> str:
 
 
 def measure(asr, items: list[tuple[Path, str]]) -> dict:
-    pairs, worst = [], []
+    pairs, worst, every = [], [], []
     audio_s = cpu_s = 0.0
     for wav, ref in items:
         samples = read_audio(wav)
@@ -109,6 +118,7 @@ def measure(asr, items: list[tuple[Path, str]]) -> dict:
         cpu_s += time.process_time() - t0
         audio_s += len(samples) / 16000
         pairs.append((ref, hyp))
+        every.append({"file": wav.stem, "ref": ref, "hyp": hyp})
         e = Levenshtein.distance(normalize(ref), normalize(hyp))
         if e:
             worst.append((e, wav.stem, ref, hyp))
@@ -121,7 +131,7 @@ def measure(asr, items: list[tuple[Path, str]]) -> dict:
     return {"files": len(items), "words": words, "errors": errors, "wer": round(rate, 4),
             "joined_wer": round(joined_rate, 4), "joined_words": joined_words,
             "audio_s": round(audio_s, 1), "cpu_s": round(cpu_s, 1), "cpu_rtf": round(cpu_s / audio_s, 3),
-            "worst": [{"file": f, "errors": e, "ref": r, "hyp": h} for e, f, r, h in worst[:15]]}
+            "worst": [{"file": f, "errors": e, "ref": r, "hyp": h} for e, f, r, h in worst[:15]], "every": every}
 
 
 def main(argv: list[str] | None = None) -> int:
