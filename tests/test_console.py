@@ -88,12 +88,12 @@ class Agent:
         self.token = re.search(r'data-token="([^"]+)"', html).group(1)
         return self
 
-    async def open(self, hello: bool = True) -> "Agent":
+    async def open(self, hello: bool = True, page: str = "agent") -> "Agent":
         self.ws = await self.http.ws_connect("/console/ws", origin=self.rig.base)
         if hello:
-            await self.send({"type": "hello", "token": self.token})
+            await self.send({"type": "hello", "token": self.token, "page": page})
             assert (await self.expect("welcome"))["user"] == self.name
-            await self.expect("state")
+            await self.expect("state" if page == "agent" else "supervisor")
         return self
 
     async def send(self, message) -> None:
@@ -180,6 +180,8 @@ def test_forged_messages_get_errors_and_the_socket_lives(tmp_path):
                 errors.append((await alice.expect("error"))["error"])
                 await alice.send({"type": "hello", "token": "x" * 43})               # not the page's token
                 errors.append((await alice.expect("error"))["error"])
+                await alice.send({"type": "hello", "token": alice.token, "page": "supervisor"})   # not hers
+                errors.append((await alice.expect("error"))["error"])
                 await alice.send({"type": "hello", "token": alice.token})
                 await alice.expect("welcome")
                 for forged in ['{"type": "status", "status": "on_call"}', "not json", "[1, 2]",
@@ -202,6 +204,7 @@ def test_forged_messages_get_errors_and_the_socket_lives(tmp_path):
             return errors, pong, state
     errors, pong, state = asyncio.run(go())
     assert errors[0].startswith("say hello first") and "wrong page token" in errors[1]
+    assert "needs the supervisor role" in errors.pop(2)
     assert "status must be one of available, away" in errors[2]
     assert errors[3] == "not JSON" and "JSON object" in errors[4]
     assert "unknown message type" in errors[5] and "unknown field 'role'" in errors[6]
@@ -366,7 +369,7 @@ def test_logout_ends_the_socket(tmp_path):
 def test_supervisor_sees_agents_and_queues_live(tmp_path):
     async def go():
         async with console_rig(tmp_path) as rig:
-            sue = await (await Agent(rig, "sue").login()).open()
+            sue = await (await Agent(rig, "sue").login()).open(page="supervisor")
             alice = await agent(rig, "alice")
             try:
                 page = await sue.http.get("/console/supervisor")

@@ -265,7 +265,10 @@ class Console(LiveViews):
             raise proto.BadMessage("hello twice")
         if not hmac.compare_digest(msg["token"].encode(), conn.session.csrf.encode()):
             raise proto.BadMessage("wrong page token: reload the page")
-        conn.page = "supervisor" if role_at_least(user.role, "supervisor") else "agent"
+        page = msg.get("page", "agent")
+        if page == "supervisor" and not role_at_least(user.role, "supervisor"):
+            raise proto.BadMessage("the supervisor view needs the supervisor role")
+        conn.page = page
         self._hook()
         if self.agents is not None:   # the users file may have changed (a phone added): agents = users with one
             self.agents.sync_users(conn.auth.users.users())
@@ -273,12 +276,13 @@ class Console(LiveViews):
         self._reopened(user.name)
         await self._send(conn, {"type": "welcome", "user": user.name, "role": user.role,
                                 "dispositions": list(self.settings.dispositions), "now_s": self.clock()})
-        await self._send(conn, self._state_for(user.name))
-        if role_at_least(user.role, "supervisor"):
+        if page == "supervisor":
             await self._send(conn, self.supervisor_state())
+        else:
+            await self._send(conn, self._state_for(user.name))
         call_id = self.shown.get(user.name)
         call = self.book.get(call_id) if call_id else None
-        if call is not None:   # a reopened console: the call and the notes typed so far
+        if call is not None and page == "agent":   # a reopened console: the call and the notes typed so far
             await self._send(conn, {**self._pop_message(call, ringing=False),
                                     "notes": self.notes.get((call.call_id, user.name), "")})
         self._mark()

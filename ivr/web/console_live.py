@@ -58,7 +58,7 @@ class LiveViews:
 
     async def _to_agent(self, name: str, message: dict) -> None:
         for conn in list(self.conns.get(name, ())):
-            if conn.page:
+            if conn.page == "agent":
                 await self._send(conn, message)
 
     async def _send(self, conn: "Conn", message: dict) -> None:
@@ -103,10 +103,9 @@ class LiveViews:
         sup = None
         for name, conns in list(self.conns.items()):
             for conn in list(conns):
-                if not conn.page:
-                    continue
-                await self._send(conn, self._state_for(name))
-                if conn.page == "supervisor":
+                if conn.page == "agent":
+                    await self._send(conn, self._state_for(name))
+                elif conn.page == "supervisor":
                     sup = sup or self.supervisor_state()
                     await self._send(conn, sup)
 

@@ -33,7 +33,8 @@ class Field:
 ID = Field(str, 1, 100)
 MESSAGES: dict[str, tuple[str, dict[str, Field]]] = {
     # type: (role needed, fields)
-    "hello": ("agent", {"token": Field(str, 16, 128)}),
+    "hello": ("agent", {"token": Field(str, 16, 128),
+                        "page": Field(str, 1, 20, ("agent", "supervisor"), required=False)}),
     "status": ("agent", {"status": Field(str, 1, 20, STATUSES)}),
     "take_callback": ("agent", {"id": ID}),
     "finish_callback": ("agent", {"id": ID, "result": Field(str, 1, 10, ("done", "failed"))}),

@@ -7,7 +7,7 @@
   const body = document.body;
   const page = body.dataset.page;
   const token = body.dataset.token;
-  let ws = null, retryMs = 500, clockOffsetS = 0, current = null, dispositions = [], lastState = null;
+  let ws = null, retryMs = 500, clockOffsetS = 0, current = null, dispositions = [];
 
   const $ = (id) => document.getElementById(id);
   function el(tag, text, cls) {
@@ -35,7 +35,7 @@
   function connect() {
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
     ws = new WebSocket(scheme + location.host + body.dataset.ws);
-    ws.onopen = () => { retryMs = 500; send({type: "hello", token: token}); };
+    ws.onopen = () => { retryMs = 500; send({type: "hello", token: token, page: page}); };
     ws.onmessage = (e) => {
       let msg;
       try { msg = JSON.parse(e.data); } catch (err) { return; }
@@ -60,8 +60,8 @@
         showError("");
         if (page === "agent") fillDispositions();
         break;
-      case "state": lastState = msg; renderState(msg); break;
-      case "supervisor": lastState = msg; renderSupervisor(msg); break;
+      case "state": if (page === "agent") renderState(msg); break;
+      case "supervisor": renderSupervisor(msg); break;
       case "pop": renderPop(msg, true); break;
       case "call": if (current && msg.call && msg.call.call_id === current.call_id) renderPop(msg, false); break;
       case "saved":
@@ -91,7 +91,7 @@
   function renderState(msg) {
     const me = msg.me || {};
     $("my-status").textContent = (me.status || "unknown").replace("_", "-");
-    $("my-since").textContent = me.since_s ? "for " + ago(me.since_s) : "";
+    since($("my-since"), me.since_s, "for ");
     body.dataset.status = me.status || "";
     for (const b of document.querySelectorAll("#status-card button")) {
       b.classList.toggle("current", b.dataset.status === me.status);
@@ -106,7 +106,8 @@
       const li = el("li");
       li.dataset.id = cb.id;
       li.appendChild(el("span", cb.number + " "));
-      li.appendChild(el("span", (cb.reason || "") + " · asked " + ago(cb.requested_at_s) + " ago", "muted"));
+      li.appendChild(el("span", (cb.reason || "") + " · asked ", "muted"));
+      li.appendChild(since(el("span", null, "muted"), cb.requested_at_s, ""));
       if (cb.taken_by === body.dataset.user) {
         li.appendChild(el("span", " · yours: call them back ", "muted"));
         for (const result of ["done", "failed"]) {
@@ -132,7 +133,7 @@
   function waitingItem(w) {
     const li = el("li");
     li.appendChild(el("span", w.caller + (w.caller_name ? " (" + w.caller_name + ")" : "") + " "));
-    li.appendChild(el("span", "waiting " + ago(w.joined_at_s), "wait"));
+    li.appendChild(since(el("span", null, "wait"), w.joined_at_s, "waiting "));
     const why = [w.queue, w.intent, w.reason].filter(Boolean).join(" · ");
     if (why) li.appendChild(el("span", " · " + why, "muted"));
     return li;
@@ -229,15 +230,23 @@
 
   function row(cells) {
     const tr = el("tr");
-    for (const c of cells) tr.appendChild(el("td", c));
+    for (const c of cells) tr.appendChild(c instanceof Node ? c : el("td", c));
     return tr;
+  }
+
+  // a time shown as "how long ago", kept current by the ticker below (no rebuild: buttons stay put)
+  function since(node, s, prefix) {
+    node.dataset.since = s ? String(s) : "";
+    node.dataset.prefix = prefix || "";
+    node.textContent = s ? (prefix || "") + ago(s) : "";
+    return node;
   }
 
   function renderSupervisor(msg) {
     const agents = $("agents").tBodies[0];
     clear(agents);
     for (const a of msg.agents || []) {
-      const tr = row([a.name, (a.status || "").replace("_", "-"), ago(a.since_s),
+      const tr = row([a.name, (a.status || "").replace("_", "-"), since(el("td"), a.since_s),
                       a.call_id ? (a.caller || "") + " · " + a.call_id : "", a.connected ? "open" : "closed"]);
       tr.dataset.agent = a.name;
       agents.appendChild(tr);
@@ -245,7 +254,7 @@
     const queues = $("queues").tBodies[0];
     clear(queues);
     for (const q of msg.queues || []) {
-      const tr = row([q.name, q.waiting, q.longest_since_s ? ago(q.longest_since_s) : "-", q.callbacks]);
+      const tr = row([q.name, q.waiting, since(el("td"), q.longest_since_s), q.callbacks]);
       tr.dataset.queue = q.name;
       queues.appendChild(tr);
     }
@@ -255,9 +264,10 @@
   }
 
   setInterval(() => {   // waits tick between server updates
-    if (!lastState) return;
-    if (lastState.type === "state") renderState(lastState);
-    else renderSupervisor(lastState);
+    for (const node of document.querySelectorAll("[data-since]")) {
+      const s = parseFloat(node.dataset.since);
+      if (s) node.textContent = node.dataset.prefix + ago(s);
+    }
   }, 1000);
   setInterval(() => send({type: "ping"}), 25000);
 
