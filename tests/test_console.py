@@ -246,6 +246,26 @@ def test_screen_pop_carries_the_calls_context_to_the_ringing_agent_only(tmp_path
     assert update["call"]["ended"] is True and update["call"]["outcome"] == "transfer"
 
 
+def test_a_ring_not_taken_withdraws_the_pop(tmp_path):
+    async def go():
+        async with console_rig(tmp_path) as rig:
+            alice = await agent(rig, "alice")
+            try:
+                publish_call(rig.service.hub, "c-9", "alice")
+                await alice.expect("pop")
+                rig.service.hub.publish(ev.AgentFailed(call_id="c-9", at_s=time.time(), agent="alice",
+                                                       why="no_answer", queue="support"))
+                gone = await alice.expect("withdrawn")
+                await alice.send({"type": "notes", "call_id": "c-9", "text": "late"})
+                refused = await alice.expect("error")
+            finally:
+                await alice.close()
+            return gone, refused
+    gone, refused = asyncio.run(go())
+    assert gone["call_id"] == "c-9" and gone["why"] == "no_answer"
+    assert "not put through to you" in refused["error"]
+
+
 def test_card_number_in_an_utterance_never_reaches_the_console(tmp_path):
     async def go():
         async with console_rig(tmp_path) as rig:

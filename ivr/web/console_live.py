@@ -44,6 +44,11 @@ class LiveViews:
             self.shown[event.agent] = call.call_id
             await self._to_agent(event.agent, self._pop_message(call, ringing=True, published_at_s=event.at_s))
             self.pops_sent += 1
+        elif kind == "AgentFailed" and self.shown.get(event.agent) == event.call_id:
+            # the phone did not take it (no answer, rejected, the caller left): the pop goes away
+            del self.shown[event.agent]
+            await self._to_agent(event.agent, {"type": "withdrawn", "call_id": event.call_id, "why": event.why,
+                                               "now_s": self.clock()})
         elif call is not None and call.agent and self.shown.get(call.agent) == call.call_id:
             await self._to_agent(call.agent, self._pop_message(call, ringing=kind == "AgentRinging", update=True))
         if kind in ("QueueJoined", "QueueLeft", "AgentRinging", "AgentAnswered", "AgentFailed", "CallbackRequested",

@@ -64,6 +64,13 @@
       case "supervisor": renderSupervisor(msg); break;
       case "pop": renderPop(msg, true); break;
       case "call": if (current && msg.call && msg.call.call_id === current.call_id) renderPop(msg, false); break;
+      case "withdrawn":   // the phone did not take the call (no answer, rejected, the caller left)
+        if (current && current.call_id === msg.call_id) {
+          current = null;
+          $("pop").hidden = true;
+          body.dataset.popCall = "";
+        }
+        break;
       case "saved":
         $("saved").textContent = "Saved: " + msg.disposition;
         body.dataset.saved = msg.call_id;
