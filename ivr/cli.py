@@ -75,13 +75,14 @@ def cmd_replay(args) -> int:
 
         return batch.main(args, _engines, _call_config, at_s(args.time))
     wav = calls[0]
-    flow = load_flow(args.flow)
+    flow = load_flow(args.flow, args.language)
     from ivr.audio.wavio import probe
 
     probe(wav)   # a bad WAV fails before models load
     asr, tts, prompts = _engines(flow, args)
     result = replay_file(wav, flow, asr, prompts, _call_config(args), args.channel, tts.name,
-                         caller=args.caller, env=dict(os.environ), at_s=at_s(args.time), keep_audio=bool(args.out))
+                         caller=args.caller, env=dict(os.environ), at_s=at_s(args.time), keep_audio=bool(args.out),
+                         language=args.language)
     trace = result.trace.to_dict()
     trace["input"] = {"path": str(wav), "flow": str(args.flow)}
     if args.out:
@@ -219,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-early-endpoint", action="store_true", help="always wait --endpoint-ms")
     p.add_argument("--caller", default="replay", help="caller ID the flow sees (e.g. +15550101)")
     p.add_argument("--time", help="the call's start, ISO (business hours; default: now)")
+    p.add_argument("--language", help="the call's language, for a flow with several (skips its language menu, "
+                   "as a number routed to that language does)")
     _engine_args(p)
     p.set_defaults(func=cmd_replay)
 
@@ -255,6 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     cli_serve.add_commands(sub, _engine_args)
     cli_users.add_commands(sub)
     cli_report.add_commands(sub)
+    from ivr import cli_cluster
+
+    cli_cluster.add_commands(sub)
     return parser
 
 

@@ -1,0 +1,93 @@
+"""The cluster scenario of tests/test_cluster.py, run inside a loopback-only network namespace.
+
+PostgreSQL, Kamailio and 3 `ivr serve` nodes (ivr/cluster.py); calls with our SIP client
+through the proxy; `kill -9` of node 1 mid-run; a drain of node 2 with calls in progress.
+Prints `CLUSTER {json}` with what happened, for the test to judge.
+"""
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+from ivr import cluster
+from ivr.clients.sip import run_sip_call
+
+PROXY = ("127.0.0.1", 5060)
+
+
+async def _call(name: str, seconds: float) -> dict:
+    audio = np.zeros(int(16000 * seconds), np.int16)
+    started = time.monotonic()
+    try:
+        result = await run_sip_call(*PROXY, audio, from_user=name, dtmf=[(2200, "2")], tail_ms=200, timeout_s=8)
+        outcome = result.close_reason or "completed"
+    except Exception as exc:   # a refusal other than busy, or no answer: recorded, judged by the test
+        outcome = f"error {type(exc).__name__}: {exc}"
+    return {"caller": name, "outcome": outcome, "setup_s": round(time.monotonic() - started, 2)}
+
+
+def _post(url: str) -> dict:
+    with urllib.request.urlopen(urllib.request.Request(url, data=b"", method="POST"), timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+def _rows(url: str) -> list[dict]:
+    import psycopg
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(url, row_factory=dict_row) as conn:
+        rows = conn.execute("SELECT c.caller, c.outcome, c.ended_at, c.data, "
+                            "(SELECT count(*) FROM turns t WHERE t.call_id = c.call_id) AS turn_rows "
+                            "FROM calls c").fetchall()
+    for row in rows:
+        params = json.loads(row.pop("data") or "{}").get("params", {})
+        row["node"] = params.get("request_uri", "").rsplit("@", 1)[-1]
+    return rows
+
+
+async def scenario(run_dir: Path) -> dict:
+    spec = cluster.ClusterSpec(nodes=3, run_dir=run_dir, max_calls=8, ping_interval_s=1, shutdown_grace_s=30)
+    state = await asyncio.to_thread(cluster.up, spec)
+    node1, node2 = state["nodes"][0], state["nodes"][1]
+    out: dict = {}
+    try:
+        out["spread"] = await asyncio.gather(*(_call(f"a{i}", 1.5) for i in range(6)))
+        # kill -9 of node 1 while 6 calls are up, then new calls every 0.3 s
+        long_calls = [asyncio.create_task(_call(f"b{i}", 7)) for i in range(6)]
+        await asyncio.sleep(4.5)   # each has had its first turn
+        os.kill(node1["pid"], signal.SIGKILL)
+        after = []
+        for i in range(6):
+            after.append(asyncio.create_task(_call(f"c{i}", 1)))
+            await asyncio.sleep(0.3)
+        out["killed_calls"] = await asyncio.gather(*long_calls)
+        out["after_kill"] = await asyncio.gather(*after)
+        # drain node 2 with calls in progress; new calls meanwhile
+        draining = [asyncio.create_task(_call(f"d{i}", 4)) for i in range(4)]
+        await asyncio.sleep(1.5)
+        out["drain_answer"] = await asyncio.to_thread(_post, f"http://{node2['http']}/drain")
+        during = []
+        for i in range(4):
+            during.append(asyncio.create_task(_call(f"e{i}", 1)))
+            await asyncio.sleep(0.4)
+        out["drained_calls"] = await asyncio.gather(*draining)
+        out["during_drain"] = await asyncio.gather(*during)
+        out["node2_exited"] = await asyncio.to_thread(cluster.stop_pid, node2["pid"], 0, 20)   # signal 0: wait
+        await asyncio.sleep(1.0)   # the surviving node's last records
+        out["records"] = _rows(state["pg"]["url"])
+        out["nodes"] = {n["name"]: n["sip"] for n in state["nodes"]}
+    finally:
+        await asyncio.to_thread(cluster.down, run_dir, 10)
+    return out
+
+
+if __name__ == "__main__":
+    result = asyncio.run(scenario(Path(sys.argv[1])))
+    print("CLUSTER " + json.dumps(result, default=str), flush=True)

@@ -1,0 +1,59 @@
+"""Several nodes behind Kamailio sharing PostgreSQL (issue 13), in a loopback-only network namespace.
+
+One slow test (~40 s): `ivr cluster` starts PostgreSQL, Kamailio (deploy/kamailio) and 3 nodes;
+calls with our SIP client go through the proxy (tests/cluster_scenario.py). Then node 1 is
+killed with SIGKILL while it holds calls, and node 2 is drained while it holds calls.
+"""
+
+import shutil
+
+import pytest
+
+from tests.sip_netns import run_in_netns
+
+
+@pytest.fixture(scope="module")
+def outcome(tmp_path_factory):
+    if not shutil.which("kamailio"):
+        pytest.skip("kamailio not installed (scripts/setup.sh installs Debian's kamailio)")
+    from tests.pg_fixture import bin_dir
+
+    if bin_dir() is None:
+        pytest.skip("PostgreSQL server binaries not installed")
+    run_dir = tmp_path_factory.mktemp("cluster")
+    code = (f"import asyncio, json; from pathlib import Path; from tests.cluster_scenario import scenario; "
+            f"print('CLUSTER ' + json.dumps(asyncio.run(scenario(Path('{run_dir}'))), default=str), flush=True)")
+    return run_in_netns(code, "CLUSTER", timeout_s=150)
+
+
+def _by_caller(outcome) -> dict:
+    return {row["caller"]: row for row in outcome["records"]}
+
+
+def test_calls_spread_over_the_nodes_and_survive_a_killed_node_and_a_drain(outcome):
+    nodes = outcome["nodes"]
+    rows = _by_caller(outcome)
+    # every call answered and completed: before the kill, the calls on the survivors, the new calls
+    # placed right after the kill (a call sent to the dead node moves on after the proxy's timeout),
+    # the calls of the drained node and the calls placed while it drained
+    for phase in ("spread", "after_kill", "drained_calls", "during_drain"):
+        assert [c for c in outcome[phase] if c["outcome"] != "completed"] == [], phase
+    # the proxy spread the first calls over all three nodes
+    assert {rows[c["caller"]]["node"] for c in outcome["spread"]} == set(nodes.values())
+    # the killed node's calls keep their records up to their last turn (no end: the node died)
+    dead = [row for caller, row in rows.items() if caller.startswith("b") and row["node"] == nodes["node1"]]
+    assert dead, "no call was on node 1 when it was killed"
+    assert all(row["ended_at"] is None and row["turn_rows"] >= 1 for row in dead), dead
+    # no new call went to the dead node
+    assert all(rows[c["caller"]]["node"] != nodes["node1"] for c in outcome["after_kill"] + outcome["during_drain"])
+
+
+def test_a_drained_node_finishes_its_calls_takes_no_new_ones_and_exits(outcome):
+    nodes = outcome["nodes"]
+    rows = _by_caller(outcome)
+    assert outcome["drain_answer"]["draining"] is True and outcome["drain_answer"]["calls"] >= 1
+    on_node2 = [c for c in outcome["drained_calls"] if rows[c["caller"]]["node"] == nodes["node2"]]
+    assert on_node2, "no call was on node 2 when it was drained"
+    assert all(rows[c["caller"]]["outcome"] == "caller_hangup" for c in on_node2)   # not cut short
+    assert all(rows[c["caller"]]["node"] == nodes["node3"] for c in outcome["during_drain"])
+    assert outcome["node2_exited"]
