@@ -28,6 +28,7 @@ from ivr.audio.vad import Endpointer, EndReason, VadConfig
 from ivr.call_early import CallEarlyEnd
 from ivr.call_keys import CallKeys
 from ivr.call_output import CallOutput
+from ivr.call_queue import CallQueue
 from ivr.call_record import CallRecord
 from ivr.callevents import CallBegan, CallEvent, PromptCut, SpeechStarted, flow_version
 from ivr.events import (
@@ -66,15 +67,16 @@ class CallConfig:
     live: bool = False               # a live call keeps playing while an HTTP step runs; replay waits for it
 
 
-class Call(CallRecord, CallEarlyEnd, CallKeys, CallOutput):
+class Call(CallRecord, CallEarlyEnd, CallKeys, CallOutput, CallQueue):
     def __init__(self, call_id: str, interpreter: Interpreter, asr: AsrModel, prompts: PromptSource,
                  transport: Transport, config: CallConfig | None = None,
                  caller: str = "", called: str = "", tts_name: str = "", http: HttpClient | None = None,
                  started_at_s: float | None = None, params: dict | None = None,
                  emit: Callable[[CallEvent], None] | None = None, transport_kind: str = "replay",
-                 transport_id: str = "", remote: str = "", version: str | None = None) -> None:
+                 transport_id: str = "", remote: str = "", version: str | None = None, queue_port=None) -> None:
         """`emit` receives every call event (the service's hub); the call's own trace is folded
-        from the same events. `version`: the flow's version (default: a hash of its files)."""
+        from the same events. `version`: the flow's version (default: a hash of its files).
+        `queue_port`: where a `queue` step waits for an agent (ivr/agents/dispatch.py `QueuePort`)."""
         self.id = call_id
         self.interp = interpreter
         self.asr = asr
@@ -120,6 +122,8 @@ class Call(CallRecord, CallEarlyEnd, CallKeys, CallOutput):
         self.barged = False
         self.turn: Turn | None = None         # the turn whose reply is being prepared (open)
         self.done = False
+        self.queue_port = queue_port
+        self.queued = None                    # in a queue step (ivr/call_queue.py)
 
     # ---- the loop ------------------------------------------------------------------
 
@@ -143,6 +147,8 @@ class Call(CallRecord, CallEarlyEnd, CallKeys, CallOutput):
             if self.fetching is not None and self.fetching.done():
                 await self._fetched()
             await self._inbound(item)
+            if self.queued is not None:
+                await self._queue_tick()
             await self._outbound()
             if self.done:
                 break
@@ -151,6 +157,7 @@ class Call(CallRecord, CallEarlyEnd, CallKeys, CallOutput):
                 break
         if self.fetching is not None:
             self.fetching.cancel()
+        self._queue_gone("caller_hangup")
         if not self.done:
             step = self.listen.step if self.listen else None
             await self._dispatch(CallerHungUp())

@@ -9,6 +9,9 @@ from ivr.events import Digits, NoInput
 
 class CallKeys:
     async def _key(self, key: str) -> None:
+        if self.queued is not None and self.listen is None:   # on hold: keys go to the queue step
+            await self._queue_key(key)
+            return
         if self.listen is None or not (self.listening or self.playback.bargeable):
             return
         self._emit(KeysPressed(**self._now(), keys=key, step=self.listen.step))

@@ -7,20 +7,41 @@ Hangup wait until the prompts before them have played, then go to the transport.
 
 import asyncio
 import time
+from collections.abc import Mapping
+from types import MappingProxyType
 
 import numpy as np
 
 from ivr.audio.frames import INTERNAL_RATE_HZ
 from ivr.callevents import PromptPlayed, TransferRequested
 from ivr.callevents import TransferFailed as TransferFailedEvent
-from ivr.events import Action, EngineFailed, Fetch, Fetched, Hangup, Listen, Play, Transfer
+from ivr.events import (
+    Action,
+    EngineFailed,
+    EnterQueue,
+    Fetch,
+    Fetched,
+    Hangup,
+    Listen,
+    Play,
+    RequestCallback,
+    Transfer,
+    TransferError,
+)
 from ivr.flow.http import HttpClient, HttpResult
+from ivr.lang import base_language
 from ivr.trace import Outcome
 from ivr.transports.base import TransferFailed
 
 
 class CallOutput:
-    """Mixed into `Call`; uses its interpreter, state, playback, transport, open turn and `_emit`."""
+    """Mixed into `Call`; uses its interpreter, state, playback, transport, open turn and `_emit`.
+
+    A flow with several languages: `voices` and `recognizers` map each base language to its prompt
+    source and ASR model (the service fills them); a Play names its language, a Listen its own."""
+
+    voices: Mapping[str, object] = MappingProxyType({})
+    recognizers: Mapping[str, object] = MappingProxyType({})
 
     async def _apply(self, actions: list[Action]) -> None:
         t0 = time.perf_counter()
@@ -41,10 +62,16 @@ class CallOutput:
                     self.turn.said.append(action.text)
             elif isinstance(action, Listen):
                 self.listen, self.listening = action, False
+                if self.recognizers:   # the recognizer of the language the flow listens in now
+                    self.asr = self.recognizers.get(base_language(action.language, ""), self.asr)
             elif isinstance(action, Transfer | Hangup):
                 self.pending_end = action
             elif isinstance(action, Fetch):
                 await self._fetch(action)
+            elif isinstance(action, EnterQueue):
+                await self._queue_enter(action)
+            elif isinstance(action, RequestCallback):
+                await self._queue_callback(action.number)
         if self.turn is not None:
             self.turn.timing["tts_ms"] = round((time.perf_counter() - t0) * 1000, 1)
 
@@ -69,12 +96,20 @@ class CallOutput:
         await self._dispatch(Fetched(result))
 
     def _render(self, play: Play) -> np.ndarray:
+        prompts = self._voice(play)
         if play.audio_path:
-            return self.prompts.load_recorded(play.audio_path)
-        if hasattr(self.prompts, "synthesize") and self.redactor.text(play.text) != play.text:
+            return prompts.load_recorded(play.audio_path)
+        if hasattr(prompts, "synthesize") and self.redactor.text(play.text) != play.text:
             # It reads back a card number or a sensitive value: synthesised for this call, never cached.
-            return self.prompts.synthesize(play.text)
-        return self.prompts.get(play.text)
+            return prompts.synthesize(play.text)
+        return prompts.get(play.text)
+
+    def _voice(self, play: Play):
+        """The voice of the Play's language; a Play without one speaks the call's language now."""
+        if not self.voices:
+            return self.prompts
+        language = play.language or self.interp.speaking(self.state).flow.language
+        return self.voices.get(base_language(language, ""), self.prompts)
 
     async def _end(self, action: Transfer | Hangup) -> None:
         self.pending_end, self.done = None, True
@@ -97,19 +132,24 @@ class CallOutput:
             await self.transport.hangup(action.reason)
 
     async def _transfer_failed(self, action: Transfer, why: str) -> None:
-        """Nobody answered at the agent line: say so, then hang up (never silence, never a loop)."""
+        """Nobody answered at the agent line: the flow decides (the transfer step's `on_fail`, else
+        the interpreter's apology and goodbye); never silence, never a loop."""
         self.log.warning("transfer to %s failed: %s", action.target, why)
         self._emit(TransferFailedEvent(**self._now(), target=action.target, why=why))
         self.outcome = Outcome("transfer_failed", action.target, why, self.outcome.step,
                                self._ms(self.frame + 1), dict(action.context))
-        try:
-            apology = await asyncio.to_thread(self.prompts.get, self.interp.defaults["transfer_failed"])
-            self.playback.push(apology, False, self.interp.defaults["transfer_failed"])
-            if self.turn is not None:
-                self.turn.said.append(self.interp.defaults["transfer_failed"])
-        except Exception:
-            self.log.exception("could not synthesise the apology")
-        self.done, self.pending_end = False, Hangup("transfer failed")
+        self.done, self.pending_end = False, None
+        await self._dispatch(TransferError(why))
+        if (self.pending_end is None and self.listen is None and self.queued is None and self.fetching is None
+                and not self.done):       # the flow went nowhere: never leave the caller in silence
+            try:
+                text = self.interp.defaults["transfer_failed"]
+                self.playback.push(await asyncio.to_thread(self.prompts.get, text), False, text)
+                if self.turn is not None:
+                    self.turn.said.append(text)
+            except Exception:
+                self.log.exception("could not synthesise the apology")
+            self.pending_end = Hangup("transfer failed")
 
     def _finish_outcome(self, outcome: Outcome) -> None:
         """How the call ends; `Call.finish` emits it (with the path) once the loop is over."""

@@ -51,6 +51,7 @@ class CallRecord:
         not decided how it ends: the service ends calls it had to stop (shutdown, error) this way."""
         if self.ended:
             return
+        self._queue_gone("caller_hangup" if kind == "caller_hangup" else kind)
         if self.outcome is None:
             self.outcome = Outcome(kind, reason=reason, step=self.listen.step if self.listen else None,
                                    t_ms=self._ms(self.frame + 1))

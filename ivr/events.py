@@ -62,18 +62,48 @@ class Fetched:
     result: HttpResult
 
 
-Event = CallStarted | Heard | Digits | NoInput | CallerHungUp | EngineFailed | Fetched
+@dataclass(frozen=True, slots=True)
+class QueueUpdate:
+    """In a queue step: time to tell the caller their place (at entry, then every `announce_every`).
+    `wait_s` is the estimated wait (None: no estimate); `waited_ms` how long they have waited."""
+
+    position: int
+    wait_s: float | None = None
+    waited_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class QueueLeft:
+    """The caller is out of the queue: answered (bridged to an agent) | timeout (max wait) |
+    empty (nobody logged in) | out_of_hours | failed (no queue service here, e.g. a replay)."""
+
+    reason: str
+    agent: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TransferError:
+    """The transfer the flow asked for failed (nobody answered, rejected, unreachable); the caller
+    is still on the line. The transfer step's `on_fail` goes on, else an apology and goodbye."""
+
+    why: str
+
+
+Event = (CallStarted | Heard | Digits | NoInput | CallerHungUp | EngineFailed | Fetched | QueueUpdate | QueueLeft
+         | TransferError)
 
 # ---- actions: interpreter -> call loop ------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class Play:
-    """Speak `text` (synthesised) or play the recorded WAV at `audio_path`."""
+    """Speak `text` (synthesised) or play the recorded WAV at `audio_path`. `language`: the voice
+    to speak it in, for a flow with several languages ("" = the call's only voice)."""
 
     text: str
     audio_path: str | None = None
     barge_in: bool = True
+    language: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,4 +145,27 @@ class Fetch:
     request: HttpRequest
 
 
-Action = Play | Listen | Transfer | Hangup | Fetch
+@dataclass(frozen=True, slots=True)
+class EnterQueue:
+    """Wait in queue `queue` for an agent: the call loop registers the call (through the service's
+    queue port), loops `hold_music` and sends `QueueUpdate` every `announce_every_ms`, `QueueLeft`
+    at the end; keys go to the flow (the callback key). `context` is what the agent is shown."""
+
+    queue: str
+    step: str
+    hold_music: str | None = None
+    announce_every_ms: int = 30_000
+    max_wait_ms: int = 300_000
+    callback_key: str | None = None
+    reason: str = ""
+    context: dict = field(default_factory=dict, hash=False, compare=True)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestCallback:
+    """Store a callback task for `number` and leave the queue (the caller confirmed it)."""
+
+    number: str
+
+
+Action = Play | Listen | Transfer | Hangup | Fetch | EnterQueue | RequestCallback

@@ -168,6 +168,11 @@ class QueueManager:
 
     # ---- offering calls to agents (the dispatcher) -------------------------------------
 
+    def snapshot_order(self) -> list[WaitingCall]:
+        """The calls in the queues, oldest first (a copy of the list; the calls themselves)."""
+        with self._lock:
+            return list(self._waiting.values())
+
     def next_waiting(self) -> WaitingCall | None:
         """The oldest call waiting for an agent (not being offered right now)."""
         with self._lock:

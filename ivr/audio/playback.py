@@ -29,6 +29,11 @@ class Playback:
         """The prompt playing now may be interrupted by the caller."""
         return bool(self._items) and self._items[0].barge_in
 
+    @property
+    def texts(self) -> list[str]:
+        """The texts of what is queued, playing first."""
+        return [i.text for i in self._items]
+
     def push(self, samples: np.ndarray, barge_in: bool, text: str) -> None:
         if len(samples):
             self._items.append(_Item(samples, barge_in, text))

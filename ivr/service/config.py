@@ -45,12 +45,13 @@ from pathlib import Path
 
 import yaml
 
+from ivr.agents.settings import AgentSettings, parse_agents
 from ivr.durations import DurationError, parse_duration_ms
 from ivr.errors import UserError
 from ivr.web.auth import AuthSettings
 from ivr.web.console import ConsoleSettings, check_screen_pop_url
 
-TOP_KEYS = {"listen", "flows", "engines", "limits", "records", "busy_prompt", "web", "reports", "console"}
+TOP_KEYS = {"listen", "flows", "engines", "limits", "records", "busy_prompt", "web", "reports", "console", "agents"}
 CONSOLE_KEYS = {"dispositions", "screen_pop_url", "screen_pop_window", "disconnect_grace", "origins"}
 WEB_KEYS = {"users", "session", "idle_timeout", "secure_cookie"}
 LISTENERS = ("sip", "ws", "audiosocket", "http")
@@ -92,6 +93,7 @@ class ServeConfig:
     agent_cost_per_minute: float | None = None   # reports: what an agent minute costs (cost saved)
     currency: str = ""
     console: ConsoleSettings = field(default_factory=ConsoleSettings)   # the agent console (/console)
+    agents: AgentSettings = field(default_factory=AgentSettings)        # queues and agents' phones (ivr/agents)
 
     def database_url(self) -> str | None:
         """The records database URL, or None when there is to be none."""
@@ -155,6 +157,7 @@ def load_config(path: Path | None, env: dict[str, str] | None = None) -> ServeCo
     _web(cfg, _section(data, "web", path), base, path)
     _reports(cfg, _section(data, "reports", path), path)
     _console(cfg, _section(data, "console", path), path)
+    cfg.agents = parse_agents(_section(data, "agents", path), path)
     _apply_env(cfg, env)
     return cfg
 

@@ -232,6 +232,33 @@ async def bridge_transfer(call: "SipCall", target: str, reason: str, context: di
     call.log.info("caller bridged to the agent line")
 
 
+def user_to_user(call_id: str) -> tuple[str, str]:
+    """RFC 7433 User-to-User header carrying the service's call id (hex-encoded, as the RFC's
+    `encoding=hex` asks), so the agent's phone or CTI can find the call's record."""
+    return "User-to-User", f"{call_id.encode('utf-8').hex()};encoding=hex;purpose=call-id"
+
+
+async def dial_agent(call: "SipCall", target: str, headers: list[tuple[str, str]]) -> AgentLeg:
+    """Ring one agent's phone while the caller stays in the call loop (hold music); returns the
+    answered leg. Raises TransferFailed (rejected, unreachable, no answer within the transfer
+    timeout); cancelling it (ring timeout, caller gone) sends CANCEL."""
+    leg = AgentLeg(call, target_uri(target, call), headers)
+    await leg.dial()
+    return leg
+
+
+async def connect_leg(call: "SipCall", leg: AgentLeg) -> "asyncio.Task | None":
+    """Hand the caller's media to a bridge with an answered agent leg (the call loop is ending)."""
+    if call.state != "confirmed" or call.tap is None:
+        await leg.hangup("caller left")
+        return None
+    call.detached = True
+    call.tap.drop_backlog()
+    call.bridge_task = call.ep.spawn(run_bridge(call, leg))
+    call.log.info("caller bridged to the agent's phone")
+    return call.bridge_task
+
+
 async def run_bridge(call: "SipCall", leg: AgentLeg) -> None:
     async def pump(src: MediaTap, dst: MediaTap) -> None:
         while (item := await src.get()) is not None:

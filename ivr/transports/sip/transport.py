@@ -59,3 +59,17 @@ class SipCallTransport:
 
     async def hangup(self, reason: str) -> None:
         await self.call.hangup(reason)
+
+    # ---- a queue's agent (ivr/agents/dispatch.py): dial while the caller waits, then bridge ----
+
+    async def dial_agent(self, target: str, headers: list[tuple[str, str]]):
+        """Ring an agent's phone (raises TransferFailed; cancelling sends CANCEL): an `AgentLeg`."""
+        from ivr.transports.sip.bridge import dial_agent
+
+        return await dial_agent(self.call, target, headers)
+
+    async def connect_agent(self, leg):
+        """Bridge the caller to an answered agent leg; the bridge task (None if the caller left)."""
+        from ivr.transports.sip.bridge import connect_leg
+
+        return await connect_leg(self.call, leg)
