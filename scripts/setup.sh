@@ -8,9 +8,11 @@ cd "$(dirname "$0")/.."
 # real SIP softphone of the interop tests; asterisk-core-sounds-en-wav holds real 8 kHz telephone
 # prompts with their transcripts (ASR tests and scripts/bench_asr_phone.py); postgresql is the
 # real server the records-store tests start (initdb in a temp folder, as the postgres user);
-# chromium and chromium-driver: the dashboard's browser test (headless, driven by selenium).
+# chromium and chromium-driver: the dashboard's browser test (headless, driven by selenium);
+# kamailio: the SIP proxy in front of several nodes (deploy/kamailio, ivr cluster, tests/test_cluster.py);
+# sip-tester: SIPp, a SIP load generator for the cluster.
 APT_PACKAGES=(espeak-ng libespeak-ng1 libportaudio2 libsndfile1 sox graphviz fonts-wqy-microhei baresip
-              asterisk-core-sounds-en-wav postgresql chromium chromium-driver)
+              asterisk-core-sounds-en-wav postgresql chromium chromium-driver kamailio sip-tester)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
