@@ -49,3 +49,13 @@ def test_auto_picks_base_for_mandarin_without_a_vosk_model(tmp_path, language):
 
 def test_english_keeps_tiny_en(tmp_path):
     assert resolve_model("auto", "en-US", tmp_path / "no-models").name != bundled.BASE_NAME
+
+
+def test_a_broken_base_does_not_stop_english(tmp_path, monkeypatch, caplog):
+    from ivr.asr import registry
+
+    def broken():
+        raise UserError("the whisper base packages lack model.bin.part1/part2", "reinstall them")
+    monkeypatch.setattr(registry, "installed_base_model", broken)
+    assert resolve_model("auto", "en-US", tmp_path / "no-models").name != bundled.BASE_NAME
+    assert "whisper base unusable" in caplog.text

