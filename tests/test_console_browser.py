@@ -153,11 +153,17 @@ def test_agent_console_in_chromium(served, browser):
 
     # the supervisor view, live: alice on her call, a caller waiting in the support queue
     browser.find_element(By.CSS_SELECTOR, "form[action='/logout'] button").click()
+    wait.until(lambda b: "/login" in b.current_url)                           # logged out
     browser.get(rig.base + "/console/supervisor")
+    wait.until(lambda b: b.find_elements(By.ID, "user"))
     browser.find_element(By.ID, "user").send_keys("sue")
     browser.find_element(By.ID, "password").send_keys(PASSWORDS["sue"])
     browser.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
-    wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#agents tr[data-agent='alice']"))
+    try:
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#agents tr[data-agent='alice']"))
+    except Exception:
+        print("page at timeout:", browser.current_url, browser.page_source[:3000], browser.get_log("browser"))
+        raise
     on_loop(loop, lambda: rig.service.queues.join("c-2", "support", caller="+15550177", reason="billing"))
     wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#queues tr[data-queue='support']"))
     cells = [td.text for td in browser.find_elements(By.CSS_SELECTOR, "#agents tr[data-agent='alice'] td")]
