@@ -452,3 +452,40 @@ def test_a_reopened_console_gets_the_call_and_its_notes_back(tmp_path):
             return back
     back = asyncio.run(go())
     assert back["call"]["call_id"] == "c-8" and back["ringing"] is False and back["notes"] == "wants a refund"
+
+
+def test_a_call_queued_through_the_dispatcher_pops_on_the_agent_it_picks(tmp_path):
+    """The call side's own path: a flow's queue step joins the dispatcher (a bridged call here:
+    Twilio/AudioSocket, no phone dialled by the service), which picks the available agent."""
+    from ivr.agents.dispatch import Dispatcher
+
+    async def go():
+        async with console_rig(tmp_path) as rig:
+            dispatcher = Dispatcher(rig.service.agents, rig.service.queues, rig.service.hub.publish)
+            alice, bob = await agent(rig, "alice"), await agent(rig, "bob")
+            try:
+                await alice.send({"type": "status", "status": "available"})
+                await alice.expect("state", where=lambda m: m["me"]["status"] == "available")
+                request = {"queue": "billing", "caller": "+15550142", "caller_name": "Wei Chen", "language": "en",
+                           "intent": "refund", "reason": "caller asked for an agent",
+                           "slots": {"card": "************1111"}, "path": ["greet", "main", "agent"],
+                           "transcript": [{"heard": "I want a refund", "said": "One moment."}]}
+                ticket = dispatcher.join("c-10", request, SimpleNamespace(kind="ws"))
+                pop = await alice.expect("pop")
+                with pytest.raises(asyncio.TimeoutError):
+                    await bob.expect("pop", timeout_s=0.3)
+                answered = await asyncio.wait_for(ticket.answered, 5)
+                status = rig.service.agents.get("alice").status
+                dispatcher.leave(ticket, "answered")
+            finally:
+                await alice.close()
+                await bob.close()
+                await dispatcher.close()
+            return pop, answered, status
+    pop, answered, status = asyncio.run(go())
+    call = pop["call"]
+    assert (call["caller"], call["caller_name"], call["queue"], call["intent"]) == (
+        "+15550142", "Wei Chen", "billing", "refund")
+    assert call["reason"] == "caller asked for an agent" and call["slots"] == {"card": "************1111"}
+    assert call["turns"][0]["heard"] == "I want a refund" and call["path"] == ["greet", "main", "agent"]
+    assert answered == "alice" and status == "on_call"
