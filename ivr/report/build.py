@@ -47,6 +47,9 @@ def open_records(url: str, base: Path | None = None):
                 raise
             log.info("records database %s is read-only: reading only", backend.path)
         return backend
+    # the report's queries are short aggregates: compiling them (JIT, on by default for costly plans)
+    # took longer than running them (~70 ms a query, measured: docs/BENCHMARKS.md)
+    backend.url += ("&" if "?" in backend.url else "?") + "options=-c%20jit%3Doff"
     backend.open()
     return backend
 
