@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ivr.audio.frames import INTERNAL_RATE_HZ, ms_to_frames
-from ivr.callevents import CallbackRequested, KeysPressed, PromptCut, QueueJoined, TransferRequested
+from ivr.callevents import CallbackRequested, KeysPressed, PromptCut, PromptPlayed, QueueJoined, TransferRequested
 from ivr.callevents import QueueLeft as QueueLeftEvent
-from ivr.events import Digits, EnterQueue, QueueLeft, QueueUpdate
+from ivr.events import Digits, EnterQueue, Play, QueueLeft, QueueUpdate
 from ivr.trace import Outcome
 
 MUSIC_CHUNK_SAMPLES = INTERNAL_RATE_HZ       # one second of hold music queued at a time
@@ -40,6 +40,7 @@ class QueueWait:
     music: np.ndarray | None = None
     music_pos: int = 0
     joined: bool = False
+    rendering: asyncio.Future | None = None   # an announcement being synthesised (music goes on meanwhile)
 
 
 class CallQueue:
@@ -79,6 +80,8 @@ class CallQueue:
             await self._queue_join(q)
             return
         ticket = q.ticket
+        if q.rendering is not None and q.rendering.done():
+            self._queue_announce(q)
         if ticket.answered.done():
             await self._queue_answered(q)
         elif self.frame >= q.deadline:
@@ -91,7 +94,7 @@ class CallQueue:
             if not ticket.staffed():
                 await self._queue_leave("empty")
             else:
-                await self._dispatch(QueueUpdate(ticket.position() or 1, ticket.wait_s(), self._waited_ms(q)))
+                await self._queue_update(q, QueueUpdate(ticket.position() or 1, ticket.wait_s(), self._waited_ms(q)))
         if self.queued is not None and q.music is not None and self.listen is None and not self.playback.busy:
             end = q.music_pos + MUSIC_CHUNK_SAMPLES
             chunk = q.music[q.music_pos:end]
@@ -115,10 +118,38 @@ class CallQueue:
                                caller_name=request["caller_name"], language=request["language"],
                                intent=request["intent"], reason=action.reason, step=action.step, position=position,
                                wait_s=wait_s, context={k: request[k] for k in ("slots", "path")}))
-        await self._dispatch(QueueUpdate(position, wait_s, 0))
+        await self._queue_update(q, QueueUpdate(position, wait_s, 0))
+
+    async def _queue_update(self, q: QueueWait, update: QueueUpdate) -> None:
+        """The flow's announcement, synthesised off the loop while the music keeps playing."""
+        self.state, actions = self.interp.handle(self.state, update)
+        plays = [a for a in actions if isinstance(a, Play)]
+        if plays:
+            q.rendering = asyncio.ensure_future(asyncio.to_thread(lambda: [(p, self._render(p)) for p in plays]))
+            if not self.config.live:      # a replay waits for it: the same frames every run
+                await asyncio.wait([q.rendering])
+                self._queue_announce(q)
+        rest = [a for a in actions if not isinstance(a, Play)]
+        if rest:
+            await self._apply(rest)
+
+    def _queue_announce(self, q: QueueWait) -> None:
+        task, q.rendering = q.rendering, None
+        try:
+            rendered = task.result()
+        except Exception:
+            self.log.exception("queue announcement could not be synthesised: the music goes on")
+            return
+        for play, samples in rendered:
+            self.playback.push(samples, False, play.text)
+            if self.turn is not None:
+                self.turn.said.append(play.text)
+            self._emit(PromptPlayed(**self._now(), text=play.text, audio_path=play.audio_path, barge_in=False,
+                                    duration_ms=len(samples) * 1000 // INTERNAL_RATE_HZ))
 
     def _queue_speaking(self) -> bool:
-        return any(text != MUSIC for text in self.playback.texts)
+        q = self.queued
+        return (q is not None and q.rendering is not None) or any(text != MUSIC for text in self.playback.texts)
 
     def _waited_ms(self, q: QueueWait) -> int:
         return self._ms(self.frame + 1 - q.joined_frame)

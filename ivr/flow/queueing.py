@@ -54,7 +54,7 @@ def handle(it: "Interpreter", state: CallState, step: Step, event: Event) -> "Re
     spec = step.queue
     phase = state.queue.get("phase", "waiting")
     if isinstance(event, QueueUpdate):
-        return state, ([] if phase == "confirm" else [Play(announcement(it, spec, event), barge_in=False)])
+        return state, ([] if phase == "confirm" else [Play(t, barge_in=False) for t in announcement(it, spec, event)])
     if isinstance(event, QueueLeft):
         return left(it, state, step, event)
     if phase == "confirm":
@@ -86,7 +86,9 @@ def handle(it: "Interpreter", state: CallState, step: Step, event: Event) -> "Re
     return state, []     # other keys and speech on hold: nothing
 
 
-def announcement(it: "Interpreter", spec, event: QueueUpdate) -> str:
+def announcement(it: "Interpreter", spec, event: QueueUpdate) -> list[str]:
+    """Sentence by sentence (each its own prompt: the cache holds "You are number 2 in the queue."
+    once for every caller at that place)."""
     d = it.defaults
     parts = [d["queue_position"].format(position=event.position, ahead=max(0, event.position - 1))]
     if event.wait_s is not None:
@@ -95,7 +97,7 @@ def announcement(it: "Interpreter", spec, event: QueueUpdate) -> str:
     offer = spec.callback_key and (spec.callback_after_ms is None or event.waited_ms >= spec.callback_after_ms)
     if offer:
         parts.append(d["queue_callback_offer"].format(key=spec.callback_key))
-    return " ".join(parts) if it.flow.lang == "en" else "".join(parts)
+    return parts
 
 
 def callback_number(state: CallState) -> str:
