@@ -44,7 +44,12 @@ def test_missing_packages_say_what_to_install(tmp_path, monkeypatch):
 @pytest.mark.parametrize("language", ["zh-CN", "zh", "cmn", "zh_CN"])
 def test_auto_picks_base_for_mandarin_without_a_vosk_model(tmp_path, language):
     info = resolve_model("auto", language, tmp_path / "no-models")
-    assert info.name == bundled.BASE_NAME and info.engine == "whisper" and info.language == "zh"
+    assert info.name == bundled.BASE_NAME and info.engine == "whisper" and info.language == "zh-CN"
+
+
+@pytest.mark.parametrize(("language", "decode_as"), [("zh-TW", "zh-TW"), ("zh-Hant", "zh-TW"), ("cmn", "zh-CN")])
+def test_the_mandarin_script_follows_the_flow(tmp_path, language, decode_as):
+    assert resolve_model("auto", language, tmp_path / "no-models").language == decode_as
 
 
 def test_english_keeps_tiny_en(tmp_path):

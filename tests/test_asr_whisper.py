@@ -98,6 +98,7 @@ def test_a_real_one_one_is_kept(whisper_asr, line_audio):
 def test_mandarin_text_is_simplified_without_spaces_or_punctuation():
     assert clean_zh("請問，我的訂單 4 8 1,516 到哪了？") == "请问我的订单481516到哪了"
     assert clean_zh("VIP 會員。") == "VIP会员"
+    assert clean_zh("我的订单 到哪了？", simplified=False) == "我的訂單到哪了"    # zh-TW flows
 
 
 def test_mandarin_prompt_puts_the_steps_phrases_last_and_skips_single_characters():

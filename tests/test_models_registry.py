@@ -391,7 +391,7 @@ def test_resolve_whisper_for_non_english_needs_multilingual_model(models_dir, tm
     (multi / "config.json").write_text("{}")
     (multi / "vocabulary.txt").write_text("a\n" * 51865)
     got = resolve_model("whisper", "zh-CN", models_dir, model_path=str(multi))
-    assert (got.engine, got.language, got.source, got.path) == ("whisper", "zh", "path", multi)
+    assert (got.engine, got.language, got.source, got.path) == ("whisper", "zh-CN", "path", multi)
 
 
 def test_model_path_validation(models_dir, tmp_path):

@@ -26,7 +26,7 @@ from typing import Literal
 
 from ivr.asr.bundled import BASE_NAME, BASE_PACKAGES, installed_base_model
 from ivr.errors import UserError
-from ivr.lang import base_language
+from ivr.lang import base_language, canonical_or_raw
 
 log = logging.getLogger("ivr.asr")
 MODEL_LIST_URL = "https://alphacephei.com/vosk/models/model-list.json"
@@ -211,7 +211,10 @@ def _whisper_for(info: ModelInfo, language: str) -> ModelInfo:
         primary = _split_lang(language)[0]
         if not _whisper_knows(language):
             raise UserError(f"whisper does not know the language {language}", _pull_hint(language))
-        return dataclasses.replace(info, language=_WHISPER_LANG.get(primary, primary))
+        code = _WHISPER_LANG.get(primary, primary)
+        if code == "zh":   # whisper decodes all Mandarin as "zh"; the tag keeps the script to write
+            code = canonical_or_raw(language) if canonical_or_raw(language).startswith("zh-") else "zh"
+        return dataclasses.replace(info, language=code)
     if not language_matches(info.language, language):
         raise UserError(
             f"the whisper model {info.name} is English-only and cannot recognise {language}",

@@ -75,6 +75,8 @@ class WhisperAsr:
             )
         self.name = f"whisper:{path.name if path.name != 'model' else 'tiny.en'}"
         self.language = language.split("-")[0].lower()
+        # Mandarin is written simplified unless the flow is Taiwan/Hong Kong/Macau Mandarin.
+        self.simplified = language.upper().split("-")[-1] not in ("TW", "HK", "MO")
         self.beam_size = beam_size
         count = max(1, instances or cpu_threads)
         threads = max(1, cpu_threads // count)
@@ -109,7 +111,7 @@ class WhisperAsr:
                 result = self._transcribe_short(model, audio, duration_s, prompt)
         finally:
             self._free.put(model)
-        text = clean_zh(result.text) if self.language == "zh" else result.text
+        text = clean_zh(result.text, self.simplified) if self.language == "zh" else result.text
         return Transcript(text=text, confidence=result.confidence) if text else Transcript("")
 
     def _transcribe_short(self, model, audio: np.ndarray, duration_s: float, prompt: str) -> Transcript:

@@ -17,23 +17,30 @@ ZH_PROMPT = "以下是普通话的句子。"
 
 
 @functools.cache
-def _converter():
+def _converter(config: str):
     import opencc
 
-    return opencc.OpenCC("t2s")
+    return opencc.OpenCC(config)
 
 
 def to_simplified(text: str) -> str:
-    return _converter().convert(text)
+    return _converter("t2s").convert(text)
+
+
+def to_traditional(text: str) -> str:
+    """Taiwan standard characters (OpenCC s2tw), for zh-TW/HK flows."""
+    return _converter("s2tw").convert(text)
 
 
 def _is_punct(ch: str) -> bool:
     return unicodedata.category(ch)[0] in "PS" and ch not in "+*#%"
 
 
-def clean_zh(text: str) -> str:
-    """'請問，我的訂單 4 8 1,516 到哪了？' -> '请问我的订单481516到哪了'."""
-    text = to_simplified(unicodedata.normalize("NFKC", text))
+def clean_zh(text: str, simplified: bool = True) -> str:
+    """'請問，我的訂單 4 8 1,516 到哪了？' -> '请问我的订单481516到哪了' (traditional characters
+    with `simplified=False`, for flows written in them)."""
+    text = unicodedata.normalize("NFKC", text)
+    text = to_simplified(text) if simplified else to_traditional(text)
     text = "".join(" " if _is_punct(ch) else ch for ch in text)
     words = text.split()
     out = ""
