@@ -32,13 +32,15 @@ class ReplayResult:
 async def replay_samples(samples, flow: Flow, asr: AsrModel, prompts: PromptSource,
                          config: CallConfig | None = None, call_id: str | None = None,
                          tts_name: str = "", caller: str = "replay", env: dict[str, str] | None = None,
-                         at_s: float | None = None, emit: Callable[[CallEvent], None] | None = None) -> ReplayResult:
+                         at_s: float | None = None, emit: Callable[[CallEvent], None] | None = None,
+                         language: str | None = None) -> ReplayResult:
     """`env` feeds the flow's HTTP steps; `at_s` is the call's start (business hours); `emit`
-    receives the call's events as they happen (the trace is folded from the same events)."""
+    receives the call's events as they happen (the trace is folded from the same events);
+    `language`: the call's language when known before it (a flow with several: no language menu)."""
     # `samples`: mono int16 (whole or as chunks), or a transport made for it (e.g. keep_audio=False)
     transport = samples if isinstance(samples, WavReplayTransport) else WavReplayTransport(samples)
     http = HttpClient()
-    call = Call(call_id or f"replay-{uuid.uuid4().hex[:8]}", Interpreter(flow, env), asr, prompts,
+    call = Call(call_id or f"replay-{uuid.uuid4().hex[:8]}", Interpreter(flow, env, language), asr, prompts,
                 transport, config, caller=caller, tts_name=tts_name, http=http, started_at_s=at_s, emit=emit)
     transport.keep_going = lambda: call.busy
     try:
@@ -51,10 +53,11 @@ async def replay_samples(samples, flow: Flow, asr: AsrModel, prompts: PromptSour
 def replay_file(wav: Path, flow: Flow, asr: AsrModel, prompts: PromptSource,
                 config: CallConfig | None = None, channel: int | None = None,
                 tts_name: str = "", caller: str = "replay", env: dict[str, str] | None = None,
-                at_s: float | None = None, keep_audio: bool = True) -> ReplayResult:
+                at_s: float | None = None, keep_audio: bool = True, language: str | None = None) -> ReplayResult:
     """Streams the WAV (a block at a time); `keep_audio=False` keeps no audio (no `write_stereo`), so memory
     stays flat for any length of call."""
     samples = WavReplayTransport(wav_blocks(wav, channel, INTERNAL_RATE_HZ), keep_audio=keep_audio)
     # A fixed id keeps the trace of the same input identical from run to run.
     call_id = f"replay-{wav.stem}"
-    return asyncio.run(replay_samples(samples, flow, asr, prompts, config, call_id, tts_name, caller, env, at_s))
+    return asyncio.run(replay_samples(samples, flow, asr, prompts, config, call_id, tts_name, caller, env, at_s,
+                                      language=language))

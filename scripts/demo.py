@@ -3,7 +3,7 @@
 Starts the demo order service (HTTP over SQLite, ivr.demo_backend) on a free loopback port,
 renders a caller (piper voice, 8 kHz mu-law like a phone line) who asks where an order is,
 says the order number, confirms it and says goodbye, then replays the call through
-flows/retail/retail_en.yaml with the real recognizer and voice. The flow looks the caller
+flows/retail/retail.yaml (in English) with the real recognizer and voice. The flow looks the caller
 up by caller ID, fetches the order from the service and reads its status.
 
 Writes build/demo/call.wav (the caller), build/demo/replay.wav (stereo: caller left,
@@ -23,7 +23,7 @@ from ivr.cli import main
 from ivr.tts.piper import PiperTts
 
 OUT = Path("build/demo")
-FLOW = "flows/retail/retail_en.yaml"
+FLOW = "flows/retail/retail.yaml"   # English and Mandarin: the demo call is routed to English
 CALLER_ID = "+15550100"                   # Alice, in the demo service's customers
 CALLER = [
     ("pause", 5500), ("say", "Where is my order?"),           # barges in on the menu
@@ -66,7 +66,7 @@ def run() -> int:
     backend, url = start_backend()
     os.environ["ORDERS_API"] = url
     try:
-        return main(["replay", str(call), "--flow", FLOW, "--caller", CALLER_ID,
+        return main(["replay", str(call), "--flow", FLOW, "--language", "en-US", "--caller", CALLER_ID,
                      "--time", "2026-11-24T10:00:00-05:00",
                      "--out", str(OUT / "replay.wav"), "--json", str(OUT / "trace.json")])
     finally:

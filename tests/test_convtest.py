@@ -54,9 +54,9 @@ def test_cli_runs_a_directory_and_sets_the_exit_code(tmp_path, capsys):
 def test_validate_reports_every_problem_with_position(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("start: a\nsteps:\n  a: {ask: 'Hi', choices: {x: {say: [hi], goto: nowhere}}}\n", encoding="utf-8")
-    assert main(["validate", str(ROOT / "flows" / "retail" / "retail_en.yaml"), str(bad)]) == 1
+    assert main(["validate", str(ROOT / "flows" / "retail" / "retail.yaml"), str(bad)]) == 1
     out = capsys.readouterr().out
-    assert "retail_en.yaml: ok" in out and f"{bad}:3:" in out and "unknown step 'nowhere'" in out
+    assert "retail.yaml: ok" in out and f"{bad}:3:" in out and "unknown step 'nowhere'" in out
 
 
 @pytest.mark.slow

@@ -287,7 +287,7 @@ ERRORS = [
           a: {say: hi, hangup: true}
         """,
         ["1:1: unknown key 'colour' in the flow "
-         "(hint: allowed: agent_line, caller_lookup, globals, hours, knowledge, language, name, nlu, on_error, start, steps, subflows, vars, voice, watch)"],  # noqa: E501
+         "(hint: allowed: agent_line, caller_lookup, globals, hours, knowledge, language, languages, name, nlu, on_error, start, steps, subflows, vars, voice, watch)"],  # noqa: E501
         id="unknown-top-key-no-hint",
     ),
     pytest.param(
@@ -467,7 +467,7 @@ ERRORS = [
             hangup: true
         """,
         ["5:5: step 'a' has both 'transfer' and 'hangup' "
-         "(hint: a step either listens, calls a service, runs a subflow, transfers or hangs up)"],
+         "(hint: a step either listens, calls a service, runs a subflow, transfers, queues or hangs up)"],
         id="transfer-and-hangup",
     ),
     pytest.param(
@@ -689,14 +689,14 @@ def test_all_problems_reported_together(tmp_path):
     found = [p.removeprefix(f"{path}:") for p in info.value.problems]
     assert found == [
         "2:1: unknown key 'colour' in the flow "
-        "(hint: allowed: agent_line, caller_lookup, globals, hours, knowledge, language, name, nlu, on_error, start, steps, subflows, vars, voice, watch)",  # noqa: E501
+        "(hint: allowed: agent_line, caller_lookup, globals, hours, knowledge, language, languages, name, nlu, on_error, start, steps, subflows, vars, voice, watch)",  # noqa: E501
         "10:5: 'barge_in' must be true or false",
         "9:5: 'max_attempts' must be a whole number >= 1",
         "12:15: bad sentence template: missing ')' in '(track|trace' "
         "(hint: use (a|b) for choices and [x] for optional words)",
         "13:27: 'x' is not a keypad key (hint: use 0-9, * or #, quoted: \"1\")",
         "17:5: step 'to_agent' has both 'transfer' and 'hangup' "
-        "(hint: a step either listens, calls a service, runs a subflow, transfers or hangs up)",
+        "(hint: a step either listens, calls a service, runs a subflow, transfers, queues or hangs up)",
         "3:1: unknown step 'mian' (hint: did you mean 'main'?)",
         "12:47: unknown step 'trak' (hint: steps: main, to_agent)",
         "11:5: key '0' is used by both 'track' and global 'agent' in step 'main' (hint: globals answer at every step: pick another key)",  # noqa: E501

@@ -30,7 +30,7 @@ def replay_with_backend(samples, flow, asr, prompts, tmp_path, backend_up=True):
             await runner.cleanup()
         try:
             return await replay_samples(samples, flow, asr, prompts, call_id="retail", caller="+15550100",
-                                        env={"ORDERS_API": url},
+                                        env={"ORDERS_API": url}, language="en-US",   # routed to English
                                         at_s=datetime.fromisoformat("2026-11-24T10:00:00-05:00").timestamp())
         finally:
             if backend_up:
@@ -39,7 +39,7 @@ def replay_with_backend(samples, flow, asr, prompts, tmp_path, backend_up=True):
 
 
 def test_order_status_call_through_the_real_order_service(line_audio, whisper_asr, prompt_cache, tmp_path):
-    flow = load_flow(ROOT / "flows" / "retail" / "retail_en.yaml")
+    flow = load_flow(ROOT / "flows" / "retail" / "retail.yaml")
     trace = replay_with_backend(line_audio(CALLER), flow, whisper_asr, prompt_cache, tmp_path)
     said = " ".join(s for t in trace.turns for s in t.said)
     assert "Thanks for calling ACME, Alice." in said                      # caller lookup by caller ID
@@ -52,7 +52,7 @@ def test_order_status_call_through_the_real_order_service(line_audio, whisper_as
 
 
 def test_order_service_down_sends_the_caller_to_an_agent(line_audio, whisper_asr, prompt_cache, tmp_path):
-    flow = load_flow(ROOT / "flows" / "retail" / "retail_en.yaml")
+    flow = load_flow(ROOT / "flows" / "retail" / "retail.yaml")
     trace = replay_with_backend(line_audio(CALLER), flow, whisper_asr, prompt_cache, tmp_path, backend_up=False)
     said = " ".join(s for t in trace.turns for s in t.said)
     assert "Thanks for calling ACME." in said                              # no name: the lookup failed
@@ -65,7 +65,7 @@ def test_a_pause_inside_an_order_number_does_not_end_the_turn(line_audio, whispe
     caller = [("pause", 5500), ("say", "Where is my order?"),
               ("pause", 4500), ("say", "four eight one"), ("pause", 400), ("say", "five one six"),
               ("pause", 6000)]
-    flow = load_flow(ROOT / "flows" / "retail" / "retail_en.yaml")
+    flow = load_flow(ROOT / "flows" / "retail" / "retail.yaml")
     trace = replay_with_backend(line_audio(caller), flow, whisper_asr, prompt_cache, tmp_path)
     number = next(t for t in trace.turns if t.step == "order/ask_number" and t.kind == "speech")
     assert number.match and number.match["choice"] == "order_id"

@@ -14,7 +14,7 @@ from ivr.flow.loader import load_flow
 from ivr.replay import replay_samples
 
 ROOT = Path(__file__).resolve().parent.parent
-FLOW = ROOT / "flows" / "retail_zh" / "retail_zh.yaml"
+FLOW = ROOT / "flows" / "retail" / "retail.yaml"   # English and Mandarin; the call is in Mandarin
 AT = datetime.fromisoformat("2026-11-24T10:00:00+08:00").timestamp()   # a Tuesday, open
 
 pytestmark = pytest.mark.slow
@@ -25,7 +25,8 @@ def replay(samples, asr, prompts, tmp_path):
         runner, url = await start_backend(db_path=tmp_path / "orders.db")
         try:
             return await replay_samples(samples, load_flow(FLOW), asr, prompts, call_id="retail-zh",
-                                        caller="+8613800000000", env={"ORDERS_API": url}, at_s=AT)
+                                        caller="+8613800000000", env={"ORDERS_API": url}, at_s=AT,
+                                        language="zh-CN")
         finally:
             await runner.cleanup()
     return asyncio.run(go()).trace

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ivr.flow import knowledge, loader, steps
+from ivr.flow import knowledge, languages, loader, steps
 from ivr.flow.hours import HoursError, parse_hours
 from ivr.flow.loader import FlowError, load_flow
 from ivr.flow.schema import (
@@ -68,7 +68,8 @@ def test_schema_is_valid_draft_2020_12_and_7():
     (DEFS["http"], steps.HTTP_KEYS),
     (DEFS["transfer"]["anyOf"][1], steps.TRANSFER_KEYS),
     (DEFS["branch"], set(BRANCH_KEYS)),
-    (SCHEMA["properties"]["hours"], set(HOURS_KEYS)),
+    (SCHEMA["properties"]["hours"]["anyOf"][0], set(HOURS_KEYS)),              # or one per language
+    (DEFS["language_menu"]["anyOf"][1]["additionalProperties"], languages.OPTION_KEYS),
     (SCHEMA["properties"]["nlu"], set(NLU_KEYS)),
     (knowledge_schema(), knowledge.TOP_KEYS),
     (knowledge_schema()["$defs"]["faq"], knowledge.ENTRY_KEYS),

@@ -35,7 +35,7 @@ class OneCall:
 
 
 def test_mandarin_hotline_by_voice_over_the_bridge(zh_line_audio, whisper_base, zh_prompt_cache, tmp_path):
-    flow = load_flow(ROOT / "flows" / "retail_zh" / "retail_zh.yaml")
+    flow = load_flow(ROOT / "flows" / "retail" / "retail.yaml", language="zh-CN")
     caller = zh_line_audio([("pause", 9000), ("say", "查询订单"),
                             ("pause", 4000), ("say", "四八一五一六"),
                             ("pause", 4000), ("say", "对"),
@@ -48,7 +48,7 @@ def test_mandarin_hotline_by_voice_over_the_bridge(zh_line_audio, whisper_base, 
 
         async def handler(transport, info) -> None:
             try:
-                call = Call(info.call_id, Interpreter(flow, {"ORDERS_API": orders_url}), whisper_base,
+                call = Call(info.call_id, Interpreter(flow, {"ORDERS_API": orders_url}, "zh-CN"), whisper_base,
                             zh_prompt_cache, transport, caller=info.caller, called=info.called)
                 traces.append(await call.run())
             finally:

@@ -42,7 +42,8 @@ def bench_flow(lang: str):
 
 @pytest.fixture(scope="module")
 def retail():
-    return Interpreter(load_flow(ROOT / "flows" / "retail" / "retail_en.yaml"), env={"ORDERS_API": "http://o.test"})
+    return Interpreter(load_flow(ROOT / "flows" / "retail" / "retail.yaml"), env={"ORDERS_API": "http://o.test"},
+                       language="en-US")
 
 
 def at_menu(interp: Interpreter) -> CallState:

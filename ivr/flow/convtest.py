@@ -1,8 +1,9 @@
 """Conversation tests in YAML (`ivr test tests/flows/`): caller turns, expected answers.
 
-    flow: ../../flows/retail_en.yaml
+    flow: ../../flows/retail/retail.yaml
     caller: "+15550101"                 # caller ID (the caller lookup uses it)
     time: "2026-11-24T10:00:00+08:00"   # the call's start: business hours, relative dates
+    language: en-US                     # a flow with several: the call's language (no language menu)
     env: {ORDERS_API: http://orders.test}
     http:                               # canned service answers ("METHOD url-pattern": response)
       "GET */orders/481516": {status: 200, json: {status: shipped}}
@@ -37,8 +38,8 @@ from ivr.flow.loader import load_flow
 from ivr.flow.textcall import Reply, TextCall
 from ivr.flow.yamlsrc import FlowError, LineDict, Problems, read_yaml
 
-FILE_KEYS = {"flow", "caller", "called", "time", "env", "http", "tests", "asr"}
-TEST_KEYS = {"name", "caller", "called", "time", "env", "http", "turns", "expect"}
+FILE_KEYS = {"flow", "caller", "called", "time", "env", "http", "tests", "asr", "language"}
+TEST_KEYS = {"name", "caller", "called", "time", "env", "http", "turns", "expect", "language"}
 TURN_KEYS = {"caller", "keys", "wav", "silence", "hangup", "expect"}
 TURN_EXPECT = {"step", "visited", "said", "not_said", "slots", "intent", "end"}
 FINAL_EXPECT = {"path", "visited", "said", "slots", "http", "outcome"}
@@ -111,7 +112,8 @@ async def _run_test(path: Path, flow, defaults: LineDict, test: LineDict, recogn
     at = pick("time")
     at_s = datetime.fromisoformat(str(at)).timestamp() if at else time.time()   # as ivr chat: else now
     call = TextCall(flow, http, env={str(k): str(v) for k, v in (pick("env") or {}).items()},
-                    caller=str(pick("caller", "") or ""), called=str(pick("called", "") or ""), at_s=at_s)
+                    caller=str(pick("caller", "") or ""), called=str(pick("called", "") or ""), at_s=at_s,
+                    language=str(pick("language")) if pick("language") else None)   # as a routed number
     log = result.transcript
     said_all: list[str] = []
     try:

@@ -12,6 +12,7 @@ conversation tests choose the time and get the same answer every run.
 
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -35,6 +36,7 @@ class BusinessHours:
     country: str | None = None
     subdivision: str | None = None
     closed: frozenset[date] = frozenset()
+    language: str | None = None   # holiday names in this language (a canonical tag) when the calendar has it
 
     def status(self, at: datetime) -> HoursStatus:
         local = at.astimezone(ZoneInfo(self.timezone))
@@ -50,10 +52,25 @@ class BusinessHours:
         if self.country:
             import holidays  # imported when used: loading its country tables costs ~0.1 s
 
-            found = holidays.country_holidays(self.country, subdiv=self.subdivision, years=day.year).get(day)
+            found = holidays.country_holidays(self.country, subdiv=self.subdivision, years=day.year,
+                                              language=_holiday_language(self.country, self.language)).get(day)
             if found:
                 return str(found)
         return ""
+
+
+@lru_cache(maxsize=64)
+def _holiday_language(country: str, language: str | None) -> str | None:
+    """python-holidays' name for `language` ("zh-CN" -> "zh_CN") when the country's calendar has
+    names in it, else None (its own default language): CN has zh_CN/zh_TW/en_US, US only en_US."""
+    if not language:
+        return None
+    import holidays
+
+    known = getattr(holidays.country_holidays(country), "supported_languages", ()) or ()
+    wanted = language.replace("-", "_")
+    base = wanted.split("_")[0]
+    return wanted if wanted in known else next((k for k in known if k.split("_")[0] == base), None)
 
 
 def parse_hours(spec: dict) -> BusinessHours:

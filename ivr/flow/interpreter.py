@@ -24,14 +24,16 @@ from ivr.events import (
     NoInput,
     Play,
     Transfer,
+    TransferError,
 )
-from ivr.flow import listening, watch
+from ivr.flow import languages, listening, queueing, watch
 from ivr.flow.http import HttpRequest
 from ivr.flow.model import Flow, HttpSpec, Step
 from ivr.flow.prompts import defaults_for
 from ivr.flow.slots import hint_phrases
 from ivr.flow.state import CallState, Understood, context, public_slots, start_clock
 from ivr.flow.templates import RenderError, Template, render_data
+from ivr.lang import base_language
 from ivr.privacy import redact_with_slots
 
 __all__ = ["MAX_HOPS", "CallState", "Interpreter", "Understood"]
@@ -45,18 +47,40 @@ Result = tuple[CallState, list[Action]]
 
 
 class Interpreter:
-    def __init__(self, flow: Flow, env: dict[str, str] | None = None) -> None:
-        self.flow = flow
-        self.defaults = defaults_for(flow.lang)
+    def __init__(self, flow: Flow, env: dict[str, str] | None = None, language: str | None = None) -> None:
+        """`language`: the call's language when it is known before the call (a number routed to it):
+        the flow's `language:` steps then pass without asking. None: the flow's default."""
+        self.flow = flow.in_language(language)
+        self.defaults = defaults_for(self.flow.lang)
+        self.language_given = language is not None and flow.speaks(language)
         # Only the variables the flow's HTTP steps name: nothing else of the process leaks in.
         env = env or {}
         self.env = {k: env[k] for k in flow.env_names if k in env}
+        self._speakers = {self.flow.lang: self}   # one interpreter per language variant, shared
+
+    def speaking(self, state: CallState) -> "Interpreter":
+        """The interpreter of the call's language (ivr.flow.languages): its prompts, phrases, slots, FAQ."""
+        tag = state.call.get("language")
+        if not tag or base_language(tag) == self.flow.lang:
+            return self
+        base = base_language(tag)
+        if base not in self._speakers:
+            other = Interpreter.__new__(Interpreter)
+            other.flow, other.defaults = self.flow.in_language(tag), defaults_for(base)
+            other.language_given, other.env, other._speakers = self.language_given, self.env, self._speakers
+            self._speakers[base] = other
+        return self._speakers[base]
 
     def fixed_defaults(self) -> list[str]:
         """Built-in prompts that never change, to synthesise when the flow loads."""
         return [v for v in self.defaults.values() if isinstance(v, str) and "{" not in v]
 
     def handle(self, state: CallState, event: Event) -> Result:
+        speaker = self.speaking(state)
+        if speaker is not self:
+            return speaker.handle(state, event)
+        if isinstance(event, TransferError):     # the call was "ended" by its transfer: it goes on
+            return queueing.transfer_failed(self, state, event)
         if state.ended:
             return state, []
         if isinstance(event, CallStarted):
@@ -71,6 +95,10 @@ class Interpreter:
         if step is None:   # not listening (e.g. waiting for a service): input is ignored
             return state, []
         try:
+            if step.language_menu:
+                return languages.handle(self, state, step, event)
+            if step.queue:
+                return queueing.handle(self, state, step, event)
             if isinstance(event, Heard):
                 return watch.heard(self, state, step, event)   # sentiment.*, `watch:`, then the step
             if isinstance(event, Digits):
@@ -86,7 +114,8 @@ class Interpreter:
     def _start(self, state: CallState, event: CallStarted) -> Result:
         state = replace(
             state, caller={"number": event.caller}, clock=start_clock(self.flow, event.at_s),
-            call={"caller": event.caller, "called": event.called, "params": dict(event.data)},
+            call={"caller": event.caller, "called": event.called, "params": dict(event.data),
+                  "language": self.flow.language, "language_chosen": self.language_given},
         )
         try:
             state = replace(state, data={k: self._value(v, state) for k, v in self.flow.variables})
@@ -134,13 +163,17 @@ class Interpreter:
                     state = self.assign(state, step.assign)
                 plays = [self.play(p.text, state, p.audio_path, p.barge_in) for p in step.say]
                 actions += plays
-                if step.listens:
+                if step.language_menu and not languages.chosen(state):
+                    return languages.enter(self, _error_handled(state), step, actions)
+                if step.listens and not step.language_menu:
                     state = _error_handled(state)
                     asked = (*plays, *self.ask(step, state))
                     actions += self.ask(step, state)
                     return replace(state, step=name, last_prompts=asked), [*actions, self.listen(step)]
                 if step.http:
                     return replace(state, waiting=name), [*actions, Fetch(self._request(step.http, state))]
+                if step.queue:
+                    return queueing.enter(self, state, step, actions)
                 if step.transfer:
                     return replace(state, ended=True), [*actions, self._transfer(step, state)]
                 if step.hangup:
@@ -203,14 +236,19 @@ class Interpreter:
             return replace(state, ended=True, step=None, waiting=None), [
                 *actions, self._to_agent(state, self.flow.agent_line, reason, self.agent_context(state, reason))]
         return replace(state, ended=True, step=None, waiting=None), [
-            *actions, Play(self.defaults["error"], barge_in=False), Hangup(reason)]
+            *actions, Play(self.defaults["error"], barge_in=False, language=self.voice_language), Hangup(reason)]
 
     # ---- rendering -----------------------------------------------------------------
 
     def play(self, text: Template | str, state: CallState, audio_path: str | None = None,
              barge_in: bool = True) -> Play:
         rendered = text.render(context(self.flow, state)) if isinstance(text, Template) else text
-        return Play(rendered, audio_path, barge_in)
+        return Play(rendered, audio_path, barge_in, self.voice_language)
+
+    @property
+    def voice_language(self) -> str:
+        """Plays name their language only in a flow with several (the call loop then picks the voice)."""
+        return self.flow.language if self.flow.languages else ""
 
     def ask(self, step: Step, state: CallState) -> tuple[Play, ...]:
         a = step.ask
@@ -227,7 +265,8 @@ class Interpreter:
             return Listen(step.name, tuple(dict.fromkeys(phrases)), True, collect.max_digits, step.no_input_ms,
                           collect.min_digits, collect.terminator, collect.inter_digit_ms, collect.slot,
                           self.flow.language)
-        return Listen(step.name, tuple(dict.fromkeys(phrases)), dtmf=True, max_digits=1, no_input_ms=step.no_input_ms)
+        return Listen(step.name, tuple(dict.fromkeys(phrases)), dtmf=True, max_digits=1, no_input_ms=step.no_input_ms,
+                      **({"language": self.flow.language} if self.flow.languages else {}))
 
     def _value(self, value, state: CallState):
         if isinstance(value, Template):

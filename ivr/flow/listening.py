@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import date
 from typing import TYPE_CHECKING
 
-from ivr.events import Hangup, Heard, Play
+from ivr.events import Hangup, Heard
 from ivr.flow import understand
 from ivr.flow.knowledge import FaqAnswer
 from ivr.flow.model import Choice, Step
@@ -56,7 +56,7 @@ def heard(it: "Interpreter", state: CallState, step: Step, event: Heard) -> "Res
         choice, via = _choice(it, step, top.name)
         state = replace(state, last=Understood("speech", text, None, top.score, via, shown),
                         confirming=Confirming("choice", choice.name))
-        question = Play(it.defaults["did_you_mean"].format(label=choice.label))
+        question = it.play(it.defaults["did_you_mean"].format(label=choice.label), state)
         return replace(state, last_prompts=(question,)), [question, it.listen(step, yes_no=True)]
     last = Understood("speech", _shown(state, step, text), candidates=shown)
     return fail(it, replace(state, last=last), step, "no_match")
@@ -104,9 +104,9 @@ def fail(it: "Interpreter", state: CallState, step: Step, kind: str) -> "Result"
         if step.on_fail:
             return it.enter(state, step.on_fail)
         return it.fallback(state, f"{kind} after {state.attempts} attempts")
-    text = it.play(prompts[min(count, len(prompts)) - 1], state) if prompts else Play(it.defaults[kind])
+    text = it.play(prompts[min(count, len(prompts)) - 1], state) if prompts else it.play(it.defaults[kind], state)
     if state.confirming:
-        plays = (text, Play(it.defaults["confirm_hint"]))
+        plays = (text, it.play(it.defaults["confirm_hint"], state))
         return replace(state, last_prompts=plays), [*plays, it.listen(step, yes_no=True)]
     plays = (text, *it.ask(step, state))
     return replace(state, last_prompts=plays), [*plays, it.listen(step)]
@@ -148,12 +148,12 @@ def _retry(it: "Interpreter", state: CallState, step: Step) -> "Result":
         if step.on_fail:
             return it.enter(state, step.on_fail)
         return it.fallback(state, f"not confirmed after {state.attempts} attempts")
-    plays = (Play(it.defaults["retry"]), *it.ask(step, state))
+    plays = (it.play(it.defaults["retry"], state), *it.ask(step, state))
     return replace(state, last_prompts=plays), [*plays, it.listen(step)]
 
 
 def _faq(it: "Interpreter", state: CallState, step: Step, answer: str) -> "Result":
-    said = Play(answer)
+    said = it.play(answer, state)
     if step.after_faq:
         return it.enter(state, step.after_faq, [said])
     state = replace(state, no_input_count=0, no_match_count=0)

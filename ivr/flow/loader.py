@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ivr import lang
 from ivr.durations import parse_duration_ms
-from ivr.flow import checks, understand, watch
+from ivr.flow import checks, languages, understand, watch
 from ivr.flow.hours import HoursError, parse_hours
 from ivr.flow.model import DEFAULT_ACCEPT, DEFAULT_CONFIRM, DEFAULT_FAQ_MARGIN, Flow, Step
 from ivr.flow.steps import RESERVED_NAMES, StepBuilder
@@ -17,30 +17,56 @@ from ivr.flow.yamlsrc import FlowError, LineDict, Problems, as_text, read_yaml
 
 __all__ = ["FlowError", "load_flow", "parse_duration_ms"]
 
-TOP_KEYS = {"name", "language", "voice", "agent_line", "globals", "start", "steps", "knowledge", "hours",
-            "caller_lookup", "vars", "subflows", "nlu", "watch", "on_error"}
-SUBFLOW_KEYS = {"name", "language", "start", "steps", "subflows"}
+TOP_KEYS = {"name", "language", "languages", "voice", "agent_line", "globals", "start", "steps", "knowledge",
+            "hours", "caller_lookup", "vars", "subflows", "nlu", "watch", "on_error"}
+SUBFLOW_KEYS = {"name", "language", "languages", "start", "steps", "subflows"}
 SUBFLOW_SEP = "/"
 
 
-def load_flow(path: str | Path) -> Flow:
+def load_flow(path: str | Path, language: str | None = None) -> Flow:
+    """The flow in its first (default) language, or in `language`; a flow with several
+    `languages:` is built once per language (`Flow.variants`, ivr.flow.languages)."""
     path = Path(path)
     data = read_yaml(path)
     problems = Problems(path)
     if not isinstance(data, LineDict):
         raise FlowError([f"{path}:1:1: a flow file must be a mapping with 'steps' and 'start'"])
     problems.check_keys(data, TOP_KEYS, "the flow")
-    language = _language(data, problems)
-    hours = _hours(data, problems)
-    builder = StepBuilder(problems, language, path.parent, hours.timezone if hours else None)
+    tags = _languages(data, problems)
+    hours = None if "hours" in data and languages.is_language_map(data["hours"]) else _hours(data, problems)
     errors: list[str] = []
     sources = [str(path.resolve())]   # every file read, for hot reload
+    built = [_build(path, data, tag, tags, hours, problems, errors, sources) for tag in tags]
+    problems.items = list(dict.fromkeys(problems.items))
+    if problems.items or errors:
+        raise FlowError(problems.items + list(dict.fromkeys(errors)))
+    variants: dict[str, Flow] = {}
+    for flow in built:
+        understand.prepare(flow)   # embed the choices' phrases now, not on the first caller's turn
+        variants[flow.lang] = replace(flow, warnings=tuple(dict.fromkeys(problems.warnings)),
+                                      languages=tags if len(tags) > 1 else (), variants=variants,
+                                      sources=tuple(dict.fromkeys(sources)))
+    if language is None:
+        return variants[built[0].lang]
+    if lang.base_language(language, "") not in variants:
+        raise FlowError([f"{path}:1:1: the flow does not speak {language} (its languages: {', '.join(tags)})"])
+    return variants[lang.base_language(language)]
+
+
+def _build(path: Path, data: LineDict, language: str, tags: tuple[str, ...], hours, problems: Problems,
+           errors: list[str], sources: list[str]) -> Flow:
+    """The flow with every `{en: ..., zh: ...}` map resolved to `language`."""
+    builder = StepBuilder(problems, language, path.parent, None, tags)
+    if "hours" in data and languages.is_language_map(data["hours"]):   # each language's agents, own hours
+        hours = _hours({"hours": languages.localized(builder, data, "hours")}, problems, data)
+    hours = replace(hours, language=language) if hours else None
+    builder.timezone = hours.timezone if hours else None
     steps, subflows, start = _steps(path, data, builder, "", (path.resolve(),), errors, sources)
     globals_ = tuple(builder.choices(data.get("globals") or {}, "globals", is_global=True, where=data, key="globals"))
     flow = Flow(
         name=str(data.get("name") or path.stem), path=str(path), language=language, start=start,
-        steps=steps, globals=globals_, voice=_voice(data.get("voice")), agent_line=as_text(data.get("agent_line")),
-        knowledge=_knowledge(path, data, problems, errors), hours=hours, on_error=as_text(data.get("on_error")),
+        steps=steps, globals=globals_, voice=_voice(data, builder), agent_line=as_text(data.get("agent_line")),
+        knowledge=_knowledge(path, data, builder, errors), hours=hours, on_error=as_text(data.get("on_error")),
         caller_lookup=builder.http(data, "caller_lookup") if "caller_lookup" in data else None,
         variables=_variables(data, builder), subflows=subflows, watch=watch.build(builder, data),
         **_thresholds(data, problems),
@@ -49,10 +75,7 @@ def load_flow(path: str | Path) -> Flow:
         sources.append(str(Path(flow.knowledge.path).resolve()))
     flow = replace(flow, env_names=checks.env_names(flow), sources=tuple(dict.fromkeys(sources)))
     checks.check_flow(flow, data, problems, complete=not (problems.items or errors))
-    if problems.items or errors:
-        raise FlowError(problems.items + errors)
-    understand.prepare(flow)   # embed the choices' phrases now, not on the first caller's turn
-    return replace(flow, warnings=tuple(problems.warnings))
+    return flow
 
 
 def _steps(path: Path, data: LineDict, builder: StepBuilder, prefix: str, chain: tuple[Path, ...],
@@ -93,6 +116,33 @@ def _steps(path: Path, data: LineDict, builder: StepBuilder, prefix: str, chain:
     return steps, subflows, start
 
 
+def _languages(data: LineDict, problems: Problems) -> tuple[str, ...]:
+    """`languages: [en-US, zh-CN]` (the first is the default) or one `language:`, canonical."""
+    if "languages" not in data:
+        return (_language(data, problems),)
+    if "language" in data:
+        problems.error(data, "language", "the flow has both 'language' and 'languages'",
+                       "keep languages: [...]; its first entry is the default")
+    value = data["languages"]
+    if not isinstance(value, list) or not value:
+        problems.error(data, "languages", "'languages' must list the flow's languages, the default first",
+                       "e.g. languages: [en-US, zh-CN]")
+        return (lang.DEFAULT,)
+    tags: dict[str, str] = {}
+    for i, raw in enumerate(value):
+        try:
+            tag = lang.canonical(str(raw))
+        except lang.UnknownLanguage as exc:
+            problems.error(value, i, exc.message, exc.hint)
+            continue
+        if lang.base_language(tag) in tags:
+            problems.error(value, i, f"'{raw}' repeats {tags[lang.base_language(tag)]}",
+                           "a flow speaks each language once (one variant per base language)")
+            continue
+        tags[lang.base_language(tag)] = tag
+    return tuple(tags.values()) or (lang.DEFAULT,)
+
+
 def _language(data: LineDict, problems: Problems) -> str:
     """The file's `language:` as a canonical tag (ivr.lang: `cmn`, `zh_CN` -> zh-CN); en-US if absent."""
     try:
@@ -116,11 +166,13 @@ def _subflow(path: Path, parent: StepBuilder, prefix: str, chain: tuple[Path, ..
         errors.append(f"{path}:1:1: a subflow file must be a mapping with 'steps' and 'start'")
         return {}, {}, ""
     problems.check_keys(data, SUBFLOW_KEYS, "a subflow")
-    if data.get("language") and _language(data, problems).split("-")[0] != language.split("-")[0]:
-        problems.error(data, "language", f"subflow language {data['language']} differs from the flow's {language}")
+    spoken = {lang.base_language(t) for t in parent.languages}
+    if data.get("language") and lang.base_language(_language(data, problems)) not in spoken:
+        problems.error(data, "language", f"subflow language {data['language']} is not one of the flow's "
+                       f"({', '.join(parent.languages)})")
+    builder = StepBuilder(problems, language, path.parent, parent.timezone, parent.languages)
     try:
-        result = _steps(path, data, StepBuilder(problems, language, path.parent, parent.timezone), prefix, chain,
-                        errors, sources)
+        result = _steps(path, data, builder, prefix, chain, errors, sources)
     except FlowError:
         result = {}, {}, ""
     errors += problems.items
@@ -139,20 +191,29 @@ def _prefixed(step: Step, prefix: str, local: set[str], subflows: set[str]) -> S
     )
 
 
-def _voice(value) -> str | None:
+def _voice(data: LineDict, builder: StepBuilder) -> str | None:
+    """`voice: piper`, `{engine: espeak, name: cmn}`, or per language `{en: piper, zh: "espeak:cmn"}`."""
+    value = data.get("voice")
+    if isinstance(value, dict) and not set(value) <= {"engine", "name"}:
+        value = languages.localized(builder, data, "voice")
     if isinstance(value, dict):
         return ":".join(str(value[k]) for k in ("engine", "name") if value.get(k))
     return str(value) if value else None
 
 
-def _knowledge(path: Path, data: LineDict, problems: Problems, errors: list[str]):
+def _knowledge(path: Path, data: LineDict, builder: StepBuilder, errors: list[str]):
+    """`knowledge: faq.yaml`, or one file per language: `{en: faq_en.yaml, zh: faq_zh.yaml}`."""
     if not data.get("knowledge"):
         return None
     from ivr.flow.knowledge import load_knowledge  # it reuses this package's YAML helpers
 
-    kb_path = (path.parent / str(data["knowledge"])).resolve()
+    chosen = languages.localized(builder, data, "knowledge")
+    if not chosen:
+        return None
+    kb_path = (path.parent / str(chosen)).resolve()
     if not kb_path.is_file():
-        problems.error(data, "knowledge", f"knowledge file not found: {kb_path}", "paths are relative to the flow file")
+        builder.p.error(data, "knowledge", f"knowledge file not found: {kb_path}",
+                        "paths are relative to the flow file")
         return None
     try:
         return load_knowledge(kb_path)
@@ -161,17 +222,19 @@ def _knowledge(path: Path, data: LineDict, problems: Problems, errors: list[str]
         return None
 
 
-def _hours(data: LineDict, problems: Problems):
-    if "hours" not in data:
+def _hours(data: LineDict, problems: Problems, where: LineDict | None = None):
+    """`hours:` (or, for a flow with several languages, one language's entry of it)."""
+    where = where if where is not None else data
+    if "hours" not in data or data["hours"] is None:
         return None
     if not isinstance(data["hours"], dict):
-        problems.error(data, "hours", 'hours must be a mapping like {timezone: Asia/Shanghai, open: {mon-fri: '
+        problems.error(where, "hours", 'hours must be a mapping like {timezone: Asia/Shanghai, open: {mon-fri: '
                        '"09:00-18:00"}}')
         return None
     try:
         return parse_hours(data["hours"])
     except HoursError as exc:
-        problems.error(data, "hours", str(exc))
+        problems.error(where, "hours", str(exc))
         return None
 
 

@@ -87,6 +87,32 @@ class TransferSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueSpec:
+    """`queue:` wait for an agent (ivr/flow/queue_step.py, ivr/agents)."""
+
+    name: str
+    hold_music: str | None = None        # WAV path (resolved), looped while waiting; None: silence
+    announce_every_ms: int = 30_000
+    max_wait_ms: int = 300_000
+    callback_after_ms: int | None = None  # offer a callback after this wait (None: only by the key)
+    callback_key: str | None = None      # the key that asks for a callback (None: no callbacks)
+    reason: Template | None = None       # why the caller is queued (shown to the agent)
+    on_timeout: str | None = None
+    on_empty: str | None = None          # no agent logged in, or the queue closed
+    on_callback: str | None = None       # after the callback task is stored
+
+
+@dataclass(frozen=True, slots=True)
+class LanguageOption:
+    """One language a `language:` step offers: its part of the menu, its key, the words that pick it."""
+
+    tag: str                            # canonical, one of the flow's `languages`
+    say: Template                       # played in this language's voice
+    dtmf: str = ""
+    words: tuple[str, ...] = ()         # normalised words/phrases that name it ("english", "普通话")
+
+
+@dataclass(frozen=True, slots=True)
 class Step:
     name: str
     line: int
@@ -109,6 +135,8 @@ class Step:
     returns: bool = False                # end of a subflow: back to the caller's `next`
     transfer: TransferSpec | None = None
     hangup: bool = False
+    queue: QueueSpec | None = None
+    language_menu: tuple[LanguageOption, ...] = ()   # a `language:` step: the caller picks the call's language
     file: str = ""                                    # the file it was written in (subflows: theirs)
     key_pos: dict = field(default_factory=dict, hash=False, compare=False, repr=False)  # key -> (line, col)
 
@@ -119,13 +147,15 @@ class Step:
 
     @property
     def listens(self) -> bool:
-        return self.ask is not None
+        return self.ask is not None or bool(self.language_menu)
 
     def targets(self) -> list[tuple[str, str]]:
         """(key, step name) for every step this one can lead to."""
         out = [("next", r.goto) for r in self.next]
         out += [("on_fail", self.on_fail), ("on_error", self.on_error), ("after_faq", self.after_faq)]
         out += [(f"choices.{c.name}.goto", c.goto) for c in self.choices]
+        if self.queue:
+            out += [(f"queue.{k}", getattr(self.queue, k)) for k in ("on_timeout", "on_empty", "on_callback")]
         return [(k, v) for k, v in out if v]
 
 
@@ -153,6 +183,16 @@ class Flow:
     env_names: tuple[str, ...] = ()   # environment variables the flow's HTTP steps read
     sources: tuple[str, ...] = ()     # every file it was built from (hot reload watches them)
     warnings: tuple[str, ...] = ()    # `ivr validate` shows them; the flow still loads
+    languages: tuple[str, ...] = ()   # every language the flow speaks (canonical tags), the first the default
+    variants: dict = field(default_factory=dict, hash=False, compare=False, repr=False)   # base -> Flow in it
+
+    def in_language(self, language: str | None) -> "Flow":
+        """The same flow with its prompts, phrases, FAQ and defaults in `language` (itself when it
+        has no such variant: a single-language flow, or a language it does not declare)."""
+        return self.variants.get(base_language(language, ""), self) if language else self
+
+    def speaks(self, language: str | None) -> bool:
+        return base_language(language, "") in {base_language(t) for t in (self.languages or (self.language,))}
 
     @property
     def lang(self) -> str:
@@ -168,6 +208,8 @@ class Flow:
             texts += [*step.no_input, *step.no_match]
         if self.knowledge:
             texts += [e.answer for e in self.knowledge.entries]
+        for step in self.steps.values():
+            texts += [o.say for o in step.language_menu if base_language(o.tag) == self.lang]   # in its voice
         fixed = [t.source if isinstance(t, Template) else t for t in texts
                  if not isinstance(t, Template) or t.fixed]
         return list(dict.fromkeys(t for t in fixed if t))

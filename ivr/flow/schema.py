@@ -16,6 +16,7 @@ from ivr.errors import UserError
 from ivr.flow import knowledge
 from ivr.flow.hours import DAYS
 from ivr.flow.loader import SUBFLOW_KEYS, TOP_KEYS
+from ivr.flow.queue_step import QUEUE_KEYS
 from ivr.flow.slots import SLOT_TYPES
 from ivr.flow.steps import (
     CHOICE_KEYS,
@@ -43,6 +44,15 @@ _TIME_RANGE = rf"^\s*{_TIME}\s*-\s*{_TIME}\s*$"
 _DAY = "(" + "|".join("".join(f"[{c}{c.upper()}]" for c in day) for day in DAYS) + ")"   # any case
 _DAYS = rf"^\s*{_DAY}(\s*-\s*{_DAY})?(\s*,\s*{_DAY}(\s*-\s*{_DAY})?)*\s*$"
 _DATE = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$", "description": "a date like 2026-12-24"}
+# A language key of a `{en: ..., zh: ...}` map (ivr.lang reads it; the loader names a wrong one).
+_LANG_KEY = r"^([A-Za-z]{2,3}|[Ee]nglish|[Mm]andarin|[Cc]hinese|[Pp]utonghua|[Kk]orean)([-_][A-Za-z0-9]+)*$"
+
+
+def per_language(schema: dict, or_plain: bool = True) -> dict:
+    """`schema`, or (a flow with several languages) a map of language -> `schema`."""
+    mapped = {"type": "object", "minProperties": 1, "propertyNames": {"pattern": _LANG_KEY},
+              "additionalProperties": schema}
+    return {"anyOf": [schema, mapped]} if or_plain else mapped
 
 
 def ref(name: str, description: str) -> dict:
@@ -83,8 +93,8 @@ STEP_PROPS = {
                               "order\"], dtmf: \"1\", goto: track}}"),
     "collect": ref("collect", "A value to collect into slots.NAME, e.g. collect: {slot: order_id, type: digits, "
                               "length: 6}"),
-    "confirm": typed('A yes/no question after the slot is heard, e.g. confirm: "That\'s {{ slots.order_id | digits '
-                     '}}. Right?"', type="string", minLength=1),
+    "confirm": {"description": 'A yes/no question after the slot is heard, e.g. confirm: "That\'s {{ slots.order_id '
+                               '| digits }}. Right?"', **per_language({"type": "string", "minLength": 1})},
     "faq": typed("Answer questions from the flow's knowledge base at this step, e.g. faq: true", type="boolean"),
     "after_faq": ref("step_name", "Where to go after a knowledge-base answer (default: ask again), e.g. after_faq: "
                                   "anything_else"),
@@ -112,6 +122,10 @@ STEP_PROPS = {
     "transfer": ref("transfer", 'Transfer the call, e.g. transfer: {to: "{{ agent_line }}", reason: billing} or '
                                 "transfer: sip:agents@host"),
     "hangup": typed("Hang up after this step's prompts, e.g. hangup: true", type="boolean"),
+    "queue": ref("queue", 'Wait for an agent, e.g. queue: {name: support, hold_music: hold.wav, max_wait: 5m, '
+                          'callback_key: "1", on_timeout: voicemail, on_empty: closed}'),
+    "language": ref("language_menu", 'The caller picks the call\'s language by key or first words, e.g. language: '
+                                     '[en-US, zh-CN] or language: {en: {dtmf: "1"}, zh: {dtmf: "2"}}'),
 }
 
 CHOICE_PROPS = {
@@ -124,12 +138,14 @@ CHOICE_PROPS = {
                     enum=sorted(GLOBAL_ACTIONS)),
     "set": typed('Variables to set when this choice is taken, e.g. set: {topic: billing}', type="object",
                  propertyNames=variable_names()),
-    "label": typed('How "Did you mean ...?" names this choice (default: its first phrase), e.g. label: "order '
-                   'tracking"', type="string"),
-    "examples": typed('Whole sentences callers said for this choice, matched by meaning (not word for word), e.g. '
-                      'examples: ["is my order on the way"]', type="array", items={"type": "string", "minLength": 1}),
-    "not": typed('Sentences this choice must NOT match (the FAQ or another step answers them), e.g. '
-                 'not: ["what is your return policy"]', type="array", items={"type": "string", "minLength": 1}),
+    "label": {"description": 'How "Did you mean ...?" names this choice (default: its first phrase), e.g. label: '
+                             '"order tracking"', **per_language({"type": "string"})},
+    "examples": {"description": 'Whole sentences callers said for this choice, matched by meaning (not word for '
+                                'word), e.g. examples: ["is my order on the way"]',
+                 **per_language({"type": "array", "items": {"type": "string", "minLength": 1}})},
+    "not": {"description": 'Sentences this choice must NOT match (the FAQ or another step answers them), e.g. '
+                           'not: ["what is your return policy"]',
+            **per_language({"type": "array", "items": {"type": "string", "minLength": 1}})},
 }
 
 COLLECT_PROPS = {
@@ -169,10 +185,27 @@ HTTP_PROPS = {
 TRANSFER_PROPS = {
     "to": typed('Where to transfer (a template), e.g. to: "{{ agent_line }}" or sip:billing@127.0.0.1',
                 type="string", minLength=1),
-    "reason": typed('Why, shown to the agent (a template), e.g. reason: "{{ last.intent }}"',
-                    type=["string", "number"]),
+    "reason": {"description": 'Why, shown to the agent (a template, or one per language), e.g. reason: '
+                              '"{{ last.intent }}"', **per_language({"type": ["string", "number"]})},
     "context": typed('Name/value pairs shown to the agent (templates), e.g. context: {order: "{{ slots.order_id }}"}',
                      type="object"),
+}
+
+QUEUE_PROPS = {
+    "name": typed("The queue's name (agents see it), e.g. name: support", type="string",
+                  pattern=r"^[A-Za-z0-9_.-]{1,64}$"),
+    "hold_music": typed("A WAV file looped while the caller waits (relative to the flow), e.g. hold_music: hold.wav",
+                        type="string", minLength=1),
+    "announce_every": {**_DURATION, "description": "Say the position and wait this often (default 30s)"},
+    "max_wait": {**_DURATION, "description": "Give up waiting after this long: on_timeout (default 5m)"},
+    "callback_after": {**_DURATION, "description": "Offer a callback in the announcements after this wait, "
+                                                   "e.g. callback_after: 2m"},
+    "callback_key": typed('The key that asks for a callback, e.g. callback_key: "1"', type=["string", "integer"]),
+    "reason": typed('Why the caller waits, shown to the agent (a template), e.g. reason: "{{ last.choice }}"',
+                    type=["string", "number"]),
+    "on_timeout": ref("step_name", "Where to go after max_wait, e.g. on_timeout: voicemail"),
+    "on_empty": ref("step_name", "Where to go when no agent is logged in, e.g. on_empty: closed"),
+    "on_callback": ref("step_name", "Where to go once a callback is stored, e.g. on_callback: goodbye"),
 }
 
 HOURS_PROPS = {
@@ -204,10 +237,16 @@ TOP_PROPS = {
     "name": typed("The flow's name (default: the file name), e.g. name: acme-hotline", type="string"),
     "language": typed("Language of callers and prompts; picks ASR model and defaults, e.g. language: zh-CN",
                       type="string", minLength=2),
-    "voice": typed("Text-to-speech voice, e.g. voice: piper, espeak:cmn or {engine: piper, name: en_US-joe-medium}",
+    "languages": typed("The languages of a flow with several, the default first; texts then may be maps like "
+                       '{en: "...", zh: "..."}, e.g. languages: [en-US, zh-CN]', type="array", minItems=1,
+                       items={"type": "string", "minLength": 2}),
+    "voice": typed("Text-to-speech voice (or one per language), e.g. voice: piper, espeak:cmn, {engine: piper, "
+                   'name: en_US-joe-medium} or {en: piper, zh: "espeak:cmn"}',
                    anyOf=[{"type": "string"}, {"type": "object", "properties": {
                        "engine": typed("TTS engine, e.g. engine: piper", type="string"),
-                       "name": typed("The engine's voice, e.g. name: en_US-joe-medium", type="string")}}]),
+                       "name": typed("The engine's voice, e.g. name: en_US-joe-medium", type="string")},
+                       "additionalProperties": False},
+                       per_language({"type": "string"}, or_plain=False)]),
     "agent_line": typed("Where agent transfers and failures go, e.g. agent_line: sip:agents@127.0.0.1:5080",
                         type=["string", "integer"]),
     "globals": ref("global_choices", 'Intents heard at every listening step, e.g. agent: {say: ["agent"], dtmf: '
@@ -217,11 +256,14 @@ TOP_PROPS = {
                                  "agent line); that step sees error.what, error.kind, error.step, e.g. on_error: "
                                  "sorry"),
     "steps": ref("steps", "The steps, by name, e.g. greet: {say: \"Hello.\", next: main}"),
-    "knowledge": typed("A knowledge-base file of questions and answers for faq steps, e.g. knowledge: "
-                       "faq/retail_en.yaml", type="string", minLength=1),
-    "hours": typed('Business hours for conditions like {if: "open"}, e.g. hours: {timezone: Asia/Shanghai, '
-                   'open: {mon-fri: "09:00-18:00"}}', type="object", properties=keyed(HOURS_KEYS, HOURS_PROPS),
-                   additionalProperties=False),
+    "knowledge": {"description": "A knowledge-base file of questions and answers for faq steps (or one per "
+                                 "language), e.g. knowledge: faq/retail_en.yaml",
+                  **per_language({"type": "string", "minLength": 1})},
+    "hours": {"description": 'Business hours for conditions like {if: "open"} (or one per language: each '
+                             'language\'s agents), e.g. hours: {timezone: Asia/Shanghai, open: {mon-fri: '
+                             '"09:00-18:00"}}',
+              **per_language({"type": "object", "properties": keyed(HOURS_KEYS, HOURS_PROPS),
+                              "additionalProperties": False})},
     "caller_lookup": ref("http", 'An HTTP call when the call starts; its answer is caller.*, e.g. {get: '
                                  '"{{ env.CRM }}/callers/{{ call.caller_id }}"}'),
     "vars": typed("Variables and their starting values, e.g. vars: {tries: 0, vip: false}", type="object",
@@ -257,8 +299,19 @@ def _defs() -> dict:
     needs_say_or_dtmf = {"anyOf": [{"required": ["say"]}, {"required": ["dtmf"]}]}
     return {
         "step_name": {"type": ["string", "integer"], "description": "the name of a step"},
-        "texts": {"anyOf": [{"type": "string", "minLength": 1},
-                            {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}]},
+        "texts": per_language({"anyOf": [{"type": "string", "minLength": 1},
+                                         {"type": "array", "items": {"type": "string", "minLength": 1},
+                                          "minItems": 1}]}),
+        "language_menu": {"anyOf": [
+            {"type": "array", "minItems": 2, "items": {"type": "string", "minLength": 2}},
+            per_language(_object({
+                "say": typed('This language\'s part of the menu, said in its voice, e.g. say: "For English, '
+                             'press 1."', type="string", minLength=1),
+                "dtmf": typed('The key that picks it (default: its place, 1, 2, ...), e.g. dtmf: "1"',
+                              type=["string", "integer"]),
+                "words": typed("Words that pick it when said (default: the language's names), e.g. words: "
+                               "[english]", type="array", items={"type": "string", "minLength": 1})}),
+                or_plain=False)]},
         "choice": _object(keyed(CHOICE_KEYS, step_choice), required=["goto"], allOf=[needs_say_or_dtmf]),
         "global_choice": _object(keyed(CHOICE_KEYS, CHOICE_PROPS), allOf=[
             needs_say_or_dtmf, {"anyOf": [{"required": ["goto"]}, {"required": ["action"]}]}]),
@@ -268,6 +321,8 @@ def _defs() -> dict:
         "http": _object(keyed(HTTP_KEYS, HTTP_PROPS), oneOf=[{"required": [m]} for m in HTTP_METHODS]),
         "transfer": {"anyOf": [{"type": "string", "minLength": 1},
                                _object(keyed(TRANSFER_KEYS, TRANSFER_PROPS), required=["to"])]},
+        "queue": {"anyOf": [{"type": "string", "minLength": 1},
+                            _object(keyed(QUEUE_KEYS, QUEUE_PROPS), required=["name"])]},
         "branch": _object({"if": typed('A condition, e.g. if: "order.status == \'shipped\'"',
                                        type=["string", "boolean", "number"]),
                            "goto": ref("step_name", "The step to go to when the condition holds, e.g. goto: "
@@ -311,7 +366,7 @@ def knowledge_schema() -> dict:
         "$schema": DRAFT, "$id": "urn:ivr:knowledge", "title": "ivr knowledge base",
         "description": "Questions callers ask and the answers a step with faq: true may give.",
         **_object(keyed(knowledge.TOP_KEYS, KNOWLEDGE_PROPS), required=["faqs"]),
-        "$defs": {"texts": _defs()["texts"],
+        "$defs": {"texts": _defs()["texts"]["anyOf"][0],
                   "faq": _object(keyed(knowledge.ENTRY_KEYS, FAQ_PROPS), required=["id", "questions", "answer"])},
     }
 

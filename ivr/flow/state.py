@@ -54,6 +54,7 @@ class CallState:
     http: dict = field(default_factory=dict, hash=False)      # the last HTTP call: ok, status, error
     sensitive: frozenset[str] = frozenset()                   # slot names masked outside the flow
     sentiment: dict = field(default_factory=dict, hash=False)  # last, label, turns, negative_turns
+    queue: dict = field(default_factory=dict, hash=False)      # in a queue step: phase, number (flow/queueing.py)
 
     @property
     def attempts(self) -> int:

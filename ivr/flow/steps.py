@@ -6,10 +6,11 @@ The problems go into the loader's `Problems`, each with file:line:col and a hint
 import re
 
 from ivr.durations import DurationError, parse_duration_ms
-from ivr.flow import model
+from ivr.flow import languages, model
 from ivr.flow.model import Choice, Collect, HttpSpec, Prompt, Route, Step, TransferSpec
 from ivr.flow.nlu import Intent
 from ivr.flow.patterns import TemplateError, expand, normalize
+from ivr.flow.queue_step import build_queue
 from ivr.flow.slots import SLOT_TYPES, SlotSpec, check_spec
 from ivr.flow.templates import Template, TemplateSyntax, compile_template
 from ivr.flow.yamlsrc import LineDict, Problems, as_text
@@ -17,7 +18,7 @@ from ivr.flow.yamlsrc import LineDict, Problems, as_text
 STEP_KEYS = {
     "say", "audio", "ask", "barge_in", "choices", "collect", "confirm", "faq", "after_faq", "no_input",
     "no_match", "max_attempts", "on_fail", "no_input_timeout", "set", "next", "goto", "http", "on_error",
-    "run", "return", "transfer", "hangup",
+    "run", "return", "transfer", "hangup", "queue", "language",
 }
 CHOICE_KEYS = {"say", "dtmf", "goto", "action", "label", "set", "examples", "not"}
 COLLECT_KEYS = {"slot", "type", "length", "min_length", "max_length", "min", "max", "currency", "sensitive",
@@ -34,9 +35,11 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class StepBuilder:
-    def __init__(self, problems: Problems, language: str, base_dir, timezone: str | None = None) -> None:
+    def __init__(self, problems: Problems, language: str, base_dir, timezone: str | None = None,
+                 all_languages: tuple[str, ...] = ()) -> None:
         self.p = problems
-        self.language = language
+        self.language = language                          # the language this build resolves maps to
+        self.languages = all_languages or (language,)     # every language the flow declares
         self.base_dir = base_dir
         self.timezone = timezone   # the flow's hours.timezone: date/time filters say zoned datetimes in it
 
@@ -54,7 +57,10 @@ class StepBuilder:
             return None
 
     def texts(self, where, key) -> tuple[Template, ...]:
-        value = where[key]
+        value = languages.localized(self, where, key)
+        if value is None:   # a language map without this language: reported once by localized()
+            return ()
+        languages.check_plain(self, where, key)
         items = value if isinstance(value, list) else [value]
         if not items or not all(isinstance(t, str) and t.strip() for t in items):
             self.p.error(where, key, f"'{key}' must be text or a list of texts")
@@ -85,10 +91,11 @@ class StepBuilder:
         say = self.prompts(spec, barge_in) if "say" in spec else ()
         ask = None
         if "ask" in spec:
-            value = spec["ask"]
+            value = languages.localized(self, spec, "ask")
+            languages.check_plain(self, spec, "ask")
             if isinstance(value, list) and all(isinstance(t, str) for t in value):
                 value = " ".join(value)   # several sentences make one question
-            asked = self.template(spec, "ask", value)
+            asked = self.template(spec, "ask", value) if value is not None else None
             ask = Prompt(asked, None, barge_in) if asked else None
         for key in ("choices", "collect", "faq"):
             if key in spec and "ask" not in spec:
@@ -100,7 +107,7 @@ class StepBuilder:
             self.p.error(spec, "max_attempts", "'max_attempts' must be a whole number >= 1")
             attempts = model.DEFAULT_MAX_ATTEMPTS
         collect = self.collect(spec) if "collect" in spec else None
-        confirm = self.template(spec, "confirm", spec["confirm"]) if "confirm" in spec else None
+        confirm = self._confirm(spec) if "confirm" in spec else None
         if confirm is not None and collect is None:
             self.p.error(spec, "confirm", "'confirm' belongs to a step that collects a slot",
                          "add collect: {slot: NAME, type: TYPE}")
@@ -118,21 +125,24 @@ class StepBuilder:
             on_error=as_text(spec.get("on_error")), run=as_text(spec.get("run")),
             returns=self.flag(spec, "return", False),
             transfer=self.transfer(spec) if "transfer" in spec else None, hangup=self.flag(spec, "hangup", False),
+            queue=build_queue(self, spec) if "queue" in spec else None,
+            language_menu=languages.build_menu(self, spec) if "language" in spec else (),
             file=str(self.p.path), key_pos={**spec.key_pos, "": (spec.line, spec.col)},
         )
         self.check_shape(name, spec, step)
         return step
 
     def check_shape(self, name: str, spec: LineDict, step: Step) -> None:
-        kinds = [k for k in ("ask", "http", "run", "return", "transfer", "hangup") if spec.get(k)]
+        kinds = [k for k in ("ask", "http", "run", "return", "transfer", "hangup", "queue", "language")
+                 if spec.get(k)]
         has_next = bool(step.next) or "next" in spec or "goto" in spec
         if len(kinds) > 1:
             self.p.error(spec, kinds[1], f"step '{name}' has both '{kinds[0]}' and '{kinds[1]}'",
-                         "a step either listens, calls a service, runs a subflow, transfers or hangs up")
+                         "a step either listens, calls a service, runs a subflow, transfers, queues or hangs up")
         elif not kinds and not has_next:
             self.p.error(spec, None, f"step '{name}' does not say where the call goes next",
                          "add ask, next, transfer, hangup or return")
-        elif kinds and kinds[0] in ("http", "run") and not has_next:
+        elif kinds and kinds[0] in ("http", "run", "language") and not has_next:
             self.p.error(spec, kinds[0], f"step '{name}' needs 'next' (where to go after '{kinds[0]}')")
         elif kinds and kinds[0] == "ask" and step.collect and not has_next:
             self.p.error(spec, "collect", f"step '{name}' collects '{step.collect.slot.name}' but has no 'next'",
@@ -140,11 +150,16 @@ class StepBuilder:
         elif kinds and kinds[0] == "ask" and has_next and not step.collect:
             self.p.error(spec, "next", f"step '{name}' listens for choices; 'next' is never used",
                          "give each choice a goto")
-        elif kinds and kinds[0] in ("return", "transfer", "hangup") and has_next:
+        elif kinds and kinds[0] in ("return", "transfer", "hangup", "queue") and has_next:
             self.p.error(spec, "next", f"step '{name}' ends with '{kinds[0]}'; 'next' is never used")
         if "ask" in spec and not any(k in spec for k in ("choices", "collect", "faq")):
             self.p.error(spec, "ask", f"step '{name}' asks but expects nothing",
                          "add choices, collect, or faq: true")
+
+    def _confirm(self, spec: LineDict) -> Template | None:
+        value = languages.localized(self, spec, "confirm")
+        languages.check_plain(self, spec, "confirm")
+        return self.template(spec, "confirm", value) if value is not None else None
 
     def duration(self, where: LineDict, key: str, default_ms: int) -> int:
         """A positive duration with its unit (`2s`, `500ms`); a bare number is refused, not read as ms."""
@@ -288,13 +303,14 @@ class StepBuilder:
             self.p.error(value, "context", "'context' must map names to values shown to the agent")
             context = {}
         ctx = tuple((str(k), t) for k, t in ((k, self.template(context, k, str(v))) for k, v in context.items()) if t)
-        reason = self.template(value, "reason", str(value["reason"])) if "reason" in value else None
+        said = languages.localized(self, value, "reason") if "reason" in value else None
+        reason = self.template(value, "reason", str(said)) if said is not None else None
         to = self.template(value, "to", value["to"], "url")
         return TransferSpec(to, reason, ctx) if to else None
 
     def sentences(self, spec: LineDict, key: str) -> tuple[str, ...]:
         """A choice's `examples:` / `not:`: whole sentences callers say (scored by meaning), normalised."""
-        value = spec.get(key) or []
+        value = (languages.localized(self, spec, key) if key in spec else None) or []
         value = [value] if isinstance(value, str) else value
         if not isinstance(value, list) or not all(isinstance(v, str) and normalize(v) for v in value):
             self.p.error(spec, key, f"'{key}' must be a list of sentences", f'e.g. {key}: ["my parcel never came"]')
@@ -314,7 +330,7 @@ class StepBuilder:
                 continue
             self.p.check_keys(spec, CHOICE_KEYS, f"choice '{name}'")
             phrases: list[str] = []
-            templates = spec.get("say", [])
+            templates = (languages.localized(self, spec, "say") if "say" in spec else None) or []
             for template in templates if isinstance(templates, list) else [templates]:
                 try:
                     phrases += expand(str(template))
@@ -332,7 +348,8 @@ class StepBuilder:
                 self.p.error(spec, None, f"choice '{name}' in {what} has no 'goto'", "add goto: STEP")
             if not phrases and not dtmf:
                 self.p.error(spec, None, f"choice '{name}' in {what} has neither 'say' nor 'dtmf'")
-            label = str(spec.get("label") or (phrases[0] if phrases else name))
+            label = (languages.localized(self, spec, "label") if "label" in spec else None) or ""
+            label = str(label or (phrases[0] if phrases else name))
             intent = Intent(str(name), tuple(phrases), self.sentences(spec, "examples"), self.sentences(spec, "not"))
             out.append(Choice(str(name), intent, dtmf, as_text(spec.get("goto")),
                               action, label, spec.line, spec.key_pos.get("goto", (spec.line, spec.col)),

@@ -45,8 +45,9 @@ class Reply:
 
 class TextCall:
     def __init__(self, flow: Flow, http: HttpExecutor, *, env: dict[str, str] | None = None,
-                 caller: str = "", called: str = "", at_s: float | None = None, params: dict | None = None) -> None:
-        self.interp = Interpreter(flow, env)
+                 caller: str = "", called: str = "", at_s: float | None = None, params: dict | None = None,
+                 language: str | None = None) -> None:
+        self.interp = Interpreter(flow, env, language)   # language: known before the call (a routed number)
         self.http = RecordingHttpClient(http)
         self.state = CallState()
         self.started = CallStarted(caller, called, dict(params or {}), at_s)
@@ -56,7 +57,8 @@ class TextCall:
 
     @property
     def flow(self) -> Flow:
-        return self.interp.flow
+        """The flow in the call's language (it changes at a `language:` step)."""
+        return self.interp.speaking(self.state).flow
 
     @property
     def ended(self) -> bool:
