@@ -63,7 +63,7 @@ class CallOutput:
             elif isinstance(action, Listen):
                 self.listen, self.listening = action, False
                 if self.recognizers:   # the recognizer of the language the flow listens in now
-                    self.asr = self.recognizers.get(base_language(action.language, ""), self.asr)
+                    self.asr = self._recognizer(action)
             elif isinstance(action, Transfer | Hangup):
                 self.pending_end = action
             elif isinstance(action, Fetch):
@@ -103,6 +103,18 @@ class CallOutput:
             # It reads back a card number or a sensitive value: synthesised for this call, never cached.
             return prompts.synthesize(play.text)
         return prompts.get(play.text)
+
+    def _recognizer(self, listen: Listen):
+        """A language menu (`languages`) hears with a multilingual recognizer when one serves any of
+        them (whisper base writes Mandarin in characters and English in Latin letters, so the script
+        tells them apart; an English-only model turns Mandarin into English-looking words)."""
+        own = self.recognizers.get(base_language(listen.language, ""), self.asr)
+        if len(listen.languages) > 1 and not getattr(own, "multilingual", False):
+            for tag in listen.languages:
+                asr = self.recognizers.get(base_language(tag, ""))
+                if getattr(asr, "multilingual", False):
+                    return asr
+        return own
 
     def _voice(self, play: Play):
         """The voice of the Play's language; a Play without one speaks the call's language now."""

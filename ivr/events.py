@@ -124,6 +124,8 @@ class Listen:
     inter_digit_ms: int = 3000
     slot: SlotSpec | None = None  # a slot being collected: end early only once the words fill it
     language: str = "en-US"
+    languages: tuple[str, ...] = ()   # a language menu: the caller may speak any of these (a multilingual
+                                      # recognizer among theirs is used when the call has one)
 
 
 @dataclass(frozen=True, slots=True)

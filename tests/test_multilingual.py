@@ -171,7 +171,7 @@ def test_the_menu_speaks_each_part_in_its_own_language_and_a_key_picks_mandarin(
     assert said(outs[0]) == [("For English, press 1.", "en-US"), ("普通话请按2。", "zh-CN")]
     assert outs[0][-1] == Listen("pick", ("english", "in english", "英语", "英文", "普通话", "中文", "汉语", "国语",
                                           "说中文", "mandarin", "chinese", "putonghua"), max_digits=1,
-                                 language="en-US")
+                                 language="en-US", languages=("en-US", "zh-CN"))
     assert said(outs[1]) == [("欢迎致电。", "zh-CN"), ("请说订单，或者按1。", "zh-CN")]
     assert outs[1][-1].language == "zh-CN"                      # the recognizer of the chosen language
     assert said(outs[2]) == [("请说订单号。", "zh-CN")]           # Mandarin phrases matched
@@ -242,3 +242,55 @@ def test_the_retail_example_is_one_flow_in_two_languages():
     zh = flow.in_language("zh")
     assert zh.steps["order/ask_number"].ask.text.source == "请说出或按键输入您的六位订单号。"   # the subflow too
     assert zh.hours.timezone == "Asia/Shanghai" and flow.hours.timezone == "America/New_York"
+
+
+# ---- by voice: the real call loop with a recognizer and a voice per language ---------------
+
+
+def _call_with_languages(samples, recognizers: dict, voices: dict, at_s: float):
+    """A replayed call of the bilingual retail flow, wired as `ivr serve` wires a flow with several
+    languages (ivr/service/service.py): one recognizer and one voice per language."""
+    import asyncio
+
+    from ivr.call import Call
+    from ivr.transports.wavfile import WavReplayTransport
+
+    flow = load_flow(ROOT / "flows" / "retail" / "retail.yaml")
+
+    async def go():
+        transport = WavReplayTransport(samples)
+        call = Call("bilingual", Interpreter(flow, {"ORDERS_API": "http://127.0.0.1:9"}), recognizers["en"],
+                    voices["en"], transport, started_at_s=at_s)
+        call.voices, call.recognizers = voices, recognizers
+        transport.keep_going = lambda: call.busy
+        return await call.run()
+    return asyncio.run(go())
+
+
+@pytest.mark.slow
+def test_a_mandarin_caller_picks_mandarin_by_voice_and_is_answered_in_mandarin(
+        zh_line_audio, whisper_asr, whisper_base, prompt_cache, zh_prompt_cache):
+    """The English-only tiny.en turns Mandarin into English-looking words ("BOO! TONG!"), so the
+    menu listens with the multilingual whisper base: its characters say Mandarin."""
+    caller = [("pause", 4500), ("say", "普通话"), ("pause", 9000), ("say", "人工客服"), ("pause", 4000)]
+    trace = _call_with_languages(zh_line_audio(caller), {"en": whisper_asr, "zh": whisper_base},
+                                 {"en": prompt_cache, "zh": zh_prompt_cache}, TUESDAY)
+    heard = [(t.step, t.heard, (t.match or {}).get("choice")) for t in trace.turns if t.kind == "speech"]
+    assert trace.path == ["choose_language", "greet", "main", "to_agent"], heard
+    assert heard[0][2] == "zh-CN" and heard[1][2] == "agent", heard
+    said = " ".join(s for t in trace.turns for s in t.said)
+    assert "For English, press 1." in said and "普通话请按2。" in said and "正在为您转接人工客服。" in said
+    assert trace.outcome.kind == "transfer" and trace.outcome.context["language"] == "zh-CN"
+
+
+@pytest.mark.slow
+def test_an_english_caller_picks_english_by_voice(line_audio, whisper_asr, whisper_base, prompt_cache,
+                                                  zh_prompt_cache):
+    caller = [("pause", 4500), ("say", "English please"), ("pause", 9000), ("say", "agent"), ("pause", 4000)]
+    trace = _call_with_languages(line_audio(caller), {"en": whisper_asr, "zh": whisper_base},
+                                 {"en": prompt_cache, "zh": zh_prompt_cache},
+                                 datetime.fromisoformat("2026-11-24T10:00:00-05:00").timestamp())   # open in New York
+    heard = [(t.step, t.heard, (t.match or {}).get("choice")) for t in trace.turns if t.kind == "speech"]
+    assert trace.path == ["choose_language", "greet", "main", "to_agent"], heard
+    assert heard[0][1] == "英文" and heard[0][2] == "en-US" and heard[1][2] == "agent", heard
+    assert "Connecting you to an agent." in " ".join(s for t in trace.turns for s in t.said)

@@ -86,6 +86,7 @@ class WhisperAsr:
             self._free.put(WhisperModel(str(path), device="cpu", compute_type=compute_type, cpu_threads=threads))
         self._model = self._free.get()
         self._free.put(self._model)
+        self.multilingual = bool(self._model.model.is_multilingual)   # hears any language (a language menu)
         from faster_whisper.tokenizer import Tokenizer
 
         self._tokenizer = Tokenizer(self._model.hf_tokenizer, self._model.model.is_multilingual,

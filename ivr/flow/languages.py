@@ -158,7 +158,7 @@ def enter(it: "Interpreter", state: CallState, step: Step, actions: list) -> "Re
 def menu_listen(it: "Interpreter", step: Step) -> Listen:
     words = tuple(dict.fromkeys(w for o in step.language_menu for w in o.words))
     return Listen(step.name, words, dtmf=True, max_digits=1, no_input_ms=step.no_input_ms,
-                  language=it.flow.language)
+                  language=it.flow.language, languages=tuple(o.tag for o in step.language_menu))
 
 
 def chosen(state: CallState) -> bool:
