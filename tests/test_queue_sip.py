@@ -134,3 +134,45 @@ def test_queue_rings_the_next_agent_and_bridges(tmp_path, piper, whisper_asr, pr
     assert tone_frames(list(caller_audio[: len(caller_audio) // 320 * 320].reshape(-1, 320)), 440) >= 25
     agent_words, _ = heard(alice_rec, whisper_asr)
     assert "bill" in agent_words, agent_words
+
+
+def test_caller_hanging_up_while_the_agent_rings_cancels_the_ring(tmp_path, piper, whisper_asr, prompt_cache):
+    sf.write(str(tmp_path / "hold.wav"), np.zeros(8000, np.int16), 16000, subtype="PCM_16")
+    (tmp_path / "flow.yaml").write_text(FLOW)
+    flow = load_flow(tmp_path / "flow.yaml")
+    caller, _, _ = phone(tmp_path, "carol", [("pause", 20000)], piper, f"<sip:carol@{HOST}>;regint=0")
+    bob, bob_port, _ = phone(tmp_path, "bob", [("pause", 20000)], piper, f"<sip:bob@{HOST}>;regint=0")
+    directory = AgentDirectory(wrap_up_s=30)
+    directory.add("bob", f"sip:bob@{HOST}:{bob_port}", status="available")
+    queues = QueueManager(directory)
+    events: list = []
+    dispatcher = Dispatcher(directory, queues, events.append, ring_timeout_s=20)
+    service = QueueService(flow, whisper_asr, prompt_cache, dispatcher, events)
+
+    async def go():
+        server = SipServer(HOST, 0, handler=service, admission=service)
+        _, port = await server.start()
+        try:
+            for p in (bob, caller):
+                await p.start()
+            caller.command("dial", f"sip:ivr@{HOST}:{port}")
+            await caller.wait_event("CALL_ESTABLISHED", 5)
+            await until(lambda: service.calls and service.calls[0].listening, 10, "the menu never listened")
+            caller.command("sndcode", "0")
+            await bob.wait_event("CALL_INCOMING", 10)
+            caller.command("hangup")
+            await bob.wait_event("CALL_CLOSED", 10)            # the ring was cancelled
+            await until(lambda: service.traces, 5, "the call loop did not finish")
+            await until(lambda: any(isinstance(e, ev.AgentFailed) for e in events), 5, "no AgentFailed")
+        finally:
+            for p in (caller, bob):
+                await p.stop()
+            await dispatcher.close()
+            await server.stop(1)
+
+    asyncio.run(asyncio.wait_for(go(), 60))
+    assert [(e.agent, e.why) for e in events if isinstance(e, ev.AgentFailed)] == [("bob", "cancelled")]
+    assert [e.reason for e in events if isinstance(e, ev.QueueLeft)] == ["caller_hangup"]
+    assert (directory.get("bob").status, directory.get("bob").misses) == ("available", 0)   # not a miss
+    assert queues.snapshot()["queues"] == {}
+    assert service.traces[0].outcome.kind == "caller_hangup"
