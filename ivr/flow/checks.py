@@ -134,7 +134,7 @@ def check_reachable(flow: Flow, problems: Problems) -> None:
 def check_loops(flow: Flow, problems: Problems) -> None:
     """A circle of steps that never listen nor wait on a service spins forever."""
     def plain_next(step: Step) -> str | None:
-        if step.listens or step.http or step.run or step.transfer or step.hangup or step.returns:
+        if step.listens or step.http or step.run or step.transfer or step.hangup or step.returns or step.queue:
             return None
         if len(step.next) == 1 and step.next[0].condition is None:
             return step.next[0].goto

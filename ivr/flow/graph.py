@@ -29,6 +29,7 @@ KINDS = {
     "run": ("box3d", "#dcfce7", "runs a subflow"),
     "return": ("invhouse", "#dcfce7", "returns from a subflow"),
     "transfer": ("cds", "#fb923c", "transfers the call"),
+    "queue": ("cds", "#fdba74", "waits in a queue for an agent"),
     "hangup": ("octagon", "#fecaca", "hangs up"),
 }
 # exit kind -> DOT edge attributes (and the legend's CSS line)
@@ -57,7 +58,7 @@ _EXPR = re.compile(r"\{\{\s*(.*?)\s*\}\}", re.S)
 def kind_of(step: Step) -> str:
     """What a step does, in the order the loader's shape check gives precedence."""
     for kind, present in (("ask", step.ask), ("http", step.http), ("run", step.run), ("return", step.returns),
-                          ("transfer", step.transfer), ("hangup", step.hangup)):
+                          ("transfer", step.transfer), ("hangup", step.hangup), ("queue", step.queue)):
         if present:
             return kind
     return "say" if step.say else "set" if step.assign else "branch"
@@ -85,6 +86,9 @@ def exits(step: Step, flow: Flow) -> list[tuple[str, str, str]]:
         out.append((f"on_fail ({step.max_attempts} tries)", step.on_fail, "fail"))
     if step.on_error:
         out.append(("on_error", step.on_error, "error"))
+    if step.queue:
+        out += [(key, getattr(step.queue, key), "fail") for key in ("on_timeout", "on_empty", "on_callback")
+                if getattr(step.queue, key)]
     return out
 
 
@@ -213,6 +217,8 @@ def node_detail(step: Step, kind: str) -> list[str]:
         return [f"run {step.run}"]
     if kind == "transfer":
         return [excerpt("→ " + gist(step.transfer.to.source), LABEL_COLS)]
+    if kind == "queue":
+        return [excerpt(f"queue {step.queue.name}", LABEL_COLS)]
     if kind == "set":
         shown = [excerpt(f"{name} = {gist(_source(value))}", LABEL_COLS) for name, value in step.assign[:2]]
         return ["set " + shown[0], *shown[1:]] + (["…"] if len(step.assign) > 2 else [])
