@@ -294,3 +294,35 @@ def test_an_english_caller_picks_english_by_voice(line_audio, whisper_asr, whisp
     assert trace.path == ["choose_language", "greet", "main", "to_agent"], heard
     assert heard[0][1] == "英文" and heard[0][2] == "en-US" and heard[1][2] == "agent", heard
     assert "Connecting you to an agent." in " ".join(s for t in trace.turns for s in t.said)
+
+
+@pytest.mark.slow
+def test_ivr_serve_loads_a_recognizer_and_a_voice_per_language(tmp_path, zh_line_audio):
+    """`ivr serve` with the bilingual flow: both languages' models and voices load before calls;
+    a Mandarin caller over the WebSocket bridge picks Mandarin by voice and is answered in it."""
+    import asyncio
+    import json
+
+    from ivr.clients.twilio_ws import run_ws_call
+    from ivr.service.config import Listener, ServeConfig
+    from ivr.service.service import Service
+
+    cfg = ServeConfig(listeners={"ws": Listener("127.0.0.1", 0)},
+                      default_flow=ROOT / "flows" / "retail" / "retail.yaml", asr="whisper", max_calls=1,
+                      records_dir=tmp_path / "records", reload=False, shutdown_grace_ms=2000)
+    caller = zh_line_audio([("pause", 4500), ("say", "普通话"), ("pause", 9000), ("say", "人工客服"), ("pause", 4000)])
+
+    async def go():
+        service = Service(cfg, {})
+        bound = await service.start()
+        try:
+            assert {"en-US", "zh-CN"} <= set(service.asr)
+            host, port = bound["ws"]
+            return await run_ws_call(f"ws://{host}:{port}/media", caller, custom={"from": "+8613800000000"})
+        finally:
+            await service.stop(grace_ms=1000)
+
+    result = asyncio.run(go())
+    assert result.unanswered_turns == 0
+    [record] = [json.loads(p.read_text()) for p in (tmp_path / "records").rglob("*.json")]
+    assert record["path"] == ["choose_language", "greet", "main", "to_agent"], record["path"]

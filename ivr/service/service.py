@@ -14,6 +14,8 @@ import time
 import numpy as np
 
 from ivr import sentiment
+from ivr.agents import AgentDirectory, QueueManager
+from ivr.agents.dispatch import Dispatcher
 from ivr.call import Call, CallConfig
 from ivr.callevents import CallBegan, CallEnded, flow_version
 from ivr.errors import UserError
@@ -25,6 +27,7 @@ from ivr.privacy import redact_event
 from ivr.records import JsonRecords
 from ivr.service.config import ServeConfig
 from ivr.service.hub import Hub
+from ivr.service.transfers import TransferBook
 from ivr.transports.base import CallInfo, Transport
 
 log = logging.getLogger("ivr.serve")
@@ -61,7 +64,7 @@ class Service:
         self.prompts: dict[str, object] = {}
         self.http = HttpClient()
         self.calls: dict[str, asyncio.Task] = {}
-        self.transfers: dict[str, dict] = {}    # the peer's call id -> the bridge transfer the flow asked for
+        self.transfers = TransferBook()   # the peer's call id -> the bridge transfer the flow asked for
         self.hub = Hub(filter=redact_event)   # the one entrance: card numbers never reach a subscriber
         self.json_records = JsonRecords(cfg.records_dir) if cfg.records_dir is not None else None
         self._versions: dict[str, tuple[Flow, str]] = {}   # flow path -> (flow, its version)
@@ -73,6 +76,14 @@ class Service:
         self.ready = False
         self.busy_audio: np.ndarray | None = None
         self._watch: asyncio.Task | None = None
+        # Queues and agents (ivr/agents): the console reads and changes these; calls wait through a port.
+        agents = cfg.agents
+        self.agents = AgentDirectory(wrap_up_s=agents.wrap_up_s, max_misses=agents.max_misses)
+        self.queues = QueueManager(self.agents, default_handle_s=agents.default_handle_s,
+                                   recent_calls=agents.recent_calls)
+        self.dispatcher = Dispatcher(self.agents, self.queues, self.hub.publish, ring_timeout_s=agents.ring_timeout_s)
+        self.draining = False
+        self.stop_requested = asyncio.Event()   # SIGTERM, SIGINT or POST /drain: `ivr serve` drains, then exits
 
     # ---- start-up ------------------------------------------------------------------
 
@@ -94,12 +105,13 @@ class Service:
         from ivr.asr.loader import load_asr
 
         self._versions[flow.path] = (flow, flow_version(flow.sources or (flow.path,)))
-        lang = flow.language
-        if lang not in self.asr:
-            self.asr[lang] = load_asr(self.cfg.asr, lang, self.cfg.models_dir,
-                                      str(self.cfg.model) if self.cfg.model else None)
-        self._cache_for(flow).warm([*flow.prompts(), *Interpreter(flow).fixed_defaults()])
-        sentiment.preload(lang)   # SnowNLP loads in ~3 s: before the first call, not during it
+        for variant in _variants(flow):   # one recognizer and one voice per language the flow speaks
+            lang = variant.language
+            if lang not in self.asr:
+                self.asr[lang] = load_asr(self.cfg.asr, lang, self.cfg.models_dir,
+                                          str(self.cfg.model) if self.cfg.model else None)
+            self._cache_for(variant).warm([*variant.prompts(), *Interpreter(variant).fixed_defaults()])
+            sentiment.preload(lang)   # SnowNLP loads in ~3 s: before the first call, not during it
 
     def _cache_for(self, flow: Flow):
         from ivr.tts.cache import PromptCache, default_cache_dir
@@ -134,6 +146,7 @@ class Service:
 
         self.metrics = for_service(self)
         self.store = await start_records(self)
+        await self._start_agents()
         from ivr.service.listeners import start_listeners
 
         bound = await start_listeners(self)
@@ -141,6 +154,17 @@ class Service:
             self._watch = asyncio.create_task(self.flows.watch())
         self.ready = True
         return bound
+
+    async def _start_agents(self) -> None:
+        """Agents from the users file; handle times and open callbacks from the records database."""
+        from ivr.web.users import UserStore
+
+        try:
+            self.agents.sync_users(await asyncio.to_thread(UserStore(self.cfg.auth.users_file).users))
+        except Exception as exc:   # a bad users file: no agents until it is fixed (the console says why)
+            log.warning("agents: users file %s unusable (%s)", self.cfg.auth.users_file, exc)
+        self.queues.store = self.queues.callbacks.store = self.store
+        await asyncio.to_thread(self.queues.load)
 
     # ---- calls ---------------------------------------------------------------------
 
@@ -166,7 +190,11 @@ class Service:
                         CallConfig(max_call_ms=self.cfg.max_call_ms, live=True), caller=info.caller,
                         called=info.called, tts_name=prompts.engine.name, http=self.http, started_at_s=time.time(),
                         params=info.params, emit=self.hub.publish, transport_kind=info.kind,
-                        transport_id=info.peer_id, remote=info.remote, version=self._version(flow))
+                        transport_id=info.peer_id, remote=info.remote, version=self._version(flow),
+                        queue_port=self.dispatcher.port(transport))
+            if flow.languages:   # a flow with several languages: each Play and Listen in its own
+                call.voices = {v.lang: self._cache_for(v) for v in _variants(flow)}
+                call.recognizers = {v.lang: self.asr[v.language] for v in _variants(flow)}
             self._current[info.call_id] = call
             await call.run()
         except asyncio.CancelledError:
@@ -195,25 +223,37 @@ class Service:
     def note_transfer(self, info: CallInfo, target: str, reason: str, context: dict) -> None:
         """A bridge (Twilio, AudioSocket) hands the transfer back to the telephony side, which
         asks the HTTP listener for it by the id it knows, the peer's (callSid, AudioSocket UUID;
-        kept for the last 1000 transfers)."""
-        self.transfers[info.peer_id] = {"target": target, "reason": reason, "context": context,
-                                        "call_id": info.call_id}
-        for old in list(self.transfers)[:-1000]:
-            del self.transfers[old]
+        kept for the last 1000 transfers; with PostgreSQL, shared with every node: transfers.py)."""
+        self.transfers.note(info.peer_id, {"target": target, "reason": reason, "context": context,
+                                           "call_id": info.call_id}, self.store)
         log.info("call %s: transfer to %s recorded for the bridge (peer id %s)", info.call_id, target, info.peer_id)
 
     # ---- health and shutdown -------------------------------------------------------
 
     def health(self) -> dict:
-        return {"ok": self.ready, "calls": len(self.calls), "max_calls": self.cfg.max_calls,
+        return {"ok": self.ready and not self.draining, "calls": len(self.calls), "max_calls": self.cfg.max_calls,
+                "capacity": 0 if self.draining else max(0, self.cfg.max_calls - len(self.admission.active)),
+                "draining": self.draining,
                 "finished": self.finished, "refused_busy": self.admission.refused,
                 "events": self.hub.published,
                 "listeners": {k: list(v.address) for k, v in self.listeners.items() if hasattr(v, "address")},
                 "flows": self.flows.status()}
 
+    def drain(self) -> None:
+        """Take no new calls (SIP: 503 to INVITE and OPTIONS, so a proxy sends them to another
+        node; the bridges answer busy); calls in progress go on. `stop()` then waits for them."""
+        if not self.draining:
+            log.info("draining: no new calls; %d call(s) in progress go on", len(self.calls))
+        self.draining = True
+        self.admission.open = False
+        sip = self.listeners.get("sip")
+        if sip is not None:
+            sip.draining = True
+        self.stop_requested.set()
+
     async def stop(self, grace_ms: int | None = None) -> None:
         """Stop taking calls, let calls in progress finish until the deadline, then end them."""
-        self.admission.open = False
+        self.drain()
         self.ready = False
         grace_s = (self.cfg.shutdown_grace_ms if grace_ms is None else grace_ms) / 1000
         if self._watch:
@@ -228,6 +268,7 @@ class Service:
                 await asyncio.wait(still, timeout=5)
         from ivr.service.listeners import stop_listeners
 
+        await self.dispatcher.close()
         await stop_listeners(self)
         await self.http.close()
         stats = await self.hub.close(deadline_s=5.0)
@@ -239,3 +280,8 @@ class Service:
         lost = {name: sub["dropped"] for name, sub in stats["subscribers"].items() if sub["dropped"]}
         if lost:
             log.warning("call events lost by subscribers: %s", lost)
+
+
+def _variants(flow: Flow) -> list[Flow]:
+    """The flow in each language it speaks (ivr.flow.languages); itself for a single-language flow."""
+    return list(flow.variants.values()) or [flow]
