@@ -10,7 +10,8 @@ Tables:
 - `turns`: one row per turn (caller input, what it meant, the reply), keyed (call_id, idx);
 - `events`: the other call events (prompts, keys, transfers, ...), keyed (call_id, seq);
 - `callbacks`: callback tasks from the queues (`ivr/agents/callbacks.py`), latest state by id;
-- `dispositions`: what the agent recorded after a call (the console), keyed (call_id, agent).
+- `dispositions`: what the agent recorded after a call (the console), keyed (call_id, agent);
+- `bridge_transfers`: the transfer a flow asked for on a bridge call, by the peer's id (any node answers).
 JSON columns (`data`, `said`, ...) hold JSON text in both databases.
 """
 
@@ -58,7 +59,8 @@ MIGRATIONS: list[tuple[int, str, list[str | dict[str, str]]]] = [
         {"sqlite": "UPDATE turns SET sentiment = json_extract(data, '$.sentiment') WHERE data IS NOT NULL",
          "postgresql": "UPDATE turns SET sentiment = CAST(CAST(data AS jsonb) ->> 'sentiment' AS DOUBLE PRECISION) "
                        "WHERE data IS NOT NULL"},
-        "CREATE INDEX calls_report ON calls (started_at, outcome, duration_ms, called, caller, end_step, reason)",
+        "CREATE INDEX calls_report ON calls (started_at, outcome, duration_ms, called, caller, end_step, reason, "
+                                            "call_id)",
         "CREATE INDEX turns_report ON turns (at_s, kind, via, choice, sentiment, call_id)",
         "CREATE INDEX turns_unmatched ON turns (at_s, heard) WHERE kind = 'speech' AND choice IS NULL",
     ]),
@@ -75,6 +77,12 @@ MIGRATIONS: list[tuple[int, str, list[str | dict[str, str]]]] = [
             at_s DOUBLE PRECISION NOT NULL, data TEXT,
             PRIMARY KEY (call_id, agent))""",
         "CREATE INDEX dispositions_at ON dispositions (at_s, disposition)",
+    ]),
+    (6, "bridge transfers, so a webhook that reaches another node finds them (ivr/service/transfers.py)", [
+        """CREATE TABLE bridge_transfers (
+            peer_id TEXT PRIMARY KEY, call_id TEXT NOT NULL, target TEXT, reason TEXT, context TEXT,
+            at_s DOUBLE PRECISION NOT NULL)""",
+        "CREATE INDEX bridge_transfers_at ON bridge_transfers (at_s)",
     ]),
 ]
 
