@@ -186,7 +186,8 @@ class Service:
                 await transport.hangup("no flow")
                 return
             prompts = self._cache_for(flow)
-            call = Call(info.call_id, Interpreter(flow, self.env), self.asr[flow.language], prompts, transport,
+            interp = Interpreter(flow, self.env, _call_language(flow, info))
+            call = Call(info.call_id, interp, self.asr[flow.language], prompts, transport,
                         CallConfig(max_call_ms=self.cfg.max_call_ms, live=True), caller=info.caller,
                         called=info.called, tts_name=prompts.engine.name, http=self.http, started_at_s=time.time(),
                         params=info.params, emit=self.hub.publish, transport_kind=info.kind,
@@ -285,3 +286,10 @@ class Service:
 def _variants(flow: Flow) -> list[Flow]:
     """The flow in each language it speaks (ivr.flow.languages); itself for a single-language flow."""
     return list(flow.variants.values()) or [flow]
+
+
+def _call_language(flow: Flow, info: CallInfo) -> str | None:
+    """A bridge's `language` parameter (e.g. a Twilio <Parameter name="language" value="zh-CN"/>)
+    starts the call in that language, passing the flow's language menu; None: the flow asks."""
+    language = str(info.params.get("language") or "").strip()
+    return language if language and flow.languages and flow.speaks(language) else None
