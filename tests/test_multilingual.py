@@ -326,3 +326,12 @@ def test_ivr_serve_loads_a_recognizer_and_a_voice_per_language(tmp_path, zh_line
     assert result.unanswered_turns == 0
     [record] = [json.loads(p.read_text()) for p in (tmp_path / "records").rglob("*.json")]
     assert record["path"] == ["choose_language", "greet", "main", "to_agent"], record["path"]
+
+
+def test_a_bridge_language_parameter_starts_the_call_in_that_language(flow):
+    from ivr.service.service import _call_language
+    from ivr.transports.base import CallInfo
+
+    assert _call_language(flow, CallInfo("c1", "ws", params={"language": "zh_CN"})) == "zh_CN"
+    assert _call_language(flow, CallInfo("c2", "ws", params={"language": "ko"})) is None   # not one of the flow's
+    assert _call_language(flow, CallInfo("c3", "sip")) is None                              # the flow asks
