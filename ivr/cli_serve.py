@@ -39,10 +39,10 @@ def cmd_serve(args) -> int:
 
 
 async def _serve(service) -> int:
-    stop = asyncio.Event()
+    stop = service.stop_requested   # SIGTERM/SIGINT, or POST /drain on the HTTP listener
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, service.drain)
     bound = await service.start()
     if "ws" in bound and not service.cfg.ws_token:
         print("ivr: the WebSocket bridge has no IVR_WS_TOKEN: it accepts unauthenticated streams, "

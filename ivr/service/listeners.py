@@ -87,7 +87,8 @@ class HealthServer:
     Where the bridges cannot transfer a call themselves (Twilio Media Streams, AudioSocket),
     the telephony side asks here afterwards: GET /calls/{id}/transfer gives the target as
     text (empty when the flow did not transfer: Asterisk's CURL), POST /twilio/after-stream
-    answers Twilio's <Connect action> with <Dial> or <Hangup/>. GET /metrics: Prometheus
+    answers Twilio's <Connect action> with <Dial> or <Hangup/> (any node: ivr/service/transfers.py);
+    POST /drain (machine access, like the webhooks) drains the node and then stops it. GET /metrics: Prometheus
     (ivr/web/metrics.py; bearer token IVR_METRICS_TOKEN, else loopback peers only). Every
     other page, including any added later, needs a login (ivr/web/auth.py); the two webhooks
     need IVR_WEBHOOK_TOKEN when it is set, else a loopback peer."""
@@ -101,12 +102,13 @@ class HealthServer:
 
         app = web.Application()
         self.auth = Auth(self.service.cfg.auth, {"/calls/{call_id}/transfer": MACHINE,
-                                                 "/twilio/after-stream": MACHINE})
+                                                 "/twilio/after-stream": MACHINE, "/drain": MACHINE})
         self.auth.install(app)   # before the routes below: a route added anywhere is behind the login
         app.router.add_get("/health", self._health)
         app.router.add_get("/calls/{call_id}/transfer", self._transfer_text)
         app.router.add_post("/twilio/after-stream", self._twilio_after_stream)
         app.router.add_get("/metrics", self._metrics)
+        app.router.add_post("/drain", self._drain)
         from ivr.web.dashboard import Dashboard
 
         self.dashboard = Dashboard(self.service.cfg)
@@ -127,18 +129,23 @@ class HealthServer:
         data = self.service.health()
         return web.json_response(data, status=200 if data["ok"] else 503)
 
+    async def _drain(self, _request: web.Request) -> web.Response:
+        """`ivr drain`: no new calls here, the calls in progress finish, then the node exits."""
+        self.service.drain()
+        return web.json_response({"draining": True, "calls": len(self.service.calls)})
+
     async def _metrics(self, request: web.Request) -> web.Response:
         from ivr.web.metrics import handle
 
         return await handle(request, getattr(self.service, "metrics", None), self.service.cfg.metrics_token)
 
     async def _transfer_text(self, request: web.Request) -> web.Response:
-        found = self.service.transfers.get(request.match_info["call_id"])
+        found = await self.service.transfers.find(request.match_info["call_id"], self.service.store)
         return web.Response(text=found["target"] if found else "")
 
     async def _twilio_after_stream(self, request: web.Request) -> web.Response:
         form = await request.post()
-        found = self.service.transfers.get(str(form.get("CallSid", "")))
+        found = await self.service.transfers.find(str(form.get("CallSid", "")), self.service.store)
         if found and found["target"]:
             target = escape(found["target"])
             verb = f"<Sip>{target}</Sip>" if target.startswith("sip:") else f"<Number>{target}</Number>"
