@@ -9,8 +9,8 @@
       audiosocket: {host: 127.0.0.1, port: 9092, allow: []}
       http:        {host: 127.0.0.1, port: 8081}                   # /health and /status
     flows:
-      default: flows/retail/retail_en.yaml      # answers every call no route names
-      routes: {"+15550100": flows/retail/retail_en.yaml, "4000": flows/retail_zh/retail_zh.yaml}
+      default: flows/retail/retail.yaml         # answers every call no route names
+      routes: {"+15550100": flows/retail/retail.yaml, "+15550199": flows/demo.yaml}
       reload: true                               # hot reload on file change (and when an alias moves)
       versions_dir: flows.d                      # published versions (`ivr flows publish`); a route or the
                                                  # default may be versions:NAME@ALIAS (see docs/serve.md)
@@ -19,7 +19,7 @@
     records: {dir: records,                      # one JSON record per call ("" for none)
               database: sqlite:///records/ivr.sqlite3,   # or postgresql://ivr@host:5432/ivr; "" for none
               retention_days: 0, spool_dir: records/spool,
-              transcripts: true}                 # or {default: true, flows: {retail_zh: false}}
+              transcripts: true}                 # or {default: true, flows: {acme-retail: false}}
     busy_prompt: "All our lines are busy. Please call again in a few minutes."
     web: {users: users.json,                     # web page logins (`ivr users add`), beside this file
           session: 8h, idle_timeout: 30min,      # a session ends at the first of the two
