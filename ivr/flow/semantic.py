@@ -55,3 +55,37 @@ def best_cosine(vector: np.ndarray, phrases: tuple[str, ...]) -> float:
     if not phrases:
         return 0.0
     return float((phrase_vectors(phrases) @ vector).max())
+
+
+def top_cosines(vector: np.ndarray, phrases: tuple[str, ...], k: int = 3) -> tuple[float, float]:
+    """Cosine of `vector` to the nearest of `phrases`, and the mean over its `k` nearest (0.0 when none)."""
+    if not phrases:
+        return 0.0, 0.0
+    cos = phrase_vectors(phrases) @ vector
+    top = np.sort(cos)[-k:]
+    return float(top[-1]), float(top.mean())
+
+
+# What callers say that no hotline answers: generic off-topic requests and chit-chat, English and Mandarin,
+# written once from no evaluation utterance. e5 puts every sentence at a cosine of 0.75-0.95 from every other,
+# so a choice's cosine says little on its own; how far it stands above the nearest of these says more.
+BACKGROUND = (
+    "what's the weather like", "tell me a joke", "how are you today", "who are you", "what is your name",
+    "i want to order food", "book a table at a restaurant", "call me a taxi", "book a flight", "play some music",
+    "what's on tv", "who won the game last night", "i need a doctor", "my dog is sick", "help me with my homework",
+    "i want to buy a car", "open a bank account", "i'm looking for a job", "what's the time in london",
+    "where is the nearest hospital", "how do i get to the airport", "what's the news today", "recipe for dinner",
+    "car insurance quote", "is this the pharmacy", "i want to learn spanish", "hello", "hi there", "okay",
+    "hmm", "i don't know", "maybe", "the", "and so on", "blah blah", "what's the meaning of life",
+    "can you hear me", "i'm just calling to chat", "the kids are noisy", "my neighbour is annoying",
+    "今天天气怎么样", "给我讲个笑话", "你好吗", "你是谁", "你叫什么名字", "我想点外卖", "帮我订个餐厅",
+    "帮我叫辆车", "订机票", "放首歌", "电视上演什么", "昨晚比赛谁赢了", "我要看医生", "我的狗病了",
+    "帮我写作业", "我想买车", "开个银行账户", "我在找工作", "现在几点了", "最近的医院在哪", "怎么去机场",
+    "今天有什么新闻", "晚饭做什么菜", "汽车保险", "这是药店吗", "我想学英语", "你好", "喂", "好吧",
+    "嗯", "不知道", "也许", "随便", "哈哈", "股票怎么样", "孩子太吵了", "邻居很烦", "你能听见吗",
+)
+
+
+def background_cosine(vector: np.ndarray) -> float:
+    """Cosine of `vector` to the nearest off-topic sentence of BACKGROUND (embedded once per process)."""
+    return float((phrase_vectors(tuple(normalize(s) for s in BACKGROUND)) @ vector).max())
