@@ -45,7 +45,8 @@ def test_order_status_call_through_the_real_order_service(line_audio, whisper_as
     assert "Thanks for calling ACME, Alice." in said                      # caller lookup by caller ID
     assert "That's 4 8 1 5 1 6. Is that right?" in said                   # slot + confirmation
     assert "shipped on" in said and "UPS" in said                          # the order service's answer
-    assert trace.path[:7] == ["greet", "main", "track", "order/ask_number", "order/fetch", "order/done", "shipped"]
+    assert trace.path[:8] == ["choose_language",   # passed: the call was routed to English
+                              "greet", "main", "track", "order/ask_number", "order/fetch", "order/done", "shipped"]
     assert trace.outcome.kind == "hangup"
     fetched = [t for t in trace.turns if "http_ms" in t.timing]
     assert fetched and all(t.timing["http_ms"] < 2000 for t in fetched)

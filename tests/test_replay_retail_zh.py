@@ -45,8 +45,8 @@ def test_order_by_voice_in_mandarin(zh_line_audio, whisper_base, zh_prompt_cache
               ("pause", 4000)]
     trace = replay(zh_line_audio(caller), whisper_base, zh_prompt_cache, tmp_path)
     said = " ".join(s for t in trace.turns for s in t.said)
-    assert trace.path == ["greet", "main", "track", "order/ask_number", "order/fetch", "order/done", "shipped",
-                          "anything_else", "bye"], spoken(trace)
+    assert trace.path == ["choose_language", "greet", "main", "track", "order/ask_number", "order/fetch",
+                          "order/done", "shipped", "anything_else", "bye"], spoken(trace)
     number = next(t for t in trace.turns if t.step == "order/ask_number")
     assert number.match["choice"] == "order_id"
     assert "您的订单号是四 八 幺 五 幺 六，对吗？" in said                  # slot + confirmation
@@ -57,5 +57,5 @@ def test_order_by_voice_in_mandarin(zh_line_audio, whisper_base, zh_prompt_cache
 def test_agent_by_voice_in_mandarin(zh_line_audio, whisper_base, zh_prompt_cache, tmp_path):
     caller = [("pause", 9000), ("say", "人工客服"), ("pause", 6000)]
     trace = replay(zh_line_audio(caller), whisper_base, zh_prompt_cache, tmp_path)
-    assert trace.path == ["greet", "main", "to_agent"], spoken(trace)
+    assert trace.path == ["choose_language", "greet", "main", "to_agent"], spoken(trace)
     assert trace.outcome.kind == "transfer"
