@@ -85,7 +85,7 @@ def run_batch(calls: list[Path], run: Callable[[Path], tuple[dict, dict, frozens
 
 
 def replay_runner(flow, asr, prompts, config, tts_name: str, caller: str, env: dict, at_s: float | None,
-                  channel: int | None) -> Callable[[Path], tuple[dict, dict, frozenset]]:
+                  channel: int | None, language: str | None = None) -> Callable[[Path], tuple[dict, dict, frozenset]]:
     """`run(wav)` for `run_batch`: one streamed replay with the models given (loaded once)."""
     from ivr.replay import replay_samples
     from ivr.transports.wavfile import WavReplayTransport, wav_blocks
@@ -93,7 +93,7 @@ def replay_runner(flow, asr, prompts, config, tts_name: str, caller: str, env: d
     def run(wav: Path) -> tuple[dict, dict, frozenset]:
         transport = WavReplayTransport(wav_blocks(wav, channel), keep_audio=False)
         result = asyncio.run(replay_samples(transport, flow, asr, prompts, config, f"replay-{wav.stem}", tts_name,
-                                            caller, env, at_s))
+                                            caller, env, at_s, language=language))
         state = result.state
         return result.trace.to_dict(), dict(state.slots) if state else {}, frozenset(state.sensitive if state else ())
     return run
@@ -181,12 +181,13 @@ def main(args, engines, call_config, start_s: float | None) -> int:
     if args.out:
         raise UserError("--out writes one call's stereo recording", "replay that call on its own to get it")
     calls = find_calls(args.calls)
-    flow = load_flow(args.flow)
+    language = getattr(args, "language", None)   # a flow with several: the calls' language (no menu)
+    flow = load_flow(args.flow, language)
     if len(calls) == 1:
         probe(calls[0])        # one bad WAV fails before the models load; in a batch it is that call's error
     asr, tts, prompts = engines(flow, args)
     run = replay_runner(flow, asr, prompts, call_config(args), tts.name, args.caller, dict(os.environ), start_s,
-                        args.channel)
+                        args.channel, language)
     results = run_batch(calls, run)
     totals = summary(results)
     print(format_report(results, totals))

@@ -30,6 +30,7 @@ KINDS = {
     "return": ("invhouse", "#dcfce7", "returns from a subflow"),
     "transfer": ("cds", "#fb923c", "transfers the call"),
     "queue": ("cds", "#fdba74", "waits in a queue for an agent"),
+    "language": ("box", "#fef9c3", "the caller picks the call's language"),
     "hangup": ("octagon", "#fecaca", "hangs up"),
 }
 # exit kind -> DOT edge attributes (and the legend's CSS line)
@@ -58,7 +59,8 @@ _EXPR = re.compile(r"\{\{\s*(.*?)\s*\}\}", re.S)
 def kind_of(step: Step) -> str:
     """What a step does, in the order the loader's shape check gives precedence."""
     for kind, present in (("ask", step.ask), ("http", step.http), ("run", step.run), ("return", step.returns),
-                          ("transfer", step.transfer), ("hangup", step.hangup), ("queue", step.queue)):
+                          ("transfer", step.transfer), ("hangup", step.hangup), ("queue", step.queue),
+                          ("language", step.language_menu)):
         if present:
             return kind
     return "say" if step.say else "set" if step.assign else "branch"
