@@ -223,3 +223,20 @@ def test_a_phrase_heard_word_for_word_skips_the_embedding():
     assert sure[0].name == "top_up" and sure[0].meaning == 0.0          # not embedded: nothing came near
     unsure = understand.rank("put some credit on my phone", step, globals_)
     assert unsure[0].meaning > 0.0
+
+
+@pytest.mark.parametrize("text,step,not_", [
+    ("附近有什么好吃的", "retail", "repeat"),       # the global 什么 (repeat) inside a question about food
+    ("不知道", "confirm", "no"),                   # 不 (no) is not heard in 不知道
+])
+def test_a_short_phrase_inside_a_longer_sentence_is_no_answer(text, step, not_):
+    ranked = understand.rank(text, *bench_flow("zh")[step])
+    assert not (ranked and ranked[0].name == not_ and ranked[0].score >= 0.8), ranked[:2]
+
+
+def test_the_runner_up_lowers_the_confidence():
+    step, globals_ = bench_flow("en")["telecom"]
+    clear = understand.rank("my phone says no service", step, globals_, embed="always")
+    assert clear[0].name == "report_outage" and clear[0].score >= 0.8 and clear[1].score < 0.6
+    off_topic = understand.rank("can you recommend a restaurant", step, globals_, embed="always")
+    assert off_topic[0].score < 0.6                 # near the background sentences, not a choice
