@@ -96,7 +96,8 @@ def cmd_chat(args) -> int:
     for warning in flow.warnings:   # the same as `ivr validate` shows
         print(warning, file=sys.stderr)
     http = FakeResponses(_read_fakes(args.fake_http)) if args.fake_http else HttpClient()
-    call = TextCall(flow, http, env=dict(os.environ), caller=args.caller, called=args.called, at_s=at_s(args.time))
+    call = TextCall(flow, http, env=dict(os.environ), caller=args.caller, called=args.called, at_s=at_s(args.time),
+                    language=args.language)
 
     async def run() -> int:
         try:
@@ -186,6 +187,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--called", default="")
     p.add_argument("--time", help="the call's start time, ISO (default: now)")
     p.add_argument("--fake-http", help="YAML of canned HTTP answers instead of calling the services")
+    p.add_argument("--language", help="start in this language (a flow with several; default: its language menu)")
     p.set_defaults(func=cmd_chat)
 
     p = sub.add_parser("test", help="run YAML conversation tests")
