@@ -135,6 +135,8 @@ class CallQueue:
 
     def _queue_announce(self, q: QueueWait) -> None:
         task, q.rendering = q.rendering, None
+        if self.listen is not None:        # the flow is asking something now: the announcement is stale
+            return
         try:
             rendered = task.result()
         except Exception:
@@ -156,6 +158,8 @@ class CallQueue:
 
     async def _queue_key(self, key: str) -> None:
         self._emit(KeysPressed(**self._now(), keys=key, step=self.queued.action.step))
+        self.queued.rendering = None       # an announcement still being synthesised is not played after the key
+        self.mute_until = self.frame + ms_to_frames(self.config.dtmf_mute_ms)   # the tone's tail is not speech
         cut = [t for t in self.playback.clear() if t != MUSIC]     # a key on hold cuts the music and announcement
         if cut:
             self._emit(PromptCut(**self._now(), texts=tuple(cut), by="dtmf"))

@@ -176,3 +176,56 @@ def test_caller_hanging_up_while_the_agent_rings_cancels_the_ring(tmp_path, pipe
     assert (directory.get("bob").status, directory.get("bob").misses) == ("available", 0)   # not a miss
     assert queues.snapshot()["queues"] == {}
     assert service.traces[0].outcome.kind == "caller_hangup"
+
+
+def test_callback_by_key_from_a_sip_phone(tmp_path, piper, whisper_asr, prompt_cache):
+    from ivr.store import open_store
+
+    sf.write(str(tmp_path / "hold.wav"), np.zeros(8000, np.int16), 16000, subtype="PCM_16")
+    (tmp_path / "flow.yaml").write_text(FLOW)
+    flow = load_flow(tmp_path / "flow.yaml")
+    caller, _, records = phone(tmp_path, "carol", [("pause", 30000)], piper, f"<sip:15550001234@{HOST}>;regint=0")
+    store = open_store(f"sqlite:///{tmp_path / 'r.sqlite3'}", spool_dir=tmp_path / "spool").start()
+    directory = AgentDirectory()
+    directory.add("bob", f"sip:bob@{HOST}:9", status="available")
+    directory.ring("bob", "other")
+    directory.answered("bob", "other")                 # on another call: the caller waits
+    queues = QueueManager(directory, store=store)
+    events: list = []
+    dispatcher = Dispatcher(directory, queues, events.append)
+    service = QueueService(flow, whisper_asr, prompt_cache, dispatcher, events)
+
+    async def go():
+        server = SipServer(HOST, 0, handler=service, admission=service)
+        _, port = await server.start()
+        try:
+            await caller.start()
+            caller.command("dial", f"sip:ivr@{HOST}:{port}")
+            await caller.wait_event("CALL_ESTABLISHED", 5)
+            await until(lambda: service.calls and service.calls[0].listening, 10, "the menu never listened")
+            call = service.calls[0]
+            caller.command("sndcode", "0")
+            await until(lambda: call.queued is not None and call.queued.joined, 10, "never queued")
+            await asyncio.sleep(1.0)
+            caller.command("sndcode", "1")                       # the callback key
+            await until(lambda: call.listening and call.listen and call.listen.step == "wait", 15,
+                        "the number was never read back")
+            caller.command("sndcode", "1")                       # confirmed
+            await caller.wait_event("CALL_CLOSED", 15)
+            await until(lambda: service.traces, 5, "the call loop did not finish")
+        finally:
+            await caller.stop()
+            await dispatcher.close()
+            await server.stop(1)
+
+    asyncio.run(asyncio.wait_for(go(), 60))
+    store.flush()
+    rows = store.backend.fetch("SELECT number, queue, status FROM callbacks")
+    store.close()
+    assert rows == [{"number": "15550001234", "queue": "support", "status": "open"}]
+    assert service.traces[0].path == ["menu", "wait", "bye"]
+    assert [e.number for e in events if isinstance(e, ev.CallbackRequested)] == ["15550001234"]
+    said = [s for t in service.traces[0].turns for s in t.said]
+    assert said[-1] == "Goodbye." and said.count("You are number 1 in the queue.") <= 1   # none after the key
+    words, _ = heard(records, whisper_asr)
+    assert "call you back" in words and "confirm" in words, words
