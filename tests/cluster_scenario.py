@@ -38,6 +38,21 @@ def _post(url: str) -> dict:
         return json.loads(resp.read())
 
 
+def _sipp(run_dir: Path, calls: int = 12) -> int | None:
+    """SIPp (Debian's sip-tester), 6 calls/s held 1 s, dialog-correct behind the proxy
+    (tests/data/sipp_uac_rr.xml): its exit status, 0 when every call succeeded; None without sipp."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("sipp"):
+        return None
+    scenario = Path(__file__).resolve().parent / "data" / "sipp_uac_rr.xml"
+    proc = subprocess.run(["sipp", "-sf", str(scenario), "-m", str(calls), "-r", "6", "-l", str(calls), "-d", "1000",
+                           "-i", "127.0.0.1", "-p", "5091", "-s", "ivr", "-timeout", "30", "-timeout_error",
+                           "-nostdin", f"{PROXY[0]}:{PROXY[1]}"], capture_output=True, cwd=run_dir, timeout=60)
+    return proc.returncode
+
+
 def _rows(url: str) -> list[dict]:
     import psycopg
     from psycopg.rows import dict_row
@@ -59,6 +74,7 @@ async def scenario(run_dir: Path) -> dict:
     out: dict = {}
     try:
         out["spread"] = await asyncio.gather(*(_call(f"a{i}", 1.5) for i in range(6)))
+        out["sipp_rc"] = await asyncio.to_thread(_sipp, run_dir)
         # kill -9 of node 1 while 6 calls are up, then new calls every 0.3 s
         long_calls = [asyncio.create_task(_call(f"b{i}", 7)) for i in range(6)]
         await asyncio.sleep(4.5)   # each has had its first turn

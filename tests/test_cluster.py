@@ -1,7 +1,7 @@
 """Several nodes behind Kamailio sharing PostgreSQL (issue 13), in a loopback-only network namespace.
 
-One slow test (~40 s): `ivr cluster` starts PostgreSQL, Kamailio (deploy/kamailio) and 3 nodes;
-calls with our SIP client go through the proxy (tests/cluster_scenario.py). Then node 1 is
+One slow scenario (~50 s): `ivr cluster` starts PostgreSQL, Kamailio (deploy/kamailio) and 3 nodes;
+calls with our SIP client and with SIPp go through the proxy (tests/cluster_scenario.py). Then node 1 is
 killed with SIGKILL while it holds calls, and node 2 is drained while it holds calls.
 """
 
@@ -40,6 +40,12 @@ def test_calls_spread_over_the_nodes_and_survive_a_killed_node_and_a_drain(outco
         assert [c for c in outcome[phase] if c["outcome"] != "completed"] == [], phase
     # the proxy spread the first calls over all three nodes
     assert {rows[c["caller"]]["node"] for c in outcome["spread"]} == set(nodes.values())
+    # SIPp's calls (12, 6/s, record-routed ACK and BYE) all succeeded, spread over the three nodes
+    if outcome["sipp_rc"] is not None:
+        sipp = [row for row in outcome["records"] if row["caller"] == "sipp"]
+        assert outcome["sipp_rc"] == 0 and len(sipp) == 12
+        assert {row["node"] for row in sipp} == set(nodes.values())
+        assert all(row["outcome"] == "caller_hangup" for row in sipp)
     # the killed node's calls keep their records up to their last turn (no end: the node died)
     dead = [row for caller, row in rows.items() if caller.startswith("b") and row["node"] == nodes["node1"]]
     assert dead, "no call was on node 1 when it was killed"

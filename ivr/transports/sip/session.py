@@ -64,7 +64,7 @@ class SipCall:
 
     async def answer(self) -> None:
         try:
-            self.ep.respond(self.invite, 180, to_tag=self.dialog.local_tag, headers=self._contact())
+            self.ep.respond(self.invite, 180, to_tag=self.dialog.local_tag, headers=self._dialog_headers())
             if self.server.ring_ms > 0:
                 await asyncio.sleep(self.server.ring_ms / 1000)
             if self.state != "ringing":
@@ -84,7 +84,7 @@ class SipCall:
             self.state = "answered"
             self.server.answered(self)
             resp = self.ep.respond(self.invite, 200, to_tag=self.dialog.local_tag, body=self._local_sdp(),
-                                   headers=[*self._contact(), ("Content-Type", "application/sdp")])
+                                   headers=[*self._dialog_headers(), ("Content-Type", "application/sdp")])
             self.log.info("answered %s -> %s from %s (%s)", self.info.caller, self.info.called, self.info.remote,
                           chosen.codec if chosen else "late offer")
             addr = self.ep.server_txns_addr(self.invite)
@@ -107,6 +107,11 @@ class SipCall:
         self.state = "cancelled"
         self.ep.spawn(self.end("cancelled by the caller"))
         return True
+
+    def _dialog_headers(self) -> list[tuple[str, str]]:
+        """For the responses that make the dialog: the INVITE's Record-Route copied in order (RFC 3261
+        12.1.1), so the caller's ACK and BYE pass through a record-routing proxy (Kamailio) too."""
+        return [*(("Record-Route", rr) for rr in self.invite.get_all("record-route")), *self._contact()]
 
     def _contact(self) -> list[tuple[str, str]]:
         return [("Contact", self.server.contact), *self.server.capability_headers()]
