@@ -65,9 +65,8 @@ class Interpreter:
             return self
         base = base_language(tag)
         if base not in self._speakers:
-            other = Interpreter.__new__(Interpreter)
-            other.flow, other.defaults = self.flow.in_language(tag), defaults_for(base)
-            other.language_given, other.env, other._speakers = self.language_given, self.env, self._speakers
+            other = Interpreter(self.flow.in_language(tag), self.env)
+            other.language_given, other._speakers = self.language_given, self._speakers
             self._speakers[base] = other
         return self._speakers[base]
 
