@@ -195,3 +195,34 @@ steps:
     assert out.returncode != 0
     text = out.stdout + out.stderr
     assert "hold music not found" in text and "no callback_key" in text and "nowhere" in text
+
+
+@pytest.mark.parametrize(("language", "position_text", "wait_text"), [
+    ("en-US", "You are number 3 in the queue.", "The wait is about 4 minutes."),
+    ("zh-CN", "您前面还有2位客户，您排在第3位。", "预计等待时间约4分钟。"),
+])
+def test_queue_step_in_the_pure_interpreter(tmp_path, language, position_text, wait_text):
+    from ivr.events import CallStarted, Digits, EnterQueue, Hangup, Play, QueueLeft, QueueUpdate
+    from ivr.flow.interpreter import CallState, Interpreter
+    from ivr.flow.loader import load_flow
+
+    path = tmp_path / "q.yaml"
+    path.write_text(f"""\
+name: q
+language: {language}
+start: wait
+steps:
+  wait:
+    queue: {{name: support, callback_after: 1m, callback_key: "9"}}
+""")
+    it = Interpreter(load_flow(path))
+    state, out = it.handle(CallState(), CallStarted("anonymous", "100"))
+    assert isinstance(out[-1], EnterQueue) and out[-1].queue == "support" and out[-1].callback_key == "9"
+    state, out = it.handle(state, QueueUpdate(3, 240.0, 10_000))
+    assert [p.text for p in out] == [position_text, wait_text]          # no offer before callback_after
+    _, out = it.handle(state, QueueUpdate(3, 240.0, 70_000))
+    assert len(out) == 3 and "9" in out[-1].text
+    _, out = it.handle(state, Digits("9"))                               # no number to call back on
+    assert len(out) == 1 and isinstance(out[0], Play) and out[0].text == it.defaults["queue_callback_no_number"]
+    done, out = it.handle(state, QueueLeft("timeout"))                   # no on_timeout: goodbye
+    assert done.ended and out[0].text == it.defaults["queue_timeout"] and isinstance(out[-1], Hangup)
