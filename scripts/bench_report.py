@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/bench_report.py [--calls 100000] [--days 30] [--pg URL | --no-pg] [--json FILE]
 
-The calls (about 2.4 turns each, unmatched utterances from a few topics, sentiment per turn)
+The calls (about 2.1 turns each, unmatched utterances from a few topics, sentiment per turn)
 are written through the records store's own API (ivr/report/synthetic.py) into a SQLite file
 in a temporary folder and into PostgreSQL (`--pg URL`, or a temporary server started like the
 tests' fixture: Debian's postgresql on 127.0.0.1, fsync off: only reads are timed). Then, per database:
