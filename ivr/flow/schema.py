@@ -196,8 +196,10 @@ QUEUE_PROPS = {
                   pattern=r"^[A-Za-z0-9_.-]{1,64}$"),
     "hold_music": typed("A WAV file looped while the caller waits (relative to the flow), e.g. hold_music: hold.wav",
                         type="string", minLength=1),
-    "announce_every": {**_DURATION, "description": "Say the position and wait this often (default 30s)"},
-    "max_wait": {**_DURATION, "description": "Give up waiting after this long: on_timeout (default 5m)"},
+    "announce_every": {**_DURATION, "description": "Say the position and wait this often (default 30s), "
+                                                   "e.g. announce_every: 1m"},
+    "max_wait": {**_DURATION, "description": "Give up waiting after this long: on_timeout (default 5m), "
+                                             "e.g. max_wait: 10m"},
     "callback_after": {**_DURATION, "description": "Offer a callback in the announcements after this wait, "
                                                    "e.g. callback_after: 2m"},
     "callback_key": typed('The key that asks for a callback, e.g. callback_key: "1"', type=["string", "integer"]),
