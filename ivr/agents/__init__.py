@@ -27,8 +27,10 @@ The service (`ivr.service.service.Service`) always has:
     * `service.queues.on_change(fn)`: `fn(what, data)`, what in joined | left | offered | waiting |
       answered | callback.
 - There is no "accept from the console": an agent accepts by answering the phone that rings
-  (so two agents can never take the same call: only one phone rings for a call at a time, and
-  the dispatcher answers a late second answer with BYE).
+  (so two agents can never take the same call: only one phone rings for a call at a time; a
+  phone answered just after the caller hung up gets a BYE and the agent is released).
+- `service.dispatcher` (dispatch.py) pairs waiting calls with free agents and rings the phones;
+  the console needs nothing from it (a status change to available wakes it up by itself).
 
 Call events (ivr/callevents.py; subscribe with `service.hub.subscribe(fn)`), already redacted
 by the hub's entrance filter:
