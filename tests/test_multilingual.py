@@ -335,3 +335,10 @@ def test_a_bridge_language_parameter_starts_the_call_in_that_language(flow):
     assert _call_language(flow, CallInfo("c1", "ws", params={"language": "zh_CN"})) == "zh_CN"
     assert _call_language(flow, CallInfo("c2", "ws", params={"language": "ko"})) is None   # not one of the flow's
     assert _call_language(flow, CallInfo("c3", "sip")) is None                              # the flow asks
+
+
+def test_a_knowledge_file_in_the_wrong_language_is_reported(tmp_path):
+    path = write(tmp_path, "languages: [en, zh]\nknowledge: {en: faq_zh.yaml, zh: faq_zh.yaml}\n"
+                           "steps: {a: {say: {en: Hi, zh: 你好}, hangup: true}}\n")
+    assert problems(path) == ["2:1: the knowledge file for en-US is in zh-CN: faq_zh.yaml (hint: give each language "
+                              "its own file, with language: set in it)"]

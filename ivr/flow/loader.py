@@ -216,10 +216,14 @@ def _knowledge(path: Path, data: LineDict, builder: StepBuilder, errors: list[st
                         "paths are relative to the flow file")
         return None
     try:
-        return load_knowledge(kb_path)
+        kb = load_knowledge(kb_path)
     except FlowError as exc:
         errors += exc.problems
         return None
+    if len(builder.languages) > 1 and lang.base_language(kb.language) != lang.base_language(builder.language):
+        builder.p.error(data, "knowledge", f"the knowledge file for {builder.language} is in {kb.language}: "
+                        f"{kb_path.name}", "give each language its own file, with language: set in it")
+    return kb
 
 
 def _hours(data: LineDict, problems: Problems, where: LineDict | None = None):
