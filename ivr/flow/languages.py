@@ -21,7 +21,7 @@ from ivr import lang
 from ivr.events import Digits, Heard, Listen, NoInput, Play
 from ivr.flow.model import LanguageOption, Step
 from ivr.flow.patterns import normalize
-from ivr.flow.state import CallState, Understood
+from ivr.flow.state import CallState, Understood, context
 from ivr.flow.yamlsrc import LineDict
 
 if TYPE_CHECKING:
@@ -150,7 +150,8 @@ def build_menu(builder, spec: LineDict) -> tuple[LanguageOption, ...]:
 
 def enter(it: "Interpreter", state: CallState, step: Step, actions: list) -> "Result":
     """Offer the languages (each part in its own voice), then listen for a key or the first words."""
-    plays = tuple(Play(o.say.render({}), language=o.tag) for o in step.language_menu)
+    ctx = context(it.flow, state)
+    plays = tuple(Play(o.say.render(ctx), language=o.tag) for o in step.language_menu)
     listen = menu_listen(it, step)
     return replace(state, step=step.name, last_prompts=plays), [*actions, *plays, listen]
 
