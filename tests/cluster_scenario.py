@@ -53,6 +53,30 @@ def _sipp(run_dir: Path, calls: int = 12) -> int | None:
     return proc.returncode
 
 
+def _flood(count: int = 300, source: str = "127.0.0.9") -> dict:
+    """`count` OPTIONS from one source as fast as it goes (bounded: 300 datagrams, 3 s): how many
+    the proxy answered before pike blocked the source."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((source, 0))
+        port = sock.getsockname()[1]
+        for n in range(count):
+            msg = (f"OPTIONS sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {source}:{port};branch=z9hG4bK-fl{n}\r\n"
+                   f"From: <sip:flood@{source}>;tag=f{n}\r\nTo: <sip:127.0.0.1:5060>\r\nCall-ID: flood-{n}@{source}\r\n"
+                   f"CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+            sock.sendto(msg.encode(), PROXY)
+        sock.settimeout(0.5)
+        answered, deadline = 0, time.monotonic() + 3
+        while time.monotonic() < deadline:
+            try:
+                sock.recvfrom(65535)
+            except TimeoutError:
+                break
+            answered += 1
+    return {"sent": count, "answered": answered}
+
+
 def _rows(url: str) -> list[dict]:
     import psycopg
     from psycopg.rows import dict_row
@@ -95,6 +119,8 @@ async def scenario(run_dir: Path) -> dict:
             await asyncio.sleep(0.4)
         out["drained_calls"] = await asyncio.gather(*draining)
         out["during_drain"] = await asyncio.gather(*during)
+        out["flood"] = await asyncio.to_thread(_flood)
+        out["after_flood"] = await _call("f0", 1)   # another source is not blocked
         out["node2_exited"] = await asyncio.to_thread(cluster.stop_pid, node2["pid"], 0, 20)   # signal 0: wait
         await asyncio.sleep(1.0)   # the surviving node's last records
         out["records"] = _rows(state["pg"]["url"])
