@@ -44,6 +44,7 @@ class ClusterSpec:
     max_calls: int = 16
     shutdown_grace_s: int = 60
     ping_interval_s: int = 1
+    extra_targets: tuple[str, ...] = ()   # more "host:port" lines in the dispatcher list (tests: a broken node)
 
 
 def node_host(index: int) -> str:
@@ -135,6 +136,7 @@ def node_config(spec: ClusterSpec, index: int, db_url: str, run: Path) -> Path:
 def dispatcher_list(spec: ClusterSpec, run: Path) -> Path:
     lines = ["# written by ivr cluster up: one line per node (see deploy/kamailio/dispatcher.list)"]
     lines += [f"1 sip:{node_host(k)}:{spec.sip_port} 0 0 duid=node{k};weight=50" for k in range(1, spec.nodes + 1)]
+    lines += [f"1 sip:{target} 0 0 duid=extra{k};weight=50" for k, target in enumerate(spec.extra_targets, 1)]
     path = run / "dispatcher.list"
     path.write_text("\n".join(lines) + "\n")
     return path

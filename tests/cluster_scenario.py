@@ -91,8 +91,34 @@ def _rows(url: str) -> list[dict]:
     return rows
 
 
+class HalfNode(asyncio.DatagramProtocol):
+    """A broken node: answers OPTIONS (503 until `healthy`, then 200) and never answers an INVITE."""
+
+    def __init__(self) -> None:
+        self.healthy, self.invites, self.transport = False, 0, None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        head, _, _ = data.decode(errors="replace").partition("\r\n\r\n")
+        lines = head.split("\r\n")
+        if lines[0].startswith("INVITE"):
+            self.invites += 1
+        if not lines[0].startswith("OPTIONS"):
+            return
+        keep = [line for line in lines[1:] if line.split(":", 1)[0].lower() in ("via", "from", "to", "call-id", "cseq")]
+        status = "200 OK" if self.healthy else "503 Service Unavailable"
+        self.transport.sendto(("SIP/2.0 " + status + "\r\n" + "\r\n".join(keep) + "\r\nContent-Length: 0\r\n\r\n")
+                              .encode(), addr)
+
+
 async def scenario(run_dir: Path) -> dict:
-    spec = cluster.ClusterSpec(nodes=3, run_dir=run_dir, max_calls=8, ping_interval_s=1, shutdown_grace_s=30)
+    half = HalfNode()
+    listener, _ = await asyncio.get_running_loop().create_datagram_endpoint(lambda: half,
+                                                                            local_addr=("127.0.0.20", 5060))
+    spec = cluster.ClusterSpec(nodes=3, run_dir=run_dir, max_calls=8, ping_interval_s=1, shutdown_grace_s=30,
+                               extra_targets=("127.0.0.20:5060",))
     state = await asyncio.to_thread(cluster.up, spec)
     node1, node2 = state["nodes"][0], state["nodes"][1]
     out: dict = {}
@@ -121,12 +147,21 @@ async def scenario(run_dir: Path) -> dict:
         out["during_drain"] = await asyncio.gather(*during)
         out["flood"] = await asyncio.to_thread(_flood)
         out["after_flood"] = await _call("f0", 1)   # another source is not blocked
+        # a node that answers OPTIONS but never INVITE: calls sent to it move on after the timeout
+        half.healthy = True
+        await asyncio.sleep(1.5)   # a probe: it is back in rotation
+        half_calls = []
+        for i in range(4):
+            half_calls.append(asyncio.create_task(_call(f"h{i}", 1)))
+            await asyncio.sleep(0.3)
+        out["half_node"] = {"calls": await asyncio.gather(*half_calls), "invites": half.invites}
         out["node2_exited"] = await asyncio.to_thread(cluster.stop_pid, node2["pid"], 0, 20)   # signal 0: wait
         await asyncio.sleep(1.0)   # the surviving node's last records
         out["records"] = _rows(state["pg"]["url"])
         out["nodes"] = {n["name"]: n["sip"] for n in state["nodes"]}
     finally:
         await asyncio.to_thread(cluster.down, run_dir, 10)
+        listener.close()
     return out
 
 
