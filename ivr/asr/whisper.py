@@ -33,6 +33,12 @@ LOW_LOGPROB = -1.0
 MAX_HOTWORDS_CHARS = 400
 MAX_ZH_PROMPT_CHARS = 160    # see zh_text.zh_prompt: 100 cut the globals, 240 hurt (measured)
 MIN_WINDOW_S = 10.0          # shorter windows make tiny.en loop and drop accuracy (measured)
+# A short utterance decoded with a prompt (the step's phrases) goes on the smallest of these windows
+# that holds it plus 1 s (a few fixed lengths: CTranslate2 keeps one set of shapes per length). The
+# encoder's cost follows the window: 1.1 s of speech costs ~20 ms of encoder CPU on 4 s against ~63 ms
+# on 10 s (docs/BENCHMARKS.md). Loops a short window provokes are caught by the repeat check (30 s).
+WINDOW_BUCKETS_S = (4.0, 6.0, MIN_WINDOW_S)
+FEATURE_TAIL_S = 0.5         # silence computed after the audio; the rest of the window is filled in
 FULL_WINDOW_S = 30.0         # whisper's own window
 SHORT_MAX_S = 8.0            # longer utterances go to the full decoder (short windows drop words)
 TOKENS_PER_SECOND = {"zh": 10}   # a cap that only stops loops: fast speech is ~4 words, ~6 Hanzi a second
@@ -117,7 +123,8 @@ class WhisperAsr:
 
     def _transcribe_short(self, model, audio: np.ndarray, duration_s: float, prompt: str) -> Transcript:
         """Decode on a short window; again on the full window when the output repeats itself."""
-        window_s = min(FULL_WINDOW_S, max(MIN_WINDOW_S, duration_s + 1.0))
+        # Mandarin (whisper base) was not measured on short windows: it keeps MIN_WINDOW_S.
+        window_s = window_for(duration_s, prompted=bool(prompt) and self.language != "zh")
         result, hit_cap = self._decode(model, audio, duration_s, window_s, prompt)
         if hit_cap or has_repeat(result.text):
             result, hit_cap = self._decode(model, audio, duration_s, FULL_WINDOW_S, prompt)
@@ -129,8 +136,7 @@ class WhisperAsr:
                 prompt: str) -> tuple[Transcript, bool]:
         import ctranslate2
 
-        features = model.feature_extractor(audio, padding=int(16000 * max(0.0, window_s - duration_s)))
-        features = features[:, : min(features.shape[-1], int(window_s * 100))]
+        features = window_features(model, audio, duration_s, window_s)
         features = features[:, : features.shape[-1] - features.shape[-1] % 2]
         tok = self._tokenizer
         tokens = [tok.sot_prev, *tok.encode(" " + prompt)] if prompt else []
@@ -164,6 +170,32 @@ class WhisperAsr:
         logprob = sum(s.avg_logprob for s in kept) / len(kept)
         # Word timings would need a second alignment pass; whisper sessions return none.
         return Transcript(text=text, confidence=round(math.exp(logprob), 3))
+
+
+def window_for(duration_s: float, prompted: bool = True) -> float:
+    """The decode window of a short utterance: the smallest bucket holding it plus 1 s of silence.
+    Only with a prompt (a step's phrases, as in every live turn): without one, short windows lost
+    words ("where is mike order") and MIN_WINDOW_S stays the least (docs/BENCHMARKS.md)."""
+    for bucket_s in WINDOW_BUCKETS_S if prompted else ():
+        if duration_s + 1.0 <= bucket_s:
+            return bucket_s
+    return min(FULL_WINDOW_S, max(MIN_WINDOW_S, duration_s + 1.0))
+
+
+def window_features(model, audio: np.ndarray, duration_s: float, window_s: float) -> np.ndarray:
+    """Log-mel features of `audio` padded with silence to `window_s`, as whisper's extractor gives them,
+    without computing the padding: its frames are all log10(1e-10) clamped to (max - 8), i.e. the
+    scaled maximum minus 2 (or -1.5 for all-silent input). Only FEATURE_TAIL_S of silence is computed
+    (the STFT frames that overlap the audio's end); 10 s of padding cost ~15 ms of CPU per decode."""
+    hop = model.feature_extractor.hop_length
+    frames = min(int(window_s * 100), (len(audio) + int(16000 * max(0.0, window_s - duration_s))) // hop)
+    tail = int(16000 * min(FEATURE_TAIL_S, max(0.0, window_s - duration_s)))
+    features = model.feature_extractor(audio, padding=tail)[:, :frames]
+    if features.shape[-1] < frames:
+        fill = max(float(features.max()) - 2.0, -1.5) if features.size else -1.5
+        pad = np.full((features.shape[0], frames - features.shape[-1]), fill, dtype=features.dtype)
+        features = np.concatenate([features, pad], axis=1)
+    return features
 
 
 def has_repeat(text: str) -> bool:
@@ -230,6 +262,12 @@ class WhisperSession:
 
     def finish(self) -> Transcript:
         return self.peek()
+
+    def fork(self) -> "WhisperSession":
+        """A copy holding the audio so far: decoded in the background while this one keeps buffering."""
+        other = WhisperSession(self._model, self._phrases)
+        other._chunks = list(self._chunks)
+        return other
 
     def _audio(self) -> np.ndarray:
         return np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)

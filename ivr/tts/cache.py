@@ -18,6 +18,7 @@ import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,10 @@ log = logging.getLogger(__name__)
 
 # Bump when the on-disk content for the same key would change (e.g. a new resampler setting).
 FORMAT_VERSION = 1
+
+# Prompts synthesised ahead of need (`prefetch`): one thread for the process, so ahead-of-time work
+# never takes more than one core from the calls' own decoding and synthesis.
+_PREFETCH_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ivr-tts-prefetch")
 
 
 def default_cache_dir() -> Path:
@@ -61,6 +66,7 @@ class PromptCache:
             "misses": 0,
             "recorded_hits": 0,
             "recorded_loads": 0,
+            "prefetched": 0,
         }
 
     # --- keys -------------------------------------------------------------------------------
@@ -102,6 +108,23 @@ class PromptCache:
         for text in dict.fromkeys(texts):  # unique, in order
             if not self.has(text):
                 synthesized += self._get(text)[1]
+        return synthesized
+
+    def prefetch(self, texts: Iterable[str]) -> list[Future]:
+        """Start synthesising, in the background, each text not cached yet (a prompt the call will
+        probably play next); returns the futures (their result: whether this one synthesised). A
+        `get` of the same text meanwhile waits for that synthesis rather than running a second."""
+        futures = []
+        for text in dict.fromkeys(texts):
+            if text and not self.has(text):
+                futures.append(_PREFETCH_POOL.submit(self._prefetch_one, text))
+        return futures
+
+    def _prefetch_one(self, text: str) -> bool:
+        synthesized = self._get(text)[1]
+        if synthesized:
+            with self._lock:
+                self._stats["prefetched"] += 1
         return synthesized
 
     def _get(self, text: str) -> tuple[np.ndarray, bool]:
