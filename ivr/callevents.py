@@ -44,6 +44,7 @@ class CallBegan(CallEvent):
     asr: str = ""
     tts: str = ""
     params: dict = field(default_factory=dict, hash=False)   # e.g. bridge custom parameters
+    recording: str = ""           # the call's stereo WAV (ivr/recordings.py); "" when not recorded
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

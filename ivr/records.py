@@ -8,9 +8,13 @@ then the JSONL goes. At start-up, `recover()` turns the JSONL files a crash left
 with outcome `interrupted`.
 
 Events come from the hub, already through its filter (redaction): this writer stores what it
-is given and never sees the call loop.
+is given and never sees the call loop. Transcripts follow the records database's rule
+(`ivr.store.TranscriptPolicy`, config `records.transcripts`): for a flow whose transcripts are
+not kept, heard/said texts (the store's `TEXT_KEYS`) are emptied before anything is written,
+the JSONL included.
 """
 
+import dataclasses
 import json
 import logging
 import re
@@ -19,6 +23,7 @@ import time
 from pathlib import Path
 
 from ivr.callevents import CallBegan, CallEnded, CallEvent, from_dict, to_dict
+from ivr.store.store import TEXT_KEYS, TranscriptPolicy
 from ivr.trace import Outcome, TraceBuilder, write_json
 
 log = logging.getLogger("ivr.records")
@@ -37,15 +42,25 @@ def record_of(builder: TraceBuilder) -> dict:
         data["call"] = {"kind": began.transport, "transport_id": began.transport_id, "caller": began.caller,
                         "called": began.called, "remote": began.remote, "flow_version": began.flow_version,
                         "language": began.language, "started_at": round(began.at_s, 3),
+                        "recording": began.recording or None,
                         "ended_at": round(ended.at_s, 3) if ended is not None else None}
     return data
+
+
+def without_text(event: CallEvent) -> CallEvent:
+    """The event with its heard/said texts emptied (a flow whose transcripts are not kept)."""
+    changes = {f.name: type(getattr(event, f.name))() for f in dataclasses.fields(event)
+               if f.name in TEXT_KEYS and getattr(event, f.name)}
+    return dataclasses.replace(event, **changes) if changes else event
 
 
 class JsonRecords:
     """`hub.subscribe(JsonRecords(dir), thread=True)`: one JSON record per call."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, transcripts: TranscriptPolicy | None = None) -> None:
         self.directory = Path(directory)
+        self.transcripts = transcripts or TranscriptPolicy()
+        self._drop_text: set[str] = set()   # calls whose flow keeps no transcripts
         self.partial = self.directory / PARTIAL_DIR
         self._open: dict[str, tuple] = {}   # call id -> (file, TraceBuilder)
         self._lock = threading.Lock()
@@ -57,6 +72,12 @@ class JsonRecords:
             self._handle(event)
 
     def _handle(self, event: CallEvent) -> None:
+        if isinstance(event, CallBegan) and not self.transcripts.keep(event.flow):
+            self._drop_text.add(event.call_id)
+        if event.call_id in self._drop_text:
+            event = without_text(event)
+            if isinstance(event, CallEnded):
+                self._drop_text.discard(event.call_id)
         entry = self._open.get(event.call_id)
         if entry is None:
             if not isinstance(event, CallBegan):

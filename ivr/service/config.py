@@ -19,7 +19,8 @@
     records: {dir: records,                      # one JSON record per call ("" for none)
               database: sqlite:///records/ivr.sqlite3,   # or postgresql://ivr@host:5432/ivr; "" for none
               retention_days: 0, spool_dir: records/spool,
-              transcripts: true}                 # or {default: true, flows: {acme-retail: false}}
+              transcripts: true,                 # or {default: true, flows: {acme-retail: false}}
+              recordings: false}                 # stereo WAV per call (consent); same shapes as transcripts
     busy_prompt: "All our lines are busy. Please call again in a few minutes."
     web: {users: users.json,                     # web page logins (`ivr users add`), beside this file
           session: 8h, idle_timeout: 30min,      # a session ends at the first of the two
@@ -88,6 +89,8 @@ class ServeConfig:
     spool_dir: Path | None = None        # None: records/spool beside the database
     transcripts: bool = True             # keep heard/said texts (recording consent) ...
     transcripts_flows: dict[str, bool] = field(default_factory=dict)   # ... per flow name
+    recordings: bool = False             # stereo WAV per call under records_dir (ivr/recordings.py) ...
+    recordings_flows: dict[str, bool] = field(default_factory=dict)    # ... per flow name
     metrics_token: str | None = None
     auth: AuthSettings = field(default_factory=AuthSettings)   # web logins and the webhooks' token
     agent_cost_per_minute: float | None = None   # reports: what an agent minute costs (cost saved)
@@ -268,10 +271,10 @@ def _console(cfg: ServeConfig, console: dict, path) -> None:
 
 
 def _records_db(cfg: ServeConfig, records: dict, base: Path, path) -> None:
-    unknown = set(records) - {"dir", "database", "retention_days", "spool_dir", "transcripts"}
+    unknown = set(records) - {"dir", "database", "retention_days", "spool_dir", "transcripts", "recordings"}
     if unknown:
         raise UserError(f"{path}: unknown key records.{sorted(unknown)[0]}",
-                        "records keys: dir, database, retention_days, spool_dir, transcripts")
+                        "records keys: dir, database, retention_days, spool_dir, transcripts, recordings")
     cfg.database_base = base
     if "database" in records:
         cfg.database = str(records["database"] or "")
@@ -282,16 +285,23 @@ def _records_db(cfg: ServeConfig, records: dict, base: Path, path) -> None:
     cfg.retention_days = float(days)
     if records.get("spool_dir"):
         cfg.spool_dir = base / str(records["spool_dir"])
-    keep = records.get("transcripts", True)
+    cfg.transcripts, cfg.transcripts_flows = _switch(records, "transcripts", True, path)
+    cfg.recordings, cfg.recordings_flows = _switch(records, "recordings", False, path)
+    if (cfg.recordings or any(cfg.recordings_flows.values())) and cfg.records_dir is None:
+        raise UserError(f"{path}: records.recordings needs records.dir (the WAV files go under it)")
+
+
+def _switch(records: dict, name: str, default: bool, path) -> tuple[bool, dict[str, bool]]:
+    """records.transcripts / records.recordings: true/false or {default: BOOL, flows: {NAME: BOOL}}."""
+    keep = records.get(name, default)
     if isinstance(keep, dict):
         flows = keep.get("flows") or {}
         if set(keep) - {"default", "flows"} or not isinstance(flows, dict):
-            raise UserError(f"{path}: records.transcripts must be true/false or {{default: true, flows: {{NAME: "
-                            "false}}}")
-        cfg.transcripts = _bool(keep.get("default", True), "records.transcripts.default", path)
-        cfg.transcripts_flows = {str(k): _bool(v, f"records.transcripts.flows.{k}", path) for k, v in flows.items()}
-    else:
-        cfg.transcripts = _bool(keep, "records.transcripts", path)
+            raise UserError(f"{path}: records.{name} must be true/false or {{default: {str(default).lower()}, "
+                            f"flows: {{NAME: {str(not default).lower()}}}}}")
+        return (_bool(keep.get("default", default), f"records.{name}.default", path),
+                {str(k): _bool(v, f"records.{name}.flows.{k}", path) for k, v in flows.items()})
+    return _bool(keep, f"records.{name}", path), {}
 
 
 def _read(path: Path) -> dict:

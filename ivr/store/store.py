@@ -25,7 +25,7 @@ from ivr.store.spool import Spool
 log = logging.getLogger("ivr.store")
 
 BATCH_MAX = 500
-TEXT_KEYS = ("text", "texts", "heard", "said", "alternatives")
+TEXT_KEYS = ("text", "texts", "heard", "said", "alternatives", "transcript")   # transcript: what an agent is shown
 
 
 @dataclass(slots=True)
