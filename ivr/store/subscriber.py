@@ -27,7 +27,8 @@ class StoreSubscriber:
                 "call_id": event.call_id, "transport": event.transport, "transport_id": event.transport_id,
                 "caller": event.caller, "called": event.called, "remote": event.remote, "flow": event.flow,
                 "flow_version": event.flow_version, "language": event.language, "started_at": event.at_s,
-                "data": {"asr": event.asr, "tts": event.tts, "params": event.params}})
+                "data": {"asr": event.asr, "tts": event.tts, "params": event.params,
+                         "recording": event.recording or None}})
         elif isinstance(event, ev.TurnEnded):
             self._turns[event.call_id] = self._turns.get(event.call_id, 0) + 1
             self.store.add_turn(turn_row(event))
