@@ -155,7 +155,7 @@ async def scenario(run_dir: Path) -> dict:
             half_calls.append(asyncio.create_task(_call(f"h{i}", 1)))
             await asyncio.sleep(0.3)
         out["half_node"] = {"calls": await asyncio.gather(*half_calls), "invites": half.invites}
-        out["node2_exited"] = await asyncio.to_thread(cluster.stop_pid, node2["pid"], 0, 20)   # signal 0: wait
+        out["node2_exited"] = await asyncio.to_thread(cluster.stop_pid, node2["pid"], 0, 40)   # signal 0: wait
         await asyncio.sleep(1.0)   # the surviving node's last records
         out["records"] = _rows(state["pg"]["url"])
         out["nodes"] = {n["name"]: n["sip"] for n in state["nodes"]}

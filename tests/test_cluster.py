@@ -66,6 +66,8 @@ def test_a_drained_node_finishes_its_calls_takes_no_new_ones_and_exits(outcome):
     assert outcome["drain_answer"]["draining"] is True and outcome["drain_answer"]["calls"] >= 1
     on_node2 = [c for c in outcome["drained_calls"] if rows[c["caller"]]["node"] == nodes["node2"]]
     assert on_node2, "no call was on node 2 when it was drained"
-    assert all(rows[c["caller"]]["outcome"] == "caller_hangup" for c in on_node2)   # not cut short
-    assert all(rows[c["caller"]]["node"] == nodes["node3"] for c in outcome["during_drain"])
-    assert outcome["node2_exited"]
+    assert all(rows[c["caller"]]["outcome"] == "caller_hangup" for c in on_node2), on_node2   # not cut short
+    assert all(rows[c["caller"]]["node"] == nodes["node3"] for c in outcome["during_drain"]), \
+        [(c["caller"], rows[c["caller"]]["node"]) for c in outcome["during_drain"]]
+    # exits once its calls are done (the agent console's stop could hang it: docs/BENCHMARKS.md, cluster)
+    assert outcome["node2_exited"], "node 2 did not exit within 40 s of the drain"
