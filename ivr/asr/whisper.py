@@ -33,11 +33,15 @@ LOW_LOGPROB = -1.0
 MAX_HOTWORDS_CHARS = 400
 MAX_ZH_PROMPT_CHARS = 160    # see zh_text.zh_prompt: 100 cut the globals, 240 hurt (measured)
 MIN_WINDOW_S = 10.0          # shorter windows make tiny.en loop and drop accuracy (measured)
-# A short utterance decoded with a prompt (the step's phrases) goes on the smallest of these windows
-# that holds it plus 1 s (a few fixed lengths: CTranslate2 keeps one set of shapes per length). The
-# encoder's cost follows the window: 1.1 s of speech costs ~20 ms of encoder CPU on 4 s against ~63 ms
-# on 10 s (docs/BENCHMARKS.md). Loops a short window provokes are caught by the repeat check (30 s).
-WINDOW_BUCKETS_S = (4.0, 6.0, MIN_WINDOW_S)
+# Windows a prompted short utterance may be decoded on: the smallest holding it plus 1 s. 4 and 6 s
+# windows cost a third of the encoder (~20 vs ~63 ms CPU for 1.1 s of speech) and kept the WER of
+# bench_asr, but with a live step's prompt tiny.en looped on every turn of the load-test call ("main
+# menu main menu ...") and the 30 s re-decode cost more than they saved (docs/BENCHMARKS.md).
+WINDOW_BUCKETS_S = (MIN_WINDOW_S,)
+# A decode that ran into its token cap looped: it is generated again from the same encoder output with
+# repeats penalised (a decoder pass, ~30 ms) before falling back to the 30 s window (an encoder pass on
+# 30 s, ~200 ms). Measured on the load-test call: "track my order" x4 -> "track my order".
+LOOP_REPETITION_PENALTY = 1.2
 FEATURE_TAIL_S = 0.5         # silence computed after the audio; the rest of the window is filled in
 FULL_WINDOW_S = 30.0         # whisper's own window
 SHORT_MAX_S = 8.0            # longer utterances go to the full decoder (short windows drop words)
@@ -125,27 +129,38 @@ class WhisperAsr:
         """Decode on a short window; again on the full window when the output repeats itself."""
         # Mandarin (whisper base) was not measured on short windows: it keeps MIN_WINDOW_S.
         window_s = window_for(duration_s, prompted=bool(prompt) and self.language != "zh")
-        result, hit_cap = self._decode(model, audio, duration_s, window_s, prompt)
+        encoded = self._encode(model, audio, duration_s, window_s)
+        result, hit_cap = self._decode(model, encoded, duration_s, prompt)
+        if hit_cap:   # a loop for sure (not a caller's "one one"): penalise repeats on the same encoding
+            again, again_cap = self._decode(model, encoded, duration_s, prompt, LOOP_REPETITION_PENALTY)
+            if again.text and not again_cap and not has_repeat(again.text):
+                return again
         if hit_cap or has_repeat(result.text):
-            result, hit_cap = self._decode(model, audio, duration_s, FULL_WINDOW_S, prompt)
+            encoded = self._encode(model, audio, duration_s, FULL_WINDOW_S)
+            result, hit_cap = self._decode(model, encoded, duration_s, prompt)
             # the full window looped too (rare): keep one run of the loop
             result = Transcript(collapse_repeats(result.text, hit_cap=hit_cap), result.confidence)
         return result
 
-    def _decode(self, model, audio: np.ndarray, duration_s: float, window_s: float,
-                prompt: str) -> tuple[Transcript, bool]:
+    @staticmethod
+    def _encode(model, audio: np.ndarray, duration_s: float, window_s: float):
         import ctranslate2
 
         features = window_features(model, audio, duration_s, window_s)
         features = features[:, : features.shape[-1] - features.shape[-1] % 2]
+        return model.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None])),
+                                  to_cpu=True)
+
+    def _decode(self, model, encoded, duration_s: float, prompt: str,
+                repetition_penalty: float = 1.0) -> tuple[Transcript, bool]:
         tok = self._tokenizer
         tokens = [tok.sot_prev, *tok.encode(" " + prompt)] if prompt else []
         tokens += [*tok.sot_sequence, tok.no_timestamps]
         rate = TOKENS_PER_SECOND.get(self.language, DEFAULT_TOKENS_PER_SECOND)
         max_new = int(4 + rate * duration_s)
         result = model.model.generate(
-            ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None])),
-            [tokens], beam_size=self.beam_size, max_length=len(tokens) + max_new,
+            encoded, [tokens], beam_size=self.beam_size, max_length=len(tokens) + max_new,
+            repetition_penalty=repetition_penalty,
             return_scores=True, return_no_speech_prob=True, suppress_blank=True,
             suppress_tokens=[-1, *tok.non_speech_tokens],
         )[0]
