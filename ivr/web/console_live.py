@@ -92,8 +92,11 @@ class LiveViews:
         """State to every console when something changed (coalesced), and a session check."""
         next_check = self.clock() + SESSION_CHECK_S
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancel that lands
+            # as the event is set (gh-86296), and stop() then waited for ever (seen when draining).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._dirty.wait(), timeout=5.0)
+                async with asyncio.timeout(5.0):
+                    await self._dirty.wait()
             self._dirty.clear()
             try:
                 await self._push_all()
