@@ -94,6 +94,16 @@ class PromptCache:
             self._stats["misses"] += 1
         return self._synthesize(text)
 
+    def in_memory(self, text: str) -> np.ndarray | None:
+        """The samples of `text` if they are in memory now, else None; never reads disk or synthesises,
+        so the call loop can take a cached prompt without a thread hop."""
+        key = self.key(text)
+        with self._lock:
+            cached = self._memory_get(key)
+            if cached is not None:
+                self._stats["memory_hits"] += 1
+            return cached
+
     def has(self, text: str) -> bool:
         """True if `text` is cached in memory or on disk (a `get` would not synthesize)."""
         key = self.key(text)
