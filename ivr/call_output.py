@@ -3,9 +3,17 @@
 Plays are rendered (prompt cache or recorded WAV, in a worker thread) into the playback
 queue; a Fetch runs the HTTP request (a live call keeps playing meanwhile); Transfer and
 Hangup wait until the prompts before them have played, then go to the transport.
+
+Prefetch: when the flow asks a confirmation ("That's 4 8 1 5 1 6. Is that right?"), the call
+loop plays the likely answer ahead on a copy of the state (the interpreter is pure: a "yes" key,
+no NLU), runs the HTTP GET that answer would make (a live call only: a GET has no side effect),
+and has the prompt cache synthesise the prompts that follow while the caller still hears the
+question, so the templated answer ("Your order ... arrives on Friday") is ready when they say yes.
+Nothing of it reaches the call's state, events or records.
 """
 
 import asyncio
+import copy
 import time
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -17,6 +25,7 @@ from ivr.callevents import PromptPlayed, TransferRequested
 from ivr.callevents import TransferFailed as TransferFailedEvent
 from ivr.events import (
     Action,
+    Digits,
     EngineFailed,
     EnterQueue,
     Fetch,
@@ -43,12 +52,19 @@ class CallOutput:
     voices: Mapping[str, object] = MappingProxyType({})
     recognizers: Mapping[str, object] = MappingProxyType({})
 
+    prefetching: asyncio.Task | None = None
+    PREFETCH_HOPS = 3    # Fetch -> Fetched rounds played ahead at most
+
     async def _apply(self, actions: list[Action]) -> None:
         t0 = time.perf_counter()
+        if any(isinstance(a, Listen) for a in actions) and self.state.confirming is not None:
+            self._prefetch_confirmed()
         for action in actions:
             if isinstance(action, Play):
                 try:
-                    samples = await asyncio.to_thread(self._render, action)
+                    samples = self._in_memory(action)   # most prompts: no thread hop behind busy workers
+                    if samples is None:
+                        samples = await asyncio.to_thread(self._render, action)
                 except Exception as exc:
                     self.log.exception("prompt synthesis failed: %r", action.text)
                     if not isinstance(self.pending_end, Transfer):
@@ -75,6 +91,35 @@ class CallOutput:
         if self.turn is not None:
             self.turn.timing["tts_ms"] = round((time.perf_counter() - t0) * 1000, 1)
 
+    def _prefetch_confirmed(self) -> None:
+        if self.prefetching is not None and not self.prefetching.done():
+            self.prefetching.cancel()
+        self.prefetching = asyncio.ensure_future(self._prefetch(copy.deepcopy(self.state)))
+
+    async def _prefetch(self, state) -> None:
+        """Play a "yes" ahead on a copy of the state; synthesise the prompts it leads to."""
+        try:
+            state, actions = await asyncio.to_thread(self.interp.handle, state, Digits("1"))
+            for _ in range(self.PREFETCH_HOPS):
+                started = []
+                for play in actions:
+                    if isinstance(play, Play) and not play.audio_path and self.redactor.text(play.text) == play.text:
+                        prompts = self._voice(play)   # never a prompt reading a sensitive value back
+                        if hasattr(prompts, "prefetch"):
+                            started += prompts.prefetch([play.text])
+                await asyncio.gather(*(asyncio.wrap_future(f) for f in started))
+                fetch = next((a for a in actions if isinstance(a, Fetch)), None)
+                if fetch is None or fetch.request.method != "GET" or not self.config.live:
+                    return
+                if self.http is None:
+                    self.http = HttpClient()
+                result = await self.http.execute(fetch.request)
+                state, actions = await asyncio.to_thread(self.interp.handle, state, Fetched(result))
+        except asyncio.CancelledError:
+            raise
+        except Exception:   # only an optimisation: the real answer renders its prompts itself
+            self.log.warning("prompt prefetch failed", exc_info=True)
+
     async def _fetch(self, action: Fetch) -> None:
         if self.http is None:
             self.http = HttpClient()
@@ -95,6 +140,12 @@ class CallOutput:
             self.turn.timing["http_ms"] = result.elapsed_ms
         await self._dispatch(Fetched(result))
 
+    def _in_memory(self, play: Play) -> np.ndarray | None:
+        prompts = self._voice(play)
+        if play.audio_path or not hasattr(prompts, "in_memory") or self.redactor.text(play.text) != play.text:
+            return None
+        return prompts.in_memory(play.text)
+
     def _render(self, play: Play) -> np.ndarray:
         prompts = self._voice(play)
         if play.audio_path:
@@ -105,15 +156,17 @@ class CallOutput:
         return prompts.get(play.text)
 
     def _recognizer(self, listen: Listen):
-        """A language menu (`languages`) hears with a multilingual recognizer when one serves any of
-        them (whisper base writes Mandarin in characters and English in Latin letters, so the script
-        tells them apart; an English-only model turns Mandarin into English-looking words)."""
+        """The recognizer of the Listen's language. A language menu (`languages`) is heard with
+        whisper's language id when a multilingual whisper serves one of its languages: it names
+        the language, then that language's recognizer transcribes (ivr/asr/language_id.py)."""
         own = self.recognizers.get(base_language(listen.language, ""), self.asr)
-        if len(listen.languages) > 1 and not getattr(own, "multilingual", False):
-            for tag in listen.languages:
-                asr = self.recognizers.get(base_language(tag, ""))
-                if getattr(asr, "multilingual", False):
-                    return asr
+        if len(listen.languages) > 1:
+            menu = {base_language(t, ""): self.recognizers.get(base_language(t, "")) for t in listen.languages}
+            detector = next((a for a in menu.values() if getattr(a, "multilingual", False)), None)
+            if detector is not None and all(menu.values()):
+                from ivr.asr.language_id import LanguageIdAsr
+
+                return LanguageIdAsr(detector, menu)
         return own
 
     def _voice(self, play: Play):

@@ -157,8 +157,9 @@ def enter(it: "Interpreter", state: CallState, step: Step, actions: list) -> "Re
 
 
 def menu_listen(it: "Interpreter", step: Step) -> Listen:
-    words = tuple(dict.fromkeys(w for o in step.language_menu for w in o.words))
-    return Listen(step.name, words, dtmf=True, max_digits=1, no_input_ms=step.no_input_ms,
+    """No phrase hints: given the languages' names as a prompt, whisper wrote "英文" or "in english"
+    for Mandarin requests (scripts/bench_language_menu.py)."""
+    return Listen(step.name, (), dtmf=True, max_digits=1, no_input_ms=step.no_input_ms,
                   language=it.flow.language, languages=tuple(o.tag for o in step.language_menu))
 
 
