@@ -25,7 +25,7 @@ from ivr.audio.dtmf import DtmfDetector
 from ivr.audio.frames import FRAME_MS, ms_to_frames, silence
 from ivr.audio.playback import Playback
 from ivr.audio.vad import Endpointer, EndReason, VadConfig
-from ivr.call_early import CallEarlyEnd
+from ivr.call_early import CallEarlyEnd, on_asr_thread
 from ivr.call_keys import CallKeys
 from ivr.call_output import CallOutput
 from ivr.call_queue import CallQueue
@@ -60,6 +60,7 @@ class CallConfig:
     vad: VadConfig = field(default_factory=VadConfig)
     early_endpoint: bool = True      # end a turn at a short pause if the words match an answer
     early_match_score: float = 0.9
+    speculate_ms: int = 100          # whisper: start decoding at this much trailing silence (call_early.py)
     feed_frames: int = 5             # frames batched per recognizer feed (100 ms)
     inter_digit_ms: int = 3000
     dtmf_mute_ms: int = 200          # VAD ignores the tail of a key tone
@@ -73,7 +74,8 @@ class Call(CallRecord, CallEarlyEnd, CallKeys, CallOutput, CallQueue):
                  caller: str = "", called: str = "", tts_name: str = "", http: HttpClient | None = None,
                  started_at_s: float | None = None, params: dict | None = None,
                  emit: Callable[[CallEvent], None] | None = None, transport_kind: str = "replay",
-                 transport_id: str = "", remote: str = "", version: str | None = None, queue_port=None) -> None:
+                 transport_id: str = "", remote: str = "", version: str | None = None, queue_port=None,
+                 tap: Callable | None = None) -> None:
         """`emit` receives every call event (the service's hub); the call's own trace is folded
         from the same events. `version`: the flow's version (default: a hash of its files).
         `queue_port`: where a `queue` step waits for an agent (ivr/agents/dispatch.py `QueuePort`)."""
@@ -124,6 +126,8 @@ class Call(CallRecord, CallEarlyEnd, CallKeys, CallOutput, CallQueue):
         self.done = False
         self.queue_port = queue_port
         self.queued = None                    # in a queue step (ivr/call_queue.py)
+        self.tap = tap                        # tap(inbound, outbound, private) per frame (ivr/recordings.py)
+        self.sent: np.ndarray | None = None   # the frame sent this tick (None: silence)
 
     # ---- the loop ------------------------------------------------------------------
 
@@ -150,6 +154,8 @@ class Call(CallRecord, CallEarlyEnd, CallKeys, CallOutput, CallQueue):
             if self.queued is not None:
                 await self._queue_tick()
             await self._outbound()
+            if self.tap is not None:   # private: at a step collecting a sensitive slot (and its read-back)
+                self.tap(item, self.sent, self.state.step in self.redactor.sensitive_steps)
             if self.done:
                 break
             if self.frame >= max_frames:
@@ -157,6 +163,8 @@ class Call(CallRecord, CallEarlyEnd, CallKeys, CallOutput, CallQueue):
                 break
         if self.fetching is not None:
             self.fetching.cancel()
+        if self.prefetching is not None:
+            self.prefetching.cancel()
         self._queue_gone("caller_hangup")
         if not self.done:
             step = self.listen.step if self.listen else None
@@ -192,6 +200,7 @@ class Call(CallRecord, CallEarlyEnd, CallKeys, CallOutput, CallQueue):
 
     async def _outbound(self) -> None:
         frame = self.playback.next_frame()
+        self.sent = frame
         if frame is not None and self.turn and self.turn.t_reply_ms is None:
             self.turn.t_reply_ms = self._ms(self.frame + 1)   # sent once this frame is in
         if not self.playback.busy:
@@ -223,8 +232,9 @@ class Call(CallRecord, CallEarlyEnd, CallKeys, CallOutput, CallQueue):
         self._emit(SpeechStarted(**self._now(), step=self.listen.step, barge_in=self.barged))
         self.no_input_at = None
         self.unfed = []
+        self._kept_hypothesis(EndReason.NOISE)   # a new utterance: drop the last one's hypotheses
         if self.asr.streams_partials:   # vosk compiles the step's grammar here: off the loop
-            self.session = await asyncio.to_thread(self.asr.session, self.listen.expect)
+            self.session = await on_asr_thread(self.asr.session, self.listen.expect)
         else:
             self.session = self.asr.session(self.listen.expect)
 
@@ -234,7 +244,7 @@ class Call(CallRecord, CallEarlyEnd, CallKeys, CallOutput, CallQueue):
         audio, self.unfed = np.concatenate(self.unfed), []
         if not self.asr.streams_partials:
             return self.session.feed(audio)   # whisper only buffers: no thread needed
-        return await asyncio.to_thread(self.session.feed, audio)
+        return await on_asr_thread(self.session.feed, audio)
 
     async def _speech_ended(self, reason: EndReason, final: Transcript | None = None,
                             peek_ms: float = 0.0) -> None:
@@ -243,6 +253,7 @@ class Call(CallRecord, CallEarlyEnd, CallKeys, CallOutput, CallQueue):
             self._restart_no_input()
             return
         session, self.session = self.session, None
+        kept = self._kept_hypothesis(reason)
         if reason is EndReason.NOISE:
             self.unfed = []
             self._restart_no_input()
@@ -253,11 +264,13 @@ class Call(CallRecord, CallEarlyEnd, CallKeys, CallOutput, CallQueue):
                     t_endpoint_ms=self._ms(self.frame + 1))
         t0 = time.perf_counter()
         try:
-            if final is None:
+            if final is None and kept is not None:   # the pause's decode, nothing said since
+                final, self.unfed = kept, []
+            elif final is None:
                 if self.unfed:
                     session.feed(np.concatenate(self.unfed))
                     self.unfed = []
-                final = await asyncio.to_thread(session.finish)
+                final = await on_asr_thread(session.finish)
         except Exception as exc:   # an engine failure must not leave the caller in silence
             self.log.exception("recognition failed")
             await self._turn(turn, EngineFailed(f"asr: {exc}"))
@@ -266,7 +279,7 @@ class Call(CallRecord, CallEarlyEnd, CallKeys, CallOutput, CallQueue):
         turn.timing["asr_ms"] = round(peek_ms + (time.perf_counter() - t0) * 1000, 1)
         shown = self.redactor.input_at(turn.step, final.text, answer=self.state.confirming is not None)
         self.log.info("heard %r (confidence %.2f, endpoint %s)", shown, final.confidence, reason.value)
-        turn.sentiment = sentiment.score(final.text, self.interp.flow.language)
+        turn.sentiment = sentiment.score(final.text, self.interp.speaking(self.state).flow.language)   # the call's
         await self._turn(turn, Heard(final.text, final.confidence, final.alternatives, turn.sentiment))
 
     # ---- turns and actions ---------------------------------------------------------
