@@ -57,13 +57,34 @@ def _load_any(path: Path):
         name = path.stem.replace("/", "_") or "sub"
         with tempfile.TemporaryDirectory() as tmp:
             parent = Path(tmp) / "runs_subflow.yaml"
+            spoken = _map_languages(data)   # a subflow written for a flow with several languages
             parent.write_text(json.dumps({
-                "language": str(data.get("language") or "en-US"), "start": "enter",
+                **({"languages": spoken} if len(spoken) > 1 else {"language": str(data.get("language") or "en-US")}),
+                "start": "enter",
                 "subflows": {name: str(path.resolve())},
                 "steps": {"enter": {"run": name, "next": "end"}, "end": {"hangup": True}}}), encoding="utf-8")
             flow = load_flow(parent)
         return flow, f"subflow, {len(flow.steps) - 2} steps"
     return load_flow(path), ""
+
+
+def _map_languages(data) -> list[str]:
+    """The languages a file's `{en: ..., zh: ...}` maps name (its `languages:` if it declares them)."""
+    from ivr import lang
+    from ivr.flow.languages import is_language_map
+
+    if isinstance(data, dict) and isinstance(data.get("languages"), list):
+        return [str(t) for t in data["languages"]]
+    found: dict[str, str] = {}
+
+    def walk(node) -> None:
+        if is_language_map(node):
+            found.update({lang.base_language(str(k)): lang.canonical(str(k)) for k in node})
+        elif isinstance(node, dict | list):
+            for child in node.values() if isinstance(node, dict) else node:
+                walk(child)
+    walk(data.get("steps") if isinstance(data, dict) else None)
+    return list(found.values())
 
 
 def cmd_schema(args) -> int:

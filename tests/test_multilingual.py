@@ -341,3 +341,10 @@ def test_a_knowledge_file_in_the_wrong_language_is_reported(tmp_path):
                            "steps: {a: {say: {en: Hi, zh: 你好}, hangup: true}}\n")
     assert problems(path) == ["2:1: the knowledge file for en-US is in zh-CN: faq_zh.yaml (hint: give each language "
                               "its own file, with language: set in it)"]
+
+
+def test_validate_checks_a_bilingual_subflow_file_on_its_own(capsys):
+    from ivr.cli import main
+
+    assert main(["validate", str(ROOT / "flows" / "retail" / "subflows" / "order_lookup.yaml")]) == 0
+    assert "order_lookup.yaml: ok (subflow, 7 steps)" in capsys.readouterr().out
