@@ -8,6 +8,7 @@ the database), metrics and the rest subscribe there, and get a call's end howeve
 """
 
 import asyncio
+import dataclasses
 import logging
 import time
 
@@ -24,10 +25,12 @@ from ivr.flow.interpreter import Interpreter
 from ivr.flow.model import Flow
 from ivr.flow.store import FlowStore
 from ivr.privacy import redact_event
+from ivr.recordings import Recorder, RecordingPolicy
 from ivr.records import JsonRecords
 from ivr.service.config import ServeConfig
 from ivr.service.hub import Hub
 from ivr.service.transfers import TransferBook
+from ivr.store.store import TranscriptPolicy
 from ivr.transports.base import CallInfo, Transport
 
 log = logging.getLogger("ivr.serve")
@@ -66,7 +69,11 @@ class Service:
         self.calls: dict[str, asyncio.Task] = {}
         self.transfers = TransferBook()   # the peer's call id -> the bridge transfer the flow asked for
         self.hub = Hub(filter=redact_event)   # the one entrance: card numbers never reach a subscriber
-        self.json_records = JsonRecords(cfg.records_dir) if cfg.records_dir is not None else None
+        texts = TranscriptPolicy(cfg.transcripts, dict(cfg.transcripts_flows))   # the database's rule, for both
+        self.json_records = JsonRecords(cfg.records_dir, texts) if cfg.records_dir is not None else None
+        policy = RecordingPolicy(cfg.recordings, dict(cfg.recordings_flows))   # consent: off by default
+        self.recorder = (Recorder(cfg.records_dir, policy, retention_days=cfg.retention_days)
+                         if cfg.records_dir is not None and policy.any else None)   # stereo WAVs, ivr/recordings.py
         self._versions: dict[str, tuple[Flow, str]] = {}   # flow path -> (flow, its version)
         self.store = None      # the records database (ivr.store), a hub subscriber
         self.metrics = None    # Prometheus metrics (ivr.web.metrics), a hub subscriber
@@ -146,6 +153,8 @@ class Service:
 
         self.metrics = for_service(self)
         self.store = await start_records(self)
+        if self.recorder is not None:
+            self.recorder.start()
         await self._start_agents()
         from ivr.service.listeners import start_listeners
 
@@ -178,6 +187,7 @@ class Service:
         """The CallHandler every listener calls for an admitted call."""
         self.calls[info.call_id] = asyncio.current_task()
         call: Call | None = None
+        tap = None
         try:
             flow = self.flow_for(info)
             if flow is None:
@@ -187,12 +197,15 @@ class Service:
                 return
             prompts = self._cache_for(flow)
             interp = Interpreter(flow, self.env, _call_language(flow, info))
+            tap = self.recorder.open(info.call_id, flow.name) if self.recorder is not None else None
             call = Call(info.call_id, interp, self.asr[flow.language], prompts, transport,
                         CallConfig(max_call_ms=self.cfg.max_call_ms, live=True), caller=info.caller,
                         called=info.called, tts_name=prompts.engine.name, http=self.http, started_at_s=time.time(),
                         params=info.params, emit=self.hub.publish, transport_kind=info.kind,
                         transport_id=info.peer_id, remote=info.remote, version=self._version(flow),
-                        queue_port=self.dispatcher.port(transport))
+                        queue_port=self.dispatcher.port(transport), tap=tap)
+            if tap is not None:   # the record names the recording
+                call.began = dataclasses.replace(call.began, recording=str(tap.path))
             if flow.languages:   # a flow with several languages: each Play and Listen in its own
                 call.voices = {v.lang: self._cache_for(v) for v in _variants(flow)}
                 call.recognizers = {v.lang: self.asr[v.language] for v in _variants(flow)}
@@ -207,6 +220,8 @@ class Service:
             if call is not None:
                 call.finish("error", "internal error")
         finally:
+            if tap is not None:
+                tap.close()
             self.admission.release(info)
             self.calls.pop(info.call_id, None)
             self._current.pop(info.call_id, None)
@@ -278,6 +293,8 @@ class Service:
         from ivr.store.subscriber import stop_records
 
         await stop_records(self.store)
+        if self.recorder is not None:
+            await asyncio.to_thread(self.recorder.close)
         lost = {name: sub["dropped"] for name, sub in stats["subscribers"].items() if sub["dropped"]}
         if lost:
             log.warning("call events lost by subscribers: %s", lost)
