@@ -5,26 +5,18 @@ browser logs in as a supervisor made with the users module, checks the SVG chart
 seeded numbers, and leaves a screenshot in build/test-artifacts/dashboard.png."""
 
 import asyncio
-import os
-import shutil
-import tempfile
 import threading
 from datetime import UTC, datetime
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from ivr.report.synthetic import seed_calls
 from ivr.store import open_store
+from tests.chromium import ARTIFACTS, chromium
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-ARTIFACTS = Path(__file__).resolve().parent.parent / "build" / "test-artifacts"
 START_S = datetime(2026, 11, 2, tzinfo=UTC).timestamp()
 CALLS = 400
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--window-size=1280,2400")
 
 
 @pytest.fixture(scope="module")
@@ -68,24 +60,8 @@ def served(seeded_db):
 
 @pytest.fixture
 def browser():
-    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-        pytest.skip("Debian's chromium and chromium-driver are not installed (scripts/setup.sh installs them)")
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    os.environ.setdefault("SE_OFFLINE", "true")    # selenium manager must never fetch a browser or driver
-    profile = tempfile.mkdtemp(prefix="ivr-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (*FLAGS, f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    try:
+    with chromium(2400) as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def test_dashboard_in_chromium(served, browser):

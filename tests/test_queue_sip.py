@@ -12,14 +12,13 @@ import soundfile as sf
 from ivr import callevents as ev
 from ivr.agents import AgentDirectory, QueueManager
 from ivr.agents.dispatch import Dispatcher
-from ivr.audio.resample import resample
 from ivr.call import Call, CallConfig
-from ivr.callgen import LINE_RATE_HZ, render
 from ivr.flow.interpreter import Interpreter
 from ivr.flow.loader import load_flow
 from ivr.transports.sip.server import SipServer
+from tests.sip_phones import heard, phone
 from tests.test_queue import FLOW, tone_frames
-from tests.test_sip_baresip import HOST, Baresip, free_port, until, write_config
+from tests.test_sip_baresip import HOST, until
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(shutil.which("baresip") is None, reason="baresip is not installed")]
@@ -45,28 +44,6 @@ class QueueService:
                     queue_port=self.dispatcher.port(transport))
         self.calls.append(call)
         self.traces.append(await call.run())
-
-
-def phone(tmp_path, name: str, script, piper, account: str):
-    folder = tmp_path / name
-    records = folder / "records"
-    records.mkdir(parents=True)
-    wav = folder / "say.wav"
-    sf.write(str(wav), render(script, piper), LINE_RATE_HZ, subtype="PCM_16")
-    sip_port, ctrl_port, rtp_base = free_port(2), free_port(), free_port(41)
-    write_config(folder, wav, records, sip_port, ctrl_port, rtp_base, account=account)
-    return Baresip(folder, ctrl_port), sip_port, records
-
-
-def heard(records, asr) -> tuple[str, np.ndarray]:
-    files = sorted(records.glob("*-dec.wav"))
-    assert files, f"no recording in {records}"
-    audio, rate = sf.read(str(files[0]), dtype="int16")
-    audio = resample(audio, rate, 16000)
-    # in 8 s windows (4 s apart): over half a minute of speech, tones and music, whisper skips passages
-    step = 4 * 16000
-    texts = [asr.transcribe(audio[i:i + 2 * step]).text.lower() for i in range(0, max(1, len(audio) - step), step)]
-    return " ".join(texts), audio
 
 
 def test_queue_rings_the_next_agent_and_bridges(tmp_path, piper, whisper_asr, prompt_cache):
