@@ -31,9 +31,22 @@ from ivr.flow.slots import fills, hint_phrases
 ASR_POOL = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="ivr-asr")
 
 
+_asr_jobs = 0   # recognizer jobs submitted and not finished (this process, all calls)
+
+
 async def on_asr_thread(fn, *args):
     """Run recognizer work (session start, feed, decode) on the recognizer's own threads."""
-    return await asyncio.get_running_loop().run_in_executor(ASR_POOL, fn, *args)
+    global _asr_jobs
+    _asr_jobs += 1
+    try:
+        return await asyncio.get_running_loop().run_in_executor(ASR_POOL, fn, *args)
+    finally:
+        _asr_jobs -= 1
+
+
+def _asr_backlog() -> bool:
+    """Every recognizer thread is taken: work started now would only queue."""
+    return _asr_jobs >= ASR_POOL._max_workers
 
 
 def _forget(future: asyncio.Future) -> None:
@@ -42,8 +55,16 @@ def _forget(future: asyncio.Future) -> None:
         future.exception()
 
 
+def _discard(future: asyncio.Future | None) -> None:
+    """Speech went on: a decode still queued is dropped (it would delay other callers' decodes)."""
+    if future is not None:
+        future.cancel()
+        future.add_done_callback(_forget)
+
+
 class CallEarlyEnd:
-    _speculation: tuple[int, float, asyncio.Future] | None = None   # (last voiced frame, started, decode)
+    # (last voiced frame, the audio up to the pause, its decode or None while the recognizer is busy)
+    _speculation: tuple[int, object, asyncio.Future | None] | None = None
     _hypothesis: tuple[int, Transcript] | None = None               # a peek that did not answer yet
 
     async def _maybe_end_early(self) -> None:
@@ -62,10 +83,11 @@ class CallEarlyEnd:
         speculation, self._speculation = self._speculation, None
         try:
             if speculation is not None and speculation[0] == self.endpointer.last_voiced_frame:
-                hypothesis = await speculation[2]
+                # the words of the audio up to speculate_ms, whether decoded ahead or only now
+                hypothesis = await (speculation[2] or on_asr_thread(speculation[1].peek))
             else:
                 if speculation is not None:
-                    speculation[2].add_done_callback(_forget)
+                    _discard(speculation[2])
                 hypothesis = await on_asr_thread(self.session.peek)
         except Exception:   # only an optimisation: the normal endpoint (and finish) still follow
             self.log.warning("speculative decode failed; waiting for the endpoint", exc_info=True)
@@ -80,20 +102,24 @@ class CallEarlyEnd:
         await self._speech_ended(EndReason.EARLY_MATCH, final, (time.perf_counter() - t0) * 1000)
 
     def _speculate(self) -> None:
-        """Decode what was said so far in the background (whisper: a copy of the buffered audio)."""
+        """Decode what was said so far in the background (whisper: a copy of the buffered audio).
+        With every recognizer thread taken it only keeps the copy: a decode started now would wait
+        in the queue anyway, and one discarded when speech resumes would delay other callers. The
+        early endpoint decodes that copy then, so the words never depend on the machine's load."""
         fork = getattr(self.session, "fork", None)
         if self.asr.streams_partials or fork is None:
             return
         if self._speculation is not None:
-            self._speculation[2].add_done_callback(_forget)
-        future = asyncio.ensure_future(on_asr_thread(fork().peek))
-        self._speculation = (self.endpointer.last_voiced_frame, time.perf_counter(), future)
+            _discard(self._speculation[2])
+        snapshot = fork()
+        future = None if _asr_backlog() else asyncio.ensure_future(on_asr_thread(snapshot.peek))
+        self._speculation = (self.endpointer.last_voiced_frame, snapshot, future)
 
     def _kept_hypothesis(self, reason: EndReason) -> Transcript | None:
         """At the normal endpoint: the pause's hypothesis if nothing was said after it."""
         kept, self._hypothesis = self._hypothesis, None
         if self._speculation is not None:
-            self._speculation[2].add_done_callback(_forget)
+            _discard(self._speculation[2])
             self._speculation = None
         if kept is not None and reason is EndReason.SILENCE and kept[0] == self.endpointer.last_voiced_frame:
             return kept[1]
