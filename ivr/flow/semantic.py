@@ -86,6 +86,11 @@ BACKGROUND = (
 )
 
 
+def background_vectors() -> np.ndarray:
+    """BACKGROUND embedded (once per process: `phrase_vectors` caches it)."""
+    return phrase_vectors(tuple(normalize(s) for s in BACKGROUND))
+
+
 def background_cosine(vector: np.ndarray) -> float:
-    """Cosine of `vector` to the nearest off-topic sentence of BACKGROUND (embedded once per process)."""
-    return float((phrase_vectors(tuple(normalize(s) for s in BACKGROUND)) @ vector).max())
+    """Cosine of `vector` to the nearest off-topic sentence of BACKGROUND."""
+    return float((background_vectors() @ vector).max())

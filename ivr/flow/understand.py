@@ -141,9 +141,11 @@ def heard_words(text: str, intents: tuple[Intent, ...]) -> list:
 
 
 def prepare(flow) -> None:
-    """Embed every choice's phrases, examples and `not:` sentences (when the flow loads; cached)."""
+    """Embed every choice's phrases, examples and `not:` sentences, and the off-topic background, when
+    the flow loads (cached), so the first caller after a start does not wait 1-2 s for them."""
     if not semantic.available():
         return
+    semantic.background_vectors()
     for choice in (*flow.globals, *(c for step in flow.steps.values() for c in step.choices)):
         semantic.phrase_vectors((*choice.intent.phrases, *choice.intent.examples))
         if choice.intent.avoid:
