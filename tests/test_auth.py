@@ -19,6 +19,7 @@ from aiohttp import web
 from yarl import URL
 
 from ivr.service.listeners import HealthServer
+from ivr.service.transfers import TransferBook
 from ivr.web.auth import SESSION_COOKIE, Auth, AuthSettings, current_user, requires
 from ivr.web.users import UserStore, verify_password
 
@@ -42,8 +43,11 @@ def settings(users: UserStore, **kw) -> AuthSettings:
 @asynccontextmanager
 async def listener(auth: AuthSettings, transfers: dict | None = None):
     """The service's real HTTP listener, with a stand-in for the rest of the service."""
-    service = SimpleNamespace(cfg=SimpleNamespace(auth=auth, metrics_token=None), metrics=None,
-                              transfers=transfers or {}, health=lambda: {"ok": True})
+    book = TransferBook()
+    for peer_id, entry in (transfers or {}).items():
+        book.note(peer_id, entry)
+    service = SimpleNamespace(cfg=SimpleNamespace(auth=auth, metrics_token=None), metrics=None, store=None,
+                              transfers=book, health=lambda: {"ok": True})
     server = HealthServer(service, "127.0.0.1", 0)
     host, port = await server.start()
     jar = aiohttp.CookieJar(unsafe=True)   # cookies for an IP address, like a browser on http://127.0.0.1
