@@ -49,3 +49,32 @@ class AsrModel(Protocol):
     def session(self, phrases: tuple[str, ...] = ()) -> AsrSession:
         """Start an utterance; `phrases` are what the current step expects (hints/grammar)."""
         ...
+
+
+class BufferedSession:
+    """A session that keeps the utterance's audio and decodes it whole when asked (whisper and the
+    language-menu recognizer alike); subclasses say how in `peek`."""
+
+    def __init__(self, model, phrases: tuple[str, ...]) -> None:
+        self._model = model
+        self._phrases = phrases
+        self._chunks: list[np.ndarray] = []
+
+    def feed(self, pcm: np.ndarray) -> str | None:
+        self._chunks.append(pcm)
+        return None
+
+    def peek(self) -> Transcript:
+        raise NotImplementedError
+
+    def finish(self) -> Transcript:
+        return self.peek()
+
+    def fork(self):
+        """A copy holding the audio so far: decoded in the background while this one keeps buffering."""
+        other = type(self)(self._model, self._phrases)
+        other._chunks = list(self._chunks)
+        return other
+
+    def _audio(self) -> np.ndarray:
+        return np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)

@@ -12,7 +12,7 @@ transcribes it; the flow then reads the language from the words and their script
 
 import numpy as np
 
-from ivr.asr.base import Transcript
+from ivr.asr.base import BufferedSession, Transcript
 
 WHISPER_CODES = {"zh": "zh", "en": "en", "ko": "ko"}   # base language -> whisper's language code
 
@@ -44,29 +44,12 @@ class LanguageIdAsr:
         return LanguageIdSession(self, phrases)
 
 
-class LanguageIdSession:
-    def __init__(self, model: LanguageIdAsr, phrases: tuple[str, ...]) -> None:
-        self._model = model
-        self._phrases = phrases
-        self._chunks: list[np.ndarray] = []
-
-    def feed(self, pcm: np.ndarray) -> str | None:
-        self._chunks.append(pcm)
-        return None
-
+class LanguageIdSession(BufferedSession):
     def peek(self) -> Transcript:
-        audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
+        audio = self._audio()
         base = self._model.identify(audio)
         if base is None:
             return Transcript("")
         session = self._model.recognizers[base].session(self._phrases)
         session.feed(audio)
         return session.finish()
-
-    def finish(self) -> Transcript:
-        return self.peek()
-
-    def fork(self) -> "LanguageIdSession":
-        other = LanguageIdSession(self._model, self._phrases)
-        other._chunks = list(self._chunks)
-        return other

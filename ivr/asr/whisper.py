@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ivr.asr.base import Transcript
+from ivr.asr.base import BufferedSession, Transcript
 from ivr.asr.zh_text import clean_zh, zh_prompt
 from ivr.errors import UserError
 
@@ -262,27 +262,6 @@ def collapse_repeats(text: str, hit_cap: bool = False) -> str:
     return text
 
 
-class WhisperSession:
-    def __init__(self, model: WhisperAsr, phrases: tuple[str, ...]) -> None:
-        self._model = model
-        self._phrases = phrases
-        self._chunks: list[np.ndarray] = []
-
-    def feed(self, pcm: np.ndarray) -> str | None:
-        self._chunks.append(pcm)
-        return None
-
+class WhisperSession(BufferedSession):
     def peek(self) -> Transcript:
         return self._model.transcribe(self._audio(), self._phrases)
-
-    def finish(self) -> Transcript:
-        return self.peek()
-
-    def fork(self) -> "WhisperSession":
-        """A copy holding the audio so far: decoded in the background while this one keeps buffering."""
-        other = WhisperSession(self._model, self._phrases)
-        other._chunks = list(self._chunks)
-        return other
-
-    def _audio(self) -> np.ndarray:
-        return np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
