@@ -111,6 +111,12 @@ class Console(LiveViews):
     def queues(self):
         return getattr(self.service, "queues", None)
 
+    @property
+    def node_name(self) -> str:
+        """This node's name, when several share the calls (the relay runs); else ""."""
+        relay = getattr(self.service, "relay", None)
+        return relay.node if relay is not None else ""
+
     # ---- wiring ----------------------------------------------------------------------
 
     def install(self, app: web.Application) -> None:
@@ -127,6 +133,9 @@ class Console(LiveViews):
         hub = getattr(self.service, "hub", None)
         if hub is not None:
             hub.subscribe(self.on_event, name="console")
+        relay = getattr(self.service, "relay", None)
+        if relay is not None:   # the other nodes' calls (ivr/service/relay.py): shown here, recorded there
+            relay.add_sink(self)
         self._hook()
         self._task = self._loop.create_task(self._pusher(), name="console-push")
 
@@ -140,6 +149,9 @@ class Console(LiveViews):
             self.queues.on_change(lambda _what, _data: self._mark())
 
     async def stop(self) -> None:
+        relay = getattr(self.service, "relay", None)
+        if relay is not None and self in relay.sinks:
+            relay.sinks.remove(self)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -61,6 +61,8 @@ class CallView:
     ended_at_s: float | None = None
     outcome: str = ""
     extra: dict = field(default_factory=dict)          # queue/agent events' other fields
+    node: str = ""                                     # the node running the call (several nodes: relay.py)
+    seen_s: float = 0.0                                # another node's call: when its last event came
 
     @property
     def caller_name(self) -> str:
@@ -76,7 +78,14 @@ class CallView:
                 "reason": self.reason, "target": self.target, "slots": self.slots, "path": self.path[-100:],
                 "faq": self.faq[-20:], "turns": self.turns, "queue": self.queue, "joined_at_s": self.joined_at_s,
                 "started_at_s": self.started_at_s, "ended": self.ended_at_s is not None, "outcome": self.outcome,
-                "agent": self.agent}
+                "agent": self.agent, "node": self.node}
+
+    def summary(self) -> dict:
+        """One line of the supervisor's list of calls in progress."""
+        state = "agent" if self.agent else "queue" if self.joined_at_s is not None else "ivr"
+        return {"call_id": self.call_id, "node": self.node, "caller": self.caller, "caller_name": self.caller_name,
+                "flow": self.flow, "language": self.language, "started_at_s": self.started_at_s, "state": state,
+                "queue": self.queue, "agent": self.agent, "intent": self.intent, "turns": len(self.turns)}
 
     def _context(self, context: dict) -> None:
         """A transfer's (or queue's) context: the interpreter's agent_context keys."""
@@ -211,6 +220,10 @@ class CallBook:
             ordered = sorted(self.calls.values(), key=lambda c: (c.ended_at_s is None, c.ended_at_s or c.started_at_s))
             for call in ordered[: len(self.calls) - MAX_CALLS + 1]:
                 del self.calls[call.call_id]
+
+    def live(self) -> list[CallView]:
+        """Calls in progress (this node's and, with the relay, every node's), oldest first."""
+        return sorted((c for c in self.calls.values() if c.ended_at_s is None), key=lambda c: c.started_at_s)
 
     def waiting(self) -> list[CallView]:
         """Callers in a queue now, longest wait first."""

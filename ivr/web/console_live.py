@@ -24,6 +24,7 @@ log = logging.getLogger("ivr.web")
 PUSH_EVERY_S = 0.1          # state pushes are coalesced to at most one per this interval
 SESSION_CHECK_S = 30.0      # open sockets of ended sessions are closed within this
 BUSY = ("ringing", "on_call", "wrap_up")
+REMOTE_GRACE_S = 3.0        # another node's call is ended by a heartbeat only when quiet this long
 
 
 def screen_pop_url(template: str, call_id: str, caller: str) -> str:
@@ -36,10 +37,13 @@ def screen_pop_url(template: str, call_id: str, caller: str) -> str:
 class LiveViews:
     # ---- the hub -------------------------------------------------------------------------
 
-    async def on_event(self, event) -> None:
+    async def on_event(self, event, node: str = "") -> None:
+        """A call event: this node's hub's, or (`node` given) another node's through the relay."""
         self.book(event)
         call = self.book.get(event.call_id)
         kind = type(event).__name__
+        if call is not None:
+            self._tag(call, node, kind)
         if kind == "AgentRinging" and call is not None:
             self.shown[event.agent] = call.call_id
             await self._to_agent(event.agent, self._pop_message(call, ringing=True, published_at_s=event.at_s))
@@ -51,9 +55,35 @@ class LiveViews:
                                                "now_s": self.clock()})
         elif call is not None and call.agent and self.shown.get(call.agent) == call.call_id:
             await self._to_agent(call.agent, self._pop_message(call, ringing=kind == "AgentRinging", update=True))
-        if kind in ("QueueJoined", "QueueLeft", "AgentRinging", "AgentAnswered", "AgentFailed", "CallbackRequested",
-                    "CallEnded"):
+        if kind in ("CallBegan", "QueueJoined", "QueueLeft", "AgentRinging", "AgentAnswered", "AgentFailed",
+                    "CallbackRequested", "CallEnded"):
             self._mark()
+
+    async def on_remote(self, node: str, event) -> None:
+        """The relay's subscriber (ivr/service/relay.py): another node's call, shown, never recorded here."""
+        await self.on_event(event, node)
+
+    def remote_live(self, node: str, live: list[str]) -> None:
+        """Another node's heartbeat (its calls in progress; [] when it went silent): its calls not named,
+        and quiet for REMOTE_GRACE_S, are over (their CallEnded was missed, or the node died)."""
+        keep, now = set(live), self.clock()
+        for call in list(self.book.calls.values()):
+            if (call.seen_s and call.node == node and call.ended_at_s is None and call.call_id not in keep
+                    and now - call.seen_s > REMOTE_GRACE_S):
+                call.ended_at_s, call.outcome = now, "gone"
+                log.info("console: call %s on node %s is no longer there (%s)", call.call_id, node,
+                         "node silent" if not live else "missing from its heartbeat")
+                if call.agent and self.shown.get(call.agent) == call.call_id and self._loop is not None:
+                    self._loop.create_task(self._to_agent(call.agent, self._pop_message(call, False, update=True)))
+                self._mark()
+
+    def _tag(self, call, node: str, kind: str) -> None:
+        if not node:
+            call.node = call.node or self.node_name
+            return
+        call.node, call.seen_s = node, self.clock()
+        if call.outcome == "gone" and kind != "CallEnded":   # it was there after all (a late heartbeat)
+            call.ended_at_s, call.outcome = None, ""
 
     def _pop_message(self, call, ringing: bool, update: bool = False, published_at_s: float | None = None) -> dict:
         return {"type": "call" if update else "pop", "ringing": ringing, "call": call.pop(),
@@ -143,14 +173,20 @@ class LiveViews:
         if self.queues is not None:
             found = [w for calls in snap["queues"].values() for w in calls if w["state"] != "answered"]
             found.sort(key=lambda w: w["joined_at"])
-            return [{"call_id": w["call_id"], "caller": w["caller"], "caller_name": w["caller_name"],
-                     "queue": w["queue"], "joined_at_s": w["joined_at"], "reason": w["reason"], "intent": w["intent"],
-                     "position": w["position"], "estimated_wait_s": w["estimated_wait_s"], "state": w["state"],
-                     "agent": w["agent"]} for w in found[:200]]
-        return [{"call_id": c.call_id, "caller": c.caller, "caller_name": c.caller_name, "queue": c.queue,
-                 "joined_at_s": c.joined_at_s, "reason": c.reason, "intent": c.intent,
-                 "position": c.extra.get("position"), "estimated_wait_s": c.extra.get("wait_s"),
-                 "state": "waiting", "agent": ""} for c in self.book.waiting()[:200]]
+            items = [{"call_id": w["call_id"], "caller": w["caller"], "caller_name": w["caller_name"],
+                      "node": self._node_of(w["call_id"]), "queue": w["queue"], "joined_at_s": w["joined_at"],
+                      "reason": w["reason"], "intent": w["intent"], "position": w["position"],
+                      "estimated_wait_s": w["estimated_wait_s"], "state": w["state"], "agent": w["agent"]}
+                     for w in found[:200]]
+            known = {w["call_id"] for w in items}   # other nodes' callers (relay), unless the queues are shared
+            items += [_waiting_item(c) for c in self.book.waiting() if c.seen_s and c.call_id not in known]
+            items.sort(key=lambda w: w["joined_at_s"] or 0)
+            return items[:200]
+        return [_waiting_item(c) for c in self.book.waiting()[:200]]
+
+    def _node_of(self, call_id: str) -> str:
+        call = self.book.get(call_id)
+        return call.node if call is not None else ""
 
     def _callbacks(self, snap: dict | None = None) -> list[dict]:
         snap = snap or self._queue_snapshot()
@@ -180,7 +216,7 @@ class LiveViews:
         for task in self._callbacks(snap):
             queue(task["queue"])["callbacks"] += 0 if task["taken_by"] else 1
         return {"type": "supervisor", "agents": agents, "queues": sorted(queues.values(), key=lambda q: q["name"]),
-                "queue": waiting, "now_s": self.clock()}
+                "queue": waiting, "calls": [c.summary() for c in self.book.live()[:200]], "now_s": self.clock()}
 
     # ---- consoles closing ---------------------------------------------------------------
 
@@ -240,3 +276,10 @@ class LiveViews:
             self.agents.set_status(name, "away")
         except UserError as exc:
             log.warning("console: could not set %s away: %s", name, exc.message)
+
+
+def _waiting_item(call) -> dict:
+    return {"call_id": call.call_id, "caller": call.caller, "caller_name": call.caller_name, "node": call.node,
+            "queue": call.queue, "joined_at_s": call.joined_at_s, "reason": call.reason, "intent": call.intent,
+            "position": call.extra.get("position"), "estimated_wait_s": call.extra.get("wait_s"),
+            "state": "waiting", "agent": ""}

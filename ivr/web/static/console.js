@@ -140,6 +140,7 @@
   function waitingItem(w) {
     const li = el("li");
     li.appendChild(el("span", w.caller + (w.caller_name ? " (" + w.caller_name + ")" : "") + " "));
+    if (w.node) li.dataset.node = w.node;
     li.appendChild(since(el("span", null, "wait"), w.joined_at_s, "waiting "));
     const why = [w.queue, w.intent, w.reason].filter(Boolean).join(" · ");
     if (why) li.appendChild(el("span", " · " + why, "muted"));
@@ -164,6 +165,7 @@
     $("pop-intent").textContent = call.intent || "";
     $("pop-reason").textContent = call.reason || "";
     $("pop-queue").textContent = call.queue || "";
+    $("pop-node").textContent = call.node || "";
     $("pop-path").textContent = (call.path || []).join(" → ");
     const slots = $("pop-slots").tBodies[0];
     clear(slots);
@@ -268,6 +270,15 @@
     const list = $("queue");
     clear(list);
     for (const w of msg.queue || []) list.appendChild(waitingItem(w));
+    const calls = $("calls").tBodies[0];   // every node's calls (the relay), with the node running each
+    clear(calls);
+    for (const c of msg.calls || []) {
+      const tr = row([c.node || "", c.caller + (c.caller_name ? " (" + c.caller_name + ")" : ""), c.flow || "",
+                      c.state + (c.queue ? " · " + c.queue : ""), since(el("td"), c.started_at_s), c.agent || ""]);
+      tr.dataset.call = c.call_id;
+      tr.dataset.node = c.node || "";
+      calls.appendChild(tr);
+    }
   }
 
   setInterval(() => {   // waits tick between server updates
