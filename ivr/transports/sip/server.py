@@ -22,6 +22,7 @@ from ivr.transports.sip.guard import SourceGuard
 from ivr.transports.sip.message import Request
 from ivr.transports.sip.routing import Addr, txn_key
 from ivr.transports.sip.sdp import SdpError, negotiate, parse_sdp
+from ivr.transports.sip.selfcheck import AnswerHealth
 from ivr.transports.sip.session import SipCall
 from ivr.transports.sip.uri import SipSyntaxError, parse_uri
 
@@ -43,7 +44,8 @@ class SipServer:
                  transfer_mode: str = "auto", transfer_timeout_s: float = 30.0,
                  agent_credentials: tuple[str, str] | None = None, ring_ms: int = 0, t1_ms: int = 500,
                  jitter_ms: int = 60, rtp_timeout_ms: int = 30_000, max_datagram_bytes: int = 8192,
-                 nonce_ttl_s: float = 300.0, trusted: list[str] | None = None) -> None:
+                 nonce_ttl_s: float = 300.0, trusted: list[str] | None = None, answer_timeout_ms: int = 5000,
+                 unhealthy_after: int = 3, unhealthy_s: float = 30.0) -> None:
         if transfer_mode not in TRANSFER_MODES:
             raise ValueError(f"transfer_mode must be one of {', '.join(TRANSFER_MODES)}, not {transfer_mode!r}")
         if busy_code not in (486, 503, 480, 600, 603):
@@ -67,6 +69,8 @@ class SipServer:
         self.ringing: dict[tuple, SipCall] = {}
         self.dialogs: dict[tuple[str, str, str], object] = {}   # key -> SipCall | AgentLeg
         self.draining = False
+        self.answer_timeout_ms = answer_timeout_ms            # past ring_ms: no 200 by then is a 500 (session.py)
+        self.health = AnswerHealth(unhealthy_after, unhealthy_s)   # OPTIONS yes but INVITE no: out (selfcheck.py)
         self._idle = asyncio.Event()
 
     # ---- lifecycle ---------------------------------------------------------------------
@@ -200,7 +204,10 @@ class SipServer:
         headers = [*self.capability_headers(), self.load_header()]
         admission = self.admission
         full = len(getattr(admission, "active", ())) >= getattr(admission, "max_calls", float("inf"))
-        if self.draining or not getattr(admission, "open", True) or full:
+        if not self.health.healthy:        # it cannot answer calls: out of rotation for a while (selfcheck.py)
+            self.endpoint.respond(req, 503, headers=[*headers, ("Retry-After", str(self.health.retry_after_s())),
+                                                     ("Warning", '399 ivr "cannot answer calls"')])
+        elif self.draining or not getattr(admission, "open", True) or full:
             self.endpoint.respond(req, 503, headers=[*headers, ("Retry-After", str(self.retry_after_s))])
         else:
             self.endpoint.respond(req, 200, headers=headers)
@@ -210,6 +217,9 @@ class SipServer:
         ep.respond(req, 100)
         if self.draining or not getattr(self.admission, "open", True):   # draining: the proxy tries another node
             ep.respond(req, 503, headers=[("Retry-After", str(self.retry_after_s))])
+            return
+        if not self.health.healthy:       # taken out after INVITEs it could not answer: the proxy tries another
+            ep.respond(req, 503, headers=[("Retry-After", str(self.health.retry_after_s()))])
             return
         accept = [a.split(";")[0].strip().lower() for a in req.get_all("accept")]
         if req.raw("accept") is not None and not any(a in SDP_TYPES for a in accept):

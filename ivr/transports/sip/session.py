@@ -63,6 +63,7 @@ class SipCall:
     # ---- answering ---------------------------------------------------------------------
 
     async def answer(self) -> None:
+        rtp, stage = None, "answering"
         try:
             self.ep.respond(self.invite, 180, to_tag=self.dialog.local_tag, headers=self._dialog_headers())
             if self.server.ring_ms > 0:
@@ -74,8 +75,10 @@ class SipCall:
             rtp = RtpSession(self.server.rtp_host, codec=codec, dtmf_pt=chosen.dtmf_pt if chosen else DEFAULT_DTMF_PT,
                              jitter_ms=self.server.jitter_ms, call_id=self.info.call_id,
                              inactivity_timeout_ms=self.server.rtp_timeout_ms)
-            await rtp.open()
-            self.tap = MediaTap(rtp)
+            stage = f"opening RTP on {self.server.rtp_host}"
+            async with asyncio.timeout(self.server.answer_timeout_ms / 1000):   # a hang is a 500, not a silent wait
+                await rtp.open()
+            self.tap, stage = MediaTap(rtp), "answering"
             if self.state != "ringing":
                 await self.tap.close()
                 return
@@ -83,6 +86,7 @@ class SipCall:
                 self._apply_media(chosen)
             self.state = "answered"
             self.server.answered(self)
+            self.server.health.ok()
             resp = self.ep.respond(self.invite, 200, to_tag=self.dialog.local_tag, body=self._local_sdp(),
                                    headers=[*self._dialog_headers(), ("Content-Type", "application/sdp")])
             self.log.info("answered %s -> %s from %s (%s)", self.info.caller, self.info.called, self.info.remote,
@@ -93,10 +97,13 @@ class SipCall:
             if not acked:   # RFC 3261 13.3.1.4: no ACK, the session is over
                 self.log.warning("no ACK for our 200 OK; hanging up")
                 await self.hangup("no ACK")
-        except Exception:
+        except Exception as exc:
             self.log.exception("answering failed")
             if self.state == "ringing":
                 self.ep.respond(self.invite, 500, to_tag=self.dialog.local_tag)
+                self.server.health.failed(f"{stage}: {type(exc).__name__} {exc}".strip())
+            if rtp is not None and self.tap is None:
+                await rtp.close()          # opened (or half) when the answer timed out
             await self.end("answering failed")
 
     def cancel(self) -> bool:

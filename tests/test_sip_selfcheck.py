@@ -1,0 +1,85 @@
+"""A node that answers OPTIONS but cannot answer INVITEs (issue 13, bad input): its RTP socket does
+not open (here `rtp_host` names an address the machine does not have, as after an address change).
+Each INVITE gets 500 (a proxy moves the call to the next node); after `unhealthy_after` of them in a
+row the node answers OPTIONS and INVITE with 503 for `unhealthy_s` (the proxy's probe takes it
+out), then takes calls again. Real sockets on 127.0.0.1; nothing is sent to the bad address."""
+
+import asyncio
+import socket
+
+import pytest
+
+from tests.test_sip_server import HOST, Dialer, Peer, run, sdp, start_server
+
+MISSING_ADDRESS = "192.0.2.1"   # TEST-NET-1: never configured on a test machine
+
+
+def _unbindable() -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind((MISSING_ADDRESS, 0))
+        except OSError:
+            return True
+    return False
+
+
+def test_invites_it_cannot_answer_take_the_node_out_then_it_tries_again():
+    if not _unbindable():
+        pytest.skip(f"{MISSING_ADDRESS} is configured on this machine")
+
+    async def go():
+        server, _, _ = await start_server(rtp_host=MISSING_ADDRESS, unhealthy_after=2, unhealthy_s=1.5)
+        peer = await Peer.open()
+        seen = {}
+
+        async def options() -> object:
+            dialer = Dialer(peer, (HOST, server.port))
+            peer.send(dialer.build("OPTIONS"), (HOST, server.port))
+            return await peer.response(None, "OPTIONS")
+
+        async def invite() -> int:
+            dialer = Dialer(peer, (HOST, server.port))
+            dialer.send_invite(sdp(40000))
+            final = await peer.next(lambda m: getattr(m, "status", 0) >= 200 and m.cseq[1] == "INVITE")
+            dialer.ack(final)
+            return final
+
+        seen["first"] = (await invite()).status
+        seen["options_after_one"] = (await options()).status
+        seen["second"] = (await invite()).status
+        out = await options()
+        seen["options_out"], seen["warning"], seen["retry"] = out.status, out.raw("warning"), out.raw("retry-after")
+        refused = await invite()
+        seen["invite_while_out"], seen["invite_retry"] = refused.status, refused.raw("retry-after")
+        seen["status"] = server.health.status()
+        await asyncio.sleep(1.6)
+        seen["options_back"] = (await options()).status
+        seen["after_pause"] = (await invite()).status                      # still broken: counted again
+        peer.close()
+        await server.stop(0)
+        return seen
+
+    seen = run(go())
+    assert (seen["first"], seen["options_after_one"], seen["second"]) == (500, 200, 500)
+    assert seen["options_out"] == 503 and "cannot answer calls" in seen["warning"] and int(seen["retry"]) >= 1
+    assert seen["invite_while_out"] == 503 and seen["invite_retry"]
+    status = seen["status"]
+    assert status["healthy"] is False and status["times_taken_out"] == 1 and "192.0.2.1" in status["last_failure"]
+    assert seen["options_back"] == 200 and seen["after_pause"] == 500
+
+
+def test_an_answered_call_resets_the_count():
+    from ivr.transports.sip.selfcheck import AnswerHealth
+
+    now = [0.0]
+    health = AnswerHealth(after=3, pause_s=30, clock=lambda: now[0])
+    health.failed("a")
+    health.failed("b")
+    health.ok()
+    health.failed("c")
+    health.failed("d")
+    assert health.healthy
+    health.failed("e")
+    assert not health.healthy and health.retry_after_s() == 30
+    now[0] = 30.0
+    assert health.healthy and health.status()["times_taken_out"] == 1
