@@ -1,7 +1,10 @@
 """`ivr flows`: publish immutable flow versions, list them, move aliases, roll back, diff, canaries.
 
-The versions live in `--dir` (default: $IVR_VERSIONS_DIR, else `flows.versions_dir` of
-`--config`, else ./flows.d); `ivr serve` serves them through routes like `versions:NAME@live`.
+The versions live in PostgreSQL when given a database (`--database URL`, else
+$IVR_VERSIONS_DATABASE, else `flows.versions_database` of `--config`: every node of a cluster
+sees them), else in a folder (`--dir`, $IVR_VERSIONS_DIR, `flows.versions_dir`, ./flows.d);
+`ivr serve` serves them through routes like `versions:NAME@live`. `ivr flows import DIR` copies
+a folder's versions and aliases into the database.
 """
 
 import argparse
@@ -13,16 +16,23 @@ from ivr.errors import UserError
 
 
 def _store(args):
-    from ivr.flow.versions_store import DirVersionStore
+    from ivr.flow.versions_store import DirVersionStore, open_version_store
 
+    if args.dir and args.database:
+        raise UserError("give --dir or --database, not both", "--database URL keeps versions in PostgreSQL")
+    if args.database:
+        return open_version_store(Path("flows.d"), args.database)
     if args.dir:
         return DirVersionStore(Path(args.dir))
+    if os.environ.get("IVR_VERSIONS_DATABASE", "off") != "off":
+        return open_version_store(Path("flows.d"), os.environ["IVR_VERSIONS_DATABASE"])
     if os.environ.get("IVR_VERSIONS_DIR"):
         return DirVersionStore(Path(os.environ["IVR_VERSIONS_DIR"]))
     if args.config:
         from ivr.service.config import load_config
 
-        return DirVersionStore(load_config(Path(args.config)).versions_dir)
+        cfg = load_config(Path(args.config))
+        return open_version_store(cfg.versions_dir, cfg.versions_database)
     return DirVersionStore(Path("flows.d"))
 
 
@@ -33,7 +43,10 @@ def cmd_publish(args) -> int:
     store = _store(args)
     manifest, new, warnings = versions.publish(store, Path(args.flow), args.name, args.author or default_author(),
                                      args.message or "", args.alias)
-    where = Path(store.where) / manifest.name / manifest.label
+    from ivr.flow.versions_store import DirVersionStore
+
+    where = (Path(store.where) / manifest.name / manifest.label if isinstance(store, DirVersionStore)
+             else f"{store.where} ({manifest.name} {manifest.label})")
     if new:
         print(f"published {manifest.name} {manifest.label} ({manifest.hash[:12]}, {len(manifest.files)} files) "
               f"in {where}")
@@ -114,12 +127,46 @@ def cmd_canary(args) -> int:
     return 0
 
 
+def cmd_import(args) -> int:
+    """Copy every version and the aliases of a versions folder into the (PostgreSQL) store."""
+    from ivr.flow.versions_store import DirVersionStore
+
+    source, target = DirVersionStore(Path(args.source)), _store(args)
+    if not hasattr(target, "import_version"):
+        raise UserError("import copies a versions folder into PostgreSQL, but no database was given",
+                        "add --database postgresql://USER@HOST:PORT/DB (or IVR_VERSIONS_DATABASE)")
+    if not source.names():
+        raise UserError(f"no published flows in {source.where}", "give the folder `ivr flows publish --dir` wrote")
+    for name in source.names():
+        copied = kept = 0
+        for manifest in source.versions(name):
+            source.flow_path(name, manifest.version)     # refuses a version edited since it was published
+            contents = {rel: source.read_file(name, manifest.version, rel) for rel in manifest.files}
+            if target.import_version(manifest, contents):
+                copied += 1
+            else:
+                kept += 1
+        state, theirs = source.state(name), target.state(name)
+        if any(state.values()) and not any(theirs.values()):
+            target.update_state(name, lambda s, new=state: s.update({k: new[k] for k in ("aliases", "history",
+                                                                                           "canaries")}))
+            aliases = ", ".join(f"{a} -> v{v}" for a, v in sorted(state["aliases"].items())) or "none"
+        else:
+            aliases = "kept as they were in the database" if any(theirs.values()) else "none"
+        print(f"{name}: {copied} version(s) copied, {kept} already there; aliases: {aliases}")
+    print(f"imported into {target.where}")
+    return 0
+
+
 def add_commands(sub) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--dir", help="the versions folder (default: $IVR_VERSIONS_DIR, the config's "
                         "flows.versions_dir, or ./flows.d)")
-    common.add_argument("--config", help="read flows.versions_dir from this serve config")
-    p = sub.add_parser("flows", help="published flow versions: publish, list, alias, rollback, diff, canary")
+    common.add_argument("--database", help="keep versions in PostgreSQL, shared by every node "
+                        "(postgresql://USER@HOST:PORT/DB; default: $IVR_VERSIONS_DATABASE, flows.versions_database)")
+    common.add_argument("--config", help="read flows.versions_database / flows.versions_dir from this serve config")
+    p = sub.add_parser("flows", help="published flow versions: publish, list, alias, rollback, diff, canary, "
+                       "import")
     fsub = p.add_subparsers(dest="flows_cmd", required=True)
 
     pp = fsub.add_parser("publish", parents=[common], help="publish a flow as a new immutable version")
@@ -160,3 +207,8 @@ def add_commands(sub) -> None:
     pc.add_argument("--callers", help="caller number prefixes or ranges, comma-separated (+1555, +15550100..+15550199)")
     pc.add_argument("--off", action="store_true", help="end the canary")
     pc.set_defaults(func=cmd_canary)
+
+    pi = fsub.add_parser("import", parents=[common], help="copy a versions folder (versions and aliases) into "
+                         "the PostgreSQL store given by --database")
+    pi.add_argument("source", help="the versions folder, e.g. flows.d")
+    pi.set_defaults(func=cmd_import)

@@ -29,10 +29,13 @@ class _Entry:
 
 
 class FlowStore:
-    def __init__(self, on_reload: Callable[[Flow], None] | None = None, versions_dir: Path | None = None) -> None:
+    def __init__(self, on_reload: Callable[[Flow], None] | None = None, versions_dir: Path | None = None,
+                 versions_database: str | None = None) -> None:
         self._entries: dict[str, _Entry] = {}
         self._aliases: dict = {}              # key -> ServedAlias, for `versions:NAME@ALIAS` (flow/versions.py)
         self.versions_dir = Path(versions_dir or "flows.d")
+        self.versions_database = versions_database   # PostgreSQL URL: versions shared by every node
+        self._version_store = None            # opened at the first alias, shared by all
         self.on_reload = on_reload
 
     def add(self, key: str, path: Path) -> Flow:
@@ -42,9 +45,11 @@ class FlowStore:
         ref = parse_ref(path)
         if ref is not None:
             from ivr.flow.versions_served import ServedAlias
-            from ivr.flow.versions_store import DirVersionStore
+            from ivr.flow.versions_store import open_version_store
 
-            served = ServedAlias(DirVersionStore(self.versions_dir), ref)
+            if self._version_store is None:
+                self._version_store = open_version_store(self.versions_dir, self.versions_database)
+            served = ServedAlias(self._version_store, ref)
             served.load()
             self._aliases[key] = served
             return served.flow

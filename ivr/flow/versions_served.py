@@ -7,6 +7,7 @@ no longer loads is refused with its problems logged, and the one serving keeps s
 """
 
 import logging
+import time
 from dataclasses import dataclass, replace
 
 from ivr.errors import UserError
@@ -29,12 +30,15 @@ class _Live:
 
 class ServedAlias:
     KEEP_LABELS = 16   # flows recently served, so a call that picked one just before a swap is still labelled
+    QUIET_S = 60.0     # while an error lasts (its text may vary: the database away), log it at most this often
 
     def __init__(self, store: VersionStore, ref: AliasRef) -> None:
         self.store, self.ref = store, ref
         self.live: _Live | None = None
         self.errors: list[str] = []
         self._seen: tuple | None = None
+        self._revision: object | None = None       # the store's revision last loaded (None: always re-read)
+        self._quiet_until = 0.0
         self._labels: dict[int, tuple[Flow, str]] = {}      # id(flow) -> (flow, "v3")
 
     @property
@@ -54,11 +58,17 @@ class ServedAlias:
         first load (a service must not start on a missing version), later they are logged."""
         first = self.flow is None
         try:
+            revision = self.store.revision(self.ref.name)      # read first: a change after it is seen next time
+            if revision is not None and revision == self._revision and not first:
+                self._serving_what_named()
+                return False
             state = self.store.state(self.ref.name)
             version = resolve(self.store, self.ref.name, self.ref.alias)
             spec = state["canaries"].get(self.ref.alias)
             canary = Canary.from_dict(spec) if spec else None
             if (version, canary) == self._seen:
+                self._revision = revision
+                self._serving_what_named()
                 return False
             self._seen = (version, canary)
             old = self.live
@@ -70,21 +80,29 @@ class ServedAlias:
         except UserError as exc:
             if first:
                 raise
+            now = time.monotonic()
+            if not self.errors or (self.errors != [str(exc)] and now >= self._quiet_until):
+                log.error("%s not reloaded, still serving v%d: %s", self.ref, self.version, exc)
+                self._quiet_until = now + self.QUIET_S    # an outage is not logged at every poll
             self.errors = [str(exc)]
-            log.error("%s not reloaded, still serving v%d: %s", self.ref, self.version, exc)
             return False
         moved = version != self.version
         for flow, number in ((main, version), (extra, canary.version if canary else 0)):
             if flow is not None:
                 self._labels.pop(id(flow), None)         # re-inserted last: the serving flows are never trimmed
                 self._labels[id(flow)] = (flow, f"v{number}")
-        self.live, self.errors = _Live(version, main, canary, extra), []
+        self.live, self.errors, self._revision = _Live(version, main, canary, extra), [], revision
         for stale in list(self._labels)[:-self.KEEP_LABELS]:
             del self._labels[stale]
         if not first:
             log.info("%s now serves v%d%s%s", self.ref, version, "" if moved else " (canary changed)",
                      f"; canary {canary.describe()}" if canary else "")
         return True
+
+    def _serving_what_named(self) -> None:
+        """Nothing moved: clear an error that has passed (the database is back); a refused version stays refused."""
+        if self.live and (self.live.version, self.live.canary) == self._seen:
+            self.errors = []
 
     def _load(self, version: int, on_ready) -> Flow:
         from ivr.flow.loader import FlowError, load_flow
@@ -121,5 +139,5 @@ class ServedAlias:
         return [f for f in dict.fromkeys([live.flow, live.canary_flow]) if f is not None] if live else []
 
     def status(self) -> dict:
-        return {"flow": self.ref.name, "path": str(self.ref), "version": f"v{self.version}",
+        return {"flow": self.ref.name, "path": str(self.ref), "version": f"v{self.version}", "store": self.store.where,
                 "canary": self.canary.describe() if self.canary else None, "refused": self.errors}

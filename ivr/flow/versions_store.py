@@ -2,8 +2,9 @@
 
 A store numbers versions, keeps their files unchanged forever, and keeps per flow a small
 state (aliases, their history, canaries) changed only through `update_state`. A store for
-several nodes (PostgreSQL) implements the same methods; `flow_path` then materialises a
-version's files into a local cache folder, since flows load from files.
+several nodes (PostgreSQL, versions_pg.py) implements the same methods; `flow_path` then
+materialises a version's files into a local cache folder, since flows load from files.
+`open_version_store` picks one from the config.
 """
 
 import contextlib
@@ -70,6 +71,24 @@ class VersionStore:
     def flow_path(self, name: str, version: int) -> Path: raise NotImplementedError
     def state(self, name: str) -> dict: raise NotImplementedError
     def update_state(self, name: str, change: Callable[[dict], None]) -> dict: raise NotImplementedError
+
+    def revision(self, name: str) -> object | None:
+        """A token that changes whenever the flow's state or versions change, so a poller can skip
+        re-reading an unchanged flow; None: unknown, re-read every time."""
+        return None
+
+
+def open_version_store(versions_dir: Path, database: str | None = None, cache_dir: Path | None = None) -> VersionStore:
+    """The PostgreSQL store when a database URL is given (several nodes), else the folder."""
+    if database:
+        if not str(database).startswith(("postgresql://", "postgres://")):
+            raise UserError(f"flow versions database '{database}': not a PostgreSQL URL",
+                            "write postgresql://USER@HOST:PORT/DB (flows.versions_database, IVR_VERSIONS_DATABASE "
+                            "or --database), or leave it out to keep versions in flows.versions_dir")
+        from ivr.flow.versions_pg import PgVersionStore
+
+        return PgVersionStore(str(database), cache_dir).open()
+    return DirVersionStore(Path(versions_dir))
 
 
 class DirVersionStore(VersionStore):

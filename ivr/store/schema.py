@@ -11,7 +11,11 @@ Tables:
 - `events`: the other call events (prompts, keys, transfers, ...), keyed (call_id, seq);
 - `callbacks`: callback tasks from the queues (`ivr/agents/callbacks.py`), latest state by id;
 - `dispositions`: what the agent recorded after a call (the console), keyed (call_id, agent);
-- `bridge_transfers`: the transfer a flow asked for on a bridge call, by the peer's id (any node answers).
+- `bridge_transfers`: the transfer a flow asked for on a bridge call, by the peer's id (any node answers);
+- `agent_state`, `queue_calls`, `agent_nodes`: agents' statuses, waiting callers and the nodes'
+  heartbeats, shared by several nodes on PostgreSQL (`ivr/agents/shared.py`; unused with SQLite);
+- `flow_versions`, `flow_version_files`, `flow_state` (PostgreSQL only): published flow versions for
+  several nodes (`ivr/flow/versions_pg.py`): manifests, file bytes with their SHA-256, aliases/canaries.
 JSON columns (`data`, `said`, ...) hold JSON text in both databases.
 """
 
@@ -84,9 +88,44 @@ MIGRATIONS: list[tuple[int, str, list[str | dict[str, str]]]] = [
             at_s DOUBLE PRECISION NOT NULL)""",
         "CREATE INDEX bridge_transfers_at ON bridge_transfers (at_s)",
     ]),
+    (7, "agents, waiting callers and live nodes shared by several nodes (ivr/agents/shared.py)", [
+        """CREATE TABLE agent_state (
+            name TEXT PRIMARY KEY, address TEXT NOT NULL, role TEXT, status TEXT NOT NULL,
+            since_s DOUBLE PRECISION NOT NULL, idle_since_s DOUBLE PRECISION NOT NULL, call_id TEXT, node TEXT,
+            misses INTEGER NOT NULL DEFAULT 0, calls INTEGER NOT NULL DEFAULT 0, after_call TEXT,
+            wrap_until_s DOUBLE PRECISION NOT NULL DEFAULT 0)""",
+        "CREATE INDEX agent_state_free ON agent_state (status, idle_since_s)",
+        """CREATE TABLE queue_calls (
+            call_id TEXT PRIMARY KEY, queue TEXT NOT NULL, node TEXT NOT NULL,
+            joined_at DOUBLE PRECISION NOT NULL, state TEXT NOT NULL, agent TEXT, info TEXT)""",
+        "CREATE INDEX queue_calls_order ON queue_calls (state, joined_at)",
+        """CREATE TABLE agent_nodes (
+            node TEXT PRIMARY KEY, seen_at DOUBLE PRECISION NOT NULL, started_at DOUBLE PRECISION)""",
+    ]),
+    (8, "published flow versions, their files and per-flow aliases/canaries (ivr/flow/versions_pg.py)", [
+        # PostgreSQL only (a statement without a "sqlite" entry is skipped there): versions are shared
+        # by several nodes; one node keeps them in a folder (flows.versions_dir)
+        {"postgresql": """CREATE TABLE flow_versions (
+            name TEXT NOT NULL, version INTEGER NOT NULL, entry TEXT NOT NULL, hash TEXT NOT NULL,
+            author TEXT, created TEXT, message TEXT, files TEXT NOT NULL,
+            PRIMARY KEY (name, version))"""},
+        {"postgresql": """CREATE TABLE flow_version_files (
+            name TEXT NOT NULL, version INTEGER NOT NULL, path TEXT NOT NULL, sha256 TEXT NOT NULL,
+            content BYTEA NOT NULL, PRIMARY KEY (name, version, path))"""},
+        {"postgresql": """CREATE TABLE flow_state (
+            name TEXT PRIMARY KEY, state TEXT NOT NULL, revision BIGINT NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL)"""},
+        # a published version is never changed: the database refuses UPDATE and DELETE of it
+        {"postgresql": "CREATE FUNCTION ivr_flow_versions_immutable() RETURNS trigger LANGUAGE plpgsql AS "
+                       "$$ BEGIN RAISE EXCEPTION 'published flow versions are immutable'; END $$"},
+        {"postgresql": "CREATE TRIGGER flow_versions_immutable BEFORE UPDATE OR DELETE ON flow_versions "
+                       "FOR EACH ROW EXECUTE FUNCTION ivr_flow_versions_immutable()"},
+        {"postgresql": "CREATE TRIGGER flow_version_files_immutable BEFORE UPDATE OR DELETE ON flow_version_files "
+                       "FOR EACH ROW EXECUTE FUNCTION ivr_flow_versions_immutable()"},
+    ]),
 ]
 
-LATEST = MIGRATIONS[-1][0]
+LATEST = max(number for number, _, _ in MIGRATIONS)   # numbers are assigned; the list may end on a lower one
 
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, " \
                 "applied_at DOUBLE PRECISION NOT NULL, note TEXT)"
@@ -105,7 +144,8 @@ def migrate(conn, backend) -> list[int]:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 for statement in statements:
-                    conn.execute(_dialect(statement, backend))
+                    if _dialect(statement, backend):
+                        conn.execute(_dialect(statement, backend))
                 conn.execute("INSERT INTO schema_version VALUES (?, ?, ?)", (number, time.time(), note))
                 conn.execute("COMMIT")
             except BaseException:
@@ -122,7 +162,8 @@ def migrate(conn, backend) -> list[int]:
                 if number in done:
                     continue
                 for statement in statements:
-                    cur.execute(_dialect(statement, backend))
+                    if _dialect(statement, backend):
+                        cur.execute(_dialect(statement, backend))
                 cur.execute(sql("INSERT INTO schema_version VALUES (?, ?, ?)"), (number, time.time(), note))
                 applied.append(number)
     if applied:
@@ -131,4 +172,5 @@ def migrate(conn, backend) -> list[int]:
 
 
 def _dialect(statement: str | dict[str, str], backend) -> str:
-    return statement[backend.name] if isinstance(statement, dict) else statement
+    """The statement for this database; "" (nothing to run) when a dict has no entry for it."""
+    return statement.get(backend.name, "") if isinstance(statement, dict) else statement
