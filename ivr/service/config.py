@@ -14,6 +14,7 @@
       reload: true                               # hot reload on file change (and when an alias moves)
       versions_dir: flows.d                      # published versions (`ivr flows publish`); a route or the
                                                  # default may be versions:NAME@ALIAS (see docs/serve.md)
+      versions_database: null                    # or postgresql://ivr@host:5432/ivr: versions shared by all nodes
     engines: {asr: auto, model: null, models_dir: models, voice: null}
     limits: {max_calls: 16, max_call: 1h, shutdown_grace: 30s}
     records: {dir: records,                      # one JSON record per call ("" for none)
@@ -26,6 +27,7 @@
           session: 8h, idle_timeout: 30min,      # a session ends at the first of the two
           secure_cookie: false}                  # true when served over HTTPS (a TLS proxy)
     reports: {agent_cost_per_minute: 0.85, currency: EUR}   # cost saved = contained minutes x this
+    node: node1                                  # this node's name in a cluster (default host name:SIP port)
     console: {dispositions: [resolved, follow_up, escalated, wrong_number],   # the agent console (/console)
               screen_pop_url: "https://crm.example.com/calls/{call_id}?phone={caller}",   # values URL-escaped
               screen_pop_window: false,          # also open it in a window at the pop (else a link)
@@ -33,10 +35,11 @@
               origins: []}                       # other origins that may open /console/ws (a proxy's name)
 
 Environment (wins over the file): IVR_MAX_CALLS, IVR_SIP, IVR_WS, IVR_AUDIOSOCKET, IVR_HTTP
-("host:port" or "off"), IVR_FLOW (default flow), IVR_VERSIONS_DIR, IVR_ASR, IVR_MODELS_DIR, IVR_RECORDS_DIR,
+("host:port" or "off"), IVR_FLOW (default flow), IVR_VERSIONS_DIR, IVR_VERSIONS_DATABASE (URL or "off"), IVR_ASR,
+IVR_MODELS_DIR, IVR_RECORDS_DIR,
 IVR_DATABASE (records database URL or "off"), IVR_WS_TOKEN (the bridge's shared secret) and
 IVR_METRICS_TOKEN (bearer token for /metrics), IVR_WEBHOOK_TOKEN (the bridges' webhooks /calls/ID/transfer
-and /twilio/after-stream), IVR_USERS (the users file): secrets never go in the file.
+and /twilio/after-stream), IVR_USERS (the users file), IVR_NODE (`node:`): secrets never go in the file.
 """
 
 import os
@@ -52,7 +55,8 @@ from ivr.errors import UserError
 from ivr.web.auth import AuthSettings
 from ivr.web.console import ConsoleSettings, check_screen_pop_url
 
-TOP_KEYS = {"listen", "flows", "engines", "limits", "records", "busy_prompt", "web", "reports", "console", "agents"}
+TOP_KEYS = {"listen", "flows", "engines", "limits", "records", "busy_prompt", "web", "reports", "console", "agents",
+            "node"}
 CONSOLE_KEYS = {"dispositions", "screen_pop_url", "screen_pop_window", "disconnect_grace", "origins"}
 WEB_KEYS = {"users", "session", "idle_timeout", "secure_cookie"}
 LISTENERS = ("sip", "ws", "audiosocket", "http")
@@ -73,6 +77,7 @@ class ServeConfig:
     routes: dict[str, Path] = field(default_factory=dict)
     reload: bool = True
     versions_dir: Path = Path("flows.d")   # published flow versions, for versions:NAME@ALIAS routes
+    versions_database: str | None = None   # ... or in PostgreSQL (ivr/flow/versions_pg.py): every node sees them
     asr: str = "auto"
     model: Path | None = None
     models_dir: Path = Path("models")
@@ -97,6 +102,7 @@ class ServeConfig:
     currency: str = ""
     console: ConsoleSettings = field(default_factory=ConsoleSettings)   # the agent console (/console)
     agents: AgentSettings = field(default_factory=AgentSettings)        # queues and agents' phones (ivr/agents)
+    node: str = ""      # this node's name in a cluster (the consoles show it); "" = host name:SIP port
 
     def database_url(self) -> str | None:
         """The records database URL, or None when there is to be none."""
@@ -143,6 +149,7 @@ def load_config(path: Path | None, env: dict[str, str] | None = None) -> ServeCo
         cfg.default_flow = _flow_ref(flows["default"], base)
     cfg.routes = {str(k): _flow_ref(v, base) for k, v in (flows.get("routes") or {}).items()}
     cfg.versions_dir = base / str(flows.get("versions_dir") or "flows.d")
+    cfg.versions_database = str(flows["versions_database"]) if flows.get("versions_database") else None
     cfg.reload = _bool(flows.get("reload", True), "flows.reload", path)
     engines = _section(data, "engines", path)
     cfg.asr = str(engines.get("asr", "auto"))
@@ -161,6 +168,7 @@ def load_config(path: Path | None, env: dict[str, str] | None = None) -> ServeCo
     _reports(cfg, _section(data, "reports", path), path)
     _console(cfg, _section(data, "console", path), path)
     cfg.agents = parse_agents(_section(data, "agents", path), path)
+    cfg.node = _node(data.get("node", ""), path)
     _apply_env(cfg, env)
     return cfg
 
@@ -202,12 +210,16 @@ def _apply_env(cfg: ServeConfig, env: dict[str, str]) -> None:
             listener = parse_address(value, name)
             listener.options = old.options if old else {}
             cfg.listeners[name] = listener
+    if env.get("IVR_NODE"):
+        cfg.node = _node(env["IVR_NODE"], "IVR_NODE")
     if env.get("IVR_MAX_CALLS"):
         cfg.max_calls = _positive(env["IVR_MAX_CALLS"], "IVR_MAX_CALLS", None)
     if env.get("IVR_FLOW"):
         cfg.default_flow = Path(env["IVR_FLOW"])
     if env.get("IVR_VERSIONS_DIR"):
         cfg.versions_dir = Path(env["IVR_VERSIONS_DIR"])
+    if env.get("IVR_VERSIONS_DATABASE"):
+        cfg.versions_database = None if env["IVR_VERSIONS_DATABASE"] == "off" else env["IVR_VERSIONS_DATABASE"]
     if env.get("IVR_ASR"):
         cfg.asr = env["IVR_ASR"]
     if env.get("IVR_MODELS_DIR"):
@@ -222,6 +234,16 @@ def _apply_env(cfg: ServeConfig, env: dict[str, str]) -> None:
     if env.get("IVR_DATABASE"):
         cfg.database = "" if env["IVR_DATABASE"] == "off" else env["IVR_DATABASE"]
         cfg.database_base = Path.cwd()
+
+
+def _node(value, where) -> str:
+    """node: a short name without spaces (node1, ivr-a:5060); the consoles show it beside each call."""
+    import re
+
+    text = "" if value is None else str(value)
+    if text and not re.fullmatch(r"[A-Za-z0-9._:@/-]{1,64}", text):
+        raise UserError(f"{where}: node must be 1-64 letters, digits or . _ : @ / -, not {text!r}", "e.g. node: node1")
+    return text
 
 
 def _web(cfg: ServeConfig, web: dict, base: Path, path) -> None:

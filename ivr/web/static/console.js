@@ -142,7 +142,7 @@
     li.appendChild(el("span", w.caller + (w.caller_name ? " (" + w.caller_name + ")" : "") + " "));
     if (w.node) li.dataset.node = w.node;
     li.appendChild(since(el("span", null, "wait"), w.joined_at_s, "waiting "));
-    const why = [w.queue, w.intent, w.reason].filter(Boolean).join(" · ");
+    const why = [w.queue, w.intent, w.reason, w.node ? "on " + w.node : ""].filter(Boolean).join(" · ");
     if (why) li.appendChild(el("span", " · " + why, "muted"));
     return li;
   }
