@@ -6,6 +6,12 @@ Kept in memory (the authority on this node: two agents taking the same task get 
 one UserError) and, when the service has a records database, written to its `callbacks`
 table through the records store's writer queue (so a database outage spools them like call
 records: none is lost). Open and taken tasks are read back at start-up.
+
+Several nodes (PostgreSQL, `shared` set: ivr/agents/shared.py): the `callbacks` table is the
+authority. A new task is also written at once by the shared-state worker (and NOTIFY), the open
+and taken tasks of every node are mirrored here (`apply_rows`), and taking, releasing or finishing
+one is a single conditional UPDATE in PostgreSQL (`QueueManager.take_callback_async`): of two
+agents on two nodes taking the same task, one gets it, the other a UserError.
 """
 
 import json
@@ -51,6 +57,8 @@ class CallbackBook:
         self.keep_done = keep_done
         self._tasks: dict[str, Callback] = {}
         self._lock = threading.Lock()
+        self.shared = None                # ivr.agents.shared.SharedState (several nodes)
+        self.unsaved: set[str] = set()    # added here, not yet in the shared table
 
     def load(self) -> int:
         """Read the open and taken tasks from the database (blocking: run in a thread at start)."""
@@ -64,12 +72,25 @@ class CallbackBook:
             return 0
         with self._lock:
             for row in rows:
-                data = row.get("data")
-                row = {k: row.get(k) for k in COLUMNS}
-                row["data"] = json.loads(data) if isinstance(data, str) and data else (data or {})
-                row = {k: ("" if v is None and k not in ("created_at", "updated_at") else v) for k, v in row.items()}
-                self._tasks[row["callback_id"]] = Callback(**row)
+                task = from_row(row)
+                self._tasks[task.callback_id] = task
         return len(rows)
+
+    def apply_rows(self, tasks: list[Callback]) -> None:
+        """Several nodes: the open and taken tasks in the shared table replace this node's (but
+        those just added here and not yet written there)."""
+        with self._lock:
+            fresh = {t.callback_id: t for t in tasks}
+            for callback_id, task in list(self._tasks.items()):
+                if (task.status in ("open", "taken") and callback_id not in fresh
+                        and callback_id not in self.unsaved):
+                    del self._tasks[callback_id]
+            self._tasks.update(fresh)
+
+    def put(self, task: Callback) -> None:
+        with self._lock:
+            self._tasks[task.callback_id] = task
+            self._trim()
 
     def add(self, *, call_id: str, number: str, queue: str, caller: str = "", language: str = "",
             reason: str = "", data: dict | None = None) -> Callback:
@@ -81,6 +102,9 @@ class CallbackBook:
         with self._lock:
             self._tasks[task.callback_id] = task
         self._save(task)
+        if self.shared is not None:
+            self.unsaved.add(task.callback_id)
+            self.shared.callback_op(task.row())
         log.info("callback %s stored for call %s (queue %s)", task.callback_id, call_id, queue)
         return task
 
@@ -132,3 +156,12 @@ class CallbackBook:
     def _save(self, task: Callback) -> None:
         if self.store is not None:
             self.store.put_callback(task.row())
+
+
+def from_row(row: dict) -> Callback:
+    """A task from a `callbacks` row (JSON `data` as text or already decoded)."""
+    data = row.get("data")
+    values = {k: row.get(k) for k in COLUMNS}
+    values["data"] = json.loads(data) if isinstance(data, str) and data else (data or {})
+    values = {k: ("" if v is None and k not in ("created_at", "updated_at") else v) for k, v in values.items()}
+    return Callback(**values)

@@ -16,6 +16,14 @@ call (the phone is bridged); the new status applies when it ends, instead of wra
 One event loop: every method is synchronous and quick; a lock makes calls from a worker thread
 (e.g. the console's handlers) safe too. Listeners (`on_change`) are called after each change
 with the agent's snapshot, outside the lock.
+
+Several nodes (a PostgreSQL records database): `shared` is an `ivr.agents.shared.SharedState`;
+this directory is then the node's mirror of the `agent_state` table. Each change is applied here
+at once (the caller gets its answer without waiting for the database) and handed to `shared`,
+which re-applies it to the locked row in PostgreSQL (the database's row is the truth: a change
+that no longer fits it is dropped there) and brings the row back; changes by other nodes arrive
+through `apply_rows`. A ring is never started from here then: `SharedState.claim` picks and
+rings the agent in one transaction across nodes.
 """
 
 import asyncio
@@ -54,12 +62,13 @@ class Agent:
     calls: int = 0                # answered since the service started
     after_call: str | None = None  # status asked for during a call (away/offline), applied at its end
     wrap_until_s: float = 0.0
+    node: str = ""                # the node holding the call (ringing / on_call), "" when none
 
     def snapshot(self, now_s: float) -> dict:
         return {"name": self.name, "address": self.address, "role": self.role, "status": self.status,
                 "since_s": self.since_s, "in_status_s": round(max(0.0, now_s - self.since_s), 1),
                 "idle_s": round(max(0.0, now_s - self.idle_since_s), 1) if self.status == "available" else None,
-                "call_id": self.call_id, "misses": self.misses, "calls": self.calls,
+                "call_id": self.call_id, "node": self.node, "misses": self.misses, "calls": self.calls,
                 "wrap_up_left_s": round(max(0.0, self.wrap_until_s - now_s), 1) if self.status == "wrap_up" else None}
 
 
@@ -75,6 +84,8 @@ class AgentDirectory:
         self._lock = threading.RLock()
         self._listeners: list[Callable[[dict], object]] = []
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self.node = ""                # this node's name (several nodes: the `node` of the calls it holds)
+        self.shared = None            # ivr.agents.shared.SharedState when the state is in PostgreSQL
 
     # ---- who the agents are ----------------------------------------------------------
 
@@ -83,23 +94,30 @@ class AgentDirectory:
         New ones start offline; removed ones (or whose address was removed) leave unless on a call."""
         users = users.values() if isinstance(users, dict) else users
         wanted = {u.name: u for u in users if getattr(u, "sip", "")}
+        shared: list[tuple] = []
         with self._lock:
             for name in list(self._agents):
                 if name not in wanted and self._agents[name].status not in ("ringing", "on_call"):
                     del self._agents[name]
+                    shared.append((name, "remove", ()))
             for name, user in wanted.items():
                 agent = self._agents.get(name)
                 if agent is None:
                     now = self.clock()
                     self._agents[name] = Agent(name, user.sip, user.role, "offline", now, now)
-                else:
+                    shared.append((name, "upsert", (user.sip, user.role)))
+                elif (agent.address, agent.role) != (user.sip, user.role):
                     agent.address, agent.role = user.sip, user.role
+                    shared.append((name, "upsert", (user.sip, user.role)))
+        for op in shared:
+            self._share(*op)
 
     def add(self, name: str, address: str, *, role: str = "agent", status: str = "offline") -> Agent:
         """An agent not from the users file (tests, benchmarks, a static config)."""
         now = self.clock()
         with self._lock:
             agent = self._agents[name] = Agent(name, address, role, "offline", now, now)
+        self._share(name, "upsert", (address, role))
         if status != "offline":
             self.set_status(name, status)
         return agent
@@ -131,11 +149,13 @@ class AgentDirectory:
                 agent.after_call = status          # the call goes on; applied when it ends
                 snap = agent.snapshot(self.clock())
                 snap["after_call"] = status
+                self._share(name, "set_status", (status, call_id))
                 return snap
             if status not in TRANSITIONS[agent.status]:
                 raise UserError(f"agent {name}: cannot go from {agent.status} to {status}")
             self._move(agent, status, call_id)
             snap = agent.snapshot(self.clock())
+        self._share(name, "set_status", (status, call_id))
         self._notify(snap)
         return snap
 
@@ -144,15 +164,16 @@ class AgentDirectory:
         old = agent.status
         agent.status, agent.since_s = status, now
         if status == "ringing":
-            agent.call_id = call_id
+            agent.call_id, agent.node = call_id, self.node
         elif status == "on_call":
             agent.call_id, agent.misses = call_id or agent.call_id, 0
+            agent.node = agent.node or self.node
             agent.calls += 1
         elif status == "wrap_up":
             agent.wrap_until_s = now + self.wrap_up_s
             self._arm(agent.name, self.wrap_up_s)
         else:
-            agent.call_id = None
+            agent.call_id, agent.node = None, ""
         if status == "available" and old != "available":
             agent.idle_since_s = now
         if status in ("available", "away", "offline"):
@@ -172,7 +193,23 @@ class AgentDirectory:
         return self.set_status(name, "ringing", call_id=call_id)
 
     def answered(self, name: str, call_id: str) -> dict:
-        return self.set_status(name, "on_call", call_id=call_id)
+        """The agent's phone answered `call_id`: on_call, whatever was set meanwhile (a status chosen
+        on the console while it rang, e.g. away, applies when the call ends)."""
+        with self._lock:
+            agent = self._agents.get(name)
+            if agent is None:
+                return {}
+            if agent.status != "ringing" or agent.call_id not in (None, call_id):
+                log.warning("agent %s answered call %s while %s: on the call now", name, call_id, agent.status)
+                if agent.status in ("away", "offline"):
+                    agent.after_call = agent.status
+            after = agent.after_call
+            self._move(agent, "on_call", call_id)
+            agent.after_call = after
+            snap = agent.snapshot(self.clock())
+        self._share(name, "answered", (call_id,))
+        self._notify(snap)
+        return snap
 
     def missed(self, name: str, call_id: str | None = None) -> dict:
         """The agent's phone did not take the call (no answer, rejected, error): back to available,
@@ -185,6 +222,7 @@ class AgentDirectory:
             status = "away" if agent.misses >= self.max_misses else "available"
             self._move(agent, status, None)
             snap = agent.snapshot(self.clock())
+        self._share(name, "missed", (call_id,))
         self._notify(snap)
         return snap
 
@@ -196,6 +234,7 @@ class AgentDirectory:
                 return agent.snapshot(self.clock()) if agent else {}
             self._move(agent, "available", None)
             snap = agent.snapshot(self.clock())
+        self._share(name, "released", (call_id,))
         self._notify(snap)
         return snap
 
@@ -208,6 +247,7 @@ class AgentDirectory:
             then = agent.after_call or ("wrap_up" if self.wrap_up_s > 0 else "available")
             self._move(agent, then, None)
             snap = agent.snapshot(self.clock())
+        self._share(name, "call_ended", (call_id,))
         self._notify(snap)
         return snap
 
@@ -260,7 +300,39 @@ class AgentDirectory:
             if agent.status == "wrap_up" and now >= agent.wrap_until_s:
                 self._move(agent, "available", None)
                 changed.append(agent.snapshot(now))
+                self._share(agent.name, "expire", ())
         return changed
+
+    # ---- several nodes: the mirror of the shared table (ivr/agents/shared.py) ----------
+
+    def _share(self, name: str, method: str, args: tuple) -> None:
+        if self.shared is not None:
+            self.shared.agent_op(name, method, args)
+
+    def apply_rows(self, agents: list[Agent], skip: set[str] | frozenset = frozenset(), *,
+                   partial: bool = False) -> None:
+        """The shared table's agents replace this mirror (but `skip`: names with changes of ours
+        still on their way to the database; `partial`: only these agents, the others stay);
+        listeners hear of each agent that changed."""
+        changed = []
+        with self._lock:
+            now = self.clock()
+            wanted = {a.name: a for a in agents}
+            for name in [] if partial else list(self._agents):
+                if name not in wanted and name not in skip:
+                    del self._agents[name]
+            for name, agent in wanted.items():
+                if name in skip:
+                    continue
+                old = self._agents.get(name)
+                self._agents[name] = agent
+                if agent.status == "wrap_up" and (old is None or old.status != "wrap_up"):
+                    self._arm(name, max(0.0, agent.wrap_until_s - now))   # its end wakes this node's dispatcher
+                if old is None or (old.status, old.call_id, old.after_call) != (agent.status, agent.call_id,
+                                                                               agent.after_call):
+                    changed.append(agent.snapshot(now))
+        for snap in changed:
+            self._notify(snap)
 
     def _notify(self, snap: dict) -> None:
         for fn in list(self._listeners):

@@ -20,6 +20,11 @@ starts an offer:
 
 The call loop only sees the `QueuePort` / `Ticket` it is given (ivr/call_queue.py): it never
 imports the service, and the service never reaches into the call loop.
+
+Several nodes (`share(SharedState)`, PostgreSQL): pairing is a task that awaits
+`SharedState.claim` for this node's waiting calls, oldest first (the claim rings the agent in the
+database, atomically across nodes, and refuses while older callers elsewhere are owed the free
+agents); it runs again whenever the shared tables change (NOTIFY or the slow poll).
 """
 
 import asyncio
@@ -103,10 +108,18 @@ class Dispatcher:
         self._tasks: set[asyncio.Task] = set()
         self._kick_pending = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.shared = None
+        self._pairing: asyncio.Task | None = None
+        self._again = False
         directory.on_change(lambda snap: self.kick() if snap.get("status") == "available" else None)
 
     def port(self, transport) -> QueuePort:
         return QueuePort(self, transport)
+
+    def share(self, shared) -> None:
+        """Pair through the shared state (ivr/agents/shared.py) from now on."""
+        self.shared = shared
+        shared.on_refresh.append(self.kick)
 
     # ---- callers -----------------------------------------------------------------------
 
@@ -147,6 +160,12 @@ class Dispatcher:
 
     def _pair(self) -> None:
         self._kick_pending = False
+        if self.shared is not None:
+            if self._pairing is not None and not self._pairing.done():
+                self._again = True
+            else:
+                self._pairing = self._spawn(self._pair_shared())
+            return
         busy_calls: set[str] = set()
         while True:
             call = next((c for c in self.queues.snapshot_order() if c.state == "waiting"
@@ -162,10 +181,40 @@ class Dispatcher:
                 return
             busy_calls.add(call.call_id)
             self.directory.ring(agent.name, call.call_id)
-            self.queues.offered(call.call_id, agent.name)
-            ticket.ring_task = asyncio.get_running_loop().create_task(self._offer(ticket, agent, len(call.tried) + 1))
-            self._tasks.add(ticket.ring_task)
-            ticket.ring_task.add_done_callback(self._tasks.discard)
+            self._start_offer(ticket, call, agent)
+
+    def _start_offer(self, ticket: Ticket, call, agent) -> None:
+        self.queues.offered(call.call_id, agent.name)
+        ticket.ring_task = self._spawn(self._offer(ticket, agent, len(call.tried) + 1))
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _pair_shared(self) -> None:
+        """This node's waiting calls, oldest first, each claiming an agent across the nodes; stops
+        at the first that gets none (the later ones would not either)."""
+        while True:
+            self._again = False
+            for call in self.queues.snapshot_order():
+                ticket = self.tickets.get(call.call_id)
+                if call.state != "waiting" or ticket is None or ticket.gone:
+                    continue
+                try:
+                    agent = await self.shared.claim(call.call_id, call.tried)
+                except Exception:
+                    log.exception("call %s: claiming an agent failed", call.call_id)
+                    agent = None
+                if agent is None:
+                    break
+                if ticket.gone or call.state != "waiting":     # the caller left during the claim
+                    self.directory.released(agent.name, call.call_id)
+                    continue
+                self._start_offer(ticket, call, agent)
+            if not self._again:
+                return
 
     async def _offer(self, ticket: Ticket, agent, attempt: int) -> None:
         r = ticket.request

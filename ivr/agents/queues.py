@@ -16,6 +16,12 @@ or `default_handle_s` while fewer than 3 are known. It is the expected wait for 
 handle times: with all n agents busy, completions come at rate n/H whatever the elapsed
 times, and the caller needs p - f of them. `scripts/bench_queue.py` compares it with the
 real wait on a simulated day.
+
+Several nodes (a PostgreSQL records database, `shared` set: ivr/agents/shared.py): this node's
+callers are written to the shared `queue_calls` table as they join, are offered and leave, and
+the other nodes' callers are mirrored in `_remote`, so positions, estimates and `snapshot()` are
+the whole cluster's (each call with its `node`). The local `WaitingCall`s stay the truth for
+this node's own callers.
 """
 
 import json
@@ -48,12 +54,13 @@ class WaitingCall:
     state: str = "waiting"          # waiting | ringing (offered to `agent`) | answered
     agent: str = ""
     tried: set = field(default_factory=set)       # agents who missed it
+    node: str = ""                                # the node the caller is on (several nodes)
 
     def snapshot(self, now_s: float, position: int | None, wait_s: float | None) -> dict:
         return {"call_id": self.call_id, "queue": self.queue, "caller": self.caller, "caller_name": self.caller_name,
                 "language": self.language, "intent": self.intent, "reason": self.reason,
                 "joined_at": self.joined_at, "waited_s": round(max(0.0, now_s - self.joined_at), 1),
-                "state": self.state, "agent": self.agent, "position": position,
+                "state": self.state, "agent": self.agent, "node": self.node, "position": position,
                 "estimated_wait_s": None if wait_s is None else round(wait_s)}
 
 
@@ -70,6 +77,9 @@ class QueueManager:
         self._handle: dict[str, deque] = {}             # queue -> recent handle times (s)
         self._lock = threading.RLock()
         self._listeners: list[Callable[[str, dict], object]] = []
+        self.node = ""                                   # this node's name (several nodes)
+        self.shared = None                               # ivr.agents.shared.SharedState (PostgreSQL)
+        self._remote: dict[str, WaitingCall] = {}       # the other nodes' callers (mirror of queue_calls)
 
     # ---- start-up --------------------------------------------------------------------
 
@@ -111,8 +121,10 @@ class QueueManager:
             call = self._waiting.get(call_id)
             if call is None:
                 call = WaitingCall(call_id, queue, caller, caller_name, language, intent, reason, dict(context or {}),
-                                   self.clock())
+                                   self.clock(), node=self.node)
                 self._waiting[call_id] = call
+                if self.shared is not None:
+                    self.shared.queue_op("join", call)
         self._notify("joined", self.describe(call_id) or {})
         return call
 
@@ -120,20 +132,33 @@ class QueueManager:
         with self._lock:
             call = self._waiting.pop(call_id, None)
         if call is not None:
+            if self.shared is not None:
+                self.shared.queue_op("leave", call)
             self._notify("left", {"call_id": call_id, "queue": call.queue, "reason": reason, "agent": call.agent})
         return call
 
     def get(self, call_id: str) -> WaitingCall | None:
         return self._waiting.get(call_id)
 
+    def _find(self, call_id: str) -> WaitingCall | None:
+        return self._waiting.get(call_id) or self._remote.get(call_id)
+
+    def _order(self) -> list[WaitingCall]:
+        """Every caller in the queues, oldest first: this node's, and the other nodes' when shared."""
+        with self._lock:
+            if not self._remote:
+                return list(self._waiting.values())
+            calls = [*self._waiting.values(), *(c for k, c in self._remote.items() if k not in self._waiting)]
+        return sorted(calls, key=lambda c: (c.joined_at, c.call_id))
+
     def position(self, call_id: str) -> int | None:
         """1-based place in its queue (calls being offered to an agent count: they keep their place)."""
         with self._lock:
-            call = self._waiting.get(call_id)
+            call = self._find(call_id)
             if call is None or call.state == "answered":
                 return None
             ahead = 0
-            for other in self._waiting.values():
+            for other in self._order():
                 if other is call:
                     return ahead + 1
                 if other.queue == call.queue and other.state != "answered":
@@ -154,7 +179,7 @@ class QueueManager:
 
     def estimated_wait_s(self, call_id: str) -> float | None:
         position = self.position(call_id)
-        call = self._waiting.get(call_id)
+        call = self._find(call_id)
         if position is None or call is None:
             return None
         return self.estimate(call.queue, position)
@@ -186,6 +211,8 @@ class QueueManager:
             call = self._waiting.get(call_id)
             if call is not None:
                 call.state, call.agent = "ringing", agent
+                if self.shared is not None:
+                    self.shared.queue_op("state", call)
         self._notify("offered", {"call_id": call_id, "agent": agent})
 
     def not_taken(self, call_id: str, agent: str, *, missed: bool = True) -> None:
@@ -196,6 +223,8 @@ class QueueManager:
                 call.state, call.agent = "waiting", ""
                 if missed:
                     call.tried.add(agent)
+                if self.shared is not None:
+                    self.shared.queue_op("state", call)
         self._notify("waiting", {"call_id": call_id, "agent": agent})
 
     def answered(self, call_id: str, agent: str) -> None:
@@ -203,6 +232,8 @@ class QueueManager:
             call = self._waiting.get(call_id)
             if call is not None:
                 call.state, call.agent = "answered", agent
+                if self.shared is not None:
+                    self.shared.queue_op("state", call)
         self._notify("answered", {"call_id": call_id, "agent": agent})
 
     # ---- callbacks -----------------------------------------------------------------
@@ -222,10 +253,31 @@ class QueueManager:
         self._notify("callback", task.row())
         return task
 
+    async def take_callback_async(self, callback_id: str, agent: str):
+        """`take_callback`, atomic across nodes when shared (one UPDATE ... WHERE status = 'open' in
+        PostgreSQL, off the event loop): of two agents on two nodes, one gets the task, the other
+        a UserError."""
+        if self.shared is None:
+            return self.take_callback(callback_id, agent)
+        task = await self.shared.callback_change(callback_id, "taken", agent)
+        self._notify("callback", task.row())
+        return task
+
+    async def finish_callback_async(self, callback_id: str, agent: str, status: str = "done"):
+        if self.shared is None:
+            return self.finish_callback(callback_id, agent, status)
+        if status not in ("done", "failed"):
+            from ivr.errors import UserError
+
+            raise UserError(f"a callback ends done or failed, not {status!r}")
+        task = await self.shared.callback_change(callback_id, status, agent)
+        self._notify("callback", task.row())
+        return task
+
     # ---- views -----------------------------------------------------------------------
 
     def describe(self, call_id: str) -> dict | None:
-        call = self._waiting.get(call_id)
+        call = self._find(call_id)
         if call is None:
             return None
         position = self.position(call_id)
@@ -235,8 +287,7 @@ class QueueManager:
     def snapshot(self) -> dict:
         """{"queues": {name: [waiting call dicts, in order]}, "callbacks": [open/taken tasks],
         "handle_s": {queue: mean handle time used}}: plain data for the console."""
-        with self._lock:
-            ids = list(self._waiting)
+        ids = [c.call_id for c in self._order()]
         queues: dict[str, list[dict]] = {}
         for call_id in ids:
             info = self.describe(call_id)
@@ -244,6 +295,16 @@ class QueueManager:
                 queues.setdefault(info["queue"], []).append(info)
         return {"queues": queues, "callbacks": self.callbacks.snapshot(),
                 "handle_s": {q: round(self.handle_time_s(q), 1) for q in set(queues) | set(self._handle)}}
+
+    def apply_remote(self, calls: list[WaitingCall]) -> None:
+        """The other nodes' callers, from the shared table (this node's own are its `_waiting`)."""
+        with self._lock:
+            fresh = {c.call_id: c for c in calls if c.node != self.node and c.call_id not in self._waiting}
+            before = {k: (c.state, c.agent) for k, c in self._remote.items()}
+            self._remote = fresh
+            changed = before != {k: (c.state, c.agent) for k, c in fresh.items()}
+        if changed:
+            self._notify("waiting", {"remote": len(fresh)})
 
     def _notify(self, what: str, data: dict) -> None:
         for fn in list(self._listeners):

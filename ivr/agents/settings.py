@@ -6,6 +6,8 @@
       max_misses: 2         # rings not answered in a row before the agent is set away
       default_handle: 3m    # handle time used for the wait estimate until 3 calls are known
       recent_calls: 20      # the estimate's mean handle time is over this many answered calls
+      node_timeout: 15s     # several nodes (PostgreSQL): a node silent (no heartbeat) this long is dead,
+                            # its waiting callers' rows go and its agents are released (ivr/agents/shared.py)
 """
 
 from dataclasses import dataclass
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from ivr.durations import DurationError, parse_duration_ms
 from ivr.errors import UserError
 
-AGENTS_KEYS = {"wrap_up", "ring_timeout", "max_misses", "default_handle", "recent_calls"}
+AGENTS_KEYS = {"wrap_up", "ring_timeout", "max_misses", "default_handle", "recent_calls", "node_timeout"}
 
 
 @dataclass(slots=True)
@@ -23,6 +25,7 @@ class AgentSettings:
     max_misses: int = 2
     default_handle_s: float = 180.0
     recent_calls: int = 20
+    node_timeout_s: float = 15.0
 
 
 def parse_agents(data: dict, path) -> AgentSettings:
@@ -32,7 +35,8 @@ def parse_agents(data: dict, path) -> AgentSettings:
                         "agents keys: " + ", ".join(sorted(AGENTS_KEYS)))
     out = AgentSettings()
     for key, attr, zero_ok in (("wrap_up", "wrap_up_s", True), ("ring_timeout", "ring_timeout_s", False),
-                               ("default_handle", "default_handle_s", False)):
+                               ("default_handle", "default_handle_s", False),
+                               ("node_timeout", "node_timeout_s", False)):
         if key in data:
             try:
                 ms = parse_duration_ms(data[key])

@@ -52,10 +52,13 @@ SQL = {
                     "ON CONFLICT (call_id, agent) DO UPDATE SET "
                     + ", ".join(f"{c} = excluded.{c}" for c in ("disposition", "notes", "at_s", "data")),
                     DISPOSITION_COLUMNS),
-    # a callback task (ivr/agents/callbacks.py): its latest state by id
+    # a callback task (ivr/agents/callbacks.py): its latest state by id (a write that arrives late, e.g.
+    # from the spool, does not undo a newer change another node made in the shared table)
     "callback": (f"INSERT INTO callbacks ({', '.join(CALLBACK_COLUMNS)}) "
                  f"VALUES ({', '.join('?' for _ in CALLBACK_COLUMNS)}) ON CONFLICT (callback_id) DO UPDATE SET "
-                 + ", ".join(f"{c} = excluded.{c}" for c in ("status", "agent", "updated_at")), CALLBACK_COLUMNS),
+                 + ", ".join(f"{c} = excluded.{c}" for c in ("status", "agent", "updated_at"))
+                 + " WHERE callbacks.updated_at IS NULL OR callbacks.updated_at <= excluded.updated_at",
+                 CALLBACK_COLUMNS),
 }
 
 

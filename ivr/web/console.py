@@ -258,9 +258,9 @@ class Console(LiveViews):
         if kind == "status":
             return self._set_status(user, msg["status"])
         if kind == "take_callback":
-            return self._take(user, msg["id"])
+            return await self._take(user, msg["id"])
         if kind == "finish_callback":
-            return self._finish(user, msg["id"], msg["result"])
+            return await self._finish(user, msg["id"], msg["result"])
         if kind == "notes":
             self._call_of(user, msg["call_id"])
             if len(self.notes) >= MAX_NOTES and (msg["call_id"], user.name) not in self.notes:
@@ -314,21 +314,22 @@ class Console(LiveViews):
         return {"type": "status", "status": snap.get("status"), "after_call": snap.get("after_call"),
                 "now_s": self.clock()}
 
-    def _take(self, user, callback_id: str) -> dict:
+    async def _take(self, user, callback_id: str) -> dict:
         if self.queues is None:
             raise UserError("callbacks are not kept on this service")
         try:
-            task = self.queues.take_callback(callback_id, user.name)   # one taker: the other gets UserError
+            # one taker, on every node (several nodes: one UPDATE in PostgreSQL): the other gets UserError
+            task = await self.queues.take_callback_async(callback_id, user.name)
         except UserError as exc:
             return {"type": "taken", "ok": False, "id": callback_id, "error": exc.message}
         log.info("console: %s took callback %s", user.name, callback_id)
         self._mark()
         return {"type": "taken", "ok": True, "id": task.callback_id, "number": task.number}
 
-    def _finish(self, user, callback_id: str, result: str) -> dict:
+    async def _finish(self, user, callback_id: str, result: str) -> dict:
         if self.queues is None:
             raise UserError("callbacks are not kept on this service")
-        task = self.queues.finish_callback(callback_id, user.name, result)
+        task = await self.queues.finish_callback_async(callback_id, user.name, result)
         self._mark()
         return {"type": "finished", "id": task.callback_id, "result": task.status}
 

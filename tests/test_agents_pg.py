@@ -1,0 +1,301 @@
+"""Agents, queues and callbacks shared by several nodes through a real PostgreSQL (issue 13).
+
+Each `Node` is what `ivr serve` runs for the queues (directory, queue manager, dispatcher and
+the shared state, each with its own connections), several of them in one event loop. Agents'
+phones are a line that records each ring (`dial_agent`, the dispatcher's SIP interface) and
+leaves it ringing until the test answers or fails it.
+"""
+
+import asyncio
+import time
+
+import pytest
+
+from ivr.agents import AgentDirectory, QueueManager
+from ivr.agents.dispatch import Dispatcher
+from ivr.agents.shared import SharedState
+from ivr.errors import UserError
+from ivr.store import open_store
+from ivr.transports.base import TransferFailed
+from tests.pg_fixture import pg_server
+
+
+@pytest.fixture(scope="module")
+def pg():
+    yield from pg_server()
+
+
+class Phones:
+    """Every agent's phone: `dial_agent` rings until the test answers (a leg) or rejects it."""
+
+    def __init__(self) -> None:
+        self.rings: list[tuple[str, str]] = []        # (agent address, call id), in order
+        self.open: dict[tuple[str, str], asyncio.Future] = {}
+
+    def line(self, call_id: str) -> "Line":
+        return Line(self, call_id)
+
+    def ringing(self) -> list[tuple[str, str]]:
+        return [key for key, fut in self.open.items() if not fut.done()]
+
+    def reject(self, address: str, call_id: str) -> None:
+        self.open[(address, call_id)].set_exception(TransferFailed("agent phone answered 486 Busy Here"))
+
+
+class Line:
+    def __init__(self, phones: Phones, call_id: str) -> None:
+        self.phones, self.call_id = phones, call_id
+
+    async def dial_agent(self, address: str, headers) -> object:
+        key = (address, self.call_id)
+        self.phones.rings.append(key)
+        self.phones.open[key] = fut = asyncio.get_running_loop().create_future()
+        return await fut
+
+
+class Node:
+    def __init__(self, url: str, name: str, phones: Phones, *, node_timeout_s: float = 2.0) -> None:
+        self.name, self.phones = name, phones
+        self.events: list = []
+        self.directory = AgentDirectory(wrap_up_s=0, max_misses=3)
+        self.queues = QueueManager(self.directory, default_handle_s=60)
+        self.dispatcher = Dispatcher(self.directory, self.queues, self.events.append, ring_timeout_s=30)
+        self.shared = SharedState(url, name, self.directory, self.queues, node_timeout_s=node_timeout_s, poll_s=0.5,
+                                  retry_s=0.2, connect_timeout_s=2)
+
+    def start(self) -> "Node":
+        self.shared.start()
+        self.dispatcher.share(self.shared)
+        return self
+
+    def join(self, call_id: str, queue: str = "support"):
+        return self.dispatcher.join(call_id, {"queue": queue, "caller": f"+1555{call_id}"}, self.phones.line(call_id))
+
+    async def stop(self) -> None:
+        await self.dispatcher.close()
+        await self.shared.stop()
+
+    def crash(self) -> None:
+        """Like kill -9 for the shared state: the threads stop, nothing is cleaned up, no heartbeat."""
+        from ivr.agents import shared
+
+        self.shared._ops.put(shared._STOP)
+        self.shared._stopping.set()
+
+
+def migrated(pg, tmp_path) -> str:
+    url = pg.new_database()
+    open_store(url, tmp_path / "spool").start().close()      # the records store migrates (7: shared state)
+    return url
+
+
+async def until(check, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out: {what}")
+
+
+def status(node: Node, name: str) -> str | None:
+    agent = node.directory.get(name)
+    return agent.status if agent else None
+
+
+async def busy_agent(node: Node, name: str, other_call: str) -> None:
+    """`name` available on `node`'s console, then on a call elsewhere (so callers wait)."""
+    node.directory.add(name, f"sip:{name}@127.0.0.1:5070", status="available")
+    node.directory.set_status(name, "ringing", call_id=other_call)
+    node.directory.answered(name, other_call)
+    await until(lambda: node.shared._pending.get(name) is None, 5, f"{name}'s status written")
+
+
+def test_the_older_caller_on_another_node_gets_the_agent_and_positions_are_global(pg, tmp_path):
+    url = migrated(pg, tmp_path)
+    phones = Phones()
+
+    async def go():
+        a, b = Node(url, "node-a", phones).start(), Node(url, "node-b", phones).start()
+        try:
+            await busy_agent(a, "ann", "elsewhere")
+            await until(lambda: status(b, "ann") == "on_call", 5, "node b sees ann on a call")
+            assert b.join("c1") is not None                   # the oldest caller waits on node b
+            await asyncio.sleep(0.01)
+            assert a.join("c2") is not None
+            await asyncio.sleep(0.01)
+            assert b.join("c3") is not None
+            await until(lambda: a.queues.position("c3") == 3 and b.queues.position("c2") == 2, 5, "global positions")
+            assert [a.queues.position(c) for c in ("c1", "c2", "c3")] == [1, 2, 3]
+            snap = a.queues.snapshot()["queues"]["support"]
+            assert [(w["call_id"], w["node"], w["position"]) for w in snap] == [
+                ("c1", "node-b", 1), ("c2", "node-a", 2), ("c3", "node-b", 3)]
+            assert snap[1]["estimated_wait_s"] == 2 * 60                  # (p - f) * H / n across the nodes
+
+            a.directory.call_ended("ann", "elsewhere")        # ann free on node a: node a must not take her
+            await until(lambda: phones.rings, 5, "ann's phone never rang")
+            await asyncio.sleep(0.5)                          # time enough for a wrong second ring
+            assert phones.rings == [("sip:ann@127.0.0.1:5070", "c1")]
+            await until(lambda: status(a, "ann") == "ringing", 5, "node a sees ann ringing")
+            assert a.directory.snapshot()[0]["node"] == "node-b" and a.directory.get("ann").call_id == "c1"
+
+            a.directory.add("bob", "sip:bob@127.0.0.1:5070", status="available")   # bob logs in on node a
+            await until(lambda: len(phones.rings) == 2, 5, "bob's phone never rang")
+            assert phones.rings[1] == ("sip:bob@127.0.0.1:5070", "c2")   # the next oldest, on node a
+            b.directory.add("cat", "sip:cat@127.0.0.1:5070", status="available")   # cat logs in on node b
+            await until(lambda: len(phones.rings) == 3, 5, "cat's phone never rang")
+            assert phones.rings[2] == ("sip:cat@127.0.0.1:5070", "c3")
+            phones.reject("sip:ann@127.0.0.1:5070", "c1")    # ann rejects c1: c1 waits again, first in line
+            await until(lambda: len(phones.rings) == 4, 5, "c1 offered again")
+            assert phones.rings[3] == ("sip:ann@127.0.0.1:5070", "c1")   # nobody else free: ann again
+        finally:
+            await a.stop()
+            await b.stop()
+
+    asyncio.run(asyncio.wait_for(go(), 60))
+
+
+def test_two_nodes_never_ring_one_agent(pg, tmp_path):
+    """Six callers on two nodes, three agents freed at once: three rings, three agents, the three
+    oldest callers; then every ring ends in a miss and the next round rings again without overlap."""
+    url = migrated(pg, tmp_path)
+    phones = Phones()
+
+    async def go():
+        a, b = Node(url, "node-a", phones).start(), Node(url, "node-b", phones).start()
+        nodes = [a, b]
+        try:
+            for name in ("ann", "ben", "cat"):
+                await busy_agent(a, name, f"x-{name}")
+            await until(lambda: status(b, "cat") == "on_call", 5, "node b sees the agents")
+            for k in range(6):
+                assert nodes[k % 2].join(f"c{k}") is not None
+                await asyncio.sleep(0.01)
+            await until(lambda: all(n.queues.position("c5") == 6 for n in nodes), 5, "six callers")
+            for name in ("ann", "ben", "cat"):
+                a.directory.call_ended(name, f"x-{name}")
+            await until(lambda: len(phones.rings) == 3, 5, "three rings")
+            await asyncio.sleep(0.5)
+            assert len(phones.rings) == 3
+            assert sorted(phones.rings) == sorted(phones.ringing())
+            assert len({agent for agent, _ in phones.rings}) == 3
+            assert sorted(call for _, call in phones.rings) == ["c0", "c1", "c2"]
+        finally:
+            await a.stop()
+            await b.stop()
+
+    asyncio.run(asyncio.wait_for(go(), 60))
+
+
+def rows(url: str, sql: str) -> list[tuple]:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return [tuple(r) for r in conn.execute(sql).fetchall()]
+
+
+def test_a_dead_node_leaves_no_stuck_rows(pg, tmp_path):
+    """Node x dies (no heartbeat) while its caller is offered to ann: after the timeout its row is
+    gone, ann is released, and the caller on node a gets her."""
+    url = migrated(pg, tmp_path)
+    phones = Phones()
+
+    async def go():
+        a, dead = Node(url, "node-a", phones, node_timeout_s=1.0).start(), Node(url, "node-x", phones).start()
+        try:
+            await busy_agent(a, "ann", "elsewhere")
+            await until(lambda: status(dead, "ann") == "on_call", 5, "node x sees ann")
+            assert dead.join("old") is not None                         # the oldest caller, on the node that dies
+            await asyncio.sleep(0.01)
+            assert a.join("new") is not None
+            await until(lambda: a.queues.position("new") == 2, 5, "node a sees the caller on node x")
+            a.directory.call_ended("ann", "elsewhere")
+            await until(lambda: phones.rings, 5, "ann never rang for the oldest caller")
+            assert phones.rings == [("sip:ann@127.0.0.1:5070", "old")]
+            dead.crash()                                                 # ann's phone still ringing for it
+            await until(lambda: len(phones.rings) == 2, 10, "the caller on node a never got ann")
+            assert phones.rings[1] == ("sip:ann@127.0.0.1:5070", "new")
+            assert a.queues.position("new") == 1
+            table = await asyncio.to_thread(rows, url, "SELECT call_id, node, state FROM queue_calls")
+            assert table == [("new", "node-a", "ringing")]
+            assert await asyncio.to_thread(rows, url, "SELECT node FROM agent_nodes") == [("node-a",)]
+        finally:
+            await dead.dispatcher.close()
+            await a.stop()
+        assert await asyncio.to_thread(rows, url, "SELECT * FROM queue_calls") == []   # a clean stop: no rows
+
+    asyncio.run(asyncio.wait_for(go(), 60))
+
+
+def test_postgresql_restarted_while_callers_wait_they_are_served_after(pg, tmp_path):
+    """The database goes away with two callers waiting; meanwhile ann's call ends on node a, bob
+    logs in on node b and a third caller joins: nobody is rung while it is away (no claim without
+    the database), and once it is back both oldest callers get an agent each, the third waits."""
+    url = migrated(pg, tmp_path)
+    phones = Phones()
+
+    async def go():
+        a, b = Node(url, "node-a", phones).start(), Node(url, "node-b", phones).start()
+        try:
+            await busy_agent(a, "ann", "elsewhere")
+            await until(lambda: status(b, "ann") == "on_call", 5, "node b sees ann")
+            assert b.join("c1") is not None
+            await asyncio.sleep(0.01)
+            assert a.join("c2") is not None
+            await until(lambda: b.queues.position("c2") == 2, 5, "node b sees c2")
+            await asyncio.to_thread(pg.stop)
+            try:
+                await until(lambda: a.shared.down and b.shared.down, 10, "the nodes never noticed the outage")
+                a.directory.call_ended("ann", "elsewhere")           # kept until the database is back
+                b.directory.add("bob", "sip:bob@127.0.0.1:5070", status="available")
+                assert b.join("c3") is not None
+                await asyncio.sleep(0.5)
+                assert phones.rings == []                            # nobody rung without the database
+            finally:
+                await asyncio.to_thread(pg.start)
+            await until(lambda: len(phones.rings) == 2, 20, "the callers were not served after the restart")
+            await asyncio.sleep(0.3)
+            assert len(phones.rings) == 2
+            assert sorted(call for _, call in phones.rings) == ["c1", "c2"]
+            assert {agent for agent, _ in phones.rings} == {"sip:ann@127.0.0.1:5070", "sip:bob@127.0.0.1:5070"}
+            await until(lambda: a.queues.position("c3") == 3, 5, "c3 written after the restart")
+            table = await asyncio.to_thread(rows, url, "SELECT call_id, node, state FROM queue_calls ORDER BY call_id")
+            assert table == [("c1", "node-b", "ringing"), ("c2", "node-a", "ringing"), ("c3", "node-b", "waiting")]
+        finally:
+            await a.stop()
+            await b.stop()
+
+    asyncio.run(asyncio.wait_for(go(), 90))
+
+
+def test_callbacks_are_seen_and_taken_once_across_nodes(pg, tmp_path):
+    url = migrated(pg, tmp_path)
+    phones = Phones()
+
+    async def go():
+        a, b = Node(url, "node-a", phones).start(), Node(url, "node-b", phones).start()
+        try:
+            task = a.queues.request_callback("c9", "+15550009", "support", reason="billing")
+            await until(lambda: b.queues.snapshot()["callbacks"], 5, "node b never saw the callback")
+            assert b.queues.snapshot()["callbacks"][0]["number"] == "+15550009"
+            got = await asyncio.gather(a.queues.take_callback_async(task.callback_id, "ann"),
+                                       b.queues.take_callback_async(task.callback_id, "bob"), return_exceptions=True)
+            winners = [r for r in got if not isinstance(r, Exception)]
+            losers = [r for r in got if isinstance(r, UserError)]
+            assert len(winners) == 1 and len(losers) == 1 and "is taken by" in losers[0].message
+            who = winners[0].agent
+            other = b if who == "ann" else a                  # the taker finishes it on the other node
+            with pytest.raises(UserError, match=f"is {who}'s"):
+                await other.queues.finish_callback_async(task.callback_id, "ben", "done")
+            done = await other.queues.finish_callback_async(task.callback_id, who, "done")
+            assert done.status == "done"
+            await until(lambda: not a.queues.snapshot()["callbacks"] and not b.queues.snapshot()["callbacks"], 5,
+                        "a finished callback still shown")
+            table = await asyncio.to_thread(rows, url, "SELECT status, agent FROM callbacks")
+            assert table == [("done", who)]
+        finally:
+            await a.stop()
+            await b.stop()
+
+    asyncio.run(asyncio.wait_for(go(), 60))
