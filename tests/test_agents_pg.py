@@ -299,3 +299,45 @@ def test_callbacks_are_seen_and_taken_once_across_nodes(pg, tmp_path):
             await b.stop()
 
     asyncio.run(asyncio.wait_for(go(), 60))
+
+
+def test_services_share_agents_from_the_users_file(pg, tmp_path):
+    """The wiring in `ivr serve`: with a PostgreSQL records database each Service starts the shared
+    state under its `node:` name; an agent set available on one node's console is seen on the other
+    with the node holding nothing; a clean stop leaves no heartbeat."""
+    from ivr.service.config import ServeConfig
+    from ivr.service.service import Service
+    from ivr.web.users import UserStore
+
+    url = migrated(pg, tmp_path)
+    users = UserStore(tmp_path / "users.json", cost=(2, 1, 1))
+    users.set_user("ann", "agent", "password-1", must_exist=False, sip="sip:ann@127.0.0.1:5070")
+
+    def service(node: str) -> Service:
+        cfg = ServeConfig()
+        cfg.node, cfg.auth.users_file = node, tmp_path / "users.json"
+        svc = Service(cfg)
+        svc.store = open_store(url, tmp_path / f"spool-{node}").start()
+        return svc
+
+    async def go():
+        a, b = service("node1"), service("node2")
+        try:
+            await a._start_agents()
+            await b._start_agents()
+            assert (a.shared_agents.node, b.shared_agents.node) == ("node1", "node2")
+            await until(lambda: b.agents.get("ann") is not None, 5, "node2 has ann")
+            a.agents.set_status("ann", "available")
+            await until(lambda: b.agents.get("ann").status == "available", 5, "node2 sees ann available")
+            assert b.agents.snapshot()[0]["node"] == ""
+            assert sorted(await asyncio.to_thread(rows, url, "SELECT node FROM agent_nodes")) == [("node1",),
+                                                                                                 ("node2",)]
+        finally:
+            for svc in (a, b):
+                await svc.dispatcher.close()
+                if svc.shared_agents is not None:
+                    await svc.shared_agents.stop()
+                svc.store.close()
+        assert await asyncio.to_thread(rows, url, "SELECT node FROM agent_nodes") == []
+
+    asyncio.run(asyncio.wait_for(go(), 60))

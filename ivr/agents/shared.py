@@ -328,7 +328,7 @@ class SharedState:
         elif kind == "callback_change":
             self._callback_change(*item[1:])
         elif kind == "bye":
-            self._tx(lambda cur: (sql.bye(cur, self.node), sql.notify(cur, self.node)))
+            self._tx(lambda cur: (sql.bye(cur, self.directory, self.node), sql.notify(cur, self.node)))
 
     def _callback_change(self, callback_id: str, status: str, agent: str, future) -> None:
         deadline = time.monotonic() + 1.5       # a task just added on another node: its write on its way

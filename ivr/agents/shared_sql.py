@@ -214,9 +214,10 @@ def adopt(cur, directory: AgentDirectory, node: str) -> None:
         notify(cur, node)
 
 
-def bye(cur, node: str) -> None:
-    """This node stops: its callers' rows and its heartbeat go (agents it holds: the reaper's)."""
+def bye(cur, directory: AgentDirectory, node: str) -> None:
+    """This node stops: its callers' rows and its heartbeat go, agents it still holds are released."""
     cur.execute("DELETE FROM queue_calls WHERE node = %s", (node,))
+    _release_held(cur, directory, node, "node = %s", (node,))
     cur.execute("DELETE FROM agent_nodes WHERE node = %s", (node,))
 
 

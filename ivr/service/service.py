@@ -62,7 +62,8 @@ class Service:
         self.cfg = cfg
         self.env = dict(env or {})
         self.admission = Admission(cfg.max_calls)
-        self.flows = FlowStore(on_reload=self._prepare, versions_dir=cfg.versions_dir)
+        self.flows = FlowStore(on_reload=self._prepare, versions_dir=cfg.versions_dir,
+                               versions_database=cfg.versions_database)
         self.asr: dict[str, object] = {}
         self.prompts: dict[str, object] = {}
         self.http = HttpClient()
@@ -77,6 +78,7 @@ class Service:
         self._versions: dict[str, tuple[Flow, str]] = {}   # flow path -> (flow, its version)
         self.store = None      # the records database (ivr.store), a hub subscriber
         self.metrics = None    # Prometheus metrics (ivr.web.metrics), a hub subscriber
+        self.relay = None      # several nodes on PostgreSQL: every console sees every call (ivr/service/relay.py)
         self._current: dict[str, Call] = {}
         self.finished = 0
         self.listeners: dict[str, object] = {}
@@ -89,6 +91,7 @@ class Service:
         self.queues = QueueManager(self.agents, default_handle_s=agents.default_handle_s,
                                    recent_calls=agents.recent_calls)
         self.dispatcher = Dispatcher(self.agents, self.queues, self.hub.publish, ring_timeout_s=agents.ring_timeout_s)
+        self.shared_agents = None   # several nodes on PostgreSQL: agents and queues shared (ivr/agents/shared.py)
         self.draining = False
         self.stop_requested = asyncio.Event()   # SIGTERM, SIGINT or POST /drain: `ivr serve` drains, then exits
 
@@ -153,6 +156,9 @@ class Service:
 
         self.metrics = for_service(self)
         self.store = await start_records(self)
+        from ivr.service.relay import start_relay
+
+        self.relay = await start_relay(self)   # before the listeners: the console takes the other nodes' calls
         if self.recorder is not None:
             self.recorder.start()
         await self._start_agents()
@@ -174,6 +180,9 @@ class Service:
             log.warning("agents: users file %s unusable (%s)", self.cfg.auth.users_file, exc)
         self.queues.store = self.queues.callbacks.store = self.store
         await asyncio.to_thread(self.queues.load)
+        from ivr.agents.shared import start_shared
+
+        self.shared_agents = start_shared(self)
 
     # ---- calls ---------------------------------------------------------------------
 
@@ -247,11 +256,15 @@ class Service:
     # ---- health and shutdown -------------------------------------------------------
 
     def health(self) -> dict:
-        return {"ok": self.ready and not self.draining, "calls": len(self.calls), "max_calls": self.cfg.max_calls,
+        sip = self.listeners.get("sip")
+        answering = sip.health.status() if hasattr(sip, "health") else None   # INVITEs it cannot answer: selfcheck.py
+        return {"ok": self.ready and not self.draining and (answering is None or answering["healthy"]),
+                "calls": len(self.calls), "max_calls": self.cfg.max_calls, "sip": answering,
                 "capacity": 0 if self.draining else max(0, self.cfg.max_calls - len(self.admission.active)),
                 "draining": self.draining,
                 "finished": self.finished, "refused_busy": self.admission.refused,
                 "events": self.hub.published,
+                "relay": self.relay.stats() if self.relay is not None else None,
                 "listeners": {k: list(v.address) for k, v in self.listeners.items() if hasattr(v, "address")},
                 "flows": self.flows.status()}
 
@@ -285,9 +298,14 @@ class Service:
         from ivr.service.listeners import stop_listeners
 
         await self.dispatcher.close()
+        if self.shared_agents is not None:
+            await self.shared_agents.stop()
         await stop_listeners(self)
         await self.http.close()
         stats = await self.hub.close(deadline_s=5.0)
+        from ivr.service.relay import stop_relay
+
+        await stop_relay(self.relay)
         if self.json_records is not None:
             self.json_records.close()
         from ivr.store.subscriber import stop_records
