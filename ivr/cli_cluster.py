@@ -12,11 +12,12 @@ def cmd_cluster(args) -> int:
 
     if args.action == "up":
         spec = cluster.ClusterSpec(nodes=args.nodes, run_dir=Path(args.run_dir), flow=Path(args.flow),
-                                   proxy=args.proxy, asr=args.asr, max_calls=args.max_calls)
+                                   proxy=args.proxy, asr=args.asr, max_calls=args.max_calls, publish=args.publish)
         if not 1 <= spec.nodes <= 50:
             raise UserError("--nodes must be between 1 and 50")
         state = cluster.up(spec)
-        print(f"cluster up: proxy sip:{state['proxy']}, database {state['pg']['url']}")
+        print(f"cluster up: proxy sip:{state['proxy']}, database {state['pg']['url']}"
+              + (f", nodes serve {state['flow']} (flow versions in the database)" if state.get("flow") else ""))
         for node in state["nodes"]:
             print(f"  {node['name']}: sip {node['sip']}, http {node['http']}, log {node['log']}")
     elif args.action == "status":
@@ -54,6 +55,8 @@ def add_commands(sub) -> None:
     p.add_argument("--proxy", default="127.0.0.1:5060", help="Kamailio's address (the nodes are 127.0.0.2, ...)")
     p.add_argument("--asr", default="auto")
     p.add_argument("--max-calls", type=int, default=16)
+    p.add_argument("--publish", action="store_true", help="up: publish --flow into the cluster's PostgreSQL as "
+                   "NAME@live and have the nodes serve versions:NAME@live (move it with ivr flows alias --database)")
     p.add_argument("--grace", type=float, default=60, help="down: seconds the nodes get to finish their calls")
     p.set_defaults(func=cmd_cluster)
     p = sub.add_parser("drain", help="drain a node: no new calls, its calls finish, then it exits")

@@ -23,7 +23,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ivr.errors import UserError
@@ -45,6 +45,8 @@ class ClusterSpec:
     shutdown_grace_s: int = 60
     ping_interval_s: int = 1
     extra_targets: tuple[str, ...] = ()   # more "host:port" lines in the dispatcher list (tests: a broken node)
+    publish: bool = False                 # publish `flow` into PostgreSQL as NAME@live; nodes serve versions:NAME@live
+    node_options: dict = field(default_factory=dict)   # node index -> config merged into its own (e.g. a pinned flow)
 
 
 def node_host(index: int) -> str:
@@ -113,7 +115,35 @@ def stop_postgres(pg: dict) -> None:
     shutil.rmtree(pg.get("dir", ""), ignore_errors=True)   # demo data only
 
 
-def node_config(spec: ClusterSpec, index: int, db_url: str, run: Path) -> Path:
+def publish_flow(spec: ClusterSpec, db_url: str) -> str:
+    """Publish the cluster's flow into the shared PostgreSQL store, alias live: the route the nodes serve."""
+    from ivr.flow import versions
+    from ivr.flow.versions_store import default_author, open_version_store
+
+    store = open_version_store(Path("flows.d"), db_url)
+    try:
+        manifest, _, _ = versions.publish(store, Path(spec.flow), author=default_author(), message="ivr cluster up",
+                                          alias="live")
+    finally:
+        store.close()
+    return f"versions:{manifest.name}@live"
+
+
+def postgres_ctl(pg: dict, action: str) -> None:
+    """Stop (fast: connections cut, as a crash or restart) or start the cluster's PostgreSQL, keeping its data."""
+    options = f"-h 127.0.0.1 -p {pg['port']} -k {pg['dir']} -c max_connections=60"
+    args = ["-m", "fast", "-w", "stop"] if action == "stop" else ["-l", str(Path(pg["dir"]) / "server.log"), "-o",
+                                                                  options, "-w", "start"]
+    _run([*pg["as"], str(Path(pg["bin"]) / "pg_ctl"), "-D", pg["data"], *args], f"pg_ctl {action}")
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    for key, value in extra.items():
+        base[key] = _merge(dict(base.get(key) or {}), value) if isinstance(value, dict) else value
+    return base
+
+
+def node_config(spec: ClusterSpec, index: int, db_url: str, run: Path, flow: str | None = None) -> Path:
     host = node_host(index)
     proxy_host = spec.proxy.rsplit(":", 1)[0]
     node_dir = run / f"node{index}"
@@ -122,12 +152,14 @@ def node_config(spec: ClusterSpec, index: int, db_url: str, run: Path) -> Path:
         "listen": {"sip": {"host": host, "port": spec.sip_port, "trusted": [proxy_host], "busy_code": 503,
                            "allow": ["127.0.0.0/8"]},
                    "http": {"host": host, "port": spec.http_port}},
-        "flows": {"default": str(Path(spec.flow).resolve())},
+        "flows": {"default": flow or str(Path(spec.flow).resolve()), **({"versions_database": db_url} if flow else {})},
         "engines": {"asr": spec.asr},
         "limits": {"max_calls": spec.max_calls, "shutdown_grace": f"{spec.shutdown_grace_s}s"},
         "records": {"dir": str(node_dir / "records"), "database": db_url, "spool_dir": str(node_dir / "spool")},
         "web": {"users": str(run / "users.json")},
+        "node": f"node{index}",   # the consoles show each call's node (ivr/service/relay.py)
     }
+    _merge(cfg, spec.node_options.get(index, {}))
     path = node_dir / "ivr.json"   # JSON is YAML: the serve config loader reads it
     path.write_text(json.dumps(cfg, indent=2))
     return path
@@ -160,8 +192,8 @@ def start_kamailio(spec: ClusterSpec, run: Path) -> int:
                    "-A", f"DS_PING_INTERVAL={spec.ping_interval_s}"], run / "kamailio.log")
 
 
-def start_node(spec: ClusterSpec, index: int, db_url: str, run: Path) -> dict:
-    config = node_config(spec, index, db_url, run)
+def start_node(spec: ClusterSpec, index: int, db_url: str, run: Path, flow: str | None = None) -> dict:
+    config = node_config(spec, index, db_url, run, flow)
     log = run / f"node{index}.log"
     env = dict(os.environ)
     env.pop("IVR_DATABASE", None)
@@ -202,8 +234,9 @@ def up(spec: ClusterSpec, ready_timeout_s: float = 180) -> dict:
     try:
         state["pg"] = start_postgres(run)
         _save(run, state)
+        state["flow"] = publish_flow(spec, state["pg"]["url"]) if spec.publish else None
         for k in range(1, spec.nodes + 1):
-            state["nodes"].append(start_node(spec, k, state["pg"]["url"], run))
+            state["nodes"].append(start_node(spec, k, state["pg"]["url"], run, state["flow"]))
             _save(run, state)
         for node in state["nodes"]:
             wait_ready(Path(node["log"]), node["pid"], ready_timeout_s)
@@ -263,8 +296,37 @@ def down(run_dir: Path, grace_s: float = 60) -> dict:
     return {"killed": killed}
 
 
+def node_health(http: str, timeout_s: float = 2.0) -> dict | None:
+    """A node's GET /health (it answers 503 with the same body while draining); None if it does not answer."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://{http}/health", timeout=timeout_s) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        with contextlib.suppress(ValueError):
+            return json.loads(exc.read())
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def status(run_dir: Path) -> dict:
+    """What runs, and per node its calls and the flow version each route serves (from /health): nodes
+    serving different versions of a route (a rollout under way, a pinned or refusing node) are named."""
     state = load_state(run_dir)
-    nodes = [{**n, "alive": alive(n["pid"])} for n in state.get("nodes", [])]
+    nodes, served = [], {}
+    for node in state.get("nodes", []):
+        health = node_health(node["http"]) if alive(node["pid"]) else None
+        flows = {key: {"flow": f.get("flow"), "version": f.get("version"), "refused": f.get("refused") or []}
+                 for key, f in ((health or {}).get("flows") or {}).items()}
+        nodes.append({**node, "alive": alive(node["pid"]), "answers": health is not None,
+                      "calls": (health or {}).get("calls"), "draining": (health or {}).get("draining"),
+                      "sip": (health or {}).get("sip"), "flows": flows})
+        for key, f in flows.items():
+            served.setdefault(f"{key}: {f['flow']}", {})[node["name"]] = f["version"]
+    mixed = {route: by_node for route, by_node in served.items() if len(set(by_node.values())) > 1}
     return {"proxy": state["proxy"], "kamailio": bool(state.get("kamailio")) and alive(state["kamailio"]),
-            "database": state.get("pg", {}).get("url"), "nodes": nodes}
+            "database": state.get("pg", {}).get("url"), "flow": state.get("flow"), "nodes": nodes,
+            "versions": served, "mixed_versions": mixed}
