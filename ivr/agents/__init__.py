@@ -14,16 +14,17 @@ The service (`ivr.service.service.Service`) always has:
       on_call and wrap_up are the service's. Going away/offline during a call applies when the
       call ends (the phone call is not cut). Bad moves raise `ivr.errors.UserError` (show it).
     * `service.agents.snapshot()` -> [{name, address, role, status, since_s, in_status_s, idle_s,
-      call_id, misses, calls, wrap_up_left_s}] (the supervisor view);
+      call_id, node, misses, calls, wrap_up_left_s}] (the supervisor view; `node`: the node holding its call);
     * `service.agents.on_change(fn)`: `fn(agent_snapshot_dict)` after each status change (sync,
       quick; on the event loop or a worker thread: hop to the loop with call_soon_threadsafe).
 - `service.queues`: a `QueueManager` (queues.py). The console calls:
     * `service.queues.snapshot()` -> {"queues": {name: [{call_id, queue, caller, caller_name, language,
-      intent, reason, joined_at, waited_s, state, agent, position, estimated_wait_s}]},
+      intent, reason, joined_at, waited_s, state, agent, node, position, estimated_wait_s}]},
       "callbacks": [{callback_id, call_id, number, queue, created_at, status, caller, language,
       reason, agent, updated_at, data}], "handle_s": {queue: seconds}};
-    * `service.queues.take_callback(callback_id, agent_name)` (a second agent taking the same task
-      gets UserError), `service.queues.finish_callback(callback_id, agent_name, "done" | "failed")`;
+    * `await service.queues.take_callback_async(callback_id, agent_name)` (a second agent taking the
+      same task, on any node, gets UserError), `await service.queues.finish_callback_async(callback_id,
+      agent_name, "done" | "failed")` (`take_callback` / `finish_callback`: the same, one node only);
     * `service.queues.on_change(fn)`: `fn(what, data)`, what in joined | left | offered | waiting |
       answered | callback.
 - There is no "accept from the console": an agent accepts by answering the phone that rings
@@ -44,6 +45,10 @@ by the hub's entrance filter:
   rejected | busy | error | cancelled | taken), `CallbackRequested` (queue, number, callback_id),
 - and the call's own `TurnEnded` / `CallEnded` (the transcript as it grows, the end).
 The disposition and notes are the console's: store them with `service.store` (records db).
+
+Several nodes (a PostgreSQL records database): `service.shared_agents` (shared.py) shares all of
+the above through PostgreSQL; the directory and queues are then this node's mirror of every
+node's agents and callers, so the calls above stay synchronous and quick (docs/cluster.md).
 """
 
 from ivr.agents.callbacks import Callback, CallbackBook
