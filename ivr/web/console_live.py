@@ -174,9 +174,10 @@ class LiveViews:
             found = [w for calls in snap["queues"].values() for w in calls if w["state"] != "answered"]
             found.sort(key=lambda w: w["joined_at"])
             items = [{"call_id": w["call_id"], "caller": w["caller"], "caller_name": w["caller_name"],
-                      "node": self._node_of(w["call_id"]), "queue": w["queue"], "joined_at_s": w["joined_at"],
-                      "reason": w["reason"], "intent": w["intent"], "position": w["position"],
-                      "estimated_wait_s": w["estimated_wait_s"], "state": w["state"], "agent": w["agent"]}
+                      "node": w.get("node") or self._node_of(w["call_id"]), "queue": w["queue"],
+                      "joined_at_s": w["joined_at"], "reason": w["reason"], "intent": w["intent"],
+                      "position": w["position"], "estimated_wait_s": w["estimated_wait_s"], "state": w["state"],
+                      "agent": w["agent"]}
                      for w in found[:200]]
             known = {w["call_id"] for w in items}   # other nodes' callers (relay), unless the queues are shared
             items += [_waiting_item(c) for c in self.book.waiting() if c.seen_s and c.call_id not in known]
