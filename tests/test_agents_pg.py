@@ -169,8 +169,9 @@ def test_two_nodes_never_ring_one_agent(pg, tmp_path):
             for name in ("ann", "ben", "cat"):
                 await busy_agent(a, name, f"x-{name}")
             await until(lambda: status(b, "cat") == "on_call", 5, "node b sees the agents")
+            tickets = {}
             for k in range(6):
-                assert nodes[k % 2].join(f"c{k}") is not None
+                tickets[f"c{k}"] = nodes[k % 2].join(f"c{k}")
                 await asyncio.sleep(0.01)
             await until(lambda: all(n.queues.position("c5") == 6 for n in nodes), 5, "six callers")
             for name in ("ann", "ben", "cat"):
@@ -181,6 +182,9 @@ def test_two_nodes_never_ring_one_agent(pg, tmp_path):
             assert sorted(phones.rings) == sorted(phones.ringing())
             assert len({agent for agent, _ in phones.rings}) == 3
             assert sorted(call for _, call in phones.rings) == ["c0", "c1", "c2"]
+            tickets["c3"].leave("caller_hangup")                 # c3 (node b) hangs up: c5 moves up on node a
+            await until(lambda: a.queues.position("c5") == 5, 5, "node a still counts c3")
+            assert "c3" not in {c for (c,) in await asyncio.to_thread(rows, url, "SELECT call_id FROM queue_calls")}
         finally:
             await a.stop()
             await b.stop()
@@ -339,5 +343,28 @@ def test_services_share_agents_from_the_users_file(pg, tmp_path):
                     await svc.shared_agents.stop()
                 svc.store.close()
         assert await asyncio.to_thread(rows, url, "SELECT node FROM agent_nodes") == []
+
+    asyncio.run(asyncio.wait_for(go(), 60))
+
+
+def test_a_second_node_under_a_running_nodes_name_is_refused(pg, tmp_path):
+    url = migrated(pg, tmp_path)
+    phones = Phones()
+
+    async def go():
+        a = Node(url, "node-a", phones).start()
+        try:
+            await until(lambda: rows(url, "SELECT node FROM agent_nodes"), 5, "node a's heartbeat")
+            twin = Node(url, "node-a", phones)
+            with pytest.raises(UserError, match="another node named 'node-a' is running"):
+                await asyncio.to_thread(twin.shared.check_name)
+            await asyncio.to_thread(Node(url, "node-b", phones).shared.check_name)   # a new name: fine
+            crashed = Node(url, "node-c", phones).start()
+            await until(lambda: ("node-c",) in rows(url, "SELECT node FROM agent_nodes"), 5, "node c's heartbeat")
+            crashed.crash()                    # restarted at once under its name: its old heartbeat stands still
+            await asyncio.to_thread(Node(url, "node-c", phones).shared.check_name)
+        finally:
+            await a.stop()
+        await asyncio.to_thread(Node(url, "node-a", phones).shared.check_name)   # a stopped node's name: free
 
     asyncio.run(asyncio.wait_for(go(), 60))

@@ -96,6 +96,25 @@ class SharedState:
             self._threads.append(thread)
         return self
 
+    def check_name(self) -> None:
+        """Refuse to start under the name of a node that is running (blocking: a thread, at start).
+        A recent heartbeat may be this node's own from before a crash: it is watched for two beats,
+        and only a heartbeat that moves on means another live node."""
+        try:
+            with self._connect() as conn:
+                seen = conn.execute("SELECT seen_at FROM agent_nodes WHERE node = %s", (self.node,)).fetchone()
+                if seen is None or seen["seen_at"] < self.directory.clock() - self.node_timeout_s:
+                    return
+                time.sleep(2.5 * self.heartbeat_s)
+                again = conn.execute("SELECT seen_at FROM agent_nodes WHERE node = %s", (self.node,)).fetchone()
+        except Exception as exc:
+            if _is_down(exc):
+                return          # the worker keeps trying; the records store says the database is away
+            raise
+        if again is not None and again["seen_at"] > seen["seen_at"]:
+            raise UserError(f"another node named {self.node!r} is running (it shares agents and queues through "
+                            "the same PostgreSQL)", "give each node its own name: node: in the config or IVR_NODE")
+
     async def stop(self, timeout_s: float = 5.0) -> None:
         """This node's rows go (its callers left as its calls ended) and the threads end."""
         for part in (self.directory, self.queues, self.queues.callbacks):
@@ -367,7 +386,7 @@ def _close(conn) -> None:
         conn.close()
 
 
-def start_shared(service) -> SharedState | None:
+async def start_shared(service) -> SharedState | None:
     """The service's shared agent state when its records database is PostgreSQL, else None
     (SQLite or none: one node, the directory and queues stay in memory). The node's name is the
     config's `node:` (IVR_NODE), as the console relay uses: keep it stable across restarts."""
@@ -377,7 +396,9 @@ def start_shared(service) -> SharedState | None:
     if getattr(backend, "name", "") != "postgresql":
         return None
     shared = SharedState(backend.url, node_name(service.cfg), service.agents, service.queues,
-                         node_timeout_s=service.cfg.agents.node_timeout_s).start()
+                         node_timeout_s=service.cfg.agents.node_timeout_s)
+    await asyncio.to_thread(shared.check_name)
+    shared.start()
     service.dispatcher.share(shared)
     log.info("agents and queues shared through PostgreSQL as node %s", shared.node)
     return shared

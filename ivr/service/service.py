@@ -182,7 +182,7 @@ class Service:
         await asyncio.to_thread(self.queues.load)
         from ivr.agents.shared import start_shared
 
-        self.shared_agents = start_shared(self)
+        self.shared_agents = await start_shared(self)
 
     # ---- calls ---------------------------------------------------------------------
 
