@@ -143,7 +143,9 @@ def test_the_older_caller_on_another_node_gets_the_agent_and_positions_are_globa
             a.directory.add("bob", "sip:bob@127.0.0.1:5070", status="available")   # bob logs in on node a
             await until(lambda: len(phones.rings) == 2, 5, "bob's phone never rang")
             assert phones.rings[1] == ("sip:bob@127.0.0.1:5070", "c2")   # the next oldest, on node a
-            b.directory.add("cat", "sip:cat@127.0.0.1:5070", status="available")   # cat logs in on node b
+            a.directory.add("cat", "sip:cat@127.0.0.1:5070")          # cat's console is on node a
+            await until(lambda: status(b, "cat") == "offline", 5, "node b sees cat")
+            a.directory.set_status("cat", "available")                # available on a: b's caller gets her
             await until(lambda: len(phones.rings) == 3, 5, "cat's phone never rang")
             assert phones.rings[2] == ("sip:cat@127.0.0.1:5070", "c3")
             phones.reject("sip:ann@127.0.0.1:5070", "c1")    # ann rejects c1: c1 waits again, first in line
