@@ -277,6 +277,7 @@ class Call(CallRecord, CallEarlyEnd, CallKeys, CallOutput, CallQueue):
             return
         turn.heard, turn.confidence = final.text, final.confidence
         turn.timing["asr_ms"] = round(peek_ms + (time.perf_counter() - t0) * 1000, 1)
+        turn.timing.update(final.timing)   # the recognizer's own breakdown (wait for a model copy, decode)
         shown = self.redactor.input_at(turn.step, final.text, answer=self.state.confirming is not None)
         self.log.info("heard %r (confidence %.2f, endpoint %s)", shown, final.confidence, reason.value)
         turn.sentiment = sentiment.score(final.text, self.interp.speaking(self.state).flow.language)   # the call's

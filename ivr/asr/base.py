@@ -25,6 +25,8 @@ class Transcript:
     confidence: float = 0.0
     alternatives: tuple[str, ...] = ()
     words: tuple[Word, ...] = field(default=())
+    # where the recognizer's time went (ms: wait for a model copy, decode; the window): into the trace's timing
+    timing: dict = field(default_factory=dict, compare=False, hash=False)
 
 
 class AsrSession(Protocol):

@@ -18,6 +18,7 @@ Mandarin output is made simplified, without spaces or punctuation (ivr.asr.zh_te
 
 import math
 import queue
+import time
 from pathlib import Path
 
 import numpy as np
@@ -114,7 +115,9 @@ class WhisperAsr:
             prompt = zh_prompt(phrases, MAX_ZH_PROMPT_CHARS)
         else:
             prompt = " ".join(dict.fromkeys(phrases))[:MAX_HOTWORDS_CHARS]
+        t0 = time.perf_counter()
         model = self._free.get()   # a free copy; waits while all are decoding
+        t1 = time.perf_counter()
         try:
             if duration_s > SHORT_MAX_S:
                 result = self._transcribe_long(model, audio, duration_s, prompt)
@@ -122,8 +125,11 @@ class WhisperAsr:
                 result = self._transcribe_short(model, audio, duration_s, prompt)
         finally:
             self._free.put(model)
+        timing = {"asr_wait_ms": round((t1 - t0) * 1000, 1),
+                  "asr_decode_ms": round((time.perf_counter() - t1) * 1000, 1), **result.timing}
         text = clean_zh(result.text, self.simplified) if self.language == "zh" else result.text
-        return Transcript(text=text, confidence=result.confidence) if text else Transcript("")
+        return Transcript(text=text, confidence=result.confidence, timing=timing) if text else \
+            Transcript("", timing=timing)
 
     def _transcribe_short(self, model, audio: np.ndarray, duration_s: float, prompt: str) -> Transcript:
         """Decode on a short window; again on the full window when the output repeats itself."""
@@ -134,13 +140,15 @@ class WhisperAsr:
         if hit_cap:   # a loop for sure (not a caller's "one one"): penalise repeats on the same encoding
             again, again_cap = self._decode(model, encoded, duration_s, prompt, LOOP_REPETITION_PENALTY)
             if again.text and not again_cap and not has_repeat(again.text):
-                return again
+                return Transcript(again.text, again.confidence,
+                                  timing={"asr_window_s": window_s, "asr_loop": "penalty"})
         if hit_cap or has_repeat(result.text):
             encoded = self._encode(model, audio, duration_s, FULL_WINDOW_S)
             result, hit_cap = self._decode(model, encoded, duration_s, prompt)
             # the full window looped too (rare): keep one run of the loop
-            result = Transcript(collapse_repeats(result.text, hit_cap=hit_cap), result.confidence)
-        return result
+            return Transcript(collapse_repeats(result.text, hit_cap=hit_cap), result.confidence,
+                              timing={"asr_window_s": window_s, "asr_loop": "full_window"})
+        return Transcript(result.text, result.confidence, timing={"asr_window_s": window_s})
 
     @staticmethod
     def _encode(model, audio: np.ndarray, duration_s: float, window_s: float):
