@@ -106,7 +106,7 @@ class Sink:
     async def on_remote(self, node: str, event) -> None:
         self.delays_ms.append((time.time() - event.at_s) * 1000)
 
-    def remote_live(self, node: str, live) -> None:
+    def remote_live(self, node: str, live, final: bool = False) -> None:
         pass
 
 

@@ -204,29 +204,39 @@ def test_an_event_over_the_notify_limit_is_trimmed_and_still_pops(pg, tmp_path):
     assert stats["trimmed"] >= 1 and stats["too_big"] == 0
 
 
-def test_a_silent_node_has_its_calls_ended_in_the_other_consoles(pg, tmp_path):
-    """A node killed mid-call sends no CallEnded: its heartbeat stops, the others end its calls."""
+def test_a_node_that_dies_or_stops_has_its_calls_ended_in_the_other_consoles(pg, tmp_path, caplog):
+    """A node killed mid-call sends no CallEnded: its heartbeats stop and the others end its calls
+    once it has been silent for lost_after_s. A node that stops says goodbye: no wait for silence."""
     url = pg.new_database()
+    caplog.set_level(logging.INFO, logger="ivr.relay")
 
     async def run():
         async with node(tmp_path, url, "node-b") as b:
-            dead = Relay(url, "node-a", heartbeat_s=1.0)
-            hub = Hub(filter=redact_event)
-            dead.start(hub)
-            await listening(b, dead)
-            call_to_alice(hub, "c-orphan")
+            relays = {name: Relay(url, name, heartbeat_s=1.0) for name in ("node-a", "node-c")}
+            hubs = {name: Hub(filter=redact_event) for name in relays}
+            for name, relay in relays.items():
+                relay.start(hubs[name])
+            await listening(b, *relays.values())
+            for name in relays:
+                call_to_alice(hubs[name], f"call-{name}")
             end = time.monotonic() + 15
-            while b.console.book.get("c-orphan") is None:
+            while not all(b.console.book.get(f"call-{name}") for name in relays):
                 assert time.monotonic() < end
                 await asyncio.sleep(0.05)
-            await hub.close(deadline_s=2.0)
-            await dead.stop()   # like kill -9: no CallEnded, no more heartbeats
-            call = b.console.book.get("c-orphan")
+            for hub in hubs.values():
+                await hub.close(deadline_s=2.0)
+            relays["node-a"]._pub.notify = lambda payload: False   # killed: no goodbye reaches anyone
+            for relay in relays.values():
+                await relay.stop()
+            calls = [b.console.book.get(f"call-{name}") for name in relays]
             end = time.monotonic() + 30
-            while call.ended_at_s is None:
-                assert time.monotonic() < end, "the silent node's call stayed live"
+            while any(call.ended_at_s is None for call in calls):
+                assert time.monotonic() < end, "a call of a node gone stayed live"
                 await asyncio.sleep(0.1)
-            return call.outcome, [c.call_id for c in b.console.book.live()]
+            return [c.outcome for c in calls], [c.call_id for c in b.console.book.live()]
 
-    outcome, live = asyncio.run(run())
-    assert outcome == "gone" and "c-orphan" not in live
+    outcomes, live = asyncio.run(run())
+    assert outcomes == ["gone", "gone"] and live == []
+    texts = [r.getMessage() for r in caplog.records if r.name == "ivr.relay"]
+    assert any("node node-a silent" in t for t in texts) and any("node node-c stopped" in t for t in texts), texts
+    assert not any("node node-c silent" in t for t in texts), texts

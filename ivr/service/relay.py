@@ -15,7 +15,8 @@ each node runs a `Relay`:
   are written by the node that ran it, once;
 - a heartbeat every `heartbeat_s` names the node's live calls, so a console ends remote calls
   whose `CallEnded` it missed (an outage), and a node silent for `lost_after_s` (killed) has
-  its calls ended in the other consoles (`remote_live(node, [])`).
+  its calls ended in the other consoles (`remote_live(node, [], final=True)`; so does a node's goodbye
+  when it stops).
 
 PostgreSQL away: each connection retries with backoff (0.5 s doubling to 10 s); one warning
 when the outage starts, one when it ends, with what was not relayed. Events published while
@@ -50,7 +51,7 @@ class Relay:
         self.lost_after_s = lost_after_s or 3 * heartbeat_s
         self.queue_size = queue_size
         self.connect_timeout_s = connect_timeout_s
-        self.sinks: list = []          # consoles: async on_remote(node, event), remote_live(node, ids)
+        self.sinks: list = []          # consoles: async on_remote(node, event), remote_live(node, ids, final)
         self.counts = {"sent": 0, "trimmed": 0, "too_big": 0, "not_sent_db_down": 0, "received": 0,
                        "bad": 0, "inbox_dropped": 0, "heartbeats": 0}
         self._live: dict[str, None] = {}   # this node's calls in progress (ordered set)
@@ -89,10 +90,14 @@ class Relay:
         return self
 
     async def stop(self) -> None:
-        """After the hub has closed (its queue to us is drained or abandoned)."""
+        """After the hub has closed (its queue to us is drained or abandoned): a goodbye, then stop."""
         self._stop.set()
-        if self._thread is not None:
+        if self._thread is not None:   # no heartbeat after the goodbye
             await asyncio.to_thread(self._thread.join, self.connect_timeout_s + 3)
+        with self._lock:
+            live = list(self._live)
+        with contextlib.suppress(Exception):   # the database away: the others see the silence instead
+            await asyncio.to_thread(self._pub.notify, wire.encode_heartbeat(self.node, self.instance, live, bye=True))
         if self._consumer is not None:
             self._consumer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -161,10 +166,15 @@ class Relay:
             except psycopg.Error as exc:
                 self._listening_since = None
                 self._sub.failed(exc)
+            except Exception as exc:   # a bug here must not end the listening for good
+                self._warn.log("loop", "console relay: listening failed (%s: %s); going on", type(exc).__name__, exc)
+                self._listening_since = None
+                self._sub.close()
+                self._stop.wait(1.0)
 
     def _received(self, payload: str) -> None:
         try:
-            node, instance, event, live, beat = wire.decode(payload)
+            node, instance, event, live, kind = wire.decode(payload)
         except wire.BadPayload as exc:
             self.counts["bad"] += 1
             self._warn.log("bad", "console relay: a notification on %s that is not ours (%s): ignored",
@@ -172,17 +182,22 @@ class Relay:
             return
         if instance == self.instance:
             return
+        if kind == "bye":
+            self._seen.pop(node, None)
+            log.info("console relay: node %s stopped", node)
+            self._post((node, None, [], True))
+            return
         self._seen[node] = time.monotonic()
-        if beat:
+        if kind == "beat":
             if live is not None:
-                self._post((node, None, live))
+                self._post((node, None, live, False))
             return
         from ivr.privacy import redact_event
 
         event = redact_event(event)   # the sender redacted it; this node's entrance does too
         if event is not None:
             self.counts["received"] += 1
-            self._post((node, event, None))
+            self._post((node, event, None, False))
 
     def _check_lost(self, now: float) -> None:
         if self._listening_since is None or now - self._listening_since < self.lost_after_s:
@@ -192,7 +207,7 @@ class Relay:
                 del self._seen[node]
                 log.warning("console relay: node %s silent for %.0f s: its calls end in this console",
                             node, now - seen)
-                self._post((node, None, []))
+                self._post((node, None, [], True))
 
     def _post(self, item: tuple) -> None:
         loop = self._loop
@@ -211,13 +226,13 @@ class Relay:
 
     async def _consume(self) -> None:
         while True:
-            node, event, live = await self._inbox.get()
+            node, event, live, final = await self._inbox.get()
             for sink in list(self.sinks):
                 try:
                     if event is not None:
                         await sink.on_remote(node, event)
                     else:
-                        sink.remote_live(node, live)
+                        sink.remote_live(node, live, final)
                 except Exception:
                     self._warn.log("sink", "console relay: a console failed on node %s's %s", node,
                                    type(event).__name__ if event is not None else "heartbeat")

@@ -12,6 +12,7 @@ purge, no second query per event); see docs/cluster.md.
 
     {"v": 1, "n": "node1", "i": "3f2a...", "e": {"type": "TurnEnded", ...}}      an event
     {"v": 1, "n": "node1", "i": "3f2a...", "live": ["c-1", ...]}                 a heartbeat
+    {"v": 1, "n": "node1", "i": "3f2a...", "live": [], "bye": true}              the node stops
 
 `n` is the node's name (shown in the console), `i` the sending process (a node skips its own).
 """
@@ -97,19 +98,20 @@ def encode_event(node: str, instance: str, event: ev.CallEvent) -> tuple[str | N
     return (payload, True) if len(payload.encode()) <= MAX_PAYLOAD_BYTES else (None, True)
 
 
-def encode_heartbeat(node: str, instance: str, live: list[str]) -> str:
+def encode_heartbeat(node: str, instance: str, live: list[str], bye: bool = False) -> str:
     """The node's live calls (ids), so the others can end calls whose CallEnded they missed.
-    More than MAX_LIVE_IDS: `live` is null (the receivers prune nothing by list)."""
+    More than MAX_LIVE_IDS: `live` is null (the receivers prune nothing by list). `bye`: the node
+    stops (cleanly: the others need not wait for its silence)."""
     ids = [c[:100] for c in live] if len(live) <= MAX_LIVE_IDS else None
-    return _dumps({"v": VERSION, "n": node, "i": instance, "live": ids})
+    return _dumps({"v": VERSION, "n": node, "i": instance, "live": ids, **({"bye": True} if bye else {})})
 
 
 class BadPayload(ValueError):
     pass
 
 
-def decode(payload: str) -> tuple[str, str, ev.CallEvent | None, list[str] | None, bool]:
-    """(node, instance, event or None, live ids or None, is_heartbeat); BadPayload when it is not ours."""
+def decode(payload: str) -> tuple[str, str, ev.CallEvent | None, list[str] | None, str]:
+    """(node, instance, event or None, live ids or None, kind: event | beat | bye); BadPayload when it is not ours."""
     try:
         data = json.loads(payload)
     except (ValueError, RecursionError):
@@ -121,7 +123,7 @@ def decode(payload: str) -> tuple[str, str, ev.CallEvent | None, list[str] | Non
         live = data["live"]
         if live is not None and not (isinstance(live, list) and all(isinstance(c, str) for c in live)):
             raise BadPayload("heartbeat: live must be a list of call ids")
-        return node, instance, None, live, True
+        return node, instance, None, live, "bye" if data.get("bye") is True else "beat"
     body = data.get("e")
     if not isinstance(body, dict):
         raise BadPayload("no event")
@@ -131,4 +133,4 @@ def decode(payload: str) -> tuple[str, str, ev.CallEvent | None, list[str] | Non
         raise BadPayload(str(exc)[:200]) from None
     if not isinstance(event.call_id, str) or not event.call_id:
         raise BadPayload("event without a call id")
-    return node, instance, event, None, False
+    return node, instance, event, None, "event"

@@ -63,16 +63,17 @@ class LiveViews:
         """The relay's subscriber (ivr/service/relay.py): another node's call, shown, never recorded here."""
         await self.on_event(event, node)
 
-    def remote_live(self, node: str, live: list[str]) -> None:
-        """Another node's heartbeat (its calls in progress; [] when it went silent): its calls not named,
-        and quiet for REMOTE_GRACE_S, are over (their CallEnded was missed, or the node died)."""
+    def remote_live(self, node: str, live: list[str], final: bool = False) -> None:
+        """Another node's heartbeat (its calls in progress): its calls not named, and quiet for
+        REMOTE_GRACE_S, are over (their CallEnded was missed). `final`: the node stopped or went
+        silent (died): all its calls are over."""
         keep, now = set(live), self.clock()
         for call in list(self.book.calls.values()):
             if (call.seen_s and call.node == node and call.ended_at_s is None and call.call_id not in keep
-                    and now - call.seen_s > REMOTE_GRACE_S):
+                    and (final or now - call.seen_s > REMOTE_GRACE_S)):
                 call.ended_at_s, call.outcome = now, "gone"
                 log.info("console: call %s on node %s is no longer there (%s)", call.call_id, node,
-                         "node silent" if not live else "missing from its heartbeat")
+                         "node gone" if final else "missing from its heartbeat")
                 if call.agent and self.shown.get(call.agent) == call.call_id and self._loop is not None:
                     self._loop.create_task(self._to_agent(call.agent, self._pop_message(call, False, update=True)))
                 self._mark()
