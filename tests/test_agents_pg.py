@@ -370,3 +370,67 @@ def test_a_second_node_under_a_running_nodes_name_is_refused(pg, tmp_path):
         await asyncio.to_thread(Node(url, "node-a", phones).shared.check_name)   # a stopped node's name: free
 
     asyncio.run(asyncio.wait_for(go(), 60))
+
+
+CHILD = """
+import asyncio, sys
+from ivr.agents import AgentDirectory, QueueManager
+from ivr.agents.dispatch import Dispatcher
+from ivr.agents.shared import SharedState
+
+class Line:
+    async def dial_agent(self, address, headers):
+        await asyncio.Event().wait()
+
+async def main(url, node, call_id):
+    directory = AgentDirectory(wrap_up_s=0)
+    queues = QueueManager(directory)
+    dispatcher = Dispatcher(directory, queues, lambda event: None)
+    dispatcher.share(SharedState(url, node, directory, queues, node_timeout_s=1.5, poll_s=0.5).start())
+    while directory.staffed() == 0:
+        await asyncio.sleep(0.05)
+    dispatcher.join(call_id, {"queue": "support"}, Line())
+    print("ready", flush=True)
+    await asyncio.sleep(120)
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+def test_a_node_killed_with_sigkill_does_not_block_the_queue(pg, tmp_path):
+    """A real process (node x) with the oldest caller is killed -9: once its heartbeat is older
+    than node_timeout, its row goes and the caller waiting on node a gets the agent."""
+    import signal
+    import sys
+    from pathlib import Path
+
+    url = migrated(pg, tmp_path)
+    phones = Phones()
+    root = Path(__file__).resolve().parent.parent
+
+    async def go():
+        a = Node(url, "node-a", phones, node_timeout_s=1.5).start()
+        child = None
+        try:
+            await busy_agent(a, "ann", "elsewhere")
+            child = await asyncio.create_subprocess_exec(sys.executable, "-c", CHILD, url, "node-x", "old", cwd=root,
+                                                         stdout=asyncio.subprocess.PIPE)
+            line = await asyncio.wait_for(child.stdout.readline(), 30)
+            assert line.strip() == b"ready"
+            await until(lambda: a.queues.position("old") == 1, 10, "node a sees node x's caller")
+            assert a.join("new") is not None                   # younger than node x's caller
+            await until(lambda: a.queues.position("new") == 2, 5, "two callers")
+            child.send_signal(signal.SIGKILL)                # kill -9: no goodbye, its rows stay
+            await child.wait()
+            a.directory.call_ended("ann", "elsewhere")
+            await until(lambda: phones.rings, 15, "the caller on node a never got ann")
+            assert phones.rings == [("sip:ann@127.0.0.1:5070", "new")]
+            table = await asyncio.to_thread(rows, url, "SELECT call_id, node FROM queue_calls")
+            assert table == [("new", "node-a")]
+        finally:
+            if child is not None and child.returncode is None:
+                child.kill()
+                await child.wait()
+            await a.stop()
+
+    asyncio.run(asyncio.wait_for(go(), 90))

@@ -233,7 +233,7 @@ def reap(cur, directory: AgentDirectory, node: str, cutoff: float) -> bool:
                                                  f"AND node NOT IN {live}", (node, cutoff))
     cur.execute("DELETE FROM agent_nodes WHERE seen_at < %s AND node <> %s", (cutoff, node))
     if dead or callers or agents:
-        log.warning("shared agent state: node(s) %s silent for more than %.0f s: %d waiting caller(s) removed, "
+        log.warning("shared agent state: node(s) %s silent for more than %g s: %d waiting caller(s) removed, "
                     "agent(s) released: %s", ", ".join(dead) or "(gone)", directory.clock() - cutoff, callers,
                     ", ".join(agents) or "none")
     return bool(dead or callers or agents)
