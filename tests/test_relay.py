@@ -240,3 +240,30 @@ def test_a_node_that_dies_or_stops_has_its_calls_ended_in_the_other_consoles(pg,
     texts = [r.getMessage() for r in caplog.records if r.name == "ivr.relay"]
     assert any("node node-a silent" in t for t in texts) and any("node node-c stopped" in t for t in texts), texts
     assert not any("node node-c silent" in t for t in texts), texts
+
+
+def test_console_folds_heartbeats_of_another_node():
+    """remote_live: a call its node's heartbeat no longer names ends once quiet for the grace; a
+    node gone ends all its calls at once; a call named again (the node back) is live again."""
+    from ivr.web.console import Console
+
+    now = [1000.0]
+    console = Console(SimpleNamespace(hub=None, agents=None, queues=None), clock=lambda: now[0])
+
+    async def run():
+        for call_id in ("c-1", "c-2"):
+            await console.on_remote("node-a", ev.CallBegan(call_id=call_id, at_s=now[0], caller="+15550101"))
+        console.remote_live("node-a", ["c-1"])                 # c-2 missing, but just seen: kept
+        kept = [c.call_id for c in console.book.live()]
+        now[0] += 10
+        console.remote_live("node-a", ["c-1"])                 # c-2 missing and quiet: over
+        after = [c.call_id for c in console.book.live()]
+        console.remote_live("node-b", [], final=True)          # another node: nothing of node-a touched
+        console.remote_live("node-a", [], final=True)          # node-a gone: all of its calls
+        gone = [c.call_id for c in console.book.live()]
+        console.remote_live("node-a", ["c-1"])                 # back after all
+        return kept, after, gone, console.book.get("c-1")
+
+    kept, after, gone, c1 = asyncio.run(run())
+    assert kept == ["c-1", "c-2"] and after == ["c-1"] and gone == []
+    assert c1.ended_at_s is None and c1.node == "node-a" and console.book.get("c-2").outcome == "gone"

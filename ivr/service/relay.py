@@ -40,6 +40,7 @@ log = logging.getLogger("ivr.relay")
 
 BACKOFF_MIN_S, BACKOFF_MAX_S = 0.5, 10.0
 QUEUE_SIZE = 2_000
+MAX_LIVE = 10_000
 
 
 class Relay:
@@ -118,6 +119,8 @@ class Relay:
         with self._lock:
             if kind == "CallBegan":
                 self._live[event.call_id] = None
+                if len(self._live) > MAX_LIVE:   # a CallEnded the hub dropped: forget the oldest
+                    del self._live[next(iter(self._live))]
             elif kind == "CallEnded":
                 self._live.pop(event.call_id, None)
         payload, trimmed = wire.encode_event(self.node, self.instance, event)

@@ -37,7 +37,7 @@ DROPPED = {
                   "confidence", "endpoint", "next_step", "barge_in"),
     "CallEnded": ("stats", "context", "why"),
 }
-KEEP_TOP = ("type", "call_id", "t_ms", "at_s", "index", "kind", "agent", "why", "queue", "reason", "number")
+KEEP_TOP = ("type", "call_id", "t_ms", "at_s", "index", "kind", "agent", "queue", "number")   # never trimmed
 
 
 def _dumps(data: dict) -> str:

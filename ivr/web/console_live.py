@@ -69,7 +69,10 @@ class LiveViews:
         silent (died): all its calls are over."""
         keep, now = set(live), self.clock()
         for call in list(self.book.calls.values()):
-            if (call.seen_s and call.node == node and call.ended_at_s is None and call.call_id not in keep
+            if call.seen_s and call.node == node and call.outcome == "gone" and call.call_id in keep:
+                call.ended_at_s, call.outcome = None, ""   # back (after an outage longer than the node timeout)
+                self._mark()
+            elif (call.seen_s and call.node == node and call.ended_at_s is None and call.call_id not in keep
                     and (final or now - call.seen_s > REMOTE_GRACE_S)):
                 call.ended_at_s, call.outcome = now, "gone"
                 log.info("console: call %s on node %s is no longer there (%s)", call.call_id, node,
