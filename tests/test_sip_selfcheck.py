@@ -83,3 +83,35 @@ def test_an_answered_call_resets_the_count():
     assert not health.healthy and health.retry_after_s() == 30
     now[0] = 30.0
     assert health.healthy and health.status()["times_taken_out"] == 1
+
+
+def test_an_answer_that_hangs_gets_a_500_after_answer_timeout(monkeypatch):
+    """Fault injected: the RTP socket's opening never returns (nothing on this machine makes it hang
+    for real); the caller (a proxy) gets 500 after answer_timeout_ms, not silence until its timer."""
+    from ivr.transports.sip import rtp
+
+    async def hang(self, port: int = 0) -> int:
+        await asyncio.sleep(3600)
+
+    monkeypatch.setattr(rtp.RtpSession, "open", hang)
+
+    async def go():
+        server, _, _ = await start_server(answer_timeout_ms=300)
+        peer = await Peer.open()
+        dialer = Dialer(peer, (HOST, server.port))
+        dialer.send_invite(sdp(40000))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        ringing = await peer.response(180, "INVITE")
+        final = await peer.next(lambda m: getattr(m, "status", 0) >= 200 and m.cseq[1] == "INVITE")
+        waited_s = loop.time() - started
+        dialer.ack(final)
+        status = server.health.status()
+        peer.close()
+        await server.stop(0)
+        return ringing, final, waited_s, status
+
+    ringing, final, waited_s, status = run(go())
+    assert ringing.status == 180 and final.status == 500 and waited_s >= 0.3
+    assert status["failures_in_a_row"] == 1 and "opening RTP" in status["last_failure"]
+    assert "TimeoutError" in status["last_failure"]
