@@ -43,9 +43,10 @@ def phrase_vectors(phrases: tuple[str, ...]) -> np.ndarray:
     return np.atleast_2d(model().query(list(phrases)))
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=2048)
 def sentence_vector(text: str) -> np.ndarray | None:
-    """The caller's sentence as a unit vector, or None when it has no words."""
+    """The caller's sentence as a unit vector, or None when it has no words. Cached across calls (2048
+    sentences, 3 MB): callers say the same short things ("agent", "yes", "track my order") again and again."""
     text = normalize(text)
     return model().query(text) if text else None
 
@@ -55,6 +56,20 @@ def best_cosine(vector: np.ndarray, phrases: tuple[str, ...]) -> float:
     if not phrases:
         return 0.0
     return float((phrase_vectors(phrases) @ vector).max())
+
+
+def cosines(vector: np.ndarray, phrases: tuple[str, ...]) -> np.ndarray:
+    """Cosine of `vector` to each of `phrases`."""
+    return phrase_vectors(phrases) @ vector
+
+
+def mass(cos: np.ndarray) -> float:
+    """How much of a softmax over every phrase on offer these cosines take (unnormalised): one phrase very near
+    outweighs many fairly near. SOFTMAX_T was chosen by cross-validation (scripts/bench_nlu.py --fit)."""
+    return float(np.exp((cos - 1.0) / SOFTMAX_T).sum()) if len(cos) else 0.0
+
+
+SOFTMAX_T = 0.04
 
 
 def top_cosines(vector: np.ndarray, phrases: tuple[str, ...], k: int = 3) -> tuple[float, float]:
@@ -94,3 +109,9 @@ def background_vectors() -> np.ndarray:
 def background_cosine(vector: np.ndarray) -> float:
     """Cosine of `vector` to the nearest off-topic sentence of BACKGROUND."""
     return float((background_vectors() @ vector).max())
+
+
+def background(vector: np.ndarray) -> tuple[float, float]:
+    """Cosine of `vector` to the nearest off-topic sentence of BACKGROUND, and their softmax mass (`mass`)."""
+    cos = background_vectors() @ vector
+    return float(cos.max()), mass(cos)
