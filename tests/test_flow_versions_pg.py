@@ -117,7 +117,7 @@ def test_served_alias_follows_another_node_and_survives_postgres_away(pg, tmp_pa
         refused = flows.status()["default"]["refused"]
         assert refused and "is unreachable" in refused[0]
         assert len([r for r in caplog.records if "not reloaded" in r.message]) == 1   # logged once, not per poll
-        assert flows._version_store.flow_path("hotline", 1).is_file()   # cached on this node: loads without the database
+        assert flows._version_store.flow_path("hotline", 1).is_file()   # cached here: loads without the database
         with pytest.raises(UserError) as err:
             versions.set_alias(publisher, "hotline", "live", 1)
         assert "is unreachable" in str(err.value) and "PostgreSQL running" in err.value.hint
