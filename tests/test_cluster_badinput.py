@@ -37,6 +37,7 @@ def _completed(calls) -> list:
     return [c for c in calls if c["outcome"] != "completed"]
 
 
+@pytest.mark.slow
 def test_a_node_that_answers_options_but_not_invite_loses_no_call_and_takes_itself_out(outcome):
     rows, nodes = _rows(outcome), outcome["nodes"]
     assert _completed(outcome["half_calls"]) == []                  # each INVITE it got moved on (500 -> next node)
@@ -48,6 +49,7 @@ def test_a_node_that_answers_options_but_not_invite_loses_no_call_and_takes_itse
     assert all(not n["sip"]["healthy"] for n in outcome["status"]["nodes"] if n["name"] == "node3")
 
 
+@pytest.mark.slow
 def test_nodes_on_different_versions_each_call_keeps_its_version_and_says_which(outcome):
     rows, nodes = _rows(outcome), outcome["nodes"]
     assert outcome["flow"] == "versions:acme-demo@live" and outcome["v2"] == 2
@@ -66,6 +68,7 @@ def test_nodes_on_different_versions_each_call_keeps_its_version_and_says_which(
     assert all(r["flow_version"] == "v1" for r in rows.values() if r["caller"].startswith("a"))
 
 
+@pytest.mark.slow
 def test_postgres_restarting_under_load_calls_go_on_and_records_arrive_when_it_is_back(outcome):
     rows = _rows(outcome)
     assert _completed(outcome["db_calls"]) == [] and _completed(outcome["away_calls"]) == []
