@@ -434,3 +434,25 @@ def test_a_node_killed_with_sigkill_does_not_block_the_queue(pg, tmp_path):
             await a.stop()
 
     asyncio.run(asyncio.wait_for(go(), 90))
+
+
+def test_rows_of_calls_a_node_no_longer_has_are_removed(pg, tmp_path):
+    """A call that ended without leaving the queue (a bug, a lost write) does not hold its place or
+    its agent: the node's next poll removes the row and releases the ring."""
+    url = migrated(pg, tmp_path)
+    phones = Phones()
+
+    async def go():
+        a = Node(url, "node-a", phones).start()
+        try:
+            a.directory.add("ann", "sip:ann@127.0.0.1:5070", status="available")
+            a.join("lost")
+            await until(lambda: phones.rings, 5, "ann never rang")
+            with a.queues._lock:
+                a.queues._waiting.pop("lost")                   # gone without a word
+            await until(lambda: not rows(url, "SELECT * FROM queue_calls"), 5, "the row stayed")
+            await until(lambda: rows(url, "SELECT status FROM agent_state") == [("available",)], 5, "ann held")
+        finally:
+            await a.stop()
+
+    asyncio.run(asyncio.wait_for(go(), 60))

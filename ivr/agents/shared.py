@@ -20,7 +20,8 @@ changed something; a slow poll (`poll_s`) re-reads them anyway, beats the heartb
   than agents are free: two nodes never ring one agent, and the oldest caller is served first.
 - **A node that dies**: its heartbeat stops; after `node_timeout_s` any node deletes its waiting
   callers and releases its agents (ringing -> available; on a call -> wrap-up). A node restarting
-  under the same name clears its own leftovers at start; a node that stops cleanly removes its rows.
+  under the same name clears its own leftovers at start; a node that stops cleanly removes its rows;
+  at each poll a node removes its rows of calls it no longer has (and releases their rings).
 - **PostgreSQL away** (restart, network): the worker logs it once and keeps this node's changes in
   order; callers keep waiting (claims answer "no agent" while it is away; nobody is rung twice)
   and the mirror keeps this node's view. Reconnected (retried every `retry_s`): the heartbeat
@@ -368,6 +369,10 @@ class SharedState:
             return
 
     def _reap(self) -> None:
+        with self.queues._lock:
+            local = list(self.queues._waiting)
+        if self._tx(lambda cur: sql.reconcile(cur, self.directory, self.node, local)):
+            self._tx(lambda cur: sql.notify(cur, self.node))
         if time.monotonic() < self._reap_after:
             return
         cutoff = self.directory.clock() - self.node_timeout_s

@@ -221,6 +221,19 @@ def bye(cur, directory: AgentDirectory, node: str) -> None:
     cur.execute("DELETE FROM agent_nodes WHERE node = %s", (node,))
 
 
+def reconcile(cur, directory: AgentDirectory, node: str, local: list[str]) -> bool:
+    """This node's rows for calls it no longer has (they ended without a word: a bug, a lost
+    write) go, and agents it holds ringing for such calls are released. True when any did."""
+    cur.execute("DELETE FROM queue_calls WHERE node = %s AND NOT (call_id = ANY(%s))", (node, local))
+    callers = cur.rowcount
+    agents = _release_held(cur, directory, node, "status = 'ringing' AND node = %s AND NOT (call_id = ANY(%s))",
+                           (node, local))
+    if callers or agents:
+        log.warning("shared agent state: %d row(s) of calls this node no longer has removed, agent(s) released: %s",
+                    callers, ", ".join(agents) or "none")
+    return bool(callers or agents)
+
+
 def reap(cur, directory: AgentDirectory, node: str, cutoff: float) -> bool:
     """Nodes without a heartbeat since `cutoff` are dead: their callers' rows go, their agents
     are released. True when something was reaped."""
@@ -233,7 +246,7 @@ def reap(cur, directory: AgentDirectory, node: str, cutoff: float) -> bool:
                                                  f"AND node NOT IN {live}", (node, cutoff))
     cur.execute("DELETE FROM agent_nodes WHERE seen_at < %s AND node <> %s", (cutoff, node))
     if dead or callers or agents:
-        log.warning("shared agent state: node(s) %s silent for more than %g s: %d waiting caller(s) removed, "
+        log.warning("shared agent state: node(s) %s silent for more than %.1f s: %d waiting caller(s) removed, "
                     "agent(s) released: %s", ", ".join(dead) or "(gone)", directory.clock() - cutoff, callers,
                     ", ".join(agents) or "none")
     return bool(dead or callers or agents)
