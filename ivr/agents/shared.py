@@ -219,8 +219,12 @@ class SharedState:
         import psycopg
         from psycopg.rows import dict_row
 
+        # keepalives and tcp_user_timeout: a server gone without a reset (a cut network) is noticed in
+        # ~10 s, not hours; statement_timeout: no transaction waits on a lock for ever
         return psycopg.connect(self.url, connect_timeout=self.connect_timeout_s, autocommit=True,
-                               row_factory=dict_row, application_name=f"ivr-agents {self.node}"[:63])
+                               row_factory=dict_row, application_name=f"ivr-agents {self.node}"[:63],
+                               keepalives=1, keepalives_idle=5, keepalives_interval=2, keepalives_count=3,
+                               tcp_user_timeout=10_000, options="-c statement_timeout=10000")
 
     def _run(self) -> None:
         next_beat = next_poll = 0.0
