@@ -139,6 +139,11 @@ def test_a_call_on_node_a_pops_on_node_b_and_is_recorded_once(pg, tmp_path):
     assert _count(url, "SELECT count(*) FROM turns WHERE call_id = %s", "c-a1") == 1
     assert a_stats["sent"] >= 5 and b_stats["received"] >= 5 and b_stats["sent"] == 0
     assert "node-a" in b_stats["nodes_heard"]
+    from ivr.web.metrics import service_values
+
+    relay = SimpleNamespace(stats=lambda: b_stats)
+    values = service_values(SimpleNamespace(cfg=ServeConfig(), admission=SimpleNamespace(refused=0), relay=relay))
+    assert values["ivr_relay_received_total"][2] == b_stats["received"] and values["ivr_relay_down"][2] == 0
 
 
 def test_the_relay_survives_a_postgres_restart(pg, tmp_path, caplog):

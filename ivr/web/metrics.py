@@ -165,6 +165,15 @@ def service_values(service) -> dict:
             "ivr_hub_events_dropped_total": ("counter", "Call events a subscriber lost (queue full or closing)",
                                              sum(s.dropped for s in subs)),
             "ivr_hub_subscriber_errors_total": ("counter", "Subscriber failures", sum(s.errors for s in subs))})
+    relay = getattr(service, "relay", None)
+    if relay is not None:   # several nodes: the console relay (ivr/service/relay.py)
+        counts = relay.stats()
+        values.update({
+            "ivr_relay_sent_total": ("counter", "Call events sent to the other nodes' consoles", counts["sent"]),
+            "ivr_relay_received_total": ("counter", "Other nodes' call events shown here", counts["received"]),
+            "ivr_relay_not_sent_total": ("counter", "Call events not relayed (database away, too big)",
+                                         counts["not_sent_db_down"] + counts["too_big"]),
+            "ivr_relay_down": ("gauge", "1 while the relay cannot reach PostgreSQL", int(counts["down"]))})
     return values
 
 
