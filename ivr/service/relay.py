@@ -185,6 +185,9 @@ class Relay:
             return
         if instance == self.instance:
             return
+        if node == self.node:
+            self._warn.log("same_name", "console relay: another process also calls itself node %s: give each node "
+                           "its own `node:` name (or IVR_NODE), the consoles tell calls apart by it", node)
         if kind == "bye":
             self._seen.pop(node, None)
             log.info("console relay: node %s stopped", node)
