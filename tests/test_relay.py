@@ -272,3 +272,33 @@ def test_console_folds_heartbeats_of_another_node():
     kept, after, gone, c1 = asyncio.run(run())
     assert kept == ["c-1", "c-2"] and after == ["c-1"] and gone == []
     assert c1.ended_at_s is None and c1.node == "node-a" and console.book.get("c-2").outcome == "gone"
+
+
+def test_a_database_that_hangs_costs_the_calls_nothing():
+    """PostgreSQL that accepts connections and never answers: the relay's queue fills and drops
+    (counted by the hub), while every other subscriber gets every event and publish never waits."""
+    import socket
+
+    hang = socket.socket()
+    hang.bind(("127.0.0.1", 0))
+    hang.listen(16)   # the kernel completes the handshake; nothing ever answers
+    url = f"postgresql://ivr@127.0.0.1:{hang.getsockname()[1]}/ivr"
+
+    async def run():
+        hub = Hub(filter=redact_event)
+        seen = []
+        hub.subscribe(seen.append, name="records-stand-in")
+        relay = Relay(url, "node-a", queue_size=10, connect_timeout_s=2).start(hub)
+        for k in range(200):
+            hub.publish(ev.TurnEnded(call_id="c-1", index=k, kind="speech", heard="hello"))
+        await asyncio.sleep(0.2)
+        stats = await hub.close(deadline_s=1.0)
+        await relay.stop()
+        return len(seen), stats["subscribers"]["console-relay"], relay.stats()
+
+    try:
+        delivered, relay_sub, relay_stats = asyncio.run(run())
+    finally:
+        hang.close()
+    assert delivered == 200                              # the other subscriber lost nothing
+    assert relay_sub["dropped"] >= 150 and relay_stats["sent"] == 0
