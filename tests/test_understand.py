@@ -240,3 +240,19 @@ def test_the_runner_up_lowers_the_confidence():
     assert clear[0].name == "report_outage" and clear[0].score >= 0.8 and clear[1].score < 0.6
     off_topic = understand.rank("can you recommend a restaurant", step, globals_, embed="always")
     assert off_topic[0].score < 0.6                 # near the background sentences, not a choice
+
+
+def test_content_words_say_the_same_thing_in_callers_words():
+    from ivr.flow import content
+    assert content.content_words("my parcel is late") >= {"package", "late"}
+    assert content.content_words("i was charged twice") == {"bill", "twice"}      # stemmed, then the common word
+    assert "bill" in content.content_words("two charges on my invoice")
+    share, best = content.overlap(content.content_words("can i get a refund"), ("return an item", "order status"))
+    assert share == 1.0 and best == 0.5           # refund is return; the phrase's other word (item) was not said
+    assert content.content_words("我的快递到哪了") == frozenset("快递到哪")   # the grammatical characters dropped
+
+
+def test_a_global_said_alone_skips_the_embedding():
+    step, globals_ = bench_flow("en")["retail"]
+    ranked = understand.rank("operator", step, globals_)
+    assert ranked[0].name == "agent" and ranked[0].score >= 0.8 and ranked[0].meaning == 0.0
