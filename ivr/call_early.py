@@ -11,42 +11,31 @@ replay gets the same words as the live call. A hypothesis that does not answer y
 the normal endpoint follows with no voiced frame since, it is the final transcript (same audio,
 only more silence), so that turn does not wait for a second decode either.
 
-Recognizer work runs on its own thread pool (`ASR_POOL`), not the default executor that prompt
-rendering and intent matching share: a burst of decodes waiting for a free model copy must not
-hold the threads the finished callers' matching and prompts need.
+Recognizer work runs on its own queue (`RECOGNIZER`, ivr/asr/scheduler.py: one worker per core, first
+come first served), not the default executor that prompt rendering and intent matching share: a burst
+of decodes must not hold the threads the finished callers' matching and prompts need. A speculation
+is queued behind every confirmed decode and moved up, in its place of arrival, when its pause is
+confirmed: in a burst of callers who stop together the decodes start 100 ms sooner (at the pause,
+not at the early endpoint) and a guess never delays a turn that has ended.
 """
 
 import asyncio
-import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 from ivr.asr.base import Transcript
+from ivr.asr.scheduler import Job, RecognizerQueue
 from ivr.audio.vad import EndReason
 from ivr.flow.nlu import Intent, match
 from ivr.flow.slots import fills, hint_phrases
 
 # One worker per core: whisper runs one single-threaded model copy per core (ivr/asr/whisper.py).
-ASR_POOL = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="ivr-asr")
-
-
-_asr_jobs = 0   # recognizer jobs submitted and not finished (this process, all calls)
+RECOGNIZER = RecognizerQueue()
 
 
 async def on_asr_thread(fn, *args):
-    """Run recognizer work (session start, feed, decode) on the recognizer's own threads."""
-    global _asr_jobs
-    _asr_jobs += 1
-    try:
-        return await asyncio.get_running_loop().run_in_executor(ASR_POOL, fn, *args)
-    finally:
-        _asr_jobs -= 1
-
-
-def _asr_backlog() -> bool:
-    """Every recognizer thread is taken: work started now would only queue."""
-    return _asr_jobs >= ASR_POOL._max_workers
+    """Run recognizer work (session start, feed, decode) on the recognizer's own threads, in turn."""
+    return await asyncio.wrap_future(RECOGNIZER.submit(fn, *args).future)
 
 
 def _forget(future: asyncio.Future) -> None:
@@ -55,16 +44,15 @@ def _forget(future: asyncio.Future) -> None:
         future.exception()
 
 
-def _discard(future: asyncio.Future | None) -> None:
+def _discard(job: Job) -> None:
     """Speech went on: a decode still queued is dropped (it would delay other callers' decodes)."""
-    if future is not None:
-        future.cancel()
-        future.add_done_callback(_forget)
+    job.future.cancel()
+    job.future.add_done_callback(_forget)
 
 
 class CallEarlyEnd:
-    # (last voiced frame, the audio up to the pause, its decode or None while the recognizer is busy)
-    _speculation: tuple[int, object, asyncio.Future | None] | None = None
+    # (last voiced frame, the recognizer job decoding the audio up to the pause)
+    _speculation: tuple[int, Job] | None = None
     _hypothesis: tuple[int, Transcript] | None = None               # a peek that did not answer yet
 
     async def _maybe_end_early(self) -> None:
@@ -83,11 +71,12 @@ class CallEarlyEnd:
         speculation, self._speculation = self._speculation, None
         try:
             if speculation is not None and speculation[0] == self.endpointer.last_voiced_frame:
-                # the words of the audio up to speculate_ms, whether decoded ahead or only now
-                hypothesis = await (speculation[2] or on_asr_thread(speculation[1].peek))
+                # the words of the audio up to speculate_ms: decoded ahead, or now in its place in the queue
+                RECOGNIZER.promote(speculation[1])
+                hypothesis = await asyncio.wrap_future(speculation[1].future)
             else:
                 if speculation is not None:
-                    _discard(speculation[2])
+                    _discard(speculation[1])
                 hypothesis = await on_asr_thread(self.session.peek)
         except Exception:   # only an optimisation: the normal endpoint (and finish) still follow
             self.log.warning("speculative decode failed; waiting for the endpoint", exc_info=True)
@@ -102,24 +91,22 @@ class CallEarlyEnd:
         await self._speech_ended(EndReason.EARLY_MATCH, final, (time.perf_counter() - t0) * 1000)
 
     def _speculate(self) -> None:
-        """Decode what was said so far in the background (whisper: a copy of the buffered audio).
-        With every recognizer thread taken it only keeps the copy: a decode started now would wait
-        in the queue anyway, and one discarded when speech resumes would delay other callers. The
-        early endpoint decodes that copy then, so the words never depend on the machine's load."""
+        """Queue a decode of what was said so far (whisper: a copy of the buffered audio) behind every
+        confirmed decode. It depends only on the frames before the pause, so the words never depend on
+        the machine's load; if speech resumes before it starts it is dropped unrun."""
         fork = getattr(self.session, "fork", None)
         if self.asr.streams_partials or fork is None:
             return
         if self._speculation is not None:
-            _discard(self._speculation[2])
-        snapshot = fork()
-        future = None if _asr_backlog() else asyncio.ensure_future(on_asr_thread(snapshot.peek))
-        self._speculation = (self.endpointer.last_voiced_frame, snapshot, future)
+            _discard(self._speculation[1])
+        self._speculation = (self.endpointer.last_voiced_frame,
+                             RECOGNIZER.submit(fork().peek, speculative=True))
 
     def _kept_hypothesis(self, reason: EndReason) -> Transcript | None:
         """At the normal endpoint: the pause's hypothesis if nothing was said after it."""
         kept, self._hypothesis = self._hypothesis, None
         if self._speculation is not None:
-            _discard(self._speculation[2])
+            _discard(self._speculation[1])
             self._speculation = None
         if kept is not None and reason is EndReason.SILENCE and kept[0] == self.endpointer.last_voiced_frame:
             return kept[1]
