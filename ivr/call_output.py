@@ -42,6 +42,19 @@ from ivr.lang import base_language
 from ivr.trace import Outcome
 from ivr.transports.base import TransferFailed
 
+# A reply starts this long before its first audible sample: piper puts ~60 ms of silence before every
+# prompt, which the caller heard as latency after each answer (measured, docs/BENCHMARKS.md).
+LEAD_IN_MS = 10
+AUDIBLE = 64   # |sample| (int16, about -54 dBFS): above line noise and a synthetic voice's dither
+
+
+def trim_lead_in(samples: np.ndarray, lead_in_ms: int = LEAD_IN_MS) -> np.ndarray:
+    """`samples` without the silence before its first audible sample, but `lead_in_ms` of it."""
+    loud = np.flatnonzero(np.abs(samples) > AUDIBLE) if len(samples) else samples
+    if not len(loud):
+        return samples   # all silence (a recorded pause): played as it is
+    return samples[max(0, int(loud[0]) - lead_in_ms * INTERNAL_RATE_HZ // 1000):]
+
 
 class CallOutput:
     """Mixed into `Call`; uses its interpreter, state, playback, transport, open turn and `_emit`.
@@ -71,6 +84,8 @@ class CallOutput:
                         self.state, fallback = self.interp.handle(self.state, EngineFailed(f"tts: {exc}"))
                         await self._apply([a for a in fallback if not isinstance(a, Play)])
                     return
+                if not self.playback.busy:   # a reply starts: the caller waits through its leading silence
+                    samples = trim_lead_in(samples)
                 self.playback.push(samples, action.barge_in, action.text)
                 self._emit(PromptPlayed(**self._now(), text=action.text, audio_path=action.audio_path,
                                         barge_in=action.barge_in, duration_ms=len(samples) * 1000 // INTERNAL_RATE_HZ))
