@@ -80,6 +80,7 @@ class SharedState:
         self._connected_once = False
         self._reap_after = 0.0
         self._retry_at = 0.0
+        self._closing = False
 
     # ---- the event loop's side -----------------------------------------------------
 
@@ -118,6 +119,7 @@ class SharedState:
 
     async def stop(self, timeout_s: float = 5.0) -> None:
         """This node's rows go (its callers left as its calls ended) and the threads end."""
+        self._closing = True
         for part in (self.directory, self.queues, self.queues.callbacks):
             part.shared = None
         self._ops.put(("bye",))
@@ -144,7 +146,7 @@ class SharedState:
 
     async def claim(self, call_id: str, tried) -> object | None:
         """Ring an agent for this node's call (see the module's doc); the mirror's Agent, or None."""
-        if self._stopping.is_set() or not self._threads:
+        if not self._working():
             return None
         future: concurrent.futures.Future = concurrent.futures.Future()
         self._ops.put(("claim", call_id, frozenset(tried), future))
@@ -155,11 +157,18 @@ class SharedState:
         return self.directory.get(agent.name)
 
     async def callback_change(self, callback_id: str, status: str, agent: str):
+        if not self._working():
+            raise UserError("this node is stopping", "try again on another node")
         future: concurrent.futures.Future = concurrent.futures.Future()
         self._ops.put(("callback_change", callback_id, status, agent, future))
         task = await asyncio.wrap_future(future)
         self.queues.callbacks.put(task)
         return task
+
+    def _working(self) -> bool:
+        """The worker takes items (an item put after it ended would never be answered)."""
+        return (not self._closing and not self._stopping.is_set() and bool(self._threads)
+                and self._threads[0].is_alive())
 
     def _post(self, fn, *args) -> None:
         with contextlib.suppress(RuntimeError):      # the loop closed (shutdown): nobody to tell
@@ -216,15 +225,15 @@ class SharedState:
     # ---- the worker thread -----------------------------------------------------------
 
     def _connect(self):
-        import psycopg
         from psycopg.rows import dict_row
 
-        # keepalives and tcp_user_timeout: a server gone without a reset (a cut network) is noticed in
-        # ~10 s, not hours; statement_timeout: no transaction waits on a lock for ever
-        return psycopg.connect(self.url, connect_timeout=self.connect_timeout_s, autocommit=True,
-                               row_factory=dict_row, application_name=f"ivr-agents {self.node}"[:63],
-                               keepalives=1, keepalives_idle=5, keepalives_interval=2, keepalives_count=3,
-                               tcp_user_timeout=10_000, options="-c statement_timeout=10000")
+        from ivr.store.pgconn import connect
+
+        # keepalives (a server gone without a reset is noticed in ~10 s), the server ending a session
+        # idle in a transaction (a node cut off mid-claim does not keep the advisory lock), and
+        # statement_timeout (no transaction waits on a lock for ever); the URL's own options kept
+        return connect(self.url, application_name=f"ivr-agents {self.node}", connect_timeout_s=self.connect_timeout_s,
+                       statement_timeout_ms=10_000, autocommit=True, row_factory=dict_row)
 
     def _run(self) -> None:
         next_beat = next_poll = 0.0
@@ -260,11 +269,17 @@ class SharedState:
                     self._refresh.clear()
                     self._read_all()
             except Exception as exc:
-                if not _is_down(exc):
+                if not _is_down(exc) and not self.down:
+                    # not an outage (e.g. a server in read-only recovery): logged, then retried after retry_s
+                    # like one, not at once (a failing heartbeat would otherwise spin this thread)
                     log.exception("shared agent state: worker error")
-                    continue
                 self._went_down(exc)
                 self._answer_now()
+        with contextlib.suppress(queue.Empty):      # asked after the stop: answered, not left waiting
+            while True:
+                item = self._ops.get_nowait()
+                if item is not _WAKE and item is not _STOP:
+                    self._backlog.append(item)
         self._answer_now(closing=True)
         if self._conn is not None:
             _close(self._conn)
@@ -355,26 +370,22 @@ class SharedState:
             self._tx(lambda cur: (sql.bye(cur, self.directory, self.node), sql.notify(cur, self.node)))
 
     def _callback_change(self, callback_id: str, status: str, agent: str, future) -> None:
-        deadline = time.monotonic() + 1.5       # a task just added on another node: its write on its way
-        while True:
-            try:
-                task = self._tx(lambda cur: sql.callback_change(cur, callback_id, status, agent,
-                                                                self.directory.clock()))
-            except LookupError:
-                if time.monotonic() < deadline:
-                    time.sleep(0.1)
-                    continue
-                future.set_exception(UserError(f"no callback task {callback_id!r}"))
-                return
-            except UserError as exc:
-                future.set_exception(exc)
-                return
-            future.set_result(task)
+        """No waiting for a task "on its way": one added on this node was written by an earlier item
+        of this queue, one added elsewhere is only known here once read from the table. (A wait here
+        would hold every claim and heartbeat of this node: a few unknown ids would make it look dead.)"""
+        try:
+            task = self._tx(lambda cur: sql.callback_change(cur, callback_id, status, agent, self.directory.clock()))
+        except LookupError:
+            future.set_exception(UserError(f"no callback task {callback_id!r}", "reload the console's callback list"))
             return
+        except UserError as exc:
+            future.set_exception(exc)
+            return
+        future.set_result(task)
 
     def _reap(self) -> None:
         with self.queues._lock:
-            local = list(self.queues._waiting)
+            local = [sql.call_row(c) for c in self.queues._waiting.values()]
         if self._tx(lambda cur: sql.reconcile(cur, self.directory, self.node, local)):
             self._tx(lambda cur: sql.notify(cur, self.node))
         if time.monotonic() < self._reap_after:

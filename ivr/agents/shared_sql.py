@@ -221,17 +221,29 @@ def bye(cur, directory: AgentDirectory, node: str) -> None:
     cur.execute("DELETE FROM agent_nodes WHERE node = %s", (node,))
 
 
-def reconcile(cur, directory: AgentDirectory, node: str, local: list[str]) -> bool:
-    """This node's rows for calls it no longer has (they ended without a word: a bug, a lost
-    write) go, and agents it holds ringing for such calls are released. True when any did."""
-    cur.execute("DELETE FROM queue_calls WHERE node = %s AND NOT (call_id = ANY(%s))", (node, local))
+def reconcile(cur, directory: AgentDirectory, node: str, local: list[dict]) -> bool:
+    """This node's rows against its callers (`call_row`s): rows for calls it no longer has (they
+    ended without a word: a bug, a lost write) go, and agents it holds ringing for such calls are
+    released; callers it has without a row get theirs back (another node took this node for dead
+    during a stall and reaped them: without a row a caller could never claim an agent). True when
+    any did."""
+    ids = [row["call_id"] for row in local]
+    cur.execute("DELETE FROM queue_calls WHERE node = %s AND NOT (call_id = ANY(%s))", (node, ids))
     callers = cur.rowcount
     agents = _release_held(cur, directory, node, "status = 'ringing' AND node = %s AND NOT (call_id = ANY(%s))",
-                           (node, local))
+                           (node, ids))
+    cur.execute("SELECT call_id FROM queue_calls WHERE call_id = ANY(%s)", (ids,))
+    present = {row["call_id"] for row in cur.fetchall()}
+    back = [row for row in local if row["call_id"] not in present]
+    for row in back:
+        queue_write(cur, "join", row)
     if callers or agents:
         log.warning("shared agent state: %d row(s) of calls this node no longer has removed, agent(s) released: %s",
                     callers, ", ".join(agents) or "none")
-    return bool(callers or agents)
+    if back:
+        log.warning("shared agent state: %d caller(s) of this node had lost their row (taken for a dead node's?): "
+                    "written again", len(back))
+    return bool(callers or agents or back)
 
 
 def reap(cur, directory: AgentDirectory, node: str, cutoff: float) -> bool:
