@@ -165,3 +165,47 @@ def test_import_copies_a_folder_with_its_aliases_once(pg, tmp_path, capsys, monk
     code, _, err = ivr(capsys, "import", str(tmp_path / "other.d"), "--dir", str(tmp_path / "x.d"))
     assert code != 0 and "no database was given" in err
     db.close()
+
+
+def test_cache_is_named_without_the_password_and_sessions_notice_a_cut(pg, tmp_path):
+    one = PgVersionStore("postgresql://ivr:first-secret@127.0.0.1:5/db", tmp_path)
+    two = PgVersionStore("postgresql://ivr:second-secret@127.0.0.1:5/db", tmp_path)
+    assert one.cache == two.cache and "secret" not in str(one.cache)            # nothing to test guesses on
+    assert one.cache != PgVersionStore("postgresql://ivr@127.0.0.1:5/other", tmp_path).cache
+    store = _store(pg.new_database(), tmp_path / "c")
+    shown = store._run(lambda conn: [conn.execute(f"SHOW {k}").fetchone()[0] for k in (
+        "idle_in_transaction_session_timeout", "statement_timeout")])
+    assert shown == ["10s", "1min"]
+    assert store._conn.info.get_parameters().get("tcp_user_timeout") == "10000"   # a dead peer noticed in ~10 s
+    store.close()
+
+
+def test_file_names_outside_the_version_are_refused(pg, tmp_path):
+    """A version's files are written under the node's cache folder only: a manifest (an imported
+    folder, a row inserted by hand) naming '../..' or an absolute path is refused, nothing written."""
+    import hashlib
+    import json
+
+    import psycopg
+
+    from ivr.flow.versions_store import Manifest, file_hash
+
+    url = pg.new_database()
+    store = _store(url, tmp_path / "cache")
+    contents = {"../../evil.yaml": b"x"}
+    files = {rel: hashlib.sha256(data).hexdigest() for rel, data in contents.items()}
+    manifest = Manifest(name="evil", version=1, entry="../../evil.yaml", hash=file_hash(contents), author="",
+                        created="", message="", files=files)
+    with pytest.raises(UserError, match="outside the version"):
+        store.import_version(manifest, contents)
+    with pytest.raises(UserError, match="outside the version"):
+        store.add_version("evil", {"/tmp/evil.yaml": b"x"}, "/tmp/evil.yaml", "", "")
+    with psycopg.connect(url, autocommit=True) as conn:                       # by hand, past the store
+        conn.execute("INSERT INTO flow_versions (name, version, entry, hash, files) VALUES ('evil', 1, %s, %s, %s)",
+                     (manifest.entry, manifest.hash, json.dumps(files)))
+        conn.execute("INSERT INTO flow_version_files VALUES ('evil', 1, %s, %s, %s)",
+                     ("../../evil.yaml", files["../../evil.yaml"], b"x"))
+    with pytest.raises(UserError, match="outside the version"):
+        store.flow_path("evil", 1)
+    assert not list(tmp_path.rglob("evil.yaml"))
+    store.close()

@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from ivr.errors import UserError
 from ivr.flow.versions_store import FILES, MANIFEST, Manifest, VersionStore, _read_only, _writable, file_hash
@@ -51,7 +51,9 @@ class PgVersionStore(VersionStore):
 
         self.url, self.connect_timeout_s = url, connect_timeout_s
         self.where = redact_url(url)
-        key = hashlib.sha256(url.encode()).hexdigest()[:12]       # one cache per database
+        # one cache per database, named without the password (a folder name must not let anyone test
+        # guesses of it, and a changed password keeps the cache a node serves from while the database is away)
+        key = hashlib.sha256(self.where.encode()).hexdigest()[:12]
         self.cache = Path(cache_dir or default_cache_dir()) / key
         self._conn = None
         self._lock = threading.Lock()
@@ -76,8 +78,13 @@ class PgVersionStore(VersionStore):
         with self._lock:
             try:
                 if self._conn is None or self._conn.closed or self._conn.broken:
-                    self._conn = psycopg.connect(self.url, connect_timeout=self.connect_timeout_s, autocommit=True,
-                                                 application_name="ivr-flows")
+                    from ivr.store.pgconn import connect
+
+                    # keepalives: a poll on a database cut off returns in ~10 s (a stopping node's watch thread
+                    # would otherwise hold its exit for the kernel's ~15 min); a publisher cut off mid-transaction
+                    # does not keep the flow's row locked
+                    self._conn = connect(self.url, application_name="ivr-flows", autocommit=True,
+                                         connect_timeout_s=self.connect_timeout_s, statement_timeout_ms=60_000)
                     from ivr.store.backends import PostgresBackend
                     from ivr.store.schema import migrate
 
@@ -135,6 +142,7 @@ class PgVersionStore(VersionStore):
 
     def add_version(self, name: str, contents: dict[str, bytes], entry: str, author: str,
                     message: str) -> Manifest:
+        _check_paths(name, [*contents, entry])
         def add(conn) -> Manifest:
             with conn.transaction(), conn.cursor() as cur:
                 _lock_flow(cur, name)
@@ -154,6 +162,7 @@ class PgVersionStore(VersionStore):
                 hashlib.sha256(contents.get(rel, b"")).hexdigest() != digest for rel, digest in manifest.files.items()):
             raise UserError(f"{manifest.name} {manifest.label}: its files do not match its manifest",
                             "published versions must not be edited; it was not imported")
+        _check_paths(manifest.name, [*manifest.files, *contents, manifest.entry])
 
         def copy(conn) -> bool:
             with conn.transaction(), conn.cursor() as cur:
@@ -196,6 +205,7 @@ class PgVersionStore(VersionStore):
             manifest = _cached_manifest(folder)       # the database away: a cached copy still serves
             if manifest is None:
                 raise
+        _check_paths(name, [*manifest.files, manifest.entry])    # never written or read outside the cache folder
         if _intact(folder, manifest):
             return folder / FILES / manifest.entry
         if folder.exists():
@@ -228,6 +238,14 @@ class PgVersionStore(VersionStore):
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _check_paths(name: str, paths: list[str]) -> None:
+    """A version's file names are relative paths inside the version (no '..', not absolute)."""
+    bad = [rel for rel in paths if not rel or PurePosixPath(rel).is_absolute() or ".." in PurePosixPath(rel).parts]
+    if bad:
+        raise UserError(f"flow {name}: file name(s) outside the version: {', '.join(map(repr, bad))}",
+                        "a version holds its files under its own folder; publish it again from the flow's folder")
 
 
 def _manifest(name: str, row: tuple) -> Manifest:
