@@ -101,7 +101,10 @@ class SipCall:
             self.log.exception("answering failed")
             if self.state == "ringing":
                 self.ep.respond(self.invite, 500, to_tag=self.dialog.local_tag)
-                self.server.health.failed(f"{stage}: {type(exc).__name__} {exc}".strip())
+                if stage != "answering":   # the node's own fault (its RTP socket), not what this caller sent:
+                    # a caller's SDP the node cannot use (a host name that does not resolve) must not take it
+                    # out, or a few such INVITEs, each moved on by the proxy, would take out every node
+                    self.server.health.failed(f"{stage}: {type(exc).__name__} {exc}".strip())
             if rtp is not None and self.tap is None:
                 await rtp.close()          # opened (or half) when the answer timed out
             await self.end("answering failed")
