@@ -172,6 +172,8 @@ def test_cache_is_named_without_the_password_and_sessions_notice_a_cut(pg, tmp_p
     two = PgVersionStore("postgresql://ivr:second-secret@127.0.0.1:5/db", tmp_path)
     assert one.cache == two.cache and "secret" not in str(one.cache)            # nothing to test guesses on
     assert one.cache != PgVersionStore("postgresql://ivr@127.0.0.1:5/other", tmp_path).cache
+    in_query = PgVersionStore("postgresql://ivr@127.0.0.1:5/db?password=hunter2&sslmode=disable", tmp_path)
+    assert "hunter2" not in in_query.where and in_query.where.endswith("?password=***&sslmode=disable")
     store = _store(pg.new_database(), tmp_path / "c")
     shown = store._run(lambda conn: [conn.execute(f"SHOW {k}").fetchone()[0] for k in (
         "idle_in_transaction_session_timeout", "statement_timeout")])
@@ -209,3 +211,23 @@ def test_file_names_outside_the_version_are_refused(pg, tmp_path):
         store.flow_path("evil", 1)
     assert not list(tmp_path.rglob("evil.yaml"))
     store.close()
+
+
+def test_migrations_run_by_number_and_a_mistyped_database_key_is_an_error(tmp_path, monkeypatch):
+    """Migration 8 is PostgreSQL only (SQLite records it without running it); the list is applied by
+    number whatever its order, and a statement keyed for no known database fails loudly."""
+    import sqlite3
+
+    from ivr.store import open_store, schema
+
+    monkeypatch.setattr(schema, "MIGRATIONS", list(reversed(schema.MIGRATIONS)))   # 3 alters 1's table
+    open_store(f"sqlite:///{tmp_path / 'a.sqlite3'}", tmp_path / "spool").start().close()
+    conn = sqlite3.connect(tmp_path / "a.sqlite3")
+    assert [v for (v,) in conn.execute("SELECT version FROM schema_version ORDER BY version")] == list(
+        range(1, schema.LATEST + 1))
+    assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'flow_versions'").fetchall() == []
+    conn.close()
+    monkeypatch.setattr(schema, "MIGRATIONS", [(1, "typo", [{"postgres": "CREATE TABLE x (a TEXT)"}])])
+    with pytest.raises(ValueError, match="unknown database"):
+        schema.migrate(sqlite3.connect(tmp_path / "b.sqlite3", isolation_level=None), type("B", (), {
+            "name": "sqlite", "_sql": staticmethod(lambda q: q)})())

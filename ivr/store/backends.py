@@ -314,12 +314,25 @@ class PostgresBackend(Backend):
         return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
 
 
-def redact_url(url: str) -> str:
-    """postgresql://user:secret@host/db -> postgresql://user:***@host/db (for messages)."""
-    from urllib.parse import urlsplit, urlunsplit
+SECRET_PARAMS = ("password", "sslpassword")     # libpq parameters a URL's query may carry
 
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
+
+def redact_url(url: str) -> str:
+    """postgresql://user:secret@host/db -> postgresql://user:***@host/db (for messages); a password
+    given as ?password=... is hidden too."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "<malformed database URL>"
+    netloc, query = parts.netloc, parts.query
+    if password:
+        netloc = netloc.replace(":" + password + "@", ":***@", 1)
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if any(k.lower() in SECRET_PARAMS for k, _ in pairs):
+        query = urlencode([(k, "***" if k.lower() in SECRET_PARAMS else v) for k, v in pairs], safe="*")
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url
+    return urlunsplit(parts._replace(netloc=netloc, query=query))

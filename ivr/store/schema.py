@@ -138,7 +138,7 @@ def migrate(conn, backend) -> list[int]:
     if backend.name == "sqlite":
         conn.execute(VERSION_TABLE)
         done = {row[0] for row in conn.execute("SELECT version FROM schema_version")}
-        for number, note, statements in MIGRATIONS:
+        for number, note, statements in _in_order():
             if number in done:
                 continue
             conn.execute("BEGIN IMMEDIATE")
@@ -158,7 +158,7 @@ def migrate(conn, backend) -> list[int]:
             cur.execute(VERSION_TABLE)
             cur.execute("SELECT version FROM schema_version")
             done = {row[0] for row in cur.fetchall()}
-            for number, note, statements in MIGRATIONS:
+            for number, note, statements in _in_order():
                 if number in done:
                     continue
                 for statement in statements:
@@ -171,6 +171,17 @@ def migrate(conn, backend) -> list[int]:
     return applied
 
 
+def _in_order() -> list:
+    """By number (the list is in the order migrations were added, which may differ)."""
+    return sorted(MIGRATIONS, key=lambda m: m[0])
+
+
 def _dialect(statement: str | dict[str, str], backend) -> str:
-    """The statement for this database; "" (nothing to run) when a dict has no entry for it."""
-    return statement.get(backend.name, "") if isinstance(statement, dict) else statement
+    """The statement for this database; "" (nothing to run) when a dict has no entry for it. A key
+    that names no database (a typo) is an error, not a statement silently skipped everywhere."""
+    if not isinstance(statement, dict):
+        return statement
+    unknown = set(statement) - {"sqlite", "postgresql"}
+    if unknown:
+        raise ValueError(f"migration statement for unknown database(s) {sorted(unknown)}: sqlite or postgresql")
+    return statement.get(backend.name, "")
