@@ -59,19 +59,22 @@ def _stem(word: str) -> str:
     return _STEMMER.stemWord(word)
 
 
-_STEMMED_SYNONYMS = {_stem(k): v for k, v in SYNONYMS.items()}
+# A synonym goes to the stem of its common word, the same form a phrase's own word gets ("parcel" and
+# "packages" both -> "packag"): the map's words and the phrases' words are stemmed alike.
+_COMMON = {k: _stem(v) for k, v in SYNONYMS.items()}
+_STEMMED_SYNONYMS = {_stem(k): _stem(v) for k, v in SYNONYMS.items()}
 
 
 @lru_cache(maxsize=4096)
 def content_words(text: str) -> frozenset[str]:
-    """The words of `text` that carry its meaning, stemmed and mapped to the common hotline word."""
+    """The words of `text` that carry its meaning, stemmed and mapped to the common hotline word (stemmed too)."""
     out = set()
     for word in tokens(text):
         if len(word) == 1 and ord(word) >= 0x3040:
             if word not in ZH_STOP_CHARS:
                 out.add(word)
         elif word in SYNONYMS:
-            out.add(SYNONYMS[word])
+            out.add(_COMMON[word])
         elif word not in STOP_WORDS:
             stem = _stem(word)
             out.add(_STEMMED_SYNONYMS.get(stem, stem))
