@@ -550,3 +550,38 @@ def test_a_worker_error_that_is_not_an_outage_is_retried_calmly(pg, tmp_path, mo
             await a.stop()
 
     asyncio.run(asyncio.wait_for(go(), 60))
+
+
+def test_an_agent_released_while_her_node_was_cut_off_is_held_again(pg, tmp_path):
+    """Node a loses PostgreSQL alone (the others go on) while ann is on a call there; another node
+    takes it for dead and releases ann. Back, node a holds her again: nobody may ring her mid-call."""
+    import psycopg
+
+    url = migrated(pg, tmp_path)
+    phones = Phones()
+
+    async def go():
+        a = Node(url, "node-a", phones).start()
+        try:
+            await busy_agent(a, "ann", "elsewhere")
+            await until(lambda: rows(url, "SELECT status FROM agent_state") == [("on_call",)], 15, "ann on a call")
+            real_connect = a.shared._connect
+
+            def cut_off():
+                raise psycopg.OperationalError("connection refused (test: this node is cut off)")
+
+            a.shared._connect = cut_off
+            await asyncio.to_thread(rows, url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                               "WHERE application_name = 'ivr-agents node-a'")
+            await until(lambda: a.shared.down, 15, "node a never noticed")
+            await asyncio.to_thread(rows, url, "UPDATE agent_state SET status = 'available', call_id = NULL, "
+                                               "node = '' RETURNING name")        # as another node's reap
+            a.shared._connect = real_connect
+            await until(lambda: not a.shared.down, 15, "node a never came back")
+            await until(lambda: rows(url, "SELECT status, call_id, node FROM agent_state") == [
+                ("on_call", "elsewhere", "node-a")], 15, "ann was not held again")
+            assert status(a, "ann") == "on_call"
+        finally:
+            await a.stop()
+
+    asyncio.run(asyncio.wait_for(go(), 60))

@@ -34,6 +34,7 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
+import dataclasses
 import logging
 import queue
 import threading
@@ -299,6 +300,12 @@ class SharedState:
             with self.queues._lock:                 # another node may have reaped them meanwhile
                 rows = [sql.call_row(c) for c in self.queues._waiting.values()]
             self._tx(lambda cur: [sql.queue_write(cur, "join", row) for row in rows])
+            with self._pending_lock:                # (an agent with changes on their way gets them replayed)
+                busy = {name for name, count in self._pending.items() if count > 0}
+            with self.directory._lock:              # and the agents it still holds, if released meanwhile
+                held = [dataclasses.replace(a) for a in self.directory._agents.values() if a.node == self.node
+                        and a.status in ("ringing", "on_call") and a.name not in busy]
+            self._tx(lambda cur: sql.reclaim(cur, self.node, held))
         if self.down:
             log.warning("shared agent state: PostgreSQL back; %d change(s) of this node replayed", len(self._backlog))
         self._connected_once, self.down = True, False

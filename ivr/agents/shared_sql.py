@@ -246,6 +246,34 @@ def reconcile(cur, directory: AgentDirectory, node: str, local: list[dict]) -> b
     return bool(callers or agents or back)
 
 
+def reclaim(cur, node: str, held: list[Agent]) -> list[str]:
+    """Back after an outage of this node only: agents it still holds (ringing for or talking to its
+    callers, as its mirror says) whose rows another node released meanwhile (it took this node for
+    dead) are held again, so nobody rings an agent who is on a call here. A row another call holds
+    now is left as it is (logged: the agent was given two calls)."""
+    back = []
+    for agent in held:
+        cur.execute("SELECT * FROM agent_state WHERE name = %s FOR UPDATE", (agent.name,))
+        row = cur.fetchone()
+        if row is None:
+            continue
+        now = agent_from_row(row)
+        if now.status in ("ringing", "on_call"):
+            if now.call_id != agent.call_id:
+                log.warning("agent %s: held for call %s here but for call %s on node %s after this node's outage",
+                            agent.name, agent.call_id, now.call_id, now.node or "?")
+            continue
+        if now.status in ("away", "offline"):
+            agent.after_call = now.status       # set meanwhile: applies when the call ends
+        write_agent(cur, agent)
+        back.append(agent.name)
+    if back:
+        log.warning("shared agent state: agent(s) %s released while node %s was away are held again (its calls "
+                    "went on)", ", ".join(back), node)
+        notify(cur, node)
+    return back
+
+
 def reap(cur, directory: AgentDirectory, node: str, cutoff: float) -> bool:
     """Nodes without a heartbeat since `cutoff` are dead: their callers' rows go, their agents
     are released. True when something was reaped."""
