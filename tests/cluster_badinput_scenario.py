@@ -104,7 +104,9 @@ async def scenario(run_dir: Path) -> dict:
         for i in range(3):
             away.append(asyncio.create_task(_call(f"e{i}", 1)))
             await asyncio.sleep(0.5)
-        out["away_health"] = await asyncio.to_thread(cluster.node_health, node["node1"]["http"])
+        # the node's next flow poll (every second) finds the database away; waited for, not assumed done
+        out["away_health"] = await _until(lambda: (lambda h: h if h and h["flows"]["default"]["refused"] else None)(
+            cluster.node_health(node["node1"]["http"])), 10) or cluster.node_health(node["node1"]["http"])
         await asyncio.sleep(1.0)
         await asyncio.to_thread(cluster.postgres_ctl, state["pg"], "start")
         out["db_calls"] = await asyncio.gather(*during)
