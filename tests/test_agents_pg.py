@@ -82,6 +82,8 @@ class Node:
 
         self.shared._ops.put(shared._STOP)
         self.shared._stopping.set()
+        for thread in self.shared._threads:     # a beat in flight lands now, not after a test's first look
+            thread.join(10)
 
 
 def migrated(pg, tmp_path) -> str:
@@ -253,7 +255,7 @@ def test_postgresql_restarted_while_callers_wait_they_are_served_after(pg, tmp_p
             await until(lambda: b.queues.position("c2") == 2, 15, "node b sees c2")
             await asyncio.to_thread(pg.stop)
             try:
-                await until(lambda: a.shared.down and b.shared.down, 10, "the nodes never noticed the outage")
+                await until(lambda: a.shared.down and b.shared.down, 20, "the nodes never noticed the outage")
                 a.directory.call_ended("ann", "elsewhere")           # kept until the database is back
                 b.directory.add("bob", "sip:bob@127.0.0.1:5070", status="available")
                 assert b.join("c3") is not None
