@@ -587,3 +587,50 @@ def test_an_agent_released_while_her_node_was_cut_off_is_held_again(pg, tmp_path
             await a.stop()
 
     asyncio.run(asyncio.wait_for(go(), 60))
+
+
+def test_a_claim_committed_as_the_connection_was_lost_does_not_keep_the_agent(pg, tmp_path, monkeypatch):
+    """The connection dies just as a claim commits: this node hears "no agent" while the table has
+    ann ringing for its caller. Back, the node releases that ring, and the caller gets ann for real."""
+    import psycopg
+
+    from ivr.agents import shared_sql
+
+    url = migrated(pg, tmp_path)
+    phones = Phones()
+    real_claim, cut = shared_sql.claim, []
+
+    def claim_then_cut(cur, *args):
+        agent = real_claim(cur, *args)
+        if agent is not None and not cut:
+            cut.append(agent.name)
+        return agent
+
+    monkeypatch.setattr(shared_sql, "claim", claim_then_cut)
+
+    async def go():
+        a = Node(url, "node-a", phones).start()
+        real_tx = a.shared._tx
+
+        def tx(fn):
+            out = real_tx(fn)
+            if cut == ["ann"]:
+                cut.append("done")             # committed; the answer is lost with the connection
+                a.shared._conn.close()
+                raise psycopg.OperationalError("server closed the connection unexpectedly (test)")
+            return out
+
+        a.shared._tx = tx
+        try:
+            await busy_agent(a, "ann", "elsewhere")
+            assert a.join("c1") is not None
+            await until(lambda: rows(url, "SELECT state FROM queue_calls") == [("waiting",)], 15, "c1 written")
+            a.directory.call_ended("ann", "elsewhere")
+            await until(lambda: phones.rings, 20, "c1 never got ann")
+            assert cut == ["ann", "done"] and phones.rings == [("sip:ann@127.0.0.1:5070", "c1")]
+            await until(lambda: rows(url, "SELECT status, call_id FROM agent_state") == [("ringing", "c1")], 15,
+                        "ann's row")
+        finally:
+            await a.stop()
+
+    asyncio.run(asyncio.wait_for(go(), 60))

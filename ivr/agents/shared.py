@@ -82,6 +82,7 @@ class SharedState:
         self._reap_after = 0.0
         self._retry_at = 0.0
         self._closing = False
+        self._unsure_claims: set[str] = set()    # claims cut off by an outage, answered "none" here
 
     # ---- the event loop's side -----------------------------------------------------
 
@@ -306,6 +307,10 @@ class SharedState:
                 held = [dataclasses.replace(a) for a in self.directory._agents.values() if a.node == self.node
                         and a.status in ("ringing", "on_call") and a.name not in busy]
             self._tx(lambda cur: sql.reclaim(cur, self.node, held))
+            if self._unsure_claims:                 # a ring committed but never answered: nobody rings that phone
+                unsure = [c for c in self._unsure_claims if c not in {a.call_id for a in held}]
+                self._tx(lambda cur: sql.release_rings(cur, self.directory, self.node, unsure))
+                self._unsure_claims.clear()
         if self.down:
             log.warning("shared agent state: PostgreSQL back; %d change(s) of this node replayed", len(self._backlog))
         self._connected_once, self.down = True, False
@@ -344,6 +349,8 @@ class SharedState:
                 self._do(item)
             except Exception as exc:
                 if _is_down(exc):
+                    if item[0] == "claim":      # its commit may have landed: checked once back (_open)
+                        self._unsure_claims.add(item[1])
                     raise
                 log.exception("shared agent state: %s not applied", item[0])
                 if item[0] == "claim":

@@ -246,6 +246,18 @@ def reconcile(cur, directory: AgentDirectory, node: str, local: list[dict]) -> b
     return bool(callers or agents or back)
 
 
+def release_rings(cur, directory: AgentDirectory, node: str, call_ids: list[str]) -> list[str]:
+    """Agents ringing in the table for these calls of this node, whose claims were answered "none"
+    here (the connection was lost as they committed): released, or they would ring for ever."""
+    names = _release_held(cur, directory, node, "status = 'ringing' AND node = %s AND call_id = ANY(%s)",
+                          (node, call_ids)) if call_ids else []
+    if names:
+        log.warning("shared agent state: ring(s) of %s committed as the connection was lost: released",
+                    ", ".join(names))
+        notify(cur, node)
+    return names
+
+
 def reclaim(cur, node: str, held: list[Agent]) -> list[str]:
     """Back after an outage of this node only: agents it still holds (ringing for or talking to its
     callers, as its mirror says) whose rows another node released meanwhile (it took this node for
