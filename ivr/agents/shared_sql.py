@@ -288,7 +288,10 @@ def reclaim(cur, node: str, held: list[Agent]) -> list[str]:
 
 def reap(cur, directory: AgentDirectory, node: str, cutoff: float) -> bool:
     """Nodes without a heartbeat since `cutoff` are dead: their callers' rows go, their agents
-    are released. True when something was reaped."""
+    are released. True when something was reaped. Under the claim's advisory lock: two nodes
+    reaping at once (or a reap racing a claim) would otherwise lock the same rows in opposite
+    orders and one of them would die in a deadlock, taken for an outage."""
+    cur.execute("SELECT pg_advisory_xact_lock(%s)", (CLAIM_LOCK,))
     live = "(SELECT node FROM agent_nodes WHERE seen_at >= %s)"
     cur.execute("SELECT node FROM agent_nodes WHERE seen_at < %s AND node <> %s", (cutoff, node))
     dead = [row["node"] for row in cur.fetchall()]
