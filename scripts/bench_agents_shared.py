@@ -16,14 +16,13 @@ loop sharing it would feel). PostgreSQL: `--pg URL` or a temporary server like t
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchlib import machine_info
+from benchlib import emit, machine_info, postgres_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -118,32 +117,13 @@ def main() -> None:
     args = parser.parse_args()
     results: dict = {"machine": machine_info(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     results["memory"] = asyncio.run(rounds(None, args.rounds, remote=False))
-    server = None
-    url = args.pg
-    with tempfile.TemporaryDirectory() as tmp:
-        if not url:
-            from tests.pg_fixture import PostgresServer, bin_dir
+    with postgres_url(args.pg) as url, tempfile.TemporaryDirectory() as tmp:
+        from ivr.store import open_store
 
-            found = bin_dir()
-            if found is None:
-                sys.exit("no PostgreSQL server binaries: install Debian's postgresql or give --pg URL")
-            server = PostgresServer(found, fsync=True)
-            server.init()
-            url = server.new_database()
-        try:
-            from ivr.store import open_store
-
-            open_store(url, Path(tmp) / "spool").start().close()       # migrations
-            results["same_node"] = asyncio.run(rounds(url, args.rounds, remote=False))
-            results["other_node"] = asyncio.run(rounds(url, args.rounds, remote=True))
-        finally:
-            if server:
-                server.cleanup()
-    print(json.dumps(results, indent=2))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
-
+        open_store(url, Path(tmp) / "spool").start().close()       # migrations
+        results["same_node"] = asyncio.run(rounds(url, args.rounds, remote=False))
+        results["other_node"] = asyncio.run(rounds(url, args.rounds, remote=True))
+    emit(results, args.json)
 
 if __name__ == "__main__":
     main()

@@ -14,14 +14,13 @@ temporary server started like the tests' fixture (Debian's postgresql, 127.0.0.1
 """
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchlib import machine_info
+from benchlib import emit, machine_info, postgres_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -90,27 +89,9 @@ def main() -> None:
         tmp = Path(tmp)
         results["sqlite"] = run(SqliteBackend(tmp / "bench.sqlite3"), tmp / "spool-s", args.calls, args.turns,
                                 args.burst)
-        server = None
-        url = args.pg
-        if not url:
-            from tests.pg_fixture import PostgresServer, bin_dir
-
-            found = bin_dir()
-            if found is None:
-                sys.exit("no PostgreSQL server binaries: install Debian's postgresql or give --pg URL")
-            server = PostgresServer(found, fsync=True)
-            server.init()
-            url = server.new_database()
-        try:
+        with postgres_url(args.pg) as url:
             results["postgresql"] = run(PostgresBackend(url), tmp / "spool-p", args.calls, args.turns, args.burst)
-        finally:
-            if server:
-                server.cleanup()
-    print(json.dumps(results, indent=2))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
-
+    emit(results, args.json)
 
 if __name__ == "__main__":
     main()

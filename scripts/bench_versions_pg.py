@@ -17,7 +17,6 @@ PostgreSQL: `--pg URL`, or a temporary server started like the tests' fixture (1
 """
 
 import argparse
-import json
 import shutil
 import statistics
 import sys
@@ -25,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import machine_info
+from benchlib import emit, machine_info, postgres_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -120,28 +119,9 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     results = {"machine": machine_info(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    server = None
-    url = args.pg
-    if not url:
-        from tests.pg_fixture import PostgresServer, bin_dir
-
-        found = bin_dir()
-        if found is None:
-            sys.exit("no PostgreSQL server binaries: install Debian's postgresql or give --pg URL")
-        server = PostgresServer(found, fsync=True)
-        server.init()
-        url = server.new_database()
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            results.update(run(url, args.rounds, Path(tmp)))
-    finally:
-        if server:
-            server.cleanup()
-    print(json.dumps(results, indent=2))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
-
+    with postgres_url(args.pg) as url, tempfile.TemporaryDirectory() as tmp:
+        results.update(run(url, args.rounds, Path(tmp)))
+    emit(results, args.json)
 
 if __name__ == "__main__":
     main()
