@@ -103,19 +103,17 @@ def test_an_answer_that_hangs_gets_a_500_after_answer_timeout(monkeypatch):
         peer = await Peer.open()
         dialer = Dialer(peer, (HOST, server.port))
         dialer.send_invite(sdp(40000))
-        loop = asyncio.get_running_loop()
-        started = loop.time()
         ringing = await peer.response(180, "INVITE")
         final = await peer.next(lambda m: getattr(m, "status", 0) >= 200 and m.cseq[1] == "INVITE")
-        waited_s = loop.time() - started
         dialer.ack(final)
         status = server.health.status()
         peer.close()
         await server.stop(0)
-        return ringing, final, waited_s, status
+        return ringing, final, status
 
-    ringing, final, waited_s, status = run(go())
-    assert ringing.status == 180 and final.status == 500 and waited_s >= 0.3
+    ringing, final, status = run(go())
+    assert ringing.status == 180 and final.status == 500
+    # the 500 is the answer timeout's (not an early failure): the node's own record of why, not a stopwatch
     assert status["failures_in_a_row"] == 1 and "opening RTP" in status["last_failure"]
     assert "TimeoutError" in status["last_failure"]
 
