@@ -17,24 +17,10 @@ import time
 from pathlib import Path
 
 from ivr import cluster
-from tests.cluster_scenario import _call
+from tests.cluster_scenario import _call, _rows
 
 ROOT = Path(__file__).resolve().parent.parent
 MISSING_ADDRESS = "192.0.2.1"   # not on the namespace's only interface (lo): node 3 cannot open RTP
-
-
-def _records(url: str) -> list[dict]:
-    import psycopg
-    from psycopg.rows import dict_row
-
-    with psycopg.connect(url, row_factory=dict_row) as conn:
-        rows = conn.execute("SELECT c.caller, c.outcome, c.ended_at, c.flow, c.flow_version, c.data, "
-                            "(SELECT count(*) FROM turns t WHERE t.call_id = c.call_id) AS turn_rows "
-                            "FROM calls c").fetchall()
-    for row in rows:
-        params = json.loads(row.pop("data") or "{}").get("params", {})
-        row["node"] = params.get("request_uri", "").rsplit("@", 1)[-1]
-    return rows
 
 
 async def _until(check, timeout_s: float, every_s: float = 0.3):
@@ -115,7 +101,7 @@ async def scenario(run_dir: Path) -> dict:
                    for c in out[phase]}
         out["records"] = await _until(lambda: (lambda rows: rows if callers <= {r["caller"] for r in rows if
                                                                                 r["ended_at"]} else None)(
-            _records(url)), 25, every_s=1.0) or _records(url)
+            _rows(url)), 25, every_s=1.0) or _rows(url)
         out["back_health"] = await _until(lambda: (lambda h: h if h and not h["flows"]["default"]["refused"]
                                                    else None)(cluster.node_health(node["node1"]["http"])), 5)
     finally:

@@ -82,7 +82,7 @@ def _rows(url: str) -> list[dict]:
     from psycopg.rows import dict_row
 
     with psycopg.connect(url, row_factory=dict_row) as conn:
-        rows = conn.execute("SELECT c.caller, c.outcome, c.ended_at, c.data, "
+        rows = conn.execute("SELECT c.caller, c.outcome, c.ended_at, c.flow, c.flow_version, c.data, "
                             "(SELECT count(*) FROM turns t WHERE t.call_id = c.call_id) AS turn_rows "
                             "FROM calls c").fetchall()
     for row in rows:
@@ -168,3 +168,23 @@ async def scenario(run_dir: Path) -> dict:
 if __name__ == "__main__":
     result = asyncio.run(scenario(Path(sys.argv[1])))
     print("CLUSTER " + json.dumps(result, default=str), flush=True)
+
+
+def run_scenario(tmp_path_factory, module: str, tag: str, timeout_s: float) -> dict:
+    """Run `tests.<module>.scenario` in a loopback-only network namespace and return what it printed
+    after `tag`; skipped without Debian's kamailio or PostgreSQL (scripts/setup.sh installs both)."""
+    import shutil
+
+    import pytest
+
+    from tests.pg_fixture import bin_dir
+    from tests.sip_netns import run_in_netns
+
+    if not shutil.which("kamailio"):
+        pytest.skip("kamailio not installed (scripts/setup.sh installs Debian's kamailio)")
+    if bin_dir() is None:
+        pytest.skip("PostgreSQL server binaries not installed")
+    run_dir = tmp_path_factory.mktemp(module)
+    code = (f"import asyncio, json; from pathlib import Path; from tests.{module} import scenario; "
+            f"print('{tag} ' + json.dumps(asyncio.run(scenario(Path('{run_dir}'))), default=str), flush=True)")
+    return run_in_netns(code, tag, timeout_s=timeout_s)

@@ -5,25 +5,15 @@ calls with our SIP client and with SIPp go through the proxy (tests/cluster_scen
 killed with SIGKILL while it holds calls, and node 2 is drained while it holds calls.
 """
 
-import shutil
 
 import pytest
 
-from tests.sip_netns import run_in_netns
+from tests.cluster_scenario import run_scenario
 
 
 @pytest.fixture(scope="module")
 def outcome(tmp_path_factory):
-    if not shutil.which("kamailio"):
-        pytest.skip("kamailio not installed (scripts/setup.sh installs Debian's kamailio)")
-    from tests.pg_fixture import bin_dir
-
-    if bin_dir() is None:
-        pytest.skip("PostgreSQL server binaries not installed")
-    run_dir = tmp_path_factory.mktemp("cluster")
-    code = (f"import asyncio, json; from pathlib import Path; from tests.cluster_scenario import scenario; "
-            f"print('CLUSTER ' + json.dumps(asyncio.run(scenario(Path('{run_dir}'))), default=str), flush=True)")
-    return run_in_netns(code, "CLUSTER", timeout_s=150)
+    return run_scenario(tmp_path_factory, "cluster_scenario", "CLUSTER", timeout_s=150)
 
 
 def _by_caller(outcome) -> dict:

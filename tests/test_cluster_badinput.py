@@ -7,27 +7,17 @@ started again. (A flood from one source at the proxy: tests/test_cluster.py.)
 """
 
 import asyncio
-import shutil
 import time
 
 import pytest
 
+from tests.cluster_scenario import run_scenario
 from tests.pg_fixture import pg_server
-from tests.sip_netns import run_in_netns
 
 
 @pytest.fixture(scope="module")
 def outcome(tmp_path_factory):
-    if not shutil.which("kamailio"):
-        pytest.skip("kamailio not installed (scripts/setup.sh installs Debian's kamailio)")
-    from tests.pg_fixture import bin_dir
-
-    if bin_dir() is None:
-        pytest.skip("PostgreSQL server binaries not installed")
-    run_dir = tmp_path_factory.mktemp("cluster-bad")
-    code = (f"import asyncio, json; from pathlib import Path; from tests.cluster_badinput_scenario import scenario; "
-            f"print('BADINPUT ' + json.dumps(asyncio.run(scenario(Path('{run_dir}'))), default=str), flush=True)")
-    return run_in_netns(code, "BADINPUT", timeout_s=170)
+    return run_scenario(tmp_path_factory, "cluster_badinput_scenario", "BADINPUT", timeout_s=170)
 
 
 def _rows(outcome) -> dict:
