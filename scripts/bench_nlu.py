@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/bench_nlu.py --split dev [--lang en zh] [--show MATCHER] [--json F]
     .venv/bin/python scripts/bench_nlu.py --fit          # fit on the tuning parts (dev, dev2, test, test2, test3)
-    .venv/bin/python scripts/bench_nlu.py --split test4  # the newest sealed part: only once, at the end
+    .venv/bin/python scripts/bench_nlu.py --split test6  # the newest sealed part: only once, at the end
     .venv/bin/python scripts/bench_nlu.py --speed        # ms per match, a 40-phrase step
     .venv/bin/python scripts/bench_nlu.py --faq          # knowledge base: recall, arbitration
 
@@ -307,7 +307,7 @@ def table(header: list[str], lines: list[list]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--split", choices=["dev", "test", "test2", "test3", "test4", "test5"], default="dev")
+    ap.add_argument("--split", choices=["dev", "test", "test2", "test3", "test4", "test5", "test6"], default="dev")
     ap.add_argument("--lang", nargs="*", default=["en", "zh"])
     ap.add_argument("--matchers", nargs="*", default=list(MATCHERS), help="subset of: " + ", ".join(MATCHERS))
     ap.add_argument("--show", default="", help="print the misses and 'did you mean' offers of this matcher")
