@@ -209,3 +209,39 @@ def test_speech_never_fires(tmp_path) -> None:
             keys = generate_dtmf("90#", tone_ms=80, gap_ms=80, level_dbfs=-6.0)
             mixed = speech[: len(keys)].astype(np.int32) // 10 + keys
             assert detect_dtmf(_pad(mixed.astype(np.int16), 0)) == "90#"
+
+
+def _ungated() -> DtmfDetector:
+    """The detector with its weak-block skip turned off: every block through the full analysis."""
+    detector = DtmfDetector()
+    detector._min_block_energy = -np.inf
+    return detector
+
+
+def test_weak_block_skip_decides_exactly_as_the_full_analysis() -> None:
+    # Tones around the level limit (each tone 6 dB under the peak level), noise around the skip's own
+    # limit, and loud noise, at several alignments: every frame's result must be the full analysis's.
+    rng = np.random.default_rng(7)
+    parts = []
+    for level in (-30.0, -34.0, -36.0, -37.0, -38.0, -40.0):
+        for lead in (0, 51, 133):
+            parts.append(_pad(generate_dtmf("5#", tone_ms=45, gap_ms=45, level_dbfs=level), lead))
+    for rms in (2.0, 20.0, 60.0, 120.0, 400.0, 3000.0):
+        parts.append(np.clip(np.rint(rng.normal(0, rms, RATE // 4)), -32768, 32767).astype(np.int16))
+    pcm = np.concatenate(parts)
+    gated, full = DtmfDetector(), _ungated()
+    got = [gated.process(f) for f in split_frames(pcm)]
+    assert got == [full.process(f) for f in split_frames(pcm)]
+    assert "".join(k for k in got if k).startswith("5#5#")   # the loud keys are there
+
+
+def test_tone_straddling_blocks_and_frames_after_silence() -> None:
+    # A 40 ms key right after digital silence (every frame before it skipped), starting anywhere inside a
+    # frame and an analysis block, near the level limit: still one key, on the same frame as the full analysis.
+    for level in (-10.0, -35.0):
+        for lead in range(0, 320, 17):
+            pcm = _pad(generate_dtmf("9", tone_ms=40, level_dbfs=level), RATE // 2 + lead)
+            detector, full = DtmfDetector(), _ungated()
+            gated = [detector.process(f) for f in split_frames(pcm)]
+            assert gated == [full.process(f) for f in split_frames(pcm)]
+            assert "".join(k for k in gated if k) == "9", f"lead {lead} at {level} dBFS"

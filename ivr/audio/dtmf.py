@@ -7,6 +7,13 @@ DTMF frequencies (73 Hz apart at worst) are separated by ~20 dB. All blocks wait
 buffer are analysed at once: each Goertzel output is the DFT term at one exact frequency, so it
 is computed as a (blocks x samples) @ (samples x 8) product instead of a per-sample recursion.
 
+The call loop runs the detector on every 20 ms frame of every call, and almost every block holds
+silence, line noise or speech. A block too weak to hold a key is skipped before any filter runs:
+by Cauchy-Schwarz a Goertzel output is at most the block's (mean-removed) energy times its length,
+so a block with less energy than `A_min^2 * block / 4` (A_min: the weakest accepted tone) cannot
+pass the level check, and it is classified '' without the rest. The decisions are exactly those of
+the full analysis; only the work is saved.
+
 A block counts as a key only if it passes ITU-T Q.24-style checks (see `_classify`), and a key
 is reported once it is seen on two consecutive blocks; it must then be absent (or another key)
 for two blocks before it can be reported again.
@@ -75,6 +82,8 @@ class DtmfDetector:
         self._basis = np.concatenate([np.cos(phase), np.sin(phase)], axis=1)
         # Energy a sine of amplitude A leaves in a block is A^2 * block / 2; |X|^2 = (A*block/2)^2.
         self._min_tone_power = (10 ** (MIN_TONE_DBFS / 20) * self.block / 2) ** 2
+        # Below this mean-removed energy no tone reaches _min_tone_power (half of the bound: rounding margin).
+        self._min_block_energy = 0.5 * 10 ** (MIN_TONE_DBFS / 10) * self.block / 4
         self.reset()
 
     def reset(self) -> None:
@@ -96,8 +105,23 @@ class DtmfDetector:
         if n_blocks == 0:
             return None
         blocks = buf[: n_blocks * self.block].reshape(n_blocks, self.block)
+        sums = blocks.sum(axis=1)
+        loud = np.einsum("ij,ij->i", blocks, blocks) - sums * sums / self.block >= self._min_block_energy
+        if not loud.any():
+            if self._last_hit or self._current:   # a key (or a first hit) ends: the debounce must see it
+                self._debounce([""] * n_blocks)
+            return None
+        if loud.all():
+            hits = self._classify(blocks)
+        else:
+            hits = [""] * n_blocks
+            for i, hit in zip(np.flatnonzero(loud), self._classify(blocks[loud]), strict=True):
+                hits[i] = hit
+        return self._debounce(hits)
+
+    def _debounce(self, hits: list[str]) -> str | None:
         found = []
-        for hit in self._classify(blocks):
+        for hit in hits:
             # Debounce: a value must repeat on two blocks to become the current state.
             if hit == self._last_hit and hit != self._current:
                 self._current = hit
@@ -112,26 +136,30 @@ class DtmfDetector:
         xy = blocks @ self._basis
         power = xy[:, :8] ** 2 + xy[:, 8:] ** 2  # Goertzel |X(f)|^2 for each block x tone
         rows, cols = power[:, :4], power[:, 4:]
-        r = np.argmax(rows, axis=1)
-        c = np.argmax(cols, axis=1)
-        idx = np.arange(len(blocks))
-        row_p, col_p = rows[idx, r], cols[idx, c]
-        next_row = np.sort(rows, axis=1)[:, -2]
-        next_col = np.sort(cols, axis=1)[:, -2]
+        row_p, col_p = rows.max(axis=1), cols.max(axis=1)
         total = np.sum(blocks**2, axis=1)
-        peak = 10 ** (MIN_PEAK_RATIO_DB / 10)
+        # The level and energy-share checks first: speech and noise fail them, and nothing else is computed.
         ok = (
             # Loud enough: each tone above the minimum level.
             (row_p >= self._min_tone_power)
             & (col_p >= self._min_tone_power)
+            # Nearly all the block's energy is in the two tones (converted from |X|^2).
+            & (2 * (row_p + col_p) / self.block >= MIN_TONE_FRACTION * total)
+        )
+        if not ok.any():
+            return [""] * len(blocks)
+        r = np.argmax(rows, axis=1)
+        c = np.argmax(cols, axis=1)
+        next_row = np.sort(rows, axis=1)[:, -2]
+        next_col = np.sort(cols, axis=1)[:, -2]
+        peak = 10 ** (MIN_PEAK_RATIO_DB / 10)
+        ok &= (
             # Twist: the two tones have comparable levels.
-            & (row_p <= col_p * 10 ** (MAX_NORMAL_TWIST_DB / 10))
+            (row_p <= col_p * 10 ** (MAX_NORMAL_TWIST_DB / 10))
             & (col_p <= row_p * 10 ** (MAX_REVERSE_TWIST_DB / 10))
             # Each tone clearly dominates the other frequencies of its group.
             & (row_p >= next_row * peak)
             & (col_p >= next_col * peak)
-            # Nearly all the block's energy is in the two tones (converted from |X|^2).
-            & (2 * (row_p + col_p) / self.block >= MIN_TONE_FRACTION * total)
         )
         return [KEYS[ri][ci] if k else "" for ri, ci, k in zip(r, c, ok, strict=True)]
 
