@@ -47,11 +47,13 @@ def tone(n_frames: int, hz: float = 440.0, level: int = 8000) -> np.ndarray:
 
 class ScriptedCall:
     """A stand-in call loop: one frame out per frame in; a tone over frames [start, stop);
-    keys recorded (and a clear on a key if asked); ends itself after `end_at` frames."""
+    keys recorded (and a clear on a key if asked); ends itself after `end_at` frames; `stall`:
+    (frame, seconds) waits that long before that frame, as the call loop waits for a decode."""
 
     def __init__(self, slots: Slots, play=(10, 35), end_at: int | None = None, end: str = "hangup",
-                 clear_on_key: bool = False, target: str = "sip:agents@127.0.0.1:5080") -> None:
-        self.slots, self.play, self.end_at, self.end = slots, play, end_at, end
+                 clear_on_key: bool = False, target: str = "sip:agents@127.0.0.1:5080",
+                 stall: tuple[int, float] | None = None) -> None:
+        self.slots, self.play, self.end_at, self.end, self.stall = slots, play, end_at, end, stall
         self.clear_on_key, self.target = clear_on_key, target
         self.frames, self.keys, self.transports, self.infos = 0, [], [], []
         self.done = asyncio.Event()
@@ -69,6 +71,8 @@ class ScriptedCall:
                         self.cleared = True
                         await transport.clear()
                     continue
+                if self.stall is not None and self.frames == self.stall[0]:
+                    await asyncio.sleep(self.stall[1])
                 n = self.frames - self.play[0]
                 playing = 0 <= n < len(self.audio) // 320 and not self.cleared
                 await transport.send(self.audio[n * 320 : (n + 1) * 320] if playing else np.zeros(320, np.int16))
@@ -267,6 +271,27 @@ def test_prompt_stretch_is_sent_with_a_mark_and_silence_is_not_sent():
     assert result.close_code == 1000
     assert json.loads(result.close_reason) == {"action": "hangup", "reason": "script done"}
     assert call.frames == 60 and result.media_messages <= 30     # 60 frames out, only the tone sent
+
+
+def test_frames_sent_while_catching_up_go_out_together_and_whole():
+    # The loop stalls 1 s (a decode) before frame 5: 50 caller frames queue, and the 70-frame tone from frame
+    # 10 is sent while it catches up. The start goes out frame by frame, then (Twilio 100 ms ahead) the rest of
+    # the catch-up in messages of up to 200 ms; every frame is heard once, without a gap.
+    slots = Slots()
+    call = ScriptedCall(slots, play=(10, 80), end_at=100, stall=(5, 1.0))
+
+    async def main():
+        server, url = await serve(call, slots)
+        try:
+            return await run_ws_call(url, np.zeros(3 * 16000, np.int16), tail_ms=0)
+        finally:
+            await server.stop()
+
+    result = asyncio.run(main())
+    voiced = np.nonzero(voiced_frames(result.received_16k))[0]
+    assert abs(len(voiced) - 70) <= 2 and voiced[-1] - voiced[0] == len(voiced) - 1   # whole, no gap
+    assert result.marks == ["prompt-1"] and result.close_code == 1000
+    assert result.media_messages <= 50                                # not one message per frame (70)
 
 
 def test_barge_in_sends_clear_and_the_rest_of_the_prompt_is_never_heard():

@@ -11,6 +11,7 @@ Twilio: media, mark, clear.
 
 import base64
 import binascii
+import functools
 import json
 from dataclasses import dataclass, field
 
@@ -153,9 +154,15 @@ def _dumps(msg: dict) -> str:
 
 # ---- server -> Twilio -----------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=1024)
+def _media_head(stream_sid: str) -> str:
+    return '{"event":"media","streamSid":' + json.dumps(stream_sid) + ',"media":{"payload":"'
+
+
 def media_message(stream_sid: str, mulaw: bytes) -> str:
-    return _dumps({"event": "media", "streamSid": stream_sid,
-                   "media": {"payload": base64.b64encode(mulaw).decode("ascii")}})
+    """The JSON `_dumps` makes of {"event": "media", "streamSid": ..., "media": {"payload": ...}}, built
+    without a dict and an encoder run: it is sent 50 times a second per call while a prompt plays."""
+    return _media_head(stream_sid) + base64.b64encode(mulaw).decode("ascii") + '"}}'
 
 
 def mark_message(stream_sid: str, name: str) -> str:

@@ -5,7 +5,11 @@ frames), marks, clear, and how the call ends. The listener that accepts the WebS
 Inbound frames are yielded as they arrive (Twilio sends media continuously, silence too); a
 reader task queues them, so mark echoes are seen even while the call loop waits on ASR.
 Outbound, all-zero frames are not sent: Twilio plays silence when its buffer runs dry, and
-sending silence would only let its buffer (our latency) grow after a stall.
+sending silence would only let its buffer (our latency) grow after a stall. While the call loop
+catches up on caller frames queued during a decode it sends a frame per queued frame, faster than
+real time; once Twilio holds 100 ms not yet played, those frames go out as one media message when
+the loop yields (at most `MAX_COALESCED_BYTES`), not one message (one socket write, one wake-up of
+the peer) each. The start of a prompt and every frame sent in step with the caller go out at once.
 """
 
 import asyncio
@@ -28,6 +32,8 @@ CHUNK_BYTES = 160                       # 20 ms of 8 kHz mu-law
 MULAW_SILENCE = b"\xff"
 MAX_BACKLOG_FRAMES = 3000               # 60 s of caller audio waiting for the call loop
 MAX_DRAIN_S = 30.0
+MAX_COALESCED_BYTES = 10 * CHUNK_BYTES  # 200 ms of audio in one media message while the loop catches up
+MIN_AHEAD_TO_COALESCE_S = 0.1           # ... and only once Twilio holds this much audio not yet played
 COMPLAINTS_LOGGED = 3                   # per kind and call; the rest are only counted
 
 
@@ -58,6 +64,8 @@ class TwilioStreamTransport:
         self._in_buf = np.zeros(0, np.int16)
         self._out_buf = bytearray()
         self._playing = False
+        self._flushes: set[asyncio.Task] = set()
+        self._flush_queued = False    # a send of the coalesced frames is scheduled for when the loop yields
         self._stretches = 0
         self._play_end = 0.0          # loop time by which Twilio should have played all we sent
         self._closed = False
@@ -175,10 +183,33 @@ class TwilioStreamTransport:
             return
         self._playing = True
         self._out_buf += mulaw_encode(self._down.process(frame))
+        if len(self._out_buf) < CHUNK_BYTES:
+            return
+        if (self._items.qsize() and len(self._out_buf) < MAX_COALESCED_BYTES
+                and self._play_end - asyncio.get_running_loop().time() >= MIN_AHEAD_TO_COALESCE_S):
+            # The call loop is catching up on queued caller frames and sends the next one in this same turn of
+            # the event loop, and Twilio has audio to play meanwhile: send them together once the loop yields.
+            if not self._flush_queued:
+                self._flush_queued = True
+                asyncio.get_running_loop().call_soon(self._flush_soon)
+            return
+        await self._send_whole()
+
+    async def _send_whole(self) -> None:
+        """Send the whole 20 ms chunks waiting in the outbound buffer."""
         whole = len(self._out_buf) // CHUNK_BYTES * CHUNK_BYTES
         if whole:
-            await self._send_audio(bytes(self._out_buf[:whole]))
+            chunk = bytes(self._out_buf[:whole])
             del self._out_buf[:whole]
+            await self._send_audio(chunk)
+
+    def _flush_soon(self) -> None:
+        self._flush_queued = False
+        if self._closed or len(self._out_buf) < CHUNK_BYTES:
+            return   # sent meanwhile (or cleared, or the stretch's end took it)
+        task = asyncio.ensure_future(self._send_whole())
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
 
     async def _send_audio(self, mulaw: bytes) -> None:
         now = asyncio.get_running_loop().time()
