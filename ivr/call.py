@@ -30,6 +30,7 @@ from ivr.call_keys import CallKeys
 from ivr.call_output import CallOutput
 from ivr.call_queue import CallQueue
 from ivr.call_record import CallRecord
+from ivr.call_workers import embed_ahead, on_call_thread
 from ivr.callevents import CallBegan, CallEvent, PromptCut, SpeechStarted, flow_version
 from ivr.events import (
     CallerHungUp,
@@ -281,6 +282,12 @@ class Call(CallRecord, CallEarlyEnd, CallKeys, CallOutput, CallQueue):
         shown = self.redactor.input_at(turn.step, final.text, answer=self.state.confirming is not None)
         self.log.info("heard %r (confidence %.2f, endpoint %s)", shown, final.confidence, reason.value)
         turn.sentiment = sentiment.score(final.text, self.interp.speaking(self.state).flow.language)   # the call's
+        t0 = time.perf_counter()
+        try:   # e5 on its own thread, so that the interpreter's matching finds the vector cached (call_workers.py)
+            if await embed_ahead(final.text, self.listen):
+                turn.timing["embed_ms"] = round((time.perf_counter() - t0) * 1000, 1)
+        except Exception:   # only an optimisation: the interpreter embeds the sentence itself
+            self.log.warning("sentence embedding ahead of matching failed", exc_info=True)
         await self._turn(turn, Heard(final.text, final.confidence, final.alternatives, turn.sentiment))
 
     # ---- turns and actions ---------------------------------------------------------
@@ -300,13 +307,13 @@ class Call(CallRecord, CallEarlyEnd, CallKeys, CallOutput, CallQueue):
             silence_ms = (turn.t_endpoint_ms or 0) - turn.t_speech_end_ms
             turn.timing["endpoint_silence_ms"] = silence_ms
             turn.latency_ms = round(silence_ms + sum(
-                turn.timing.get(k, 0.0) for k in ("asr_ms", "flow_ms", "tts_ms")), 1)
+                turn.timing.get(k, 0.0) for k in ("asr_ms", "embed_ms", "flow_ms", "tts_ms")), 1)
 
     async def _dispatch(self, event: Event) -> None:
         t0 = time.perf_counter()
         if isinstance(event, Heard):
-            # Matching embeds the sentence (e5, 15-45 ms; ivr.flow.understand): keep it off the event loop.
-            self.state, actions = await asyncio.to_thread(self.interp.handle, self.state, event)
+            # Matching may embed the sentence (e5, ~12 ms, when not done ahead; ivr.flow.understand): off the loop.
+            self.state, actions = await on_call_thread(self.interp.handle, self.state, event)
         else:
             self.state, actions = self.interp.handle(self.state, event)
         # Before any prompt reading a value back is emitted, the redactor knows the value.

@@ -21,6 +21,7 @@ from types import MappingProxyType
 import numpy as np
 
 from ivr.audio.frames import INTERNAL_RATE_HZ
+from ivr.call_workers import on_call_thread
 from ivr.callevents import PromptPlayed, TransferRequested
 from ivr.callevents import TransferFailed as TransferFailedEvent
 from ivr.events import (
@@ -77,7 +78,7 @@ class CallOutput:
                 try:
                     samples = self._in_memory(action)   # most prompts: no thread hop behind busy workers
                     if samples is None:
-                        samples = await asyncio.to_thread(self._render, action)
+                        samples = await on_call_thread(self._render, action)
                 except Exception as exc:
                     self.log.exception("prompt synthesis failed: %r", action.text)
                     if not isinstance(self.pending_end, Transfer):
@@ -114,7 +115,7 @@ class CallOutput:
     async def _prefetch(self, state) -> None:
         """Play a "yes" ahead on a copy of the state; synthesise the prompts it leads to."""
         try:
-            state, actions = await asyncio.to_thread(self.interp.handle, state, Digits("1"))
+            state, actions = await on_call_thread(self.interp.handle, state, Digits("1"))
             for _ in range(self.PREFETCH_HOPS):
                 started = []
                 for play in actions:
@@ -129,7 +130,7 @@ class CallOutput:
                 if self.http is None:
                     self.http = HttpClient()
                 result = await self.http.execute(fetch.request)
-                state, actions = await asyncio.to_thread(self.interp.handle, state, Fetched(result))
+                state, actions = await on_call_thread(self.interp.handle, state, Fetched(result))
         except asyncio.CancelledError:
             raise
         except Exception:   # only an optimisation: the real answer renders its prompts itself
@@ -224,7 +225,7 @@ class CallOutput:
                 and not self.done):       # the flow went nowhere: never leave the caller in silence
             try:
                 text = self.interp.defaults["transfer_failed"]
-                self.playback.push(await asyncio.to_thread(self.prompts.get, text), False, text)
+                self.playback.push(await on_call_thread(self.prompts.get, text), False, text)
                 if self.turn is not None:
                     self.turn.said.append(text)
             except Exception:

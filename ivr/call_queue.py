@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ivr.audio.frames import INTERNAL_RATE_HZ, ms_to_frames
+from ivr.call_workers import on_call_thread
 from ivr.callevents import CallbackRequested, KeysPressed, PromptCut, PromptPlayed, QueueJoined, TransferRequested
 from ivr.callevents import QueueLeft as QueueLeftEvent
 from ivr.events import Digits, EnterQueue, Play, QueueLeft, QueueUpdate
@@ -48,7 +49,7 @@ class CallQueue:
         music = None
         if action.hold_music:
             try:
-                music = await asyncio.to_thread(self.prompts.load_recorded, action.hold_music)
+                music = await on_call_thread(self.prompts.load_recorded, action.hold_music)
             except Exception:
                 self.log.exception("hold music %s unusable: waiting in silence", action.hold_music)
         start = self.frame + 1
@@ -125,7 +126,7 @@ class CallQueue:
         self.state, actions = self.interp.handle(self.state, update)
         plays = [a for a in actions if isinstance(a, Play)]
         if plays:
-            q.rendering = asyncio.ensure_future(asyncio.to_thread(lambda: [(p, self._render(p)) for p in plays]))
+            q.rendering = asyncio.ensure_future(on_call_thread(lambda: [(p, self._render(p)) for p in plays]))
             if not self.config.live:      # a replay waits for it: the same frames every run
                 await asyncio.wait([q.rendering])
                 self._queue_announce(q)
