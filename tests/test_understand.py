@@ -269,3 +269,15 @@ def test_a_global_said_alone_skips_the_embedding():
     step, globals_ = bench_flow("en")["retail"]
     ranked = understand.rank("operator", step, globals_)
     assert ranked[0].name == "agent" and ranked[0].score >= 0.8 and ranked[0].meaning == 0.0
+
+
+def test_mandarin_menus_and_two_way_steps_have_their_own_thresholds():
+    zh, en = bench_flow("zh"), bench_flow("en")
+    assert understand.step_kind(zh["confirm"][0]) == "few" and understand.step_kind(zh["retail"][0]) == "menu"
+    assert understand.RAW_THRESHOLDS["zh"]["few"] != understand.RAW_THRESHOLDS["zh"]["menu"]
+    assert understand.RAW_THRESHOLDS["en"]["few"] == understand.RAW_THRESHOLDS["en"]["menu"]   # one pair (CV)
+    assert understand.rank("帮我查一下物流", *zh["retail"], embed="always")[0].score >= 0.8    # taken at a menu
+    yes, unsure = (understand.rank(t, *zh["confirm"], embed="always")[0] for t in ("是的", "不知道"))
+    assert yes.name == "yes" and yes.score >= 0.8
+    assert unsure.score < 0.6                       # "I don't know" is no "no" (不 of 不是): not even offered
+    assert understand.rank("yes", *en["confirm"])[0].score >= 0.8

