@@ -1,12 +1,16 @@
 """Spoken Mandarin: character error rate, intent accuracy from audio, CPU per turn (whisper base).
 
-    .venv/bin/python scripts/bench_asr_zh.py [--json build/bench/asr_zh.json]
+    .venv/bin/python scripts/bench_asr_zh.py [--voice espeak|kokoro] [--json build/bench/asr_zh.json]
 
 The set (SET below, 40 caller turns) was written for this benchmark after the decoder prompt
 was tuned on a different 16-clip set (tests/ and ivr/asr/zh_text.py say which): 20 menu
 requests (10 worded as the flow's phrases, 10 reworded), 10 six-digit order numbers and 10
-yes/no answers. Caller audio: espeak-ng `cmn-latn-pinyin` reading pypinyin TONE3 (the test
-voice, tests/mandarin.py), 300 ms of silence either side, through the 8 kHz mu-law line.
+yes/no answers. Caller audio (--voice): espeak-ng `cmn-latn-pinyin` reading pypinyin TONE3
+(the default test voice, tests/mandarin.py) or Kokoro-82M's `jm_kumo` style speaking Mandarin
+phonemes (a neural voice, tests/mandarin_kokoro.py; its style was picked on 12 other sentences,
+not on SET), 300 ms of silence either side, through the 8 kHz mu-law line. "synth CPU" is the
+voice's time per turn (CPU: this process only, so Kokoro's one onnxruntime thread but not espeak-ng's
+child process; wall: both).
 
 Intent is what the flow interpreter does with the transcript, on BENCH_FLOW (an ops-style
 hotline written from intent names; globals included): the step it goes to (menu), the slot
@@ -39,7 +43,7 @@ from ivr.events import CallStarted, Heard
 from ivr.flow.interpreter import Interpreter
 from ivr.flow.loader import load_flow
 from ivr.flow.state import CallState
-from tests.mandarin import PinyinEspeak
+from tests.mandarin import VOICES, caller_voice
 
 BENCH_FLOW = """
 name: bench-zh
@@ -132,16 +136,25 @@ def outcome(interp: Interpreter, kind: str, text: str):
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--voice", choices=VOICES, default="espeak", help="the caller voice (default espeak)")
     ap.add_argument("--json", help="write the figures here")
     args = ap.parse_args(argv)
     interp = interpreter()
-    voice = PinyinEspeak()
+    try:
+        voice = caller_voice(args.voice)
+    except RuntimeError as exc:   # the optional voice is not installed: say what to do
+        print(f"bench_asr_zh: {exc}", file=sys.stderr)
+        return 2
     asr = WhisperAsr(installed_base_model(), language="zh", cpu_threads=2, instances=1)
     rows = []
     for kind, text, want in SET:
+        t0, w0 = time.process_time(), time.perf_counter()
         audio = resample(render([("pause", 300), ("say", text), ("pause", 300)], voice), LINE_RATE_HZ, 16000)
+        synth_ms = round((time.process_time() - t0) * 1000)
+        synth_wall_ms = round((time.perf_counter() - w0) * 1000)
         phrases = listening(interp, kind)[1]
-        row = {"kind": kind, "ref": text, "want": want, "audio_s": round(len(audio) / 16000, 2)}
+        row = {"kind": kind, "ref": text, "want": want, "audio_s": round(len(audio) / 16000, 2),
+               "synth_cpu_ms": synth_ms, "synth_wall_ms": synth_wall_ms}
         for mode, hints in (("hints", phrases), ("no hints", ())):
             t0 = time.process_time()
             session = asr.session(tuple(hints))
@@ -168,8 +181,12 @@ def main(argv: list[str] | None = None) -> int:
         print(mode, summary[mode])
     text_right = sum(r["text_right"] for r in rows)
     print(f"reference text through the same flow: {text_right}/{len(rows)} right")
+    synth_ms, synth_wall = [r["synth_cpu_ms"] for r in rows], [r["synth_wall_ms"] for r in rows]
+    print(f"voice {voice.name}: synthesis per turn p50 {np.median(synth_ms):.0f} ms CPU (espeak-ng's child process "
+          f"not counted), {np.median(synth_wall):.0f} ms wall")
     if args.json:
         out = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine_info(),
+               "voice": voice.name, "synth_cpu_ms_p50": float(np.median(synth_ms)),
                "set": len(rows), "summary": summary, "text_right": text_right, "rows": rows}
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -39,3 +39,18 @@ class PinyinEspeak:
         if rate != self.rate_hz:
             raise RuntimeError(f"espeak-ng wrote {rate} Hz, expected {self.rate_hz}")
         return audio
+
+
+VOICES = ("espeak", "kokoro")
+
+
+def caller_voice(name: str = "espeak"):
+    """A Mandarin test voice by name: "espeak" (PinyinEspeak) or "kokoro" (the neural voice of
+    tests/mandarin_kokoro.py: RuntimeError saying what to install when it is absent)."""
+    if name == "espeak":
+        return PinyinEspeak()
+    if name == "kokoro":
+        from tests.mandarin_kokoro import KokoroMandarin
+
+        return KokoroMandarin()
+    raise ValueError(f"unknown Mandarin test voice {name!r}: one of {', '.join(VOICES)}")
