@@ -96,6 +96,16 @@ def test_semantic_uses_it_unless_told_otherwise(monkeypatch):
         semantic._load.cache_clear()
 
 
+def test_unknown_engine_is_a_clear_error(monkeypatch):
+    semantic._load.cache_clear()
+    try:
+        monkeypatch.setenv("IVR_E5_ENGINE", "onnxx")
+        with pytest.raises(RuntimeError, match="IVR_E5_ENGINE='onnxx'"):
+            semantic.model()
+    finally:
+        semantic._load.cache_clear()
+
+
 def test_not_a_model_file(tmp_path):
     bad = tmp_path / "model.bin"
     bad.write_bytes(b"GGUF" + bytes(64))
