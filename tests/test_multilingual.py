@@ -306,8 +306,20 @@ def test_ivr_serve_loads_a_recognizer_and_a_voice_per_language(tmp_path, zh_line
     from ivr.service.config import Listener, ServeConfig
     from ivr.service.service import Service
 
+    # The service dates a call by the wall clock; the shipped flow's business hours would send a call
+    # placed while Shanghai's agents are off to the closed notice. The same flow without hours is open.
+    import shutil
+
+    shutil.copytree(ROOT / "flows" / "retail", tmp_path / "flows" / "retail")
+    shutil.copytree(ROOT / "flows" / "faq", tmp_path / "flows" / "faq")
+    flow_file = tmp_path / "flows" / "retail" / "retail.yaml"
+    lines = flow_file.read_text(encoding="utf-8").splitlines(keepends=True)
+    start = next(i for i, line in enumerate(lines) if line.startswith("hours:"))
+    del lines[start:start + 3]
+    assert not any(line.startswith(("  en: {timezone", "  zh: {timezone")) for line in lines)
+    flow_file.write_text("".join(lines), encoding="utf-8")
     cfg = ServeConfig(listeners={"ws": Listener("127.0.0.1", 0)},
-                      default_flow=ROOT / "flows" / "retail" / "retail.yaml", asr="whisper", max_calls=1,
+                      default_flow=flow_file, asr="whisper", max_calls=1,
                       records_dir=tmp_path / "records", reload=False, shutdown_grace_ms=2000)
     caller = zh_line_audio([("pause", 4500), ("say", "普通话"), ("pause", 9000), ("say", "人工客服"), ("pause", 4000)])
 
