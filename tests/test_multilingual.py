@@ -301,6 +301,7 @@ def test_ivr_serve_loads_a_recognizer_and_a_voice_per_language(tmp_path, zh_line
     a Mandarin caller over the WebSocket bridge picks Mandarin by voice and is answered in it."""
     import asyncio
     import json
+    import shutil
 
     from ivr.clients.twilio_ws import run_ws_call
     from ivr.service.config import Listener, ServeConfig
@@ -308,8 +309,6 @@ def test_ivr_serve_loads_a_recognizer_and_a_voice_per_language(tmp_path, zh_line
 
     # The service dates a call by the wall clock; the shipped flow's business hours would send a call
     # placed while Shanghai's agents are off to the closed notice. The same flow without hours is open.
-    import shutil
-
     shutil.copytree(ROOT / "flows" / "retail", tmp_path / "flows" / "retail")
     shutil.copytree(ROOT / "flows" / "faq", tmp_path / "flows" / "faq")
     flow_file = tmp_path / "flows" / "retail" / "retail.yaml"
