@@ -130,6 +130,18 @@ async def serve(handler, slots, **kwargs) -> tuple[WsBridgeServer, str]:
     return server, f"ws://{host}:{port}/media"
 
 
+def silent_caller(call, slots, seconds: int, *, dtmf=(), **server_kwargs):
+    """A caller who says nothing for `seconds` (keys at `dtmf`), against a bridge serving `call`."""
+    async def main():
+        server, url = await serve(call, slots, **server_kwargs)
+        try:
+            return await run_ws_call(url, np.zeros(seconds * 16000, np.int16), dtmf=list(dtmf), tail_ms=0)
+        finally:
+            await server.stop()
+
+    return asyncio.run(main())
+
+
 # ---- codec --------------------------------------------------------------------------------------
 
 START = {"event": "start", "sequenceNumber": "1", "streamSid": "MZ1",
@@ -253,14 +265,7 @@ def test_prompt_stretch_is_sent_with_a_mark_and_silence_is_not_sent():
     slots = Slots()
     call = ScriptedCall(slots, play=(10, 35), end_at=60)
 
-    async def main():
-        server, url = await serve(call, slots)
-        try:
-            return await run_ws_call(url, np.zeros(3 * 16000, np.int16), tail_ms=0)
-        finally:
-            await server.stop()
-
-    result = asyncio.run(main())
+    result = silent_caller(call, slots, 3)
     voiced = voiced_frames(result.received_16k)
     assert abs(int(voiced.sum()) - 25) <= 2                      # the 25-frame tone, once
     # Sent at frame 10; 8 kHz <-> 16 kHz resampling (soxr HQ, ~66 ms each way) delays it, a busy machine
@@ -280,14 +285,7 @@ def test_frames_sent_while_catching_up_go_out_together_and_whole():
     slots = Slots()
     call = ScriptedCall(slots, play=(10, 80), end_at=100, stall=(5, 1.0))
 
-    async def main():
-        server, url = await serve(call, slots)
-        try:
-            return await run_ws_call(url, np.zeros(3 * 16000, np.int16), tail_ms=0)
-        finally:
-            await server.stop()
-
-    result = asyncio.run(main())
+    result = silent_caller(call, slots, 3)
     voiced = np.nonzero(voiced_frames(result.received_16k))[0]
     assert abs(len(voiced) - 70) <= 2 and voiced[-1] - voiced[0] == len(voiced) - 1   # whole, no gap
     assert result.marks == ["prompt-1"] and result.close_code == 1000
@@ -298,14 +296,7 @@ def test_barge_in_sends_clear_and_the_rest_of_the_prompt_is_never_heard():
     slots = Slots()
     call = ScriptedCall(slots, play=(5, 205), clear_on_key=True)
 
-    async def main():
-        server, url = await serve(call, slots)
-        try:
-            return await run_ws_call(url, np.zeros(2 * 16000, np.int16), dtmf=[(1000, "5")], tail_ms=0)
-        finally:
-            await server.stop()
-
-    result = asyncio.run(main())
+    result = silent_caller(call, slots, 2, dtmf=[(1000, "5")])
     assert call.keys == ["5"] and result.clears == 1
     assert call.transports[0].counters["clears"] == 1
     voiced = voiced_frames(result.received_16k)
@@ -323,14 +314,7 @@ def test_transfer_marks_calls_the_hook_then_closes_with_a_json_reason():
     async def on_transfer(info, target_, reason, context):
         hooked.append((info.call_id, target_, reason, context, call.transports[0].ws.closed))
 
-    async def main():
-        server, url = await serve(call, slots, on_transfer=on_transfer)
-        try:
-            return await run_ws_call(url, np.zeros(3 * 16000, np.int16), tail_ms=0)
-        finally:
-            await server.stop()
-
-    result = asyncio.run(main())
+    result = silent_caller(call, slots, 3, on_transfer=on_transfer)
     assert result.marks == ["prompt-1", "transfer"]
     assert hooked == [(call.infos[0].call_id, target, "caller asked for an agent", {"intent": "agent"}, False)]
     assert result.close_code == 1000 and len(result.close_reason.encode()) <= 123
@@ -343,14 +327,7 @@ def test_busy_plays_the_busy_prompt_then_closes():
     slots = Slots(limit=0)
     call = ScriptedCall(slots)
 
-    async def main():
-        server, url = await serve(call, slots, busy_audio=tone(20, hz=480))
-        try:
-            return await run_ws_call(url, np.zeros(2 * 16000, np.int16), tail_ms=0)
-        finally:
-            await server.stop()
-
-    result = asyncio.run(main())
+    result = silent_caller(call, slots, 2, busy_audio=tone(20, hz=480))
     assert not call.infos and not slots.released                  # never admitted, never released
     assert abs(int(voiced_frames(result.received_16k).sum()) - 20) <= 2
     assert result.marks == ["busy"] and result.close_code == 1000
