@@ -282,13 +282,14 @@ class Call(CallRecord, CallEarlyEnd, CallKeys, CallOutput, CallQueue):
         shown = self.redactor.input_at(turn.step, final.text, answer=self.state.confirming is not None)
         self.log.info("heard %r (confidence %.2f, endpoint %s)", shown, final.confidence, reason.value)
         turn.sentiment = sentiment.score(final.text, self.interp.speaking(self.state).flow.language)   # the call's
+        event = Heard(final.text, final.confidence, final.alternatives, turn.sentiment)
         t0 = time.perf_counter()
-        try:   # e5 on its own thread, so that the interpreter's matching finds the vector cached (call_workers.py)
-            if await embed_ahead(final.text, self.listen):
+        try:   # e5 on its own thread when matching will use it, found cached by the interpreter (call_workers.py)
+            if await embed_ahead(self.interp, self.state, event) is not None:   # asked (the time even if not needed)
                 turn.timing["embed_ms"] = round((time.perf_counter() - t0) * 1000, 1)
         except Exception:   # only an optimisation: the interpreter embeds the sentence itself
             self.log.warning("sentence embedding ahead of matching failed", exc_info=True)
-        await self._turn(turn, Heard(final.text, final.confidence, final.alternatives, turn.sentiment))
+        await self._turn(turn, event)
 
     # ---- turns and actions ---------------------------------------------------------
 

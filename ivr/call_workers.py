@@ -9,19 +9,25 @@ callers they ran beside the recognizer's workers, one per core, and each decode 
   in memory never leave the loop (`CallOutput._in_memory`).
 - `embed_ahead`: the caller sentence's e5 vector (`ivr.flow.semantic.sentence_vector`, cached and
   thread-safe) on one thread of its own, before the interpreter handles the turn, so the interpreter's
-  own call finds it cached; only when e5 is installed and the words alone may not decide (the sentence
-  is not word for word one of the step's expected phrases, and the step is not collecting a slot). The
+  own call finds it cached; exactly when the interpreter's turn will compute it (`Interpreter.needs_vector`:
+  the same pure helpers the matcher decides with, so a vector is never computed for nothing, e.g. for a step
+  phrase heard word for word inside a longer sentence, and never missed, e.g. a global at a slot step or the
+  knowledge base). The question itself (a sound-alike match, ~0.5 ms) runs on that thread too. The
   interpreter stays pure: it computes the vector itself when it was not computed ahead.
+  `IVR_EMBED_AHEAD=0` in the environment turns embedding ahead off (the interpreter's turn embeds; for A/B
+  measurements, docs/BENCHMARKS.md).
 """
 
 import asyncio
 import contextvars
 import functools
+import os
 from concurrent.futures import ThreadPoolExecutor
 
-from ivr.events import Listen
+from ivr.events import Heard
 from ivr.flow import semantic
-from ivr.flow.patterns import normalize
+from ivr.flow.interpreter import Interpreter
+from ivr.flow.state import CallState
 
 CALL_WORKERS = 2
 _CALL_POOL = ThreadPoolExecutor(max_workers=CALL_WORKERS, thread_name_prefix="ivr-call")
@@ -34,23 +40,24 @@ async def on_call_thread(fn, *args):
     return await asyncio.get_running_loop().run_in_executor(_CALL_POOL, call)
 
 
-@functools.cache
-def _e5_installed() -> bool:
-    return semantic.available()
+def embedding_ahead() -> bool:
+    """Whether the call loop embeds ahead (`IVR_EMBED_AHEAD`, default on; "0" turns it off)."""
+    return os.environ.get("IVR_EMBED_AHEAD", "1") != "0"
 
 
-def may_embed(text: str, listen: Listen | None) -> bool:
-    """Whether matching `text` at `listen` may need its sentence vector (see the module's doc)."""
-    if not text or listen is None or listen.slot is not None or not _e5_installed():
+def embed_if_needed(interp: Interpreter, state: CallState, event: Heard) -> bool:
+    """The caller sentence's vector, computed when the interpreter's turn for `event` will use it (cached, for
+    that turn to find); True if it did. Blocking: run on the embedding thread."""
+    if not interp.needs_vector(state, event):
         return False
-    said = normalize(text)
-    return bool(said) and all(normalize(p) != said for p in listen.expect)
-
-
-async def embed_ahead(text: str, listen: Listen | None) -> bool:
-    """Compute the caller sentence's vector on the embedding thread when matching may need it; True if it did."""
-    if not may_embed(text, listen):
-        return False
-    call = functools.partial(contextvars.copy_context().run, semantic.sentence_vector, text)
-    await asyncio.get_running_loop().run_in_executor(_EMBEDDER, call)
+    semantic.sentence_vector(event.text)
     return True
+
+
+async def embed_ahead(interp: Interpreter, state: CallState, event: Heard) -> bool | None:
+    """`embed_if_needed` on the embedding thread: True if it embedded, False if the turn needs no vector, None
+    when not asked (embedding ahead turned off, or no words)."""
+    if not embedding_ahead() or not event.text:
+        return None
+    call = functools.partial(contextvars.copy_context().run, embed_if_needed, interp, state, event)
+    return await asyncio.get_running_loop().run_in_executor(_EMBEDDER, call)

@@ -108,6 +108,20 @@ class Interpreter:
             return self.failed(state, "template", f"template error: {exc}")
         raise TypeError(f"not a flow event: {event!r}")
 
+    def needs_vector(self, state: CallState, event: Heard) -> bool:
+        """Whether `handle(state, event)` computes the caller sentence's e5 vector (semantic.sentence_vector),
+        asked by the call loop before the turn to embed it ahead on a thread of its own (ivr/call_workers.py);
+        `handle` then finds it cached. Pure, like `handle`, and decided by the same helpers: not at a language
+        menu, in a queue, or when a `watch` branch or a parsed yes/no or slot value takes the turn; at a listening
+        step when the words alone are not sure (ivr.flow.understand) or the knowledge base is asked."""
+        speaker = self.speaking(state)
+        if speaker is not self:
+            return speaker.needs_vector(state, event)
+        step = self.flow.steps.get(state.step or "")
+        if state.ended or step is None or step.language_menu or step.queue:
+            return False
+        return watch.needs_vector(self, state, step, event)
+
     # ---- start and services --------------------------------------------------------
 
     def _start(self, state: CallState, event: CallStarted) -> Result:

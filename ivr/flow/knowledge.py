@@ -86,6 +86,11 @@ class KnowledgeBase:
         limit = self.threshold if threshold is None else threshold
         return ranked[0] if ranked and ranked[0].score >= limit else None
 
+    def needs_vector(self, text: str) -> bool:
+        """Whether `rank(text)` computes the sentence's vector (semantic.sentence_vector): the call loop then
+        embeds it ahead on a thread of its own (ivr/call_workers.py)."""
+        return self.semantic and _has_words(text)
+
     def rank(self, text: str) -> list[FaqAnswer]:
         """Every entry with some likeness to `text`, best first."""
         index = self._index
@@ -101,6 +106,10 @@ class KnowledgeBase:
             if score > 0:
                 out.append(FaqAnswer(entry.id, entry.answer, round(score, 3), question))
         return sorted(out, key=lambda a: -a.score)
+
+
+def _has_words(text: str) -> bool:
+    return bool(tokens(text))
 
 
 class _Index:
@@ -120,7 +129,7 @@ class _Index:
         self.unknown_idf = math.log(1 + n)   # a word no entry has: as telling as the rarest
 
     def semantic_scores(self, text: str) -> dict[str, float]:
-        if not tokens(text):
+        if not _has_words(text):   # KnowledgeBase.needs_vector
             return {}
         asked = semantic_model.sentence_vector(text)   # shared with the choices' ranking in the same turn
         if asked is None:

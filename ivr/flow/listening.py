@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from ivr.events import Hangup, Heard
 from ivr.flow import understand
-from ivr.flow.knowledge import FaqAnswer
+from ivr.flow.knowledge import FaqAnswer, KnowledgeBase
 from ivr.flow.model import Choice, Step
 from ivr.flow.slots import SlotSpec, SlotValue, parse_keys, parse_speech
 from ivr.flow.state import CallState, Confirming, Understood
@@ -30,17 +30,13 @@ _YES_NO = SlotSpec(name="confirm", type="yes_no")
 
 def heard(it: "Interpreter", state: CallState, step: Step, event: Heard) -> "Result":
     text = event.text
-    if state.confirming:
-        answer = parse_speech(_YES_NO, text, it.flow.language, _today(state))
-        if isinstance(answer, SlotValue):
-            last = Understood("speech", text, "yes" if answer.value else "no", 1.0, "confirm")
-            return _confirmed(it, replace(state, last=last), step, answer.value)
-    elif step.collect:
-        value = parse_speech(step.collect.slot, text, it.flow.language, _today(state))
-        if isinstance(value, SlotValue):
-            return _filled(it, state, step, value, "speech")
-    choices = () if (state.confirming or step.collect) else step.choices
-    ranked = understand.rank(text, tuple(c.intent for c in choices), tuple(c.intent for c in it.flow.globals))
+    answer = _parsed(it, state, step, text)
+    if answer is not None and state.confirming:
+        last = Understood("speech", text, "yes" if answer.value else "no", 1.0, "confirm")
+        return _confirmed(it, replace(state, last=last), step, answer.value)
+    if answer is not None:
+        return _filled(it, state, step, answer, "speech")
+    ranked = understand.rank(text, *_offered(it, state, step))
     faq = _faq_best(it, state, step, text)
     shown = _candidates(ranked, faq)
     top = ranked[0] if ranked and ranked[0].score >= it.flow.confirm else None
@@ -60,6 +56,35 @@ def heard(it: "Interpreter", state: CallState, step: Step, event: Heard) -> "Res
         return replace(state, last_prompts=(question,)), [question, it.listen(step, yes_no=True)]
     last = Understood("speech", _shown(state, step, text), candidates=shown)
     return fail(it, replace(state, last=last), step, "no_match")
+
+
+def needs_vector(it: "Interpreter", state: CallState, step: Step, text: str) -> bool:
+    """Whether `heard` computes the caller sentence's e5 vector (semantic.sentence_vector) for `text`: not when a
+    yes/no or the slot's value is parsed from the words, else when ranking the offered answers does
+    (understand.needs_vector: not when the words alone are sure) or the step's knowledge base does. The same
+    helpers `heard` uses, so the two cannot disagree."""
+    if _parsed(it, state, step, text) is not None:
+        return False
+    kb = _faq_base(it, state, step, text)
+    return understand.needs_vector(text, *_offered(it, state, step)) or (kb is not None and kb.needs_vector(text))
+
+
+def _parsed(it: "Interpreter", state: CallState, step: Step, text: str) -> SlotValue | None:
+    """What the words give before any matching: the yes/no to a pending confirmation, else the value of the
+    slot the step collects (None: nothing parsed, matching decides)."""
+    if state.confirming:
+        answer = parse_speech(_YES_NO, text, it.flow.language, _today(state))
+    elif step.collect:
+        answer = parse_speech(step.collect.slot, text, it.flow.language, _today(state))
+    else:
+        return None
+    return answer if isinstance(answer, SlotValue) else None
+
+
+def _offered(it: "Interpreter", state: CallState, step: Step) -> tuple[tuple, tuple]:
+    """The intents matching weighs: the step's own choices (none while confirming or collecting), the globals."""
+    choices = () if (state.confirming or step.collect) else step.choices
+    return tuple(c.intent for c in choices), tuple(c.intent for c in it.flow.globals)
 
 
 def digits(it: "Interpreter", state: CallState, step: Step, keys: str) -> "Result":
@@ -163,10 +188,16 @@ def _faq(it: "Interpreter", state: CallState, step: Step, answer: str) -> "Resul
 
 def _faq_best(it: "Interpreter", state: CallState, step: Step, text: str) -> FaqAnswer | None:
     """The knowledge base's best entry for `text` (any score), where the step may answer from it."""
+    kb = _faq_base(it, state, step, text)
+    return kb.answer(text, threshold=0.0) if kb is not None else None
+
+
+def _faq_base(it: "Interpreter", state: CallState, step: Step, text: str) -> KnowledgeBase | None:
+    """The knowledge base the step may answer `text` from (`faq: true`, not confirming or collecting), else None."""
     kb = it.flow.knowledge
     if not (step.faq and kb and text) or state.confirming or step.collect:
         return None
-    return kb.answer(text, threshold=0.0)
+    return kb
 
 
 def _faq_threshold(it: "Interpreter") -> float:

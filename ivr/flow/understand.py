@@ -85,15 +85,11 @@ def rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (),
     intents = (*step, *globals_)
     if not intents or not text:
         return []
-    group = {i.name: "step" for i in step} | {i.name: "global" for i in globals_ if i.name not in
-                                               {s.name for s in step}}
+    group = _groups(step, globals_)
     heard = heard_words(text, intents)
     words = {m.name: m.score for m in heard}
-    use_meaning = semantic.available() if meaning is None else meaning
-    if use_meaning and embed == "unsure":
-        use_meaning = not _sure_by_words(words, group, coverage(text, heard))
-    if vector is None:
-        vector = semantic.sentence_vector(text) if use_meaning else None
+    if vector is None and _wants_vector(text, group, heard, meaning, embed):
+        vector = semantic.sentence_vector(text)
     if vector is None:
         return _by_words(words, group)
     feats, cos = answer_features(text, intents, group, heard, vector)
@@ -109,6 +105,31 @@ def rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (),
         out.append(Candidate(i.name, round(score, 3), _signal(words.get(i.name, 0.0), feats[i.name]), group[i.name],
                              round(words.get(i.name, 0.0), 3), round(cos[i.name], 3)))
     return sorted(out, key=lambda c: (-c.score, c.group != "step"))
+
+
+def needs_vector(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (), *,
+                 meaning: bool | None = None, embed: str = "unsure") -> bool:
+    """Whether `rank(text, step, globals_, meaning=..., embed=...)` computes the sentence's vector
+    (semantic.sentence_vector): the same test `rank` makes, for the call loop to embed ahead on a thread of its
+    own (ivr/call_workers.py) exactly when the matcher will use the vector. Pure; costs a sound-alike match."""
+    intents = (*step, *globals_)
+    if not intents or not text:
+        return False
+    return _wants_vector(text, _groups(step, globals_), heard_words(text, intents), meaning, embed)
+
+
+def _wants_vector(text: str, group: dict[str, str], heard: list, meaning: bool | None, embed: str) -> bool:
+    """`rank`'s choice: embed when e5 is used (`meaning`, None = when installed) and, in "unsure" mode, the words
+    alone are not sure (`_sure_by_words`)."""
+    if not (semantic.available() if meaning is None else meaning):
+        return False
+    return embed != "unsure" or not _sure_by_words({m.name: m.score for m in heard}, group, coverage(text, heard))
+
+
+def _groups(step: tuple[Intent, ...], globals_: tuple[Intent, ...]) -> dict[str, str]:
+    """Each offered answer's group: "step", or "global" for a global the step does not offer itself."""
+    own = {i.name for i in step}
+    return {i.name: "step" for i in step} | {i.name: "global" for i in globals_ if i.name not in own}
 
 
 def answer_features(text: str, intents: tuple[Intent, ...], group: dict[str, str], heard: list,

@@ -43,12 +43,24 @@ def felt(state: CallState, event: Heard, language: str) -> CallState:
 def heard(it: "Interpreter", state: CallState, step: Step, event: Heard) -> "Result":
     """Speech at a listening step: sentiment first, then `watch`, then the step's own answers."""
     state = felt(state, event, it.flow.language)
-    goto = target(it.flow.watch, context(it.flow, state)) if it.flow.watch else None
+    goto = _diverted(it, state)
     if goto is None:
         return listening.heard(it, state, step, event)
     log.info("watch: %s -> %s (sentiment %s)", step.name, goto, state.sentiment)
     shown = sayas.mask(event.text) if step.collect and step.collect.sensitive else event.text
     return it.enter(replace(state, last=Understood("speech", shown, None, 0.0, "watch"), confirming=None), goto)
+
+
+def needs_vector(it: "Interpreter", state: CallState, step: Step, event: Heard) -> bool:
+    """Whether `heard` computes the caller sentence's e5 vector: not when a `watch` branch takes the call
+    elsewhere, else as the listening step decides (listening.needs_vector)."""
+    state = felt(state, event, it.flow.language)
+    return _diverted(it, state) is None and listening.needs_vector(it, state, step, event.text)
+
+
+def _diverted(it: "Interpreter", state: CallState) -> str | None:
+    """The step of the first `watch` branch that holds now, else None."""
+    return target(it.flow.watch, context(it.flow, state)) if it.flow.watch else None
 
 
 def build(builder, data: LineDict) -> tuple[Route, ...]:
