@@ -8,6 +8,20 @@ frame heard, endpoint silence included), turns answered, replies right (the serv
 records: the expected path), CPU seconds per call and memory per added call.
 
     .venv/bin/python scripts/loadgen.py --calls 1 4 8 16 --via ws --preset en --json build/bench/load.json
+    .venv/bin/python scripts/loadgen.py --calls 1 16 --wording varied   # the same requests, reworded
+
+`--wording exact` (the default): the callers say the menu's own phrases ("track my order"), which the
+sound-alike matcher takes word for word, so intent matching never embeds the sentence. `--wording varied`
+(en only): the same three requests of the same path reworded ("my parcel never arrived", VARIED), which
+only the meaning (e5 sentence embeddings, ivr.flow.understand) takes: every turn embeds the caller's
+sentence, and none ends at the 200 ms early endpoint (that needs an expected phrase heard), so those turns
+wait for the full 600 ms end-of-speech silence. Each caller opens every sentence with words of their own
+("so ...", "hi there ...": OPENERS, 24) so that no two callers say the same sentence (the server's e5
+sentence cache would otherwise embed each sentence once and answer every other caller from it); the warm-up
+caller says them bare, and the callers' sentences are lined up to end at the same instants, as in the exact
+wording. The replies are checked as always (the recorded path).
+Embedding ahead of matching (ivr/call_workers.py) can be turned off for A/B runs with IVR_EMBED_AHEAD=0 in
+the environment (the server inherits it).
 
 Every loop is bounded: N <= 64 calls, each call ends after its script, the run after --timeout.
 """
@@ -48,6 +62,16 @@ PRESETS = {
                       ("pause", 2500), ("say", "영업 시간"),
                       ("pause", 6000)]},
 }
+# --wording varied: the same requests reworded, each taken right at once by meaning only (with the demo flow's
+# matcher: 0.91, 0.88, 0.97 against the 0.8 accept threshold; not word for word, so matching embeds them).
+VARIED = {"en": ["my parcel never arrived", "please start from the beginning", "what time do you open tomorrow"]}
+# ... each measured caller opening every sentence with their own words (every one checked with the demo flow: still
+# taken right at once, by meaning), so that no caller's sentence is the cached vector of another's (callers say
+# different things; e5's sentence cache would otherwise embed each sentence once per server). The warm-up caller
+# says the sentences bare.
+OPENERS = ("so", "well", "okay", "hi", "hello", "alright", "right", "oh", "hey", "hi there", "good morning",
+           "hello there", "okay so", "well then", "excuse me", "sorry", "listen", "hey there", "good afternoon",
+           "good evening", "oh hi", "actually", "now", "look")
 EXPECTED_PATH = ["greet", "main", "track", "anything_else", "main", "hours", "anything_else"]
 MAX_CALLS = 64
 
@@ -58,13 +82,60 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def caller_audio(preset: str = "en") -> tuple[np.ndarray, list[int]]:
-    """16 kHz caller audio as it arrives from a phone line, and where each utterance ends (ms)."""
+def caller_script(preset: str = "en", wording: str = "exact", opener: str = "") -> list[tuple[str, object]]:
+    """The caller's script: the preset's, its sentences reworded (VARIED) for `wording` "varied", each opened with
+    `opener`."""
+    script = PRESETS[preset]["script"]
+    if wording == "exact":
+        return script
+    if preset not in VARIED:
+        raise SystemExit(f"loadgen: --wording {wording} has sentences for the presets {', '.join(VARIED)} only")
+    said = iter(VARIED[preset])
+    return [("say", f"{opener} {next(said)}".strip()) if kind == "say" else (kind, value) for kind, value in script]
+
+
+class _SaidOnce:
+    """The caller's voice, each sentence synthesised once (the script is rendered twice: to line the callers up)."""
+
+    def __init__(self, tts) -> None:
+        self.tts, self.rate_hz, self.said = tts, tts.rate_hz, {}
+
+    def synthesize(self, text: str) -> np.ndarray:
+        if text not in self.said:
+            self.said[text] = self.tts.synthesize(text)
+        return self.said[text]
+
+
+def callers_audio(preset: str, wording: str, n: int) -> tuple[list[tuple[np.ndarray, list[int]]], tuple]:
+    """16 kHz caller audio as it arrives from a phone line, and where each utterance ends (ms): for each of `n`
+    callers, and for the warm-up caller. `exact`: one script for all. `varied`: caller i opens each sentence
+    with OPENERS[i] (repeating after 24 callers); the pause before each sentence is lengthened to the longest
+    caller's sentence, so that every caller still stops talking at the same instants (a lockstep burst)."""
     from ivr.tts.registry import load_tts
 
-    tts = load_tts(PRESETS[preset]["voice"], "ko-KR" if preset == "ko" else "en-US")
+    tts = _SaidOnce(load_tts(PRESETS[preset]["voice"], "ko-KR" if preset == "ko" else "en-US"))
+    if wording == "exact":
+        one = _audio(caller_script(preset), tts)
+        return [one] * n, one
+    scripts = [caller_script(preset, wording, OPENERS[i % len(OPENERS)]) for i in range(n)]
+    scripts.append(caller_script(preset, wording))   # the warm-up's
+    said_ms = [[len(render([seg], tts, noise_dbfs=None)) * 1000 // LINE_RATE_HZ if seg[0] == "say" else 0
+                for seg in script] for script in scripts]
+    longest = [max(column) for column in zip(*said_ms, strict=True)]
+    lined_up = []
+    for script, ms in zip(scripts, said_ms, strict=True):
+        out = []
+        for j, seg in enumerate(script):
+            if seg[0] == "say" and longest[j] > ms[j]:
+                out.append(("pause", longest[j] - ms[j]))
+            out.append(seg)
+        lined_up.append(_audio(out, tts))
+    return lined_up[:-1], lined_up[-1]
+
+
+def _audio(script, tts) -> tuple[np.ndarray, list[int]]:
     parts, ends, t_ms = [], [], 0
-    for segment in PRESETS[preset]["script"]:
+    for segment in script:
         audio = resample(render([segment], tts, noise_dbfs=None), LINE_RATE_HZ, 16000)
         parts.append(audio)
         t_ms += len(audio) * 1000 // 16000
@@ -130,7 +201,11 @@ async def staggered(delay_s: float, coro):
     return await coro
 
 
-async def run_level(server: Server, via: str, n: int, audio, ends, peak_rss: list[float], stagger_ms: int = 0):
+async def run_level(server: Server, via: str, callers: list[tuple[np.ndarray, list[int]]], peak_rss: list[float],
+                    stagger_ms: int = 0):
+    """Each of `callers` (audio, utterance ends) in a call of its own, all at once (or spread over `stagger_ms`)."""
+    n = len(callers)
+
     async def sample_rss():
         while True:
             peak_rss.append(server.rss_mb())
@@ -141,7 +216,7 @@ async def run_level(server: Server, via: str, n: int, audio, ends, peak_rss: lis
         # stagger_ms spreads the call starts evenly (0: all callers speak at the same instants,
         # the worst case for a shared recognizer).
         return await asyncio.gather(*(staggered(i * stagger_ms / max(n, 1) / 1000,
-                                                one_call(via, server.port, audio, ends, i)) for i in range(n)),
+                                                one_call(via, server.port, *callers[i], i)) for i in range(n)),
                                     return_exceptions=True)
     finally:
         sampler.cancel()
@@ -170,13 +245,17 @@ def main() -> int:
     ap.add_argument("--stagger-ms", type=int, default=0, help="spread call starts over this many ms")
     ap.add_argument("--warmup", type=int, default=1, choices=range(0, 3),
                     help="untimed calls placed first on each server (first-use costs: model pages, caches)")
+    ap.add_argument("--wording", choices=["exact", "varied"], default="exact",
+                    help="exact: the flow's own phrases (matched word for word); varied: the same requests reworded, "
+                         "taken by meaning (e5), en only")
     ap.add_argument("--json", help="write the report here")
     args = ap.parse_args()
     if max(args.calls) > MAX_CALLS:
         raise SystemExit(f"loadgen: at most {MAX_CALLS} calls")
     preset = PRESETS[args.preset]
     args.asr = preset["asr"]
-    audio, ends = caller_audio(args.preset)
+    callers, warmup = callers_audio(args.preset, args.wording, max(args.calls))
+    ends = warmup[1]
     started = time.monotonic()
     rows = []
     for n in args.calls:
@@ -188,10 +267,10 @@ def main() -> int:
         server = Server(args.via, n, records, args.asr, preset["flow"])
         try:
             for i in range(args.warmup):   # not measured: the first caller after a start pays first-use costs
-                asyncio.run(asyncio.wait_for(one_call(args.via, server.port, audio, ends, 9000 + i), args.timeout))
+                asyncio.run(asyncio.wait_for(one_call(args.via, server.port, *warmup, 9000 + i), args.timeout))
             idle_rss, cpu0 = server.rss_mb(), server.cpu_s()
             peak: list[float] = []
-            results = asyncio.run(asyncio.wait_for(run_level(server, args.via, n, audio, ends, peak, args.stagger_ms),
+            results = asyncio.run(asyncio.wait_for(run_level(server, args.via, callers[:n], peak, args.stagger_ms),
                                                    args.timeout))
             cpu = server.cpu_s() - cpu0
         finally:
@@ -201,7 +280,9 @@ def main() -> int:
         lat = [x for r in ok for x in r.reply_latencies_ms if x is not None]
         turns = len(ends) * n
         right, recorded = replies_right(records)
-        row = {"calls": n, "via": args.via, "asr": args.asr, "stagger_ms": args.stagger_ms, "warmup": args.warmup,
+        row = {"calls": n, "via": args.via, "asr": args.asr, "wording": args.wording,
+               "embed_ahead": os.environ.get("IVR_EMBED_AHEAD", "1") != "0",
+               "stagger_ms": args.stagger_ms, "warmup": args.warmup,
                "load_avg": [round(x, 2) for x in os.getloadavg()], "turns": turns,
                "answered": len(lat),
                "p50_ms": pct(lat, 50), "p95_ms": pct(lat, 95), "max_ms": pct(lat, 100),
@@ -213,7 +294,9 @@ def main() -> int:
         print(f"N={n:3d} {args.via}: p50 {row['p50_ms']} ms  p95 {row['p95_ms']} ms  answered {len(lat)}/{turns}"
               f"  right {right}/{recorded}  cpu {row['cpu_s_per_call']} s/call  +{row['mb_per_added_call']} MB/call"
               + (f"  errors: {errors[:1]}" if errors else ""), flush=True)
-    report = {"bench": "load", "flow": preset["flow"], "script": preset["script"], "utterance_ends_ms": ends,
+    report = {"bench": "load", "flow": preset["flow"], "script": caller_script(args.preset, args.wording),
+              "utterance_ends_ms": ends,
+              "openers": list(OPENERS[:max(args.calls)]) if args.wording == "varied" else [],
               "latency": "last voiced caller frame -> first reply frame heard; includes the endpoint silence "
                          "(200 ms early match or 600 ms)", "machine": machine_info(), "levels": rows,
               "date": time.strftime("%Y-%m-%d")}
