@@ -61,6 +61,7 @@ class CallConfig:
     vad: VadConfig = field(default_factory=VadConfig)
     early_endpoint: bool = True      # end a turn at a short pause if the words match an answer
     early_match_score: float = 0.9
+    early_meaning: bool = True       # ...or if the flow would take them at once by meaning (call_early.py)
     speculate_ms: int = 100          # whisper: start decoding at this much trailing silence (call_early.py)
     feed_frames: int = 5             # frames batched per recognizer feed (100 ms)
     inter_digit_ms: int = 3000

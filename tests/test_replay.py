@@ -139,6 +139,26 @@ def test_without_early_endpoint_turns_wait_the_full_silence(demo_flow, whisper_a
     assert turn["endpoint"] == "silence" and turn["timing"]["endpoint_silence_ms"] == 600
 
 
+REWORDED = [("pause", 7500), ("say", "my parcel never arrived"), ("pause", 5000)]
+
+
+def test_words_taken_at_once_by_meaning_end_the_turn_early(demo_flow, whisper_asr, prompt_cache, line_audio):
+    """No expected phrase in the words, but the flow takes them at once by meaning: no 600 ms wait."""
+    trace = replay(line_audio(REWORDED), demo_flow, whisper_asr, prompt_cache).trace.to_dict()
+    turn = trace["turns"][1]
+    assert turn["match"]["choice"] == "track" and turn["candidates"][0]["signal"] == "meaning"
+    assert turn["endpoint"] == "early_match" and turn["timing"]["endpoint_silence_ms"] == 200
+    assert turn["said"][0] == "Your order shipped yesterday and arrives on Friday."
+
+
+def test_early_end_by_meaning_can_be_turned_off(demo_flow, whisper_asr, prompt_cache, line_audio):
+    config = CallConfig(early_meaning=False)
+    trace = replay(line_audio(REWORDED), demo_flow, whisper_asr, prompt_cache, config).trace.to_dict()
+    turn = trace["turns"][1]
+    assert turn["match"]["choice"] == "track"
+    assert turn["endpoint"] == "silence" and turn["timing"]["endpoint_silence_ms"] == 600
+
+
 def test_asr_failure_goes_to_the_agent_line(demo_flow, whisper_asr, prompt_cache, line_audio):
     class BrokenSession:
         def feed(self, pcm):
