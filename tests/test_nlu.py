@@ -345,3 +345,34 @@ def test_dataset_accuracy_floor(lang):
     overall, rejected = 100 * right / len(utterances), 100 * oos_right / oos
     assert overall >= FLOORS[lang][0], f"{lang}: {overall:.1f} % right"
     assert rejected >= FLOORS[lang][1], f"{lang}: {rejected:.1f} % of out-of-scope rejected"
+
+
+
+def _best_window_by_scan(h, p):
+    """The fuzzy window search as a plain left-to-right scan (what nlu._latin did before it ran in C)."""
+    from rapidfuzz import fuzz
+
+    n, best, best_window = len(p.words), 0.0, ()
+    for size in {max(1, n - 1), n, n + 1}:
+        for i in range(max(1, len(h.words) - size + 1)):
+            window = h.words[i : i + size]
+            score = fuzz.ratio(" ".join(window), p.text) / 100.0
+            if score > best:
+                best, best_window = score, window
+    return best, best_window
+
+
+@pytest.mark.parametrize("heard", [
+    "wear is my order", "where is my order where is my order", "track track my my order order", "a",
+    "i want to i want to talk to a gent please", "kansel my order kansel my order", "order order order",
+])
+@pytest.mark.parametrize("phrase", ["where is my order", "cancel my order", "agent", "talk to someone", "order"])
+def test_fuzzy_window_is_the_first_best_of_a_scan(heard, phrase):
+    """The same window and likeness as a left-to-right scan; ties (a sentence said twice) go to the first."""
+    from ivr.flow import nlu
+
+    h, p = nlu._heard(heard).clean, nlu._phrase(phrase)
+    best, window = nlu._best_window(h, p)
+    want_best, want_window = _best_window_by_scan(h, p)
+    assert best == want_best
+    assert window == want_window or want_best == 0.0

@@ -18,7 +18,7 @@ from functools import lru_cache
 
 import jellyfish
 from pypinyin import lazy_pinyin
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from ivr.flow.patterns import tokens
 
@@ -194,13 +194,7 @@ def _cjk(h: _Words, p: _Phrase) -> float:
 def _latin(h: _Words, p: _Phrase) -> float:
     """Letter ratio of the best window, held down by the phrase words that have no counterpart in it."""
     n = len(p.words)
-    best, best_window = 0.0, ()
-    for size in {max(1, n - 1), n, n + 1}:
-        for i in range(max(1, len(h.words) - size + 1)):
-            window = h.words[i : i + size]
-            score = fuzz.ratio(" ".join(window), p.text) / 100.0
-            if score > best:
-                best, best_window = score, window
+    best, best_window = _best_window(h, p)
     if best < CONFIRM_THRESHOLD:
         return best
     # Counterparts: a word of the window, or two of them run together ("a gent" for "agent").
@@ -211,6 +205,23 @@ def _latin(h: _Words, p: _Phrase) -> float:
         run_together = max(word_similarity(p.words[i] + p.words[i + 1], x) for x in best_window)
         sims[i], sims[i + 1] = max(sims[i], run_together), max(sims[i + 1], run_together)
     return min(best, sum(wt * sim for wt, sim in zip(p.weights, sims, strict=True)) / sum(p.weights))
+
+
+def _best_window(h: _Words, p: _Phrase) -> tuple[float, tuple[str, ...]]:
+    """The run of n-1, n or n+1 of the sentence's words (n: the phrase's) whose letters are most like the
+    phrase's, and that likeness (0-1); a tie goes to the first run, shortest size first, left to right."""
+    n = len(p.words)
+    texts, windows = _windows(h.words, tuple({max(1, n - 1), n, n + 1}))
+    _text, score, index = process.extractOne(p.text, texts, scorer=fuzz.ratio)   # the first best, in C
+    return score / 100.0, windows[index]
+
+
+@lru_cache(maxsize=1024)
+def _windows(words: tuple[str, ...], sizes: tuple[int, ...]) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
+    """The sentence's runs of `sizes` words (in that order, left to right), and each run as text: the same
+    for every phrase of a length, so they are made once per sentence, not once per phrase."""
+    windows = tuple(words[i : i + size] for size in sizes for i in range(max(1, len(words) - size + 1)))
+    return tuple(" ".join(w) for w in windows), windows
 
 
 def _out_of_order(h: _Words, p: _Phrase) -> float:
