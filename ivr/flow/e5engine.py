@@ -98,9 +98,15 @@ def read_model(path: str) -> dict:
             "norm": norm, "tensors": tensors, "mmap": buf}
 
 
+def nibbles(blocks: np.ndarray) -> np.ndarray:
+    """Q4_0 blocks -> their 32 unsigned 4-bit values each (0..15, zero at 8), in weight order: byte j holds
+    weight j (low nibble) and j + 16 (high)."""
+    return np.concatenate([blocks["qs"] & 0x0F, blocks["qs"] >> 4], axis=-1)
+
+
 def dequantize(blocks: np.ndarray) -> np.ndarray:
-    """Q4_0 blocks -> fp32 weights: (nibble - 8) * scale, byte j holding weight j (low) and j + 16 (high)."""
-    q = np.concatenate([blocks["qs"] & 0x0F, blocks["qs"] >> 4], axis=-1).astype(np.float32) - 8.0
+    """Q4_0 blocks -> fp32 weights: (nibble - 8) * scale."""
+    q = nibbles(blocks).astype(np.float32) - 8.0
     return (q * blocks["d"].astype(np.float32)[..., None]).reshape(*blocks.shape[:-1], -1)
 
 
@@ -182,7 +188,7 @@ def build_graph(model: dict, weights: str = "int8"):
         name = prefixes[0]
         if weights == "int8":
             return linear_int8(x, dequantize(blocks).reshape(n_out, n_in), bias, name)
-        q = np.concatenate([blocks["qs"] & 0x0F, blocks["qs"] >> 4], axis=-1)      # [N, nb, 32] nibbles
+        q = nibbles(blocks)                                                           # [N, nb, 32]
         packed = (q[..., 0::2] | (q[..., 1::2] << 4)).astype(np.uint8)              # MatMulNBits' order
         scales = blocks["d"].astype(np.float32).reshape(-1)
         return node("MatMulNBits", [x, const(name + ".wq", packed), const(name + ".ws", scales), "", "",
