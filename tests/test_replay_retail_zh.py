@@ -37,21 +37,31 @@ def spoken(trace):
     return [(t.step, t.heard, (t.match or {}).get("choice"), t.t_speech_start_ms) for t in trace.turns]
 
 
-def test_order_by_voice_in_mandarin(zh_line_audio, whisper_base, zh_prompt_cache, tmp_path):
-    caller = [("pause", 9000), ("say", "查询订单"),
-              ("pause", 4000), ("say", "四八一五一六"),
-              ("pause", 4000), ("say", "对"),
-              ("pause", 12000), ("say", "不用了谢谢"),
+def order_by_voice(line_audio, asr, prompts, tmp_path, *, ask: str, number: str, yes: str, done: str,
+                   confirmation: str, carrier: str):
+    """A caller who asks for their order (`ask`), says its number, confirms it and is done: the whole
+    tracking path, the number read back (`confirmation`), the order service's `carrier`, a hang-up."""
+    caller = [("pause", 9000), ("say", ask),
+              ("pause", 4000), ("say", number),
+              ("pause", 4000), ("say", yes),
+              ("pause", 12000), ("say", done),
               ("pause", 4000)]
-    trace = replay(zh_line_audio(caller), whisper_base, zh_prompt_cache, tmp_path)
+    trace = replay(line_audio(caller), asr, prompts, tmp_path)
     said = " ".join(s for t in trace.turns for s in t.said)
     assert trace.path == ["choose_language", "greet", "main", "track", "order/ask_number", "order/fetch",
                           "order/done", "shipped", "anything_else", "bye"], spoken(trace)
+    assert confirmation in said                                  # slot + confirmation
+    assert carrier in said                                       # the order service's answer
+    assert trace.outcome.kind == "hangup"
+    return trace
+
+
+def test_order_by_voice_in_mandarin(zh_line_audio, whisper_base, zh_prompt_cache, tmp_path):
+    trace = order_by_voice(zh_line_audio, whisper_base, zh_prompt_cache, tmp_path, ask="查询订单",
+                           number="四八一五一六", yes="对", done="不用了谢谢",
+                           confirmation="您的订单号是四 八 幺 五 幺 六，对吗？", carrier="UPS")
     number = next(t for t in trace.turns if t.step == "order/ask_number")
     assert number.match["choice"] == "order_id"
-    assert "您的订单号是四 八 幺 五 幺 六，对吗？" in said                  # slot + confirmation
-    assert "UPS" in said                                         # the order service's answer
-    assert trace.outcome.kind == "hangup"
 
 
 def test_agent_by_voice_in_mandarin(zh_line_audio, whisper_base, zh_prompt_cache, tmp_path):

@@ -7,7 +7,7 @@ import pytest
 from ivr.audio.resample import resample
 from ivr.callgen import LINE_RATE_HZ, render
 from tests import mandarin_kokoro
-from tests.test_replay_retail_zh import replay, spoken
+from tests.test_replay_retail_zh import order_by_voice
 
 pytestmark = pytest.mark.slow
 
@@ -21,18 +21,9 @@ def kokoro_line_audio():
 
 
 def test_order_by_neural_voice_in_mandarin(kokoro_line_audio, whisper_base, zh_prompt_cache, tmp_path):
-    caller = [("pause", 9000), ("say", "我的快递到哪了"),
-              ("pause", 4000), ("say", "六三六二零八"),
-              ("pause", 4000), ("say", "对"),
-              ("pause", 12000), ("say", "没有了，谢谢"),
-              ("pause", 4000)]
-    trace = replay(kokoro_line_audio(caller), whisper_base, zh_prompt_cache, tmp_path)
-    said = " ".join(s for t in trace.turns for s in t.said)
-    assert trace.path == ["choose_language", "greet", "main", "track", "order/ask_number", "order/fetch",
-                          "order/done", "shipped", "anything_else", "bye"], spoken(trace)
-    assert "您的订单号是六 三 六 二 零 八，对吗？" in said
-    assert "FedEx" in said                                       # the order service's answer
-    assert trace.outcome.kind == "hangup"
+    order_by_voice(kokoro_line_audio, whisper_base, zh_prompt_cache, tmp_path, ask="我的快递到哪了",
+                   number="六三六二零八", yes="对", done="没有了，谢谢",
+                   confirmation="您的订单号是六 三 六 二 零 八，对吗？", carrier="FedEx")
 
 
 def test_model_join_refuses_parts_that_do_not_match(tmp_path, monkeypatch):
