@@ -28,7 +28,7 @@ import numpy as np
 import yaml
 from benchlib import machine_info
 
-from ivr.flow import nlu, semantic, understand
+from ivr.flow import builtins, nlu, semantic, understand
 from ivr.flow.patterns import expand, normalize
 from ivr.trace import write_json
 
@@ -39,11 +39,16 @@ ACCEPT, CONFIRM = 0.8, 0.6
 E5_ACCEPT_COS, E5_CONFIRM_COS = 0.90, 0.87
 
 
-def load_flow(lang: str, examples: int = 0) -> dict:
+def load_flow(lang: str, examples: int = 0, builtin: bool = False) -> dict:
     """`examples`: give each intent that many `examples:` taken from the dev part, as ops would copy
-    them from call records (so only the test part can judge that variant)."""
+    them from call records (so only the test part can judge that variant). `builtin`: the intents the flow
+    file tags with a built-in intent (`builtin:`, as ops tag the globals and yes/no) hear its sentences too
+    (ivr.flow.builtins; the same merge as a flow's `builtin: NAME`)."""
     data = yaml.safe_load((DATA / f"flows_{lang}.yaml").read_text(encoding="utf-8"))
     intents = {n: nlu.Intent(n, tuple(p for t in ts for p in expand(t))) for n, ts in data["intents"].items()}
+    if builtin:
+        known = builtins.load(lang)
+        intents |= {n: builtins.merge(intents[n], known[b]) for n, b in data.get("builtin", {}).items()}
     if examples:
         dev = yaml.safe_load((DATA / f"dev_{lang}.yaml").read_text(encoding="utf-8"))
         said: dict[str, list[str]] = {}
@@ -97,6 +102,7 @@ MATCHERS = {
     "words + meaning, calibrated, always embed": m_combined("always"),
     "words + meaning, calibrated, embed only when unsure (chosen)": m_combined("unsure"),
     "chosen + 3 examples per intent from dev calls (judge on test only)": m_combined("unsure"),
+    "chosen + built-in system intents (globals, yes/no)": m_combined("unsure"),
 }
 
 
@@ -129,7 +135,7 @@ def outcomes(rows: list[tuple[str, list]]) -> dict:
 
 
 def run(matcher: str, lang: str, split: str, show: bool) -> dict:
-    flow = load_flow(lang, examples=3 if "examples" in matcher else 0)
+    flow = load_flow(lang, examples=3 if "examples per intent" in matcher else 0, builtin="built-in" in matcher)
     rows = []
     for step, text, expected in load_split(lang, split, flow):
         ranked = MATCHERS[matcher](text, *flow["steps"][step])
@@ -155,12 +161,14 @@ PER_KIND = {"en": False, "zh": True}
 KINDS = ("menu", "few")
 
 
-def dev_features(parts=TUNING_PARTS) -> list[tuple[str, dict[str, list[float]], dict[str, str], str, str, str]]:
+def dev_features(parts=TUNING_PARTS, builtin: str = "off") -> list[tuple[str, dict[str, list[float]], dict[str, str],
+                                                                        str, str, str]]:
     """(expected, features per offered answer, group per answer, language, part, step kind) for every utterance of the
-    tuning parts, both languages (understand.answer_features: the same code as a live turn)."""
+    tuning parts, both languages (understand.answer_features: the same code as a live turn). `builtin`: the flows
+    without the built-in intents ("off"), with them ("on"), or every utterance once each way ("both")."""
     out = []
-    for lang in ("en", "zh"):
-        flow = load_flow(lang)
+    for lang, tagged in [(lang, b) for lang in ("en", "zh") for b in {"off": [0], "on": [1], "both": [0, 1]}[builtin]]:
+        flow = load_flow(lang, builtin=bool(tagged))
         for part in parts:
             for step, text, expected in load_split(lang, part, flow, alone=True):
                 mine, globals_ = flow["steps"][step]
@@ -274,12 +282,12 @@ def cross_validate(rows, per_kind: dict[str, bool]) -> list[list]:
     return per_part
 
 
-def fit() -> None:
+def fit(builtin: str = "off") -> None:
     """Fit the weights on every tuning part (both languages), the thresholds per language (and per step kind where
     PER_KIND says so); first check how that generalises to wording nobody tuned on: leave one part out (fit and
     choose on the other four parts, count on the held-out one), per part and pooled. The pooled figures are also
     printed with one pair per language and with a pair per kind in both languages (how PER_KIND was chosen)."""
-    rows = dev_features()
+    rows = dev_features(builtin=builtin)
     header = ["held-out part", "lang", "utterances", "right at once %", "right after confirm %",
               "wrong taken silently %", "out-of-scope rejected %", "'did you mean' precision %"]
     for label, choice in [("one pair per language", dict.fromkeys(PER_KIND, False)),
@@ -344,17 +352,20 @@ def table(header: list[str], lines: list[list]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--split", choices=["dev", "test", "test2", "test3", "test4", "test5", "test6"], default="dev")
+    ap.add_argument("--split", default="dev",
+                    choices=["dev", "test", "test2", "test3", "test4", "test5", "test6", "test7"])
     ap.add_argument("--lang", nargs="*", default=["en", "zh"])
     ap.add_argument("--matchers", nargs="*", default=list(MATCHERS), help="subset of: " + ", ".join(MATCHERS))
     ap.add_argument("--show", default="", help="print the misses and 'did you mean' offers of this matcher")
     ap.add_argument("--fit", action="store_true", help="fit the calibrated model on the dev part")
+    ap.add_argument("--builtin", choices=["off", "on", "both"], default="off",
+                    help="--fit on the flows without the built-in intents, with them, or both ways")
     ap.add_argument("--speed", action="store_true", help="ms per match for the retail step (40 phrases)")
     ap.add_argument("--faq", action="store_true", help="knowledge base figures (bench_faq.py)")
     ap.add_argument("--json", type=Path, help="write every number here")
     args = ap.parse_args()
     if args.fit:
-        return fit()
+        return fit(args.builtin)
     results: dict = {"machine": machine_info(), "split": args.split}
     if args.speed:
         results["speed"] = speed()

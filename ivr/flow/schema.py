@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from ivr.errors import UserError
-from ivr.flow import knowledge
+from ivr.flow import builtins, knowledge
 from ivr.flow.hours import DAYS
 from ivr.flow.loader import SUBFLOW_KEYS, TOP_KEYS
 from ivr.flow.queue_step import QUEUE_KEYS
@@ -143,6 +143,8 @@ CHOICE_PROPS = {
     "examples": {"description": 'Whole sentences callers said for this choice, matched by meaning (not word for '
                                 'word), e.g. examples: ["is my order on the way"]',
                  **per_language({"type": "array", "items": {"type": "string", "minLength": 1}})},
+    "builtin": typed("A built-in intent whose many ways of saying it (and, without say:, its short phrases) this "
+                     "choice hears too, e.g. builtin: agent", enum=list(builtins.NAMES)),
     "not": {"description": 'Sentences this choice must NOT match (the FAQ or another step answers them), e.g. '
                            'not: ["what is your return policy"]',
             **per_language({"type": "array", "items": {"type": "string", "minLength": 1}})},

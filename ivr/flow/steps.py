@@ -3,10 +3,12 @@
 The problems go into the loader's `Problems`, each with file:line:col and a hint.
 """
 
+import difflib
 import re
 
+from ivr import lang
 from ivr.durations import DurationError, parse_duration_ms
-from ivr.flow import languages, model
+from ivr.flow import builtins, languages, model
 from ivr.flow.model import Choice, Collect, HttpSpec, Prompt, Route, Step, TransferSpec
 from ivr.flow.nlu import Intent
 from ivr.flow.patterns import TemplateError, expand, normalize
@@ -20,7 +22,7 @@ STEP_KEYS = {
     "no_match", "max_attempts", "on_fail", "no_input_timeout", "set", "next", "goto", "http", "on_error",
     "run", "return", "transfer", "hangup", "queue", "language",
 }
-CHOICE_KEYS = {"say", "dtmf", "goto", "action", "label", "set", "examples", "not"}
+CHOICE_KEYS = {"say", "dtmf", "goto", "action", "label", "set", "examples", "not", "builtin"}
 COLLECT_KEYS = {"slot", "type", "length", "min_length", "max_length", "min", "max", "currency", "sensitive",
                 "terminator", "inter_digit_timeout", "max_digits"}
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
@@ -317,6 +319,22 @@ class StepBuilder:
             return ()
         return tuple(dict.fromkeys(normalize(v) for v in value))
 
+    def builtin(self, spec: LineDict) -> builtins.Builtin | None:
+        """A choice's `builtin: NAME`: that built-in intent in the flow's language (ivr.flow.builtins), or None
+        (an unknown name is an error; a language without built-in intents a warning)."""
+        name = spec["builtin"]
+        if not isinstance(name, str) or name not in builtins.NAMES:
+            close = difflib.get_close_matches(str(name), builtins.NAMES, n=1, cutoff=0.6)
+            self.p.error(spec, "builtin", f"unknown built-in intent {name!r}",
+                         f"did you mean '{close[0]}'?" if close else "built-in intents: " + ", ".join(builtins.NAMES))
+            return None
+        base = lang.base_language(self.language)
+        known = builtins.load(base).get(name)
+        if known is None:
+            self.p.warn(spec, "builtin", f"no built-in intents for language '{base}': '{name}' hears only its own say:",
+                        "built-in intents exist for " + ", ".join(builtins.languages()))
+        return known
+
     def choices(self, data, what: str, is_global: bool = False, where=None, key=None) -> list[Choice]:
         if not data:
             return []
@@ -346,11 +364,14 @@ class StepBuilder:
                              "global choices may use action: repeat or action: hangup")
             if not spec.get("goto") and not action:
                 self.p.error(spec, None, f"choice '{name}' in {what} has no 'goto'", "add goto: STEP")
-            if not phrases and not dtmf:
-                self.p.error(spec, None, f"choice '{name}' in {what} has neither 'say' nor 'dtmf'")
-            label = (languages.localized(self, spec, "label") if "label" in spec else None) or ""
-            label = str(label or (phrases[0] if phrases else name))
             intent = Intent(str(name), tuple(phrases), self.sentences(spec, "examples"), self.sentences(spec, "not"))
+            known = self.builtin(spec) if "builtin" in spec else None
+            intent = builtins.merge(intent, known) if known else intent
+            if not intent.phrases and not dtmf:
+                self.p.error(spec, None, f"choice '{name}' in {what} has neither 'say' nor 'dtmf'",
+                             "add say: [...], or builtin: NAME for a built-in intent")
+            label = (languages.localized(self, spec, "label") if "label" in spec else None) or ""
+            label = str(label or (intent.phrases[0] if intent.phrases else name))
             out.append(Choice(str(name), intent, dtmf, as_text(spec.get("goto")),
                               action, label, spec.line, spec.key_pos.get("goto", (spec.line, spec.col)),
                               self.assign(spec) if "set" in spec else ()))

@@ -1,0 +1,83 @@
+"""Built-in system intents: the ways callers say yes, no, agent, repeat, goodbye, main menu and help.
+
+A flow's choice or global names one with `builtin: agent`: it then hears that intent's curated,
+domain-independent sentences (`ivr/flow/builtin/<language>.yaml`, English and Mandarin) as `examples:`
+(matched by meaning), and its `not:` sentences, besides its own; a choice without `say:` also takes the
+built-in short phrases (matched word for word and through recognition errors). The operations person
+writes four templates for "agent"; callers say "can i speak to an actual person" and "转人工" in sixty
+ways, the same on every hotline: Amazon Lex's AMAZON.YesIntent and Dialogflow's system entities do the
+same job.
+
+The data is read once per language and checked: a broken file is a packaging fault, raised as such.
+"""
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+from ivr.errors import UserError
+from ivr.flow.nlu import Intent
+from ivr.flow.patterns import TemplateError, expand, normalize
+from ivr.flow.yamlsrc import read_yaml
+
+DATA_DIR = Path(__file__).resolve().parent / "builtin"
+NAMES = ("yes", "no", "agent", "repeat", "goodbye", "main_menu", "help")
+_KEYS = {"say", "examples", "not"}
+
+
+class BuiltinDataError(RuntimeError):
+    """A built-in intents file is missing a part or malformed: reinstall ivr."""
+
+
+@dataclass(frozen=True, slots=True)
+class Builtin:
+    name: str
+    phrases: tuple[str, ...]    # the expanded `say:` templates
+    examples: tuple[str, ...]   # normalised whole sentences
+    avoid: tuple[str, ...]      # normalised `not:` sentences
+
+
+def languages() -> tuple[str, ...]:
+    """The base languages that have built-in intents (en, zh)."""
+    return tuple(sorted(p.stem for p in DATA_DIR.glob("*.yaml")))
+
+
+@functools.cache
+def load(language: str) -> dict[str, Builtin]:
+    """The built-in intents of a base language (`en`, `zh`); {} for a language without them."""
+    path = DATA_DIR / f"{language}.yaml"
+    if not path.is_file():
+        return {}
+    try:
+        data = read_yaml(path, "built-in intents file")     # as flows read YAML: a bare yes/no is text
+    except (OSError, UserError) as exc:
+        raise BuiltinDataError(f"{path}: cannot read the built-in intents ({exc}): reinstall ivr") from exc
+    if not isinstance(data, dict) or set(data) != set(NAMES):
+        raise BuiltinDataError(f"{path}: the built-in intents must be exactly {', '.join(NAMES)}: reinstall ivr")
+    return {name: _one(path, name, data[name]) for name in NAMES}
+
+
+def _one(path: Path, name: str, spec) -> Builtin:
+    if not isinstance(spec, dict) or not set(spec) <= _KEYS or "say" not in spec:
+        raise BuiltinDataError(f"{path}: '{name}' must map say/examples/not to lists of sentences")
+    lists = {}
+    for key in _KEYS:
+        value = spec.get(key) or []
+        if not isinstance(value, list) or not all(isinstance(v, str) and normalize(v) for v in value):
+            raise BuiltinDataError(f"{path}: '{name}.{key}' must be a list of sentences")
+        lists[key] = value
+    try:
+        phrases = tuple(dict.fromkeys(p for t in lists["say"] for p in expand(t)))
+    except TemplateError as exc:
+        raise BuiltinDataError(f"{path}: '{name}.say': bad sentence template: {exc}") from exc
+    examples = tuple(dict.fromkeys(normalize(v) for v in lists["examples"]))
+    return Builtin(name, phrases, tuple(e for e in examples if e not in phrases),
+                   tuple(dict.fromkeys(normalize(v) for v in lists["not"])))
+
+
+def merge(intent: Intent, known: Builtin) -> Intent:
+    """`intent` hearing the built-in one too: its own phrases (the built-in's when it has none), its own
+    examples then the built-in's (none repeating a phrase), its own `not:` then the built-in's."""
+    phrases = intent.phrases or known.phrases
+    examples = tuple(dict.fromkeys(e for e in (*intent.examples, *known.examples) if e not in phrases))
+    return Intent(intent.name, phrases, examples, tuple(dict.fromkeys((*intent.avoid, *known.avoid))))

@@ -1,0 +1,105 @@
+"""Built-in system intents (`builtin: agent`): the curated data, the flow key, what a step then hears."""
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ivr.flow import builtins, understand
+from ivr.flow.loader import load_flow
+from ivr.flow.yamlsrc import FlowError
+
+FLOW = """
+    language: {language}
+    start: main
+    globals:
+      agent: {{{agent}, goto: done}}
+    steps:
+      main:
+        ask: Say track or hours.
+        choices:
+          track: {{say: ["{track}"], goto: done}}
+          hours: {{say: ["{hours}"], goto: done}}
+      done: {{hangup: true}}
+    """
+
+
+def write(tmp_path: Path, agent: str, language: str = "en-US", track: str = "track [my] order",
+          hours: str = "opening hours"):
+    path = tmp_path / "flow.yaml"
+    path.write_text(textwrap.dedent(FLOW.format(language=language, agent=agent, track=track, hours=hours)),
+                    encoding="utf-8")
+    return load_flow(path)
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_every_builtin_intent_has_curated_sentences(language):
+    known = builtins.load(language)
+    assert set(known) == set(builtins.NAMES)
+    seen: dict[str, str] = {}
+    for name, b in known.items():
+        assert b.phrases and len(b.examples) >= 25, name
+        for sentence in (*b.phrases, *b.examples):
+            assert seen.setdefault(sentence, name) == name, f"{sentence!r} is in {seen[sentence]} and {name}"
+    assert builtins.languages() == ("en", "zh")
+
+
+def test_a_global_tagged_agent_hears_the_builtin_sentences(tmp_path):
+    plain = write(tmp_path, 'say: ["agent"]')
+    tagged = write(tmp_path, 'say: ["agent"], builtin: agent')
+    intent = tagged.globals[0].intent
+    assert intent.phrases == ("agent",)      # its own say: stays what the sound-alike matcher compares
+    assert set(builtins.load("en")["agent"].examples) <= set(intent.examples)
+    assert plain.globals[0].intent.examples == ()
+
+
+def test_a_request_for_a_person_in_callers_words(tmp_path):
+    """Worded nothing like the global's one phrase: the built-in sentences carry it, the step's own choices do not
+    lose to it."""
+    said = "could you put me through to an actual human being please"
+    step = lambda flow: tuple(c.intent for c in flow.steps["main"].choices)   # noqa: E731
+    plain, tagged = write(tmp_path, 'say: ["agent"]'), write(tmp_path, 'say: ["agent"], builtin: agent')
+    before = understand.rank(said, step(plain), tuple(g.intent for g in plain.globals))
+    after = understand.rank(said, step(tagged), tuple(g.intent for g in tagged.globals))
+    assert after[0].name == "agent" and after[0].score >= 0.8
+    assert after[0].score > next(c.score for c in before if c.name == "agent")
+    for request in ("where is my order", "what are your opening hours"):
+        assert understand.rank(request, step(tagged), tuple(g.intent for g in tagged.globals))[0].name != "agent"
+
+
+def test_mandarin_flow_gets_the_mandarin_sentences(tmp_path):
+    flow = write(tmp_path, 'say: ["人工"], builtin: agent', language="zh-CN", track="查订单", hours="营业时间")
+    assert set(builtins.load("zh")["agent"].examples) <= set(flow.globals[0].intent.examples)
+    ranked = understand.rank("我要找你们的工作人员", tuple(c.intent for c in flow.steps["main"].choices),
+                             tuple(g.intent for g in flow.globals))
+    assert ranked[0].name == "agent"
+
+
+def test_a_choice_without_say_takes_the_builtin_phrases(tmp_path):
+    flow = write(tmp_path, "builtin: agent")
+    assert flow.globals[0].intent.phrases == builtins.load("en")["agent"].phrases
+    assert flow.globals[0].label == builtins.load("en")["agent"].phrases[0]
+
+
+def test_an_unknown_builtin_names_the_line_and_the_nearest_name(tmp_path):
+    with pytest.raises(FlowError, match=r"flow\.yaml:5:\d+: unknown built-in intent 'agnet'.*did you mean 'agent'"):
+        write(tmp_path, 'say: ["agent"], builtin: agnet')
+    with pytest.raises(FlowError, match="built-in intents: yes, no, agent"):
+        write(tmp_path, 'say: ["agent"], builtin: refund')
+
+
+def test_a_language_without_builtins_warns_and_keeps_its_own_say(tmp_path):
+    flow = write(tmp_path, 'say: ["상담원"], builtin: agent', language="ko-KR", track="주문 조회", hours="영업 시간")
+    assert flow.globals[0].intent.examples == ()
+    assert any("no built-in intents for language 'ko'" in w for w in flow.warnings)
+
+
+def test_a_broken_data_file_is_a_packaging_fault(tmp_path, monkeypatch):
+    (tmp_path / "en.yaml").write_text("yes: {say: [yes]}\n", encoding="utf-8")
+    monkeypatch.setattr(builtins, "DATA_DIR", tmp_path)
+    builtins.load.cache_clear()
+    try:
+        with pytest.raises(builtins.BuiltinDataError, match="must be exactly yes, no, agent"):
+            builtins.load("en")
+    finally:
+        builtins.load.cache_clear()
