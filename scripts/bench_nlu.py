@@ -306,7 +306,8 @@ def fit(builtin: str = "off") -> None:
             tops = top_choices([r for r in rows if r[3] == lang and r[5] == k], w)
             print(f"on all tuning parts, {lang} {k}:",
                   {n: round(100 * v, 1) for n, v in tally(tops, *found[lang][k]).items()})
-    print(f"WEIGHTS = {tuple(round(float(v), 3) for v in w)}\nRAW_THRESHOLDS = {found}")
+    names = ("TAGGED_WEIGHTS", "TAGGED_THRESHOLDS") if builtin == "on" else ("WEIGHTS", "RAW_THRESHOLDS")
+    print(f"{names[0]} = {tuple(round(float(v), 3) for v in w)}\n{names[1]} = {found}")
 
 
 # ---- speed ---------------------------------------------------------------------------

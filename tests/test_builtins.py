@@ -7,6 +7,7 @@ import pytest
 
 from ivr.flow import builtins, understand
 from ivr.flow.loader import load_flow
+from ivr.flow.nlu import Intent
 from ivr.flow.yamlsrc import FlowError
 
 FLOW = """
@@ -103,3 +104,43 @@ def test_a_broken_data_file_is_a_packaging_fault(tmp_path, monkeypatch):
             builtins.load("en")
     finally:
         builtins.load.cache_clear()
+
+
+def yes_no_step(language: str, tagged: bool):
+    yes, no = (("是", "是的", "对"), ("不是", "不对", "不")) if language == "zh" else (("yes", "yeah"), ("no", "nope"))
+    step = (Intent("yes", yes), Intent("no", no))
+    if tagged:
+        known = builtins.load(language)
+        step = (builtins.merge(step[0], known["yes"]), builtins.merge(step[1], known["no"]))
+    return step
+
+
+@pytest.mark.parametrize("language, said, meant", [("zh", "行吧", "yes"), ("zh", "我确认", "yes"),
+                                                   ("zh", "没问题的", "yes"), ("zh", "别", "no"),
+                                                   ("en", "okay do that", "yes")])
+def test_a_tagged_yes_no_step_takes_callers_own_yes_and_no(language, said, meant):
+    """The built-in sentences and the yes/no slot's rules (a feature of the tagged model) carry answers the step's
+    three phrases miss."""
+    plain = understand.rank(said, yes_no_step(language, tagged=False))
+    tagged = understand.rank(said, yes_no_step(language, tagged=True))
+    assert tagged[0].name == meant and tagged[0].score >= 0.8
+    assert not (plain[0].name == meant and plain[0].score >= 0.8)
+
+
+def test_the_yes_no_rules_hear_a_yes_in_no_problem_and_nothing_in_unsure():
+    step = yes_no_step("en", tagged=True)
+    assert understand.yes_no_rules("no problem", step) == {"yes": 1.0, "no": -1.0}
+    assert understand.yes_no_rules("i'm not sure", step) == {"yes": -1.0, "no": -1.0}
+    assert understand.yes_no_rules("hello there", step) == {}
+    assert understand.yes_no_rules("no problem", yes_no_step("en", tagged=False)) == {}
+    # the word "no" heard whole no longer decides alone when the rules hear a yes
+    assert understand.needs_vector("no problem", step) and not understand.needs_vector("no", step)
+    assert not (understand.rank("no problem", step)[0].name == "no" and understand.rank("no problem", step)[0].score
+                >= 0.6)
+
+
+def test_steps_without_builtins_keep_the_plain_model():
+    plain, tagged = yes_no_step("en", tagged=False), yes_no_step("en", tagged=True)
+    assert understand.model(plain) == (understand.WEIGHTS, understand.RAW_THRESHOLDS)
+    assert understand.model(tagged) == (understand.TAGGED_WEIGHTS, understand.TAGGED_THRESHOLDS)
+    assert len(understand.TAGGED_WEIGHTS) == len(understand.WEIGHTS) == len(understand.FEATURES)

@@ -80,4 +80,4 @@ def merge(intent: Intent, known: Builtin) -> Intent:
     examples then the built-in's (none repeating a phrase), its own `not:` then the built-in's."""
     phrases = intent.phrases or known.phrases
     examples = tuple(dict.fromkeys(e for e in (*intent.examples, *known.examples) if e not in phrases))
-    return Intent(intent.name, phrases, examples, tuple(dict.fromkeys((*intent.avoid, *known.avoid))))
+    return Intent(intent.name, phrases, examples, tuple(dict.fromkeys((*intent.avoid, *known.avoid))), known.name)

@@ -49,13 +49,15 @@ class Intent:
     """A named answer and the normalised phrases that say it.
 
     `examples`: whole sentences callers said for it (scored by meaning only, ivr.flow.understand);
-    `avoid`: sentences it must not match (a choice's `not:`).
+    `avoid`: sentences it must not match (a choice's `not:`); `builtin`: the built-in intent it hears too
+    (ivr.flow.builtins: its sentences are in `examples`/`avoid`; a yes or no also weighs the yes/no rules).
     """
 
     name: str
     phrases: tuple[str, ...]
     examples: tuple[str, ...] = ()
     avoid: tuple[str, ...] = ()
+    builtin: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -211,6 +211,14 @@ _ZH_YES = ("是", "对", "好", "嗯", "行", "可以", "正确", "确定", "确
 _ZH_NO = ("不", "没", "错", "否", "别")
 
 
+def yes_no(text: str, lang: str) -> str | None:
+    """What a yes/no slot hears in `text` (`lang` "en" or "zh"): "yes", "no", "unsure", or None (neither)."""
+    got = _yes_no(text, lang)
+    if isinstance(got, SlotError):
+        return "unsure" if got.detail == "unsure" else None
+    return "yes" if got else "no"
+
+
 def _yes_no(text: str, lang: str) -> bool | SlotError:
     if lang == "zh":
         clean = numbers.zh_clean(text)
