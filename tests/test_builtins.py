@@ -116,7 +116,7 @@ def yes_no_step(language: str, tagged: bool):
 
 
 @pytest.mark.parametrize("language, said, meant", [("zh", "行吧", "yes"), ("zh", "我确认", "yes"),
-                                                   ("zh", "没问题的", "yes"), ("zh", "别", "no"),
+                                                   ("zh", "对对就这个", "yes"), ("zh", "别", "no"),
                                                    ("en", "okay do that", "yes")])
 def test_a_tagged_yes_no_step_takes_callers_own_yes_and_no(language, said, meant):
     """The built-in sentences and the yes/no slot's rules (a feature of the tagged model) carry answers the step's
