@@ -355,7 +355,7 @@ def table(header: list[str], lines: list[list]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--split", default="dev",
-                    choices=["dev", "test", "test2", "test3", "test4", "test5", "test6", "test7"])
+                    choices=["dev", "test", "test2", "test3", "test4", "test5", "test6", "test7", "test8"])
     ap.add_argument("--lang", nargs="*", default=["en", "zh"])
     ap.add_argument("--matchers", nargs="*", default=list(MATCHERS), help="subset of: " + ", ".join(MATCHERS))
     ap.add_argument("--show", default="", help="print the misses and 'did you mean' offers of this matcher")

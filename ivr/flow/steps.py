@@ -369,7 +369,7 @@ class StepBuilder:
             intent = builtins.merge(intent, known) if known else intent
             if not intent.phrases and not dtmf:
                 self.p.error(spec, None, f"choice '{name}' in {what} has neither 'say' nor 'dtmf'",
-                             "add say: [...], or builtin: NAME for a built-in intent")
+                             "" if "say" in spec else "add say: [...], or builtin: NAME for a built-in intent")
             label = (languages.localized(self, spec, "label") if "label" in spec else None) or ""
             label = str(label or (intent.phrases[0] if intent.phrases else name))
             out.append(Choice(str(name), intent, dtmf, as_text(spec.get("goto")),
