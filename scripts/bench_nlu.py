@@ -1,8 +1,9 @@
 """NLU benchmark: how often each matcher understands callers of two hotlines, and how fast.
 
     .venv/bin/python scripts/bench_nlu.py --split dev [--lang en zh] [--show MATCHER] [--json F]
-    .venv/bin/python scripts/bench_nlu.py --fit          # fit on the tuning parts (dev, dev2, test, test2, test3)
-    .venv/bin/python scripts/bench_nlu.py --split test6  # the newest sealed part: only once, at the end
+    .venv/bin/python scripts/bench_nlu.py --fit --parts dev dev2 test test2 test3  # the plain model
+    .venv/bin/python scripts/bench_nlu.py --fit --builtin on  # the tagged model (built-in intents), all read parts
+    .venv/bin/python scripts/bench_nlu.py --split test8  # the newest sealed part: only once, at the end
     .venv/bin/python scripts/bench_nlu.py --speed        # ms per match, a 40-phrase step
     .venv/bin/python scripts/bench_nlu.py --faq          # knowledge base: recall, arbitration
 
@@ -314,10 +315,11 @@ def fit(builtin: str = "off", parts: tuple[str, ...] = TUNING_PARTS) -> None:
 # ---- speed ---------------------------------------------------------------------------
 
 
-def speed() -> dict:
+def speed(builtin: bool = False) -> dict:
     """ms per match: a 40-phrase step (the retail menu's choices, 8 phrases each) and the whole retail
-    menu with its globals; the utterance embedding cache is cleared before every call."""
-    flow = load_flow("en")
+    menu with its globals (tagged with their built-in intents when `builtin`); the utterance embedding cache is
+    cleared before every call."""
+    flow = load_flow("en", builtin=builtin)
     mine, globals_ = flow["steps"]["retail"]
     texts = [t for _, t, _ in load_split("en", "dev", flow)][:120]
     out = {}
@@ -363,7 +365,7 @@ def main() -> None:
     ap.add_argument("--parts", nargs="*", choices=TUNING_PARTS, default=list(TUNING_PARTS),
                     help="--fit on these read parts (default: all; the plain model: dev dev2 test test2 test3)")
     ap.add_argument("--builtin", choices=["off", "on", "both"], default="off",
-                    help="--fit on the flows without the built-in intents, with them, or both ways")
+                    help="--fit (and --speed) on the flows without the built-in intents, with them (or both ways)")
     ap.add_argument("--speed", action="store_true", help="ms per match for the retail step (40 phrases)")
     ap.add_argument("--faq", action="store_true", help="knowledge base figures (bench_faq.py)")
     ap.add_argument("--json", type=Path, help="write every number here")
@@ -372,7 +374,7 @@ def main() -> None:
         return fit(args.builtin, tuple(args.parts))
     results: dict = {"machine": machine_info(), "split": args.split}
     if args.speed:
-        results["speed"] = speed()
+        results["speed"] = speed(args.builtin == "on")
     elif args.faq:
         from bench_faq import run_faq
         results["faq"] = run_faq(args.split)
