@@ -205,8 +205,9 @@ _EN_YES = frozenset({"yes", "yeah", "yep", "yup", "yea", "ya", "sure", "correct"
                      "mhm"})
 _EN_NO = frozenset({"no", "nope", "nah", "negative", "wrong", "incorrect", "false", "not", "never", "nay"})
 _ZH_UNSURE = ("不知道", "不确定", "不清楚", "不记得", "说不好", "也许", "可能")
-_ZH_YES_IDIOMS = ("没错", "不错", "没问题", "没关系")
-_ZH_NEITHER = ("你好", "您好", "好像", "是什么", "是谁")     # hold 好/是 but answer nothing
+_ZH_YES_IDIOMS = ("没错", "不错", "没问题", "没关系", "没毛病")
+_ZH_NEITHER = ("你好", "您好", "好像", "是什么", "是谁",   # hold 好/是 but answer nothing
+               "这是", "那是", "还是", "可是", "但是", "要是", "是不是")
 _ZH_YES = ("是", "对", "好", "嗯", "行", "可以", "正确", "确定", "确认", "要", "当然", "肯定")
 _ZH_NO = ("不", "没", "错", "否", "别")
 
