@@ -65,10 +65,16 @@ def _load():
 
 @lru_cache(maxsize=4096)
 def phrase_vectors(phrases: tuple[str, ...]) -> np.ndarray:
-    """Unit vectors of `phrases` (one row each); cached, so each distinct phrase list is embedded once."""
+    """Unit vectors of `phrases` (one row each); cached per list, and each phrase embedded once: lists that share
+    phrases (a built-in intent's examples, in every flow and language variant that uses it) do not embed them again."""
     if not phrases:
         return np.zeros((0, 384), dtype=np.float32)
-    return np.atleast_2d(model().query(list(phrases)))
+    return np.stack([_phrase_vector(p) for p in phrases])
+
+
+@lru_cache(maxsize=8192)
+def _phrase_vector(phrase: str) -> np.ndarray:
+    return np.atleast_2d(model().query([phrase]))[0]      # the engines embed each text of a list on its own
 
 
 @lru_cache(maxsize=2048)
