@@ -1,4 +1,4 @@
-"""Flow authors' commands: validate, schema, chat, test, graph."""
+"""Flow authors' commands: validate, schema, chat, test, graph, intents."""
 
 import argparse
 import asyncio
@@ -190,6 +190,30 @@ def cmd_graph(args) -> int:
     return 0
 
 
+def cmd_intents(args) -> int:
+    """The names `builtin:` accepts in a language: the system intents and the intent library, each with how many
+    sentences it brings and a few of them (what an ops person tags a choice with)."""
+    from ivr import lang
+    from ivr.flow import builtins
+
+    base = lang.parse_language(args.language).base     # an unknown language: UserError with the accepted ones
+    system, shelf = builtins.load(base), builtins.library(base)
+    if not system and not shelf:
+        raise UserError(f"no built-in intents for language '{base}'",
+                        "built-in intents exist for " + ", ".join(builtins.languages()))
+    rows = [("system", n, b) for n, b in system.items()] + [(n.split(".")[0], n, b) for n, b in shelf.items()]
+    if args.domain:
+        rows = [r for r in rows if r[0] == args.domain]
+        if not rows:
+            domains = sorted({n.split(".")[0] for n in shelf})
+            raise UserError(f"no domain '{args.domain}' in the intent library", "domains: " + ", ".join(domains))
+    for _, name, b in rows:
+        said = "; ".join((*b.phrases[:2], *b.examples[: args.examples]))
+        print(f"{name:32} {len(b.examples):4} sentences  {said}")
+    print(f"\ntag a choice with one: builtin: {rows[-1][1]}  (docs/flows.md)")
+    return 0
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("validate", help="check flow files: every problem with file:line:col and a hint")
     p.add_argument("flows", nargs="+")
@@ -222,3 +246,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--rankdir", choices=["TB", "LR", "BT", "RL"], default="TB", help="layout direction")
     p.set_defaults(func=cmd_graph)
+
+    p = sub.add_parser("intents", help="list the built-in and library intents a choice can name with builtin:")
+    p.add_argument("--language", default="en-US", help="e.g. en-US, zh-CN (default: en-US)")
+    p.add_argument("--domain", help="only this domain of the library (retail, telecom, banking, ...)")
+    p.add_argument("--examples", type=int, default=2, help="example sentences shown per intent (default: 2)")
+    p.set_defaults(func=cmd_intents)

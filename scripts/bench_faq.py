@@ -55,10 +55,11 @@ def recall() -> dict:
     return out
 
 
-def arbitration(split: str) -> dict:
+def arbitration(split: str, library: bool = False) -> dict:
+    """`library`: the menu's answers tagged with the intent library (and the globals with the built-ins)."""
     out = {}
     for lang in ("en", "zh"):
-        flow = load_flow(lang)
+        flow = load_flow(lang, builtin=library, library=library)
         kb = load_knowledge(SETS[f"retail {lang}"][0])
         step, globals_ = flow["steps"]["retail"]
         menu = [(t, e) for s, t, e in load_split(lang, split, flow) if s == "retail" and e != "none"]
@@ -97,4 +98,6 @@ def run_faq(split: str = "dev") -> dict:
     result = {"recall": recall()}
     print(f"\nFAQ against the retail menu's choices ({split} part):")
     result["arbitration"] = arbitration(split)
+    print(f"\nThe same with the menu's answers tagged with the intent library ({split} part):")
+    result["arbitration_library"] = arbitration(split, library=True)
     return result

@@ -92,7 +92,7 @@ def test_an_unknown_builtin_names_the_line_and_the_nearest_name(tmp_path):
 def test_a_language_without_builtins_warns_and_keeps_its_own_say(tmp_path):
     flow = write(tmp_path, 'say: ["상담원"], builtin: agent', language="ko-KR", track="주문 조회", hours="영업 시간")
     assert flow.globals[0].intent.examples == ()
-    assert any("no built-in intents for language 'ko'" in w for w in flow.warnings)
+    assert any("no built-in intent 'agent' for language 'ko'" in w for w in flow.warnings)
 
 
 def test_a_broken_data_file_is_a_packaging_fault(tmp_path, monkeypatch):

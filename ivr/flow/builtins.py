@@ -8,10 +8,17 @@ writes four templates for "agent"; callers say "can i speak to an actual person"
 ways, the same on every hotline: Amazon Lex's AMAZON.YesIntent and Dialogflow's system entities do the
 same job.
 
+The intent library (`ivr/flow/builtin/library/<domain>.<language>.yaml`) adds prebuilt customer-service
+intents per business domain, named `domain.intent` (`builtin: retail.track_order`, `telecom.top_up`,
+`banking.lost_card`): a menu choice tagged with one hears several dozen ways callers ask for it, as Lex's
+and Dialogflow's prebuilt agents do. Its sentences are written in each domain's own words, so only a step's
+own choices are tagged with them; the system intents above are the ones for globals.
+
 The data is read once per language and checked: a broken file is a packaging fault, raised as such.
 """
 
 import functools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +28,9 @@ from ivr.flow.patterns import TemplateError, expand, normalize
 from ivr.flow.yamlsrc import read_yaml
 
 DATA_DIR = Path(__file__).resolve().parent / "builtin"
+LIBRARY_DIR = DATA_DIR / "library"
 NAMES = ("yes", "no", "agent", "repeat", "goodbye", "main_menu", "help")
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _KEYS = {"say", "examples", "not"}
 
 
@@ -55,6 +64,39 @@ def load(language: str) -> dict[str, Builtin]:
     if not isinstance(data, dict) or set(data) != set(NAMES):
         raise BuiltinDataError(f"{path}: the built-in intents must be exactly {', '.join(NAMES)}: reinstall ivr")
     return {name: _one(path, name, data[name]) for name in NAMES}
+
+
+@functools.cache
+def library(language: str) -> dict[str, Builtin]:
+    """The intent library of a base language: {"domain.intent": Builtin}, every domain's file
+    (`library/<domain>.<language>.yaml`); {} for a language without one."""
+    out: dict[str, Builtin] = {}
+    for path in sorted(LIBRARY_DIR.glob(f"*.{language}.yaml")):
+        domain = path.name[: -len(f".{language}.yaml")]
+        try:
+            data = read_yaml(path, "intent library file")
+        except (OSError, UserError) as exc:
+            raise BuiltinDataError(f"{path}: cannot read the intent library ({exc}): reinstall ivr") from exc
+        if not _NAME.match(domain) or not isinstance(data, dict) or not data:
+            raise BuiltinDataError(f"{path}: an intent library file maps intent names to say/examples/not: "
+                                   "reinstall ivr")
+        for intent, spec in data.items():
+            if not isinstance(intent, str) or not _NAME.match(intent):
+                raise BuiltinDataError(f"{path}: {intent!r} is not an intent name (lower case, digits, _)")
+            out[f"{domain}.{intent}"] = _one(path, f"{domain}.{intent}", spec)
+    return out
+
+
+def names(language: str | None = None) -> tuple[str, ...]:
+    """Every name `builtin:` accepts: the system intents, then the library's `domain.intent` names (of one base
+    language, or of every language that has a library)."""
+    langs = (language,) if language else tuple(sorted({p.name.split(".")[-2] for p in LIBRARY_DIR.glob("*.yaml")}))
+    return NAMES + tuple(sorted({n for lang in langs for n in library(lang)}))
+
+
+def find(language: str, name: str) -> Builtin | None:
+    """The built-in or library intent `name` in a base language, or None when that language lacks it."""
+    return load(language).get(name) or library(language).get(name)
 
 
 def _one(path: Path, name: str, spec) -> Builtin:

@@ -143,8 +143,9 @@ CHOICE_PROPS = {
     "examples": {"description": 'Whole sentences callers said for this choice, matched by meaning (not word for '
                                 'word), e.g. examples: ["is my order on the way"]',
                  **per_language({"type": "array", "items": {"type": "string", "minLength": 1}})},
-    "builtin": typed("A built-in intent whose many ways of saying it (and, without say:, its short phrases) this "
-                     "choice hears too, e.g. builtin: agent", enum=list(builtins.NAMES)),
+    "builtin": typed("A built-in intent (yes, no, agent, ...) or library intent (domain.intent) whose many ways of "
+                     "saying it (and, without say:, its short phrases) this choice hears too, e.g. builtin: agent, "
+                     "builtin: retail.track_order", enum=list(builtins.names())),
     "not": {"description": 'Sentences this choice must NOT match (the FAQ or another step answers them), e.g. '
                            'not: ["what is your return policy"]',
             **per_language({"type": "array", "items": {"type": "string", "minLength": 1}})},

@@ -320,19 +320,22 @@ class StepBuilder:
         return tuple(dict.fromkeys(normalize(v) for v in value))
 
     def builtin(self, spec: LineDict) -> builtins.Builtin | None:
-        """A choice's `builtin: NAME`: that built-in intent in the flow's language (ivr.flow.builtins), or None
-        (an unknown name is an error; a language without built-in intents a warning)."""
-        name = spec["builtin"]
-        if not isinstance(name, str) or name not in builtins.NAMES:
-            close = difflib.get_close_matches(str(name), builtins.NAMES, n=1, cutoff=0.6)
+        """A choice's `builtin: NAME`: that built-in intent (yes, agent, ...) or library intent (retail.track_order)
+        in the flow's language (ivr.flow.builtins), or None (an unknown name is an error; a language without it
+        a warning)."""
+        name, known_names = spec["builtin"], builtins.names()
+        if not isinstance(name, str) or name not in known_names:
+            close = difflib.get_close_matches(str(name), known_names, n=1, cutoff=0.6)
             self.p.error(spec, "builtin", f"unknown built-in intent {name!r}",
-                         f"did you mean '{close[0]}'?" if close else "built-in intents: " + ", ".join(builtins.NAMES))
+                         f"did you mean '{close[0]}'?" if close else
+                         "built-in intents: " + ", ".join(builtins.NAMES) + "; the intent library: domain.intent, "
+                         "e.g. retail.track_order (docs/flows.md lists them)")
             return None
         base = lang.base_language(self.language)
-        known = builtins.load(base).get(name)
+        known = builtins.find(base, name)
         if known is None:
-            self.p.warn(spec, "builtin", f"no built-in intents for language '{base}': '{name}' hears only its own say:",
-                        "built-in intents exist for " + ", ".join(builtins.languages()))
+            self.p.warn(spec, "builtin", f"no built-in intent '{name}' for language '{base}': it hears only its own "
+                        "say:", "built-in intents exist for " + ", ".join(builtins.languages()))
         return known
 
     def choices(self, data, what: str, is_global: bool = False, where=None, key=None) -> list[Choice]:

@@ -1,0 +1,124 @@
+"""The intent library (`builtin: retail.track_order`): prebuilt customer-service intents per business domain."""
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ivr.flow import builtins, understand
+from ivr.flow.loader import load_flow
+from ivr.flow.yamlsrc import FlowError
+
+FLOW = """
+    language: {language}
+    start: main
+    globals:
+      agent: {{say: ["{agent}"], builtin: agent, goto: done}}
+    steps:
+      main:
+        ask: Track an order, returns or opening hours?
+        choices:
+          track: {{say: ["{track}"], {tag} goto: done}}
+          returns: {{say: ["{returns}"], goto: done}}
+          hours: {{say: ["{hours}"], goto: done}}
+      done: {{hangup: true}}
+    """
+WORDS = {"en": ("en-US", "agent", "track [my] order", "return an item", "opening hours"),
+         "zh": ("zh-CN", "人工", "查订单", "退货", "营业时间"),
+         "ko": ("ko-KR", "상담원", "주문 조회", "반품", "영업 시간")}
+
+
+def write(tmp_path: Path, tag: str, lang: str = "en"):
+    language, agent, track, returns, hours = WORDS[lang]
+    path = tmp_path / "flow.yaml"
+    path.write_text(textwrap.dedent(FLOW.format(language=language, agent=agent, track=track, returns=returns,
+                                                hours=hours, tag=tag)), encoding="utf-8")
+    return load_flow(path)
+
+
+def menu(flow):
+    return tuple(c.intent for c in flow.steps["main"].choices), tuple(g.intent for g in flow.globals)
+
+
+@pytest.mark.parametrize("language, least", [("en", 40), ("zh", 30)])
+def test_every_library_intent_has_many_sentences_and_no_two_share_one(language, least):
+    shelf = builtins.library(language)
+    domains = {name.split(".")[0] for name in shelf}
+    assert {"retail", "telecom", "banking", "utilities", "travel", "healthcare"} <= domains
+    seen: dict[str, str] = {}
+    for name, intent in shelf.items():
+        assert intent.phrases and len(intent.examples) >= least, name
+        domain = name.split(".")[0]
+        for sentence in (*intent.phrases, *intent.examples):
+            other = seen.setdefault(f"{domain}:{sentence}", name)
+            assert other == name, f"{sentence!r} is in {other} and {name}"
+    assert set(builtins.names(language)) == set(builtins.NAMES) | set(shelf)
+
+
+def test_both_languages_have_the_same_library():
+    assert set(builtins.library("en")) == set(builtins.library("zh"))
+    assert builtins.library("ko") == {}
+
+
+def test_a_choice_tagged_with_a_library_intent_hears_its_sentences(tmp_path):
+    flow = write(tmp_path, "builtin: retail.track_order,")
+    track = flow.steps["main"].choices[0].intent
+    assert track.builtin == "retail.track_order"
+    assert track.phrases == ("track order", "track my order")      # its own say: stays
+    assert set(builtins.library("en")["retail.track_order"].examples) <= set(track.examples)
+
+
+@pytest.mark.parametrize("lang, said", [("en", "i bought a lamp from you ten days ago and it still has not come"),
+                                        ("zh", "我上周买的东西到现在还没收到")])
+def test_a_request_in_callers_own_words_is_taken_with_the_library(tmp_path, lang, said):
+    """Worded nothing like the choice's one template: without the library the step cannot take it at once."""
+    plain = understand.rank(said, *menu(write(tmp_path, "", lang)))
+    tagged = understand.rank(said, *menu(write(tmp_path, "builtin: retail.track_order,", lang)))
+    assert tagged[0].name == "track" and tagged[0].score >= 0.8
+    assert not (plain[0].name == "track" and plain[0].score >= 0.8)
+
+
+def test_the_library_does_not_pull_other_requests_in(tmp_path):
+    step, globals_ = menu(write(tmp_path, "builtin: retail.track_order,"))
+    for said, meant in (("i want to return an item", "returns"), ("what are your opening hours", "hours"),
+                        ("can i speak to a real person", "agent")):
+        assert understand.rank(said, step, globals_)[0].name == meant, said
+    off_topic = understand.rank("can i book a table for two tonight", step, globals_)
+    assert not off_topic or off_topic[0].score < 0.6
+
+
+def test_an_unknown_library_name_says_the_nearest(tmp_path):
+    with pytest.raises(FlowError, match=r"unknown built-in intent 'retail\.track_ordr'.*did you mean "
+                                        r"'retail\.track_order'"):
+        write(tmp_path, "builtin: retail.track_ordr,")
+    with pytest.raises(FlowError, match=r"the intent library: domain\.intent"):
+        write(tmp_path, "builtin: bakery.bread,")
+
+
+def test_a_language_without_the_library_warns(tmp_path):
+    flow = write(tmp_path, "builtin: retail.track_order,", "ko")
+    assert flow.steps["main"].choices[0].intent.examples == ()
+    assert any("no built-in intent 'retail.track_order' for language 'ko'" in w for w in flow.warnings)
+
+
+def test_a_broken_library_file_is_a_packaging_fault(tmp_path, monkeypatch):
+    (tmp_path / "retail.en.yaml").write_text('Track Order: {say: ["track order"]}\n', encoding="utf-8")
+    monkeypatch.setattr(builtins, "LIBRARY_DIR", tmp_path)
+    builtins.library.cache_clear()
+    try:
+        with pytest.raises(builtins.BuiltinDataError, match="is not an intent name"):
+            builtins.library("en")
+    finally:
+        builtins.library.cache_clear()
+
+
+def test_ivr_intents_lists_what_a_choice_can_name(capsys):
+    from ivr.cli import main
+
+    assert main(["intents", "--language", "zh-CN", "--domain", "telecom", "--examples", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "telecom.top_up" in out and "retail.track_order" not in out and "builtin: telecom." in out
+    assert main(["intents", "--domain", "bakery"]) == 2
+    assert "domains: banking, healthcare, retail" in capsys.readouterr().err
+    assert main(["intents", "--language", "ko-KR"]) == 2
+    assert "no built-in intents for language 'ko'" in capsys.readouterr().err
