@@ -328,11 +328,11 @@ def fit(builtin: str = "off", parts: tuple[str, ...] = TUNING_PARTS) -> None:
 # ---- speed ---------------------------------------------------------------------------
 
 
-def speed(builtin: bool = False) -> dict:
+def speed(builtin: bool = False, library: bool = False) -> dict:
     """ms per match: a 40-phrase step (the retail menu's choices, 8 phrases each) and the whole retail
-    menu with its globals (tagged with their built-in intents when `builtin`); the utterance embedding cache is
-    cleared before every call."""
-    flow = load_flow("en", builtin=builtin)
+    menu with its globals (tagged with their built-in intents when `builtin`, its answers with the intent library's
+    when `library`); the utterance embedding cache is cleared before every call."""
+    flow = load_flow("en", builtin=builtin or library, library=library)
     mine, globals_ = flow["steps"]["retail"]
     texts = [t for _, t, _ in load_split("en", "dev", flow)][:120]
     out = {}
@@ -388,7 +388,7 @@ def main() -> None:
         return fit(args.builtin, tuple(args.parts))
     results: dict = {"machine": machine_info(), "split": args.split}
     if args.speed:
-        results["speed"] = speed(args.builtin == "on")
+        results["speed"] = speed(args.builtin == "on", args.builtin == "library")
     elif args.faq:
         from bench_faq import run_faq
         results["faq"] = run_faq(args.split)

@@ -204,11 +204,12 @@ def overlaps(flow) -> list[tuple]:
         if not step.faq or not step.choices:
             continue
         intents = tuple(c.intent for c in step.choices)
+        globals_ = tuple(g.intent for g in flow.globals)     # weighed as in the live turn (listening._offered)
         for entry in kb.entries:
             vectors = semantic_model.phrase_vectors(entry.phrases) if kb.semantic else [None] * len(entry.phrases)
             for phrase, vector in zip(entry.phrases, vectors, strict=True):
-                ranked = understand.rank(phrase, intents, meaning=kb.semantic, vector=vector)
-                if ranked and ranked[0].score >= flow.confirm:
+                ranked = understand.rank(phrase, intents, globals_, meaning=kb.semantic, vector=vector)
+                if ranked and ranked[0].group == "step" and ranked[0].score >= flow.confirm:
                     key = (step.name, ranked[0].name, entry.id)
                     if key not in found or ranked[0].score > found[key][4]:
                         choice = next(c for c in step.choices if c.name == ranked[0].name)
