@@ -16,7 +16,9 @@ share of a softmax over every phrase on offer and the background (one very near 
 ones); the content-word overlap; whether it is a global and how much of the sentence its phrase covers; for answers
 tagged `builtin: yes` / `builtin: no`, what the yes/no slot's rules hear. A step that offers a built-in intent
 (ivr.flow.builtins: its sentences are the answer's examples) decides with a second set of weights and thresholds fit
-for them. The decision adds the leader's lead over the runner-up (capped). Weights were fit on the read parts of the
+for them, a step whose own answers are intent-library intents (`builtin: retail.track_order`) with a third. A sentence
+in another language than the step's (ivr.flow.foreign) is held under the confirm band: a no-match. The decision adds
+the leader's lead over the runner-up (capped). Weights were fit on the read parts of the
 evaluation set, the two decision thresholds per language and (Mandarin) step kind (`scripts/bench_nlu.py --fit`:
 most right at once with wrong-taken-silently <= 1% and out-of-scope rejected >= 95%, checked by leaving each part
 out in turn; docs/BENCHMARKS.md), then mapped onto the flow's `nlu: {accept, confirm}` thresholds (0.8 / 0.6): at
