@@ -101,15 +101,20 @@ def test_a_language_without_the_library_warns(tmp_path):
     assert any("no built-in intent 'retail.track_order' for language 'ko'" in w for w in flow.warnings)
 
 
-def test_a_broken_library_file_is_a_packaging_fault(tmp_path, monkeypatch):
-    (tmp_path / "retail.en.yaml").write_text('Track Order: {say: ["track order"]}\n', encoding="utf-8")
-    monkeypatch.setattr(builtins, "LIBRARY_DIR", tmp_path)
-    builtins.library.cache_clear()
+@pytest.mark.parametrize("where, loader, name, text, match", [
+    ("DATA_DIR", "load", "en.yaml", "yes: {say: [yes]}\n", "must be exactly yes, no, agent"),
+    ("LIBRARY_DIR", "library", "retail.en.yaml", 'Track Order: {say: ["track order"]}\n', "is not an intent name"),
+])
+def test_a_broken_data_file_is_a_packaging_fault(tmp_path, monkeypatch, where, loader, name, text, match):
+    """The system intents' file and a library file alike."""
+    (tmp_path / name).write_text(text, encoding="utf-8")
+    monkeypatch.setattr(builtins, where, tmp_path)
+    getattr(builtins, loader).cache_clear()
     try:
-        with pytest.raises(builtins.BuiltinDataError, match="is not an intent name"):
-            builtins.library("en")
+        with pytest.raises(builtins.BuiltinDataError, match=match):
+            getattr(builtins, loader)("en")
     finally:
-        builtins.library.cache_clear()
+        getattr(builtins, loader).cache_clear()
 
 
 def test_ivr_intents_lists_what_a_choice_can_name(capsys):
