@@ -57,8 +57,7 @@ def _candidate(c: dict) -> str:
     """'track 0.93 (step, by meaning: words 0.63, meaning 0.91)': what the matcher weighed and why."""
     if c.get("group") == "faq":
         return f"{c['choice']} {c['score']:.2f} (FAQ entry)"
-    by = {"words": "heard word for word", "sound-alike": "by sound-alike words", "meaning": "by meaning",
-          "other language (zh)": "in Chinese: not taken", "other language (latin)": "not in Chinese: not taken"}
+    by = {"words": "heard word for word", "sound-alike": "by sound-alike words", "meaning": "by meaning"}
     detail = f"words {c.get('words', 0):.2f}, meaning {c.get('meaning', 0):.2f}"
     signal = by.get(c.get("signal"), c.get("signal"))
     return f"{c['choice']} {c['score']:.2f} ({c.get('group', '')}, {signal}: {detail})"

@@ -87,6 +87,7 @@ def library(language: str) -> dict[str, Builtin]:
     return out
 
 
+@functools.cache
 def names(language: str | None = None) -> tuple[str, ...]:
     """Every name `builtin:` accepts: the system intents, then the library's `domain.intent` names (of one base
     language, or of every language that has a library)."""

@@ -15,7 +15,9 @@ Italian, Portuguese). Chinese characters at an English step, or a Latin sentence
 """
 
 import functools
+import re
 
+CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")   # Chinese characters (also ivr.flow.languages)
 LATIN_LANGUAGES = ("en", "fr", "es", "de", "it", "pt", "nl")
 FOREIGN_PROBABILITY = 0.9
 MIN_WORDS = 3
@@ -30,20 +32,16 @@ def _identifier():
     return ident
 
 
-def _is_cjk(ch: str) -> bool:
-    return "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff"
-
-
 def other_language(text: str, language: str) -> str | None:
     """The language `text` is in when it is clearly not `language` ("en" or "zh": understand.language), else None.
     "zh" for Chinese characters at an English step, "latin" for a Latin-script sentence at a Mandarin step."""
-    letters = [ch for ch in text if ch.isalpha()]
+    letters = sum(1 for ch in text if ch.isalpha())
     if not letters:
         return None
-    cjk = sum(1 for ch in letters if _is_cjk(ch))
+    cjk = len(CJK.findall(text))
     if language == "zh":
         return "latin" if cjk == 0 and len(text.split()) >= MIN_WORDS else None
-    if cjk * 2 > len(letters):
+    if cjk * 2 > letters:
         return "zh"
     if cjk or len(text.split()) < MIN_WORDS:
         return None

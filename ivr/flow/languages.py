@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from ivr import lang
 from ivr.events import Digits, Heard, Listen, NoInput, Play
+from ivr.flow.foreign import CJK as _CJK
 from ivr.flow.model import LanguageOption, Step
 from ivr.flow.patterns import normalize
 from ivr.flow.state import CallState, Understood, context
@@ -33,7 +34,6 @@ DEFAULT_OPTION = {   # what a `language: [en-US, zh-CN]` list says and hears per
     "zh": ("普通话请按{key}。", ("普通话", "中文", "汉语", "国语", "说中文", "mandarin", "chinese", "putonghua")),
     "ko": ("한국어는 {key}번을 누르세요.", ("한국어", "korean")),
 }
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _HANGUL = re.compile(r"[\uac00-\ud7af\u1100-\u11ff]")
 _LATIN = re.compile(r"[A-Za-z]")
 

@@ -114,12 +114,13 @@ def rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (),
     words = {m.name: m.score for m in heard}
     if vector is None and _wants_vector(text, intents, group, heard, meaning, embed):
         vector = semantic.sentence_vector(text)
+    said_in = language(intents)
     if vector is None:
-        return _in_language(text, intents, _by_words(words, group))
+        return _in_language(text, said_in, _by_words(words, group))
     feats, cos = answer_features(text, intents, group, heard, vector)
     weights, thresholds = model(intents)
     raw = over_rivals({n: sum(w * x for w, x in zip(weights, f, strict=True)) for n, f in feats.items()})
-    accept, confirm = thresholds[language(intents)][step_kind(step)]
+    accept, confirm = thresholds[said_in][step_kind(step)]
     out = []
     for i in intents:
         if i.name not in feats:
@@ -130,13 +131,13 @@ def rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (),
         out.append(Candidate(i.name, round(score, 3), _signal(words.get(i.name, 0.0), feats[i.name], weights),
                              group[i.name],
                              round(words.get(i.name, 0.0), 3), round(cos[i.name], 3)))
-    return _in_language(text, intents, sorted(out, key=lambda c: (-c.score, c.group != "step")))
+    return _in_language(text, said_in, sorted(out, key=lambda c: (-c.score, c.group != "step")))
 
 
-def _in_language(text: str, intents: tuple[Intent, ...], ranked: list[Candidate]) -> list[Candidate]:
+def _in_language(text: str, step_language: str, ranked: list[Candidate]) -> list[Candidate]:
     """`ranked`, each score held at OTHER_LANGUAGE_CAP when the sentence is in another language than the step's
-    (ivr.flow.foreign: a defined no-match, never an answer taken; the signal says why)."""
-    away = foreign.other_language(text, language(intents))
+    (`step_language`: `language`; ivr.flow.foreign: a defined no-match, never an answer taken; the signal says why)."""
+    away = foreign.other_language(text, step_language)
     if not away or not ranked:
         return ranked
     return [replace(c, score=min(c.score, OTHER_LANGUAGE_CAP), signal=f"other language ({away})") for c in ranked]
