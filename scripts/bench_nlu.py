@@ -3,7 +3,7 @@
     .venv/bin/python scripts/bench_nlu.py --split dev [--lang en zh] [--show MATCHER] [--json F]
     .venv/bin/python scripts/bench_nlu.py --fit --parts dev dev2 test test2 test3  # the plain model
     .venv/bin/python scripts/bench_nlu.py --fit --builtin on  # the tagged model (built-in intents), all read parts
-    .venv/bin/python scripts/bench_nlu.py --split test10  # the newest sealed part: only once, at the end
+    .venv/bin/python scripts/bench_nlu.py --split test11  # the newest sealed part: only once, at the end
     .venv/bin/python scripts/bench_nlu.py --speed        # ms per match, a 40-phrase step
     .venv/bin/python scripts/bench_nlu.py --faq          # knowledge base: recall, arbitration
 
@@ -158,9 +158,11 @@ def run(matcher: str, lang: str, split: str, show: bool) -> dict:
 # ---- fitting the calibrated model (the read parts only, never the newest sealed one) ------
 
 MAX_WRONG_SILENT, MIN_OOS_REJECTED, MIN_DYM_PRECISION = 0.01, 0.95, 0.75   # what the thresholds must keep
-# The parts the model is fit on: every part but the newest sealed one (test10). dev/dev2 were written for tuning;
-# test..test9 had been scored and read by earlier rounds, so they are tuning data now too (eleven writers' wording).
-TUNING_PARTS = ("dev", "dev2", "test", "test2", "test3", "test4", "test5", "test6", "test7", "test8", "test9")
+# The parts the model is fit on: every part but the newest sealed one (test11). dev/dev2 were written for tuning;
+# test..test10 had been scored and read by earlier rounds, so they are tuning data now too (twelve writers' wording).
+# The three models in ivr/flow/understand.py were fit before test10 was read (on the parts up to test9, or fewer).
+TUNING_PARTS = ("dev", "dev2", "test", "test2", "test3", "test4", "test5", "test6", "test7", "test8", "test9",
+                "test10")
 # Languages whose thresholds are chosen per step kind (understand.step_kind: a menu, or two answers or fewer). Chosen
 # by the cross-validation below (printed both ways): Mandarin +3.7 points right at once, same wrong silently;
 # English per kind took 1.3 % wrong silently, so it keeps one pair for both kinds.
@@ -370,7 +372,7 @@ def table(header: list[str], lines: list[list]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--split", default="dev",
-                    choices=["dev", *(f"test{n}" for n in ("", 2, 3, 4, 5, 6, 7, 8, 9, 10))])
+                    choices=["dev", *(f"test{n}" for n in ("", 2, 3, 4, 5, 6, 7, 8, 9, 10, 11))])
     ap.add_argument("--lang", nargs="*", default=["en", "zh"])
     ap.add_argument("--matchers", nargs="*", default=list(MATCHERS), help="subset of: " + ", ".join(MATCHERS))
     ap.add_argument("--show", default="", help="print the misses and 'did you mean' offers of this matcher")

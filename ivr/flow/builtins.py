@@ -48,7 +48,7 @@ class Builtin:
 
 def languages() -> tuple[str, ...]:
     """The base languages that have built-in intents (en, zh)."""
-    return tuple(sorted(p.stem for p in DATA_DIR.glob("*.yaml")))
+    return tuple(sorted(p.stem for p in DATA_DIR.glob("*.yaml") if "." not in p.stem))
 
 
 @functools.cache
@@ -98,6 +98,24 @@ def names(language: str | None = None) -> tuple[str, ...]:
 def find(language: str, name: str) -> Builtin | None:
     """The built-in or library intent `name` in a base language, or None when that language lacks it."""
     return load(language).get(name) or library(language).get(name)
+
+
+@functools.cache
+def off_topic(language: str) -> tuple[str, ...]:
+    """What callers say that no hotline answers (`builtin/offtopic.<language>.yaml`: chit-chat, weather, asides,
+    other businesses' requests, cut-off half sentences, fillers), normalised; () for a language without the file.
+    ivr.flow.understand holds an answer nearer to one of these than to its own phrases under the confirm band."""
+    path = DATA_DIR / f"offtopic.{language}.yaml"
+    if not path.is_file():
+        return ()
+    try:
+        data = read_yaml(path, "off-topic sentences file")
+    except (OSError, UserError) as exc:
+        raise BuiltinDataError(f"{path}: cannot read the off-topic sentences ({exc}): reinstall ivr") from exc
+    if not isinstance(data, dict) or not data or not all(
+            isinstance(v, list) and v and all(isinstance(t, str) and normalize(t) for t in v) for v in data.values()):
+        raise BuiltinDataError(f"{path}: an off-topic sentences file maps kinds to lists of sentences: reinstall ivr")
+    return tuple(dict.fromkeys(normalize(t) for v in data.values() for t in v))
 
 
 def _one(path: Path, name: str, spec) -> Builtin:

