@@ -87,6 +87,28 @@ def test_the_library_does_not_pull_other_requests_in(tmp_path):
     assert not off_topic or off_topic[0].score < 0.6
 
 
+@pytest.mark.parametrize("lang, said", [("en", "you having a lovely evening"), ("en", "the thing about my"),
+                                        ("zh", "今天外面下雪了没有"), ("zh", "我那个女儿她")])
+def test_chit_chat_and_half_sentences_are_not_taken_as_an_answer(tmp_path, monkeypatch, lang, said):
+    """The off-topic guard (builtins.off_topic) holds what e5 alone would take: no answer taken or offered, and the
+    candidate says why."""
+    step, globals_ = menu(write(tmp_path, "builtin: retail.track_order,", lang))
+    ranked = understand.rank(said, step, globals_)
+    assert ranked[0].score < 0.6 and ranked[0].signal.startswith("off topic (like '")
+    monkeypatch.setattr(understand, "OFF_TOPIC_MARGIN", float("inf"))
+    assert understand.rank(said, step, globals_)[0].score >= 0.6
+
+
+def test_the_off_topic_guard_keeps_requests_and_spares_a_language_without_sentences(tmp_path):
+    step, globals_ = menu(write(tmp_path, "builtin: retail.track_order,"))
+    for said in ("my parcel still has not turned up", "has my order been sent out yet"):
+        top = understand.rank(said, step, globals_)[0]
+        assert top.name == "track" and top.score >= 0.8 and not top.signal.startswith("off topic"), said
+    korean = menu(write(tmp_path, "", "ko"))
+    assert builtins.off_topic("ko") == ()
+    assert understand.off_topic(understand.semantic.sentence_vector("날씨 좋네요"), korean[0], "zh") == (0.0, "")
+
+
 def test_an_unknown_library_name_says_the_nearest(tmp_path):
     with pytest.raises(FlowError, match=r"unknown built-in intent 'retail\.track_ordr'.*did you mean "
                                         r"'retail\.track_order'"):
@@ -104,6 +126,7 @@ def test_a_language_without_the_library_warns(tmp_path):
 @pytest.mark.parametrize("where, loader, name, text, match", [
     ("DATA_DIR", "load", "en.yaml", "yes: {say: [yes]}\n", "must be exactly yes, no, agent"),
     ("LIBRARY_DIR", "library", "retail.en.yaml", 'Track Order: {say: ["track order"]}\n', "is not an intent name"),
+    ("DATA_DIR", "off_topic", "offtopic.en.yaml", "chit_chat: how are you\n", "maps kinds to lists of sentences"),
 ])
 def test_a_broken_data_file_is_a_packaging_fault(tmp_path, monkeypatch, where, loader, name, text, match):
     """The system intents' file and a library file alike."""
