@@ -294,11 +294,15 @@ def heard_words(text: str, intents: tuple[Intent, ...]) -> list:
 
 
 def prepare(flow) -> None:
-    """Embed every choice's phrases, examples and `not:` sentences, and the off-topic background, when
-    the flow loads (cached), so the first caller after a start does not wait 1-2 s for them."""
+    """Embed every choice's phrases, examples and `not:` sentences, the off-topic background and the off-topic
+    sentences of the steps' languages (builtins.off_topic), when the flow loads (cached), so the first caller after a
+    start does not wait 1-2 s for them."""
     if not semantic.available():
         return
     semantic.background_vectors()
+    globals_ = tuple(g.intent for g in flow.globals)
+    for lang in {language((*(c.intent for c in step.choices), *globals_)) for step in flow.steps.values()}:
+        semantic.phrase_vectors(builtins.off_topic(lang))
     for choice in (*flow.globals, *(c for step in flow.steps.values() for c in step.choices)):
         semantic.phrase_vectors((*choice.intent.phrases, *choice.intent.examples))
         if choice.intent.avoid:
