@@ -22,7 +22,6 @@ log = logging.getLogger("ivr.agents")
 
 _STOP = object()
 _WAKE = None
-_ANSWERED_NOW = ("claim", "callback_change")    # items with a future: answered at once while the database is away
 
 
 def _is_down(exc: BaseException) -> bool:
