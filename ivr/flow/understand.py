@@ -136,7 +136,7 @@ def rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (),
         signal = _signal(words.get(i.name, 0.0), feats[i.name], weights)
         if i.avoid and semantic.best_cosine(vector, i.avoid) > cos[i.name]:
             score *= AVOIDED
-        if off_cos > cos[i.name] + OFF_TOPIC_MARGIN and score > OFF_TOPIC_CAP:
+        if held_off_topic(score, cos[i.name], off_cos):
             score, signal = OFF_TOPIC_CAP, f"off topic (like '{off_said}')"
         out.append(Candidate(i.name, round(score, 3), signal, group[i.name],
                              round(words.get(i.name, 0.0), 3), round(cos[i.name], 3)))
@@ -156,6 +156,12 @@ def off_topic(vector, intents: tuple[Intent, ...], said_in: str) -> tuple[float,
     cos = semantic.cosines(vector, said)
     best = int(cos.argmax())
     return float(cos[best]), said[best]
+
+
+def held_off_topic(score: float, answer_cos: float, off_cos: float, margin: float | None = None) -> bool:
+    """Whether an answer scored `score`, whose nearest phrase is at `answer_cos`, is held at OFF_TOPIC_CAP: the
+    nearest off-topic sentence (`off_cos`, `off_topic`) is nearer by more than `margin` (None: OFF_TOPIC_MARGIN)."""
+    return off_cos > answer_cos + (OFF_TOPIC_MARGIN if margin is None else margin) and score > OFF_TOPIC_CAP
 
 
 def _in_language(text: str, step_language: str, ranked: list[Candidate]) -> list[Candidate]:
