@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import snowballstemmer
 
-from ivr.flow.nlu import FILLERS, FUNCTION_WORDS
+from ivr.flow.nlu import FILLERS, FUNCTION_WORDS, is_wide_char
 from ivr.flow.patterns import tokens
 
 # Words that say little about what a caller wants, on top of nlu.FUNCTION_WORDS.
@@ -70,7 +70,7 @@ def content_words(text: str) -> frozenset[str]:
     """The words of `text` that carry its meaning, stemmed and mapped to the common hotline word (stemmed too)."""
     out = set()
     for word in tokens(text):
-        if len(word) == 1 and ord(word) >= 0x3040:
+        if is_wide_char(word):
             if word not in ZH_STOP_CHARS:
                 out.add(word)
         elif word in SYNONYMS:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ivr.flow import semantic as semantic_model
-from ivr.flow.nlu import FILLERS, FUNCTION_WORDS, Intent, match_all, sound_of, word_similarity
+from ivr.flow.nlu import FILLERS, FUNCTION_WORDS, Intent, is_wide_char, match_all, sound_of, word_similarity
 from ivr.flow.patterns import TemplateError, expand, tokens
 from ivr.flow.yamlsrc import LineDict, LineList, Problems, as_text, read_yaml
 from ivr.lang import UnknownLanguage, canonical
@@ -175,8 +175,8 @@ class _Index:
 def _terms(text: str) -> set[str]:
     """Content words (Latin) and pinyin syllables and syllable pairs (Mandarin) of a text."""
     words = [w for w in tokens(text) if w not in FILLERS]
-    terms = {w for w in words if not _is_cjk(w) and w not in QUESTION_WORDS}
-    syllables = [sound_of(w) if _is_cjk(w) else None for w in words]
+    terms = {w for w in words if not is_wide_char(w) and w not in QUESTION_WORDS}
+    syllables = [sound_of(w) if is_wide_char(w) else None for w in words]
     for i, w in enumerate(words):
         if syllables[i] is None:
             continue
@@ -185,10 +185,6 @@ def _terms(text: str) -> set[str]:
         if i + 1 < len(words) and syllables[i + 1] is not None:
             terms.add(syllables[i] + "|" + syllables[i + 1])
     return terms
-
-
-def _is_cjk(word: str) -> bool:
-    return len(word) == 1 and ord(word) >= 0x3040
 
 
 def overlaps(flow) -> list[tuple]:

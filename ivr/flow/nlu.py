@@ -111,7 +111,7 @@ class _Words:
 
 
 def _words(words: list[str]) -> _Words:
-    cjk = bool(words) and all(_is_cjk_char(w) for w in words)
+    cjk = bool(words) and all(is_wide_char(w) for w in words)
     return _Words(tuple(words), ("" if cjk else " ").join(words), tuple(sound_of(w) for w in words), cjk)
 
 
@@ -246,8 +246,10 @@ def word_similarity(a: str, b: str) -> float:
 @lru_cache(maxsize=8192)
 def sound_of(word: str) -> str:
     """How `word` sounds: toneless pinyin for a CJK character (定, 订: ding), else its metaphone."""
-    return lazy_pinyin(word)[0] if _is_cjk_char(word) else (jellyfish.metaphone(word) or word)
+    return lazy_pinyin(word)[0] if is_wide_char(word) else (jellyfish.metaphone(word) or word)
 
 
-def _is_cjk_char(word: str) -> bool:
+def is_wide_char(word: str) -> bool:
+    """Whether `word` is one character of an East Asian script (kana, hangul, Chinese: from U+3040), as
+    patterns.tokens splits them: the one test the matchers share (a pinyin sound, a content word, a FAQ term)."""
     return len(word) == 1 and ord(word) >= 0x3040

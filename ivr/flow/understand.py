@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 from ivr.flow import builtins, content, foreign, semantic, slots
 from ivr.flow.nlu import CONFIRM_THRESHOLD as CONFIRM
 from ivr.flow.nlu import DEFAULT_THRESHOLD as ACCEPT
-from ivr.flow.nlu import FILLERS, Intent, match_all
+from ivr.flow.nlu import FILLERS, Intent, is_wide_char, match_all
 from ivr.flow.patterns import tokens
 
 FEATURES = ("bias", "words", "words_lead", "meaning", "meaning_top3", "meaning_lead", "global", "cover",
@@ -249,7 +249,7 @@ def model(intents: tuple[Intent, ...]) -> tuple[tuple[float, ...], dict]:
 def language(intents: tuple[Intent, ...]) -> str:
     """"zh" when most of the offered phrases are written in Chinese characters, else "en": which thresholds."""
     phrases = [p for i in intents for p in i.phrases]
-    cjk = sum(1 for p in phrases if any(ord(ch) >= 0x3040 for ch in p))
+    cjk = sum(1 for p in phrases if any(is_wide_char(ch) for ch in p))
     return "zh" if phrases and cjk * 2 > len(phrases) else "en"
 
 
