@@ -38,6 +38,7 @@ from ivr.flow.nlu import CONFIRM_THRESHOLD as CONFIRM
 from ivr.flow.nlu import DEFAULT_THRESHOLD as ACCEPT
 from ivr.flow.nlu import FILLERS, Intent, is_wide_char, match_all
 from ivr.flow.patterns import tokens
+from ivr.flow.rejoin import rejoin
 
 FEATURES = ("bias", "words", "words_lead", "meaning", "meaning_top3", "meaning_lead", "global", "cover",
             "global_cover", "over_background", "meaning_share", "meaning_share_log", "content_share", "content_best",
@@ -87,6 +88,7 @@ OTHER_LANGUAGE_CAP = 0.5   # a sentence in another language: no answer taken or 
 # (en) and 0 (zh) answers and rejected 9 and 6 more out-of-scope sentences; 0.0 lost 10 / 4, 0.03 won 4 / 6.
 OFF_TOPIC_MARGIN = 0.02    # an answer whose nearest phrase is further than an off-topic sentence's plus this ...
 OFF_TOPIC_CAP = 0.5        # ... is held here: neither taken nor offered (builtins.off_topic)
+REJOIN = True          # the words matched with split words joined ("re turn": ivr.flow.rejoin); e5 embeds them as heard
 SURE_WORDS = 1.0       # "unsure" mode: a phrase heard word for word skips the embedding ...
 SURE_RIVAL = 0.7       # ... when no other answer's words score this much (0.8 changed one decision on tuning data)
 
@@ -119,11 +121,12 @@ def rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (),
     intents = (*step, *globals_)
     if not intents or not text:
         return []
+    said, text = text, rejoin(text, intents) if REJOIN else text
     group = _groups(step, globals_)
     heard = heard_words(text, intents)
     words = {m.name: m.score for m in heard}
     if vector is None and _wants_vector(text, intents, group, heard, meaning, embed):
-        vector = semantic.sentence_vector(text)
+        vector = semantic.sentence_vector(said)     # the words as heard: the call loop embedded them ahead
     said_in = language(intents)
     if vector is None:
         return _in_language(text, said_in, _by_words(words, group))
@@ -185,6 +188,7 @@ def needs_vector(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ..
     intents = (*step, *globals_)
     if not intents or not text:
         return False
+    text = rejoin(text, intents) if REJOIN else text
     return _wants_vector(text, intents, _groups(step, globals_), heard_words(text, intents), meaning, embed)
 
 
