@@ -33,6 +33,7 @@ def test_a_split_word_of_the_answers_is_joined(said, joined):
     "我想 退 货",                 # Mandarin has no spaces to split at
     "parcel",
     "",
+    "Where is  my parcel?",      # nothing joined: spacing and punctuation kept as heard
 ])
 def test_other_sentences_are_left_alone(said):
     assert rejoin(said, MENU) == said

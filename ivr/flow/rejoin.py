@@ -36,7 +36,7 @@ def rejoin(text: str, intents: tuple[Intent, ...]) -> str:
                 continue
         out.append(said[i])
         i += 1
-    return " ".join(out)
+    return " ".join(out) if len(out) < len(said) else text
 
 
 def _joined(a: str, b: str, words: frozenset[str], sounds: dict[str, str]) -> str:
