@@ -31,7 +31,6 @@ from benchlib import machine_info
 
 from ivr.flow import builtins, nlu, semantic, understand
 from ivr.flow.patterns import expand, normalize
-from ivr.flow.rejoin import rejoin
 from ivr.trace import write_json
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -192,7 +191,7 @@ def dev_features(parts=TUNING_PARTS, builtin: str = "off") -> list[tuple[str, di
                 vector = semantic.sentence_vector(text)
                 if vector is None:
                     continue
-                text = rejoin(text, intents) if understand.REJOIN else text     # as rank matches the words
+                text = understand.words_said(text, intents)     # as rank matches the words
                 feats, cos = understand.answer_features(text, intents, group, understand.heard_words(text, intents),
                                                         vector)
                 off_cos, _ = understand.off_topic(vector, intents, understand.language(intents))

@@ -121,7 +121,7 @@ def rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (),
     intents = (*step, *globals_)
     if not intents or not text:
         return []
-    said, text = text, rejoin(text, intents) if REJOIN else text
+    said, text = text, words_said(text, intents)
     group = _groups(step, globals_)
     heard = heard_words(text, intents)
     words = {m.name: m.score for m in heard}
@@ -188,7 +188,7 @@ def needs_vector(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ..
     intents = (*step, *globals_)
     if not intents or not text:
         return False
-    text = rejoin(text, intents) if REJOIN else text
+    text = words_said(text, intents)
     return _wants_vector(text, intents, _groups(step, globals_), heard_words(text, intents), meaning, embed)
 
 
@@ -294,6 +294,12 @@ def coverage(text: str, heard: list) -> dict[str, float]:
     """How much of the sentence each answer's best phrase accounts for (1.0 = all of it)."""
     n = max(1, len([w for w in tokens(text) if w not in FILLERS]))
     return {m.name: min(1.0, len(tokens(m.phrase)) / n) for m in heard}
+
+
+def words_said(text: str, intents: tuple[Intent, ...]) -> str:
+    """The words the matcher hears in `text`: split words joined when REJOIN (ivr.flow.rejoin). `rank`,
+    `needs_vector` and the fit (scripts/bench_nlu.py) all take it from here; e5 embeds `text` as heard."""
+    return rejoin(text, intents) if REJOIN else text
 
 
 def heard_words(text: str, intents: tuple[Intent, ...]) -> list:
