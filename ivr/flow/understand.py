@@ -327,6 +327,7 @@ def prepare(flow) -> None:
         semantic.phrase_vectors((*choice.intent.phrases, *choice.intent.examples))
         if choice.intent.avoid:
             semantic.phrase_vectors(choice.intent.avoid)
+    semantic.save_vectors()     # the next start reads them from disk (ivr.flow.e5cache)
 
 
 def features(words: dict[str, float], near: dict[str, tuple[float, float]], group: dict[str, str],
