@@ -1,14 +1,17 @@
 """The intent library (`builtin: retail.track_order`): prebuilt customer-service intents per business domain."""
 
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ivr.flow import builtins, understand
 from ivr.flow.loader import load_flow
 from ivr.flow.yamlsrc import FlowError
 
+ROOT = Path(__file__).resolve().parent.parent
 FLOW = """
     language: {language}
     start: main
@@ -87,7 +90,7 @@ def test_the_library_does_not_pull_other_requests_in(tmp_path):
     assert not off_topic or off_topic[0].score < 0.6
 
 
-@pytest.mark.parametrize("lang, said", [("en", "you having a lovely evening"), ("en", "the thing about my"),
+@pytest.mark.parametrize("lang, said", [("en", "lovely day isn't it"), ("en", "the thing about my"),
                                         ("zh", "今天外面下雪了没有"), ("zh", "我那个女儿她")])
 def test_chit_chat_and_half_sentences_are_not_taken_as_an_answer(tmp_path, monkeypatch, lang, said):
     """The off-topic guard (builtins.off_topic) holds what e5 alone would take: no answer taken or offered, and the
@@ -127,6 +130,8 @@ def test_a_language_without_the_library_warns(tmp_path):
     ("DATA_DIR", "load", "en.yaml", "yes: {say: [yes]}\n", "must be exactly yes, no, agent"),
     ("LIBRARY_DIR", "library", "retail.en.yaml", 'Track Order: {say: ["track order"]}\n', "is not an intent name"),
     ("DATA_DIR", "off_topic", "offtopic.en.yaml", "chit_chat: how are you\n", "maps kinds to lists of sentences"),
+    ("HEARD_DIR", "library", "retail.en.yaml", "track_order: [where is it]\n", "maps intents to parts to lists"),
+    ("HEARD_DIR", "library", "retail.en.yaml", "teleport: {dev: [beam me up]}\n", "intents the library lacks"),
 ])
 def test_a_broken_data_file_is_a_packaging_fault(tmp_path, monkeypatch, where, loader, name, text, match):
     """The system intents' file and a library file alike."""
@@ -150,3 +155,30 @@ def test_ivr_intents_lists_what_a_choice_can_name(capsys):
     assert "domains: banking, healthcare, retail" in capsys.readouterr().err
     assert main(["intents", "--language", "ko-KR"]) == 2
     assert "no built-in intents for language 'ko'" in capsys.readouterr().err
+
+
+def test_what_callers_were_heard_saying_joins_the_library_and_a_part_can_be_left_out():
+    shelf, without = builtins.library("en"), builtins.library("en", leave_out=("test13",))
+    heard = yaml.safe_load((builtins.HEARD_DIR / "retail.en.yaml").read_text(encoding="utf-8"))
+    from_test13 = heard["returns"]["test13"]
+    assert set(from_test13) <= set(shelf["retail.returns"].examples)
+    assert not set(from_test13) & set(without["retail.returns"].examples)
+    assert set(heard["returns"]["dev"]) <= set(without["retail.returns"].examples)
+    assert builtins.library("en", leave_out=()) == shelf
+
+
+def test_the_heard_sentences_are_the_read_parts_and_no_sealed_one():
+    """The heard files are what scripts/gather_heard.py makes of the read parts now (re-run it when a part is read),
+    and hold no part still sealed (bench_nlu.TUNING_PARTS are the read ones)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import bench_nlu
+        import gather_heard
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    for lang in ("en", "zh"):
+        made = gather_heard.gather(lang)
+        for domain in ("retail", "telecom"):
+            stored = yaml.safe_load((builtins.HEARD_DIR / f"{domain}.{lang}.yaml").read_text(encoding="utf-8"))
+            assert stored == made[domain], f"{domain}.{lang}.yaml is stale: run scripts/gather_heard.py"
+            assert {p for parts in stored.values() for p in parts} <= set(bench_nlu.TUNING_PARTS)
