@@ -47,12 +47,12 @@ def load_flow(lang: str, examples: int = 0, builtin: bool = False, library: bool
     file tags with a built-in intent (`builtin:`, as ops tag the globals and yes/no) hear its sentences too
     (ivr.flow.builtins; the same merge as a flow's `builtin: NAME`). `library`: the step answers are tagged too,
     with the intent library's `domain.intent` the flow file names (`library:`), as ops tag a menu's choices; the
-    library leaves out the sentences it heard from the parts `unheard` (builtins.library), so a read part is judged
-    on wording the library did not hear from it."""
+    built-ins and the library leave out the sentences they heard from the parts `unheard` (builtins.load/library), so
+    a read part is judged on wording they did not hear from it."""
     data = yaml.safe_load((DATA / f"flows_{lang}.yaml").read_text(encoding="utf-8"))
     intents = {n: nlu.Intent(n, tuple(p for t in ts for p in expand(t))) for n, ts in data["intents"].items()}
     if builtin:
-        known = builtins.load(lang)
+        known = builtins.load(lang, leave_out=unheard)
         intents |= {n: builtins.merge(intents[n], known[b]) for n, b in data.get("builtin", {}).items()}
     if library:
         shelf = builtins.library(lang, leave_out=unheard)
