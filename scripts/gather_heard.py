@@ -56,7 +56,7 @@ def gather(language: str, key: str = "library") -> dict[str, dict[str, dict[str,
             for texts in parts.values():
                 for t in texts:
                     owner.setdefault(t, set()).add(short)
-        for short, parts in intents.items():
+        for parts in intents.values():
             for part in list(parts):
                 parts[part] = [t for t in parts[part] if len(owner[t]) == 1]
                 if not parts[part]:
