@@ -1,16 +1,15 @@
-"""Gather what callers were heard saying into the built-in intents and the intent library: the read parts' answers.
+"""Gather what callers were heard saying into the intent library: the read parts' step answers.
 
-    .venv/bin/python scripts/gather_heard.py    # writes ivr/flow/builtin/heard/<lang>.yaml, .../library/heard/*.yaml
+    .venv/bin/python scripts/gather_heard.py            # writes ivr/flow/builtin/library/heard/<domain>.<lang>.yaml
 
 The evaluation set's parts (tests/data/nlu/hotlines/<part>_<lang>.yaml) are caller sentences written by
 independent writers for a shop's and a mobile operator's hotline. Once a sealed part has been scored and read, it
 is tuning data (bench_nlu.TUNING_PARTS); its answers to the two menus then become examples of the library intents
-the test flows tag them with (flows_<lang>.yaml `library:`), and its globals and yes/no answers examples of the
-built-in intents they are tagged with (`builtin:`), filed by part so that bench_nlu can judge each part on
-intents that never heard it (builtins.library / builtins.load(lang, leave_out=(part,))). Out-of-scope sentences stay
-out (the off-topic lists are written apart). A sentence already in the library or the built-ins, or in an earlier
-part, is not repeated; one that two writers meant as two intents is in neither. Re-run it when a sealed part becomes
-a read one; never with a part still sealed.
+the test flows tag them with (flows_<lang>.yaml `library:`), filed by part so that bench_nlu can judge each part on
+a library that never heard it (builtins.library(lang, leave_out=part)). Only step answers go in: globals, yes/no and
+out-of-scope sentences stay out (the built-ins and the off-topic lists are written apart). A sentence already in the
+library, or in an earlier part, is not repeated. Re-run it when a sealed part becomes a read one; never with a part
+still sealed.
 """
 
 import sys
@@ -21,7 +20,6 @@ from bench_nlu import DATA, TUNING_PARTS
 
 from ivr.flow import builtins
 from ivr.flow.patterns import normalize
-from ivr.flow.yamlsrc import read_yaml
 
 HEADER = """\
 # What callers were heard saying for the {domain} domain's intents ({language}): the answers to the {step} menu in
@@ -32,10 +30,9 @@ HEADER = """\
 """
 
 
-def gather(language: str, key: str = "library") -> dict[str, dict[str, dict[str, list[str]]]]:
-    """{domain: {intent: {part: sentences}}} of one language: the step answers tagged with library intents
-    (`key` "library"), or the globals and yes/no tagged with built-in intents ("builtin": domain "")."""
-    tags = yaml.safe_load((DATA / f"flows_{language}.yaml").read_text(encoding="utf-8"))[key]
+def gather(language: str) -> dict[str, dict[str, dict[str, list[str]]]]:
+    """{domain: {intent: {part: sentences}}} of one language."""
+    tags = yaml.safe_load((DATA / f"flows_{language}.yaml").read_text(encoding="utf-8"))["library"]
     seen = {name: set(_written(language, name)) for name in tags.values()}
     out: dict[str, dict[str, dict[str, list[str]]]] = {}
     for part in TUNING_PARTS:
@@ -45,54 +42,25 @@ def gather(language: str, key: str = "library") -> dict[str, dict[str, dict[str,
                 name = tags.get(str(intent))
                 if not name:
                     continue
-                domain, short = name.split(".") if "." in name else ("", name)
+                domain, short = name.split(".")
                 new = [t for t in dict.fromkeys(normalize(str(t)) for t in texts) if t and t not in seen[name]]
                 seen[name].update(new)
                 if new:
-                    out.setdefault(domain, {}).setdefault(short, {}).setdefault(part, []).extend(new)
-    for intents in out.values():     # a sentence one writer meant as one intent and another as another: neither
-        owner: dict[str, set[str]] = {}
-        for short, parts in intents.items():
-            for texts in parts.values():
-                for t in texts:
-                    owner.setdefault(t, set()).add(short)
-        for parts in intents.values():
-            for part in list(parts):
-                parts[part] = [t for t in parts[part] if len(owner[t]) == 1]
-                if not parts[part]:
-                    del parts[part]
+                    out.setdefault(domain, {}).setdefault(short, {})[part] = new
     return out
 
 
 def _written(language: str, name: str) -> tuple[str, ...]:
-    """A library or built-in intent's phrases and examples as its own file writes them (no heard sentence)."""
-    domain, intent = name.split(".") if "." in name else ("", name)
-    path = builtins.LIBRARY_DIR / f"{domain}.{language}.yaml" if domain else builtins.DATA_DIR / f"{language}.yaml"
-    data = read_yaml(path, "built-in intents file")
-    b = builtins._one(path, name, data[intent])
+    """A library intent's phrases and examples as its own file writes them (without any heard sentence)."""
+    domain, intent = name.split(".")
+    data = yaml.safe_load((builtins.LIBRARY_DIR / f"{domain}.{language}.yaml").read_text(encoding="utf-8"))
+    b = builtins._one(builtins.LIBRARY_DIR / f"{domain}.{language}.yaml", name, data[intent])
     return (*b.phrases, *b.examples)
-
-
-BUILTIN_HEADER = """\
-# What callers were heard saying for the built-in intents ({language}): the globals (agent, repeat, goodbye, main menu)
-# said at every step and the yes/no answers at the confirm step in the read parts of the NLU evaluation set
-# (tests/data/nlu/hotlines/<part>_{language}.yaml: {first} .. {last}, each written by an independent writer),
-# filed by part. Gathered by scripts/gather_heard.py (do not edit by hand: re-run it when a sealed part becomes a read
-# one); ivr.flow.builtins adds them to the built-in intents' examples (matched by meaning only). No part still sealed
-# is in here; a sentence two writers meant as two intents is in neither.
-"""
 
 
 def main() -> None:
     builtins.HEARD_DIR.mkdir(exist_ok=True)
-    builtins.BUILTIN_HEARD_DIR.mkdir(exist_ok=True)
     for language in ("en", "zh"):
-        intents = gather(language, "builtin")[""]
-        path = builtins.BUILTIN_HEARD_DIR / f"{language}.yaml"
-        text = BUILTIN_HEADER.format(language=language, first=TUNING_PARTS[0], last=TUNING_PARTS[-1])
-        path.write_text(text + yaml.safe_dump(intents, allow_unicode=True, sort_keys=False, width=120),
-                        encoding="utf-8")
-        print(f"{path}: {sum(len(v) for parts in intents.values() for v in parts.values())} sentences")
         for domain, intents in gather(language).items():
             step = {"retail": "shop's", "telecom": "mobile operator's"}.get(domain, domain)
             text = HEADER.format(domain=domain, language=language, step=step, first=TUNING_PARTS[0],

@@ -132,8 +132,6 @@ def test_a_language_without_the_library_warns(tmp_path):
     ("DATA_DIR", "off_topic", "offtopic.en.yaml", "chit_chat: how are you\n", "maps kinds to lists of sentences"),
     ("HEARD_DIR", "library", "retail.en.yaml", "track_order: [where is it]\n", "maps intents to parts to lists"),
     ("HEARD_DIR", "library", "retail.en.yaml", "teleport: {dev: [beam me up]}\n", "intents the library lacks"),
-    ("BUILTIN_HEARD_DIR", "load", "en.yaml", "agent: {dev: [[nested]]}\n", "maps intents to parts to lists"),
-    ("BUILTIN_HEARD_DIR", "load", "en.yaml", "weather: {dev: [sunny]}\n", "intents that are not built in"),
 ])
 def test_a_broken_data_file_is_a_packaging_fault(tmp_path, monkeypatch, where, loader, name, text, match):
     """The system intents' file and a library file alike."""
@@ -169,14 +167,6 @@ def test_what_callers_were_heard_saying_joins_the_library_and_a_part_can_be_left
     assert builtins.library("en", leave_out=()) == shelf
 
 
-def test_the_built_ins_hear_the_read_parts_globals_and_yes_no_too():
-    heard = yaml.safe_load((builtins.BUILTIN_HEARD_DIR / "zh.yaml").read_text(encoding="utf-8"))
-    assert set(heard) <= set(builtins.NAMES) and {"yes", "no", "agent"} <= set(heard)
-    said = heard["yes"]["test13"]
-    assert set(said) <= set(builtins.load("zh")["yes"].examples)
-    assert not set(said) & set(builtins.load("zh", leave_out=("test13",))["yes"].examples)
-
-
 def test_the_heard_sentences_are_the_read_parts_and_no_sealed_one():
     """The heard files are what scripts/gather_heard.py makes of the read parts now (re-run it when a part is read),
     and hold no part still sealed (bench_nlu.TUNING_PARTS are the read ones)."""
@@ -187,10 +177,8 @@ def test_the_heard_sentences_are_the_read_parts_and_no_sealed_one():
     finally:
         sys.path.remove(str(ROOT / "scripts"))
     for lang in ("en", "zh"):
-        made = gather_heard.gather(lang) | {"": gather_heard.gather(lang, "builtin")[""]}
-        for domain, path in [("retail", builtins.HEARD_DIR / f"retail.{lang}.yaml"),
-                             ("telecom", builtins.HEARD_DIR / f"telecom.{lang}.yaml"),
-                             ("", builtins.BUILTIN_HEARD_DIR / f"{lang}.yaml")]:
-            stored = yaml.safe_load(path.read_text(encoding="utf-8"))
-            assert stored == made[domain], f"{path} is stale: run scripts/gather_heard.py"
+        made = gather_heard.gather(lang)
+        for domain in ("retail", "telecom"):
+            stored = yaml.safe_load((builtins.HEARD_DIR / f"{domain}.{lang}.yaml").read_text(encoding="utf-8"))
+            assert stored == made[domain], f"{domain}.{lang}.yaml is stale: run scripts/gather_heard.py"
             assert {p for parts in stored.values() for p in parts} <= set(bench_nlu.TUNING_PARTS)

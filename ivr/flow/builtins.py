@@ -37,7 +37,6 @@ from ivr.flow.yamlsrc import read_yaml
 DATA_DIR = Path(__file__).resolve().parent / "builtin"
 LIBRARY_DIR = DATA_DIR / "library"
 HEARD_DIR = LIBRARY_DIR / "heard"
-BUILTIN_HEARD_DIR = DATA_DIR / "heard"
 NAMES = ("yes", "no", "agent", "repeat", "goodbye", "main_menu", "help")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _KEYS = {"say", "examples", "not"}
@@ -61,9 +60,8 @@ def languages() -> tuple[str, ...]:
 
 
 @functools.cache
-def load(language: str, leave_out: tuple[str, ...] = ()) -> dict[str, Builtin]:
-    """The built-in intents of a base language (`en`, `zh`), with what callers were heard saying (`heard/`, but the
-    parts `leave_out`) after their own examples; {} for a language without them."""
+def load(language: str) -> dict[str, Builtin]:
+    """The built-in intents of a base language (`en`, `zh`); {} for a language without them."""
     path = DATA_DIR / f"{language}.yaml"
     if not path.is_file():
         return {}
@@ -73,12 +71,7 @@ def load(language: str, leave_out: tuple[str, ...] = ()) -> dict[str, Builtin]:
         raise BuiltinDataError(f"{path}: cannot read the built-in intents ({exc}): reinstall ivr") from exc
     if not isinstance(data, dict) or set(data) != set(NAMES):
         raise BuiltinDataError(f"{path}: the built-in intents must be exactly {', '.join(NAMES)}: reinstall ivr")
-    heard = _heard(BUILTIN_HEARD_DIR, language, leave_out)
-    out = {name: _with_heard(_one(path, name, data[name]), heard.pop(f".{name}", ())) for name in NAMES}
-    if heard:
-        raise BuiltinDataError(f"{BUILTIN_HEARD_DIR}: heard sentences for intents that are not built in: "
-                               f"{', '.join(sorted(n.lstrip('.') for n in heard))}: reinstall ivr")
-    return out
+    return {name: _one(path, name, data[name]) for name in NAMES}
 
 
 @functools.cache
@@ -86,7 +79,7 @@ def library(language: str, leave_out: tuple[str, ...] = ()) -> dict[str, Builtin
     """The intent library of a base language: {"domain.intent": Builtin}, every domain's file
     (`library/<domain>.<language>.yaml`) with what callers were heard saying (`library/heard/`, but the
     parts `leave_out`) after its own examples; {} for a language without one."""
-    heard = _heard(HEARD_DIR, language, leave_out)
+    heard = _heard(language, leave_out)
     out: dict[str, Builtin] = {}
     for path in sorted(LIBRARY_DIR.glob(f"*.{language}.yaml")):
         domain = path.name[: -len(f".{language}.yaml")]
@@ -100,29 +93,22 @@ def library(language: str, leave_out: tuple[str, ...] = ()) -> dict[str, Builtin
         for intent, spec in data.items():
             if not isinstance(intent, str) or not _NAME.match(intent):
                 raise BuiltinDataError(f"{path}: {intent!r} is not an intent name (lower case, digits, _)")
-            known = _with_heard(_one(path, f"{domain}.{intent}", spec), heard.pop(f"{domain}.{intent}", ()))
-            out[known.name] = known
+            known = _one(path, f"{domain}.{intent}", spec)
+            extra = heard.pop(f"{domain}.{intent}", ())
+            out[known.name] = replace(known, examples=tuple(dict.fromkeys(
+                e for e in (*known.examples, *extra) if e not in known.phrases)))
     if heard:
         raise BuiltinDataError(f"{HEARD_DIR}: heard sentences for intents the library lacks: "
                                f"{', '.join(sorted(heard))}: reinstall ivr")
     return out
 
 
-def _with_heard(known: Builtin, heard) -> Builtin:
-    """`known` with the heard sentences after its own examples (none repeating a phrase or an example)."""
-    if not heard:
-        return known
-    return replace(known, examples=tuple(dict.fromkeys(e for e in (*known.examples, *heard) if e not in known.phrases)))
-
-
-def _heard(folder: Path, language: str, leave_out: tuple[str, ...]) -> dict[str, list[str]]:
-    """{"domain.intent": normalised sentences} heard from callers (`<folder>/<domain>.<language>.yaml`, or
-    `<folder>/<language>.yaml` for the built-ins, named ".intent": intent -> part -> sentences), every part but
-    `leave_out`."""
+def _heard(language: str, leave_out: tuple[str, ...]) -> dict[str, list[str]]:
+    """{"domain.intent": normalised sentences} heard from callers (`library/heard/<domain>.<language>.yaml`: intent
+    -> part -> sentences), every part but `leave_out`."""
     out: dict[str, list[str]] = {}
-    paths = sorted(folder.glob(f"*.{language}.yaml")) + [p for p in [folder / f"{language}.yaml"] if p.is_file()]
-    for path in paths:
-        domain = path.name[: -len(f".{language}.yaml")] if path.name != f"{language}.yaml" else ""
+    for path in sorted(HEARD_DIR.glob(f"*.{language}.yaml")):
+        domain = path.name[: -len(f".{language}.yaml")]
         try:
             data = read_yaml(path, "heard sentences file")
         except (OSError, UserError) as exc:
