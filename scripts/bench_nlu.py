@@ -162,9 +162,10 @@ def run(matcher: str, lang: str, split: str, show: bool) -> dict:
 # ---- fitting the calibrated model (the read parts only, never the newest sealed one) ------
 
 MAX_WRONG_SILENT, MIN_OOS_REJECTED, MIN_DYM_PRECISION = 0.01, 0.95, 0.75   # what the thresholds must keep
-# The parts the model is fit on: every part but the newest sealed ones (test14, test15). dev/dev2 were written for tuning;
-# test..test12 had been scored and read by earlier rounds, so they are tuning data now too (fourteen writers' wording).
-# The tagged and library models in ivr/flow/understand.py were fit on the thirteen parts up to test11.
+# The parts the models are fit on: every part but the sealed ones written after (test14, test15). dev/dev2 were written
+# for tuning; test..test13 had been scored and read by earlier rounds, so they are tuning data now too (fifteen
+# writers' wording; their menu answers are the library's heard sentences, scripts/gather_heard.py). The library model
+# in ivr/flow/understand.py was fit on these fifteen parts, the tagged one on the thirteen up to test11.
 TUNING_PARTS = ("dev", "dev2", "test", "test2", "test3", "test4", "test5", "test6", "test7", "test8", "test9",
                 "test10", "test11", "test12", "test13")
 # Languages whose thresholds are chosen per step kind (understand.step_kind: a menu, or two answers or fewer). Chosen
