@@ -33,7 +33,7 @@ decides, as before.
 import math
 from dataclasses import dataclass, replace
 
-from ivr.flow import builtins, content, foreign, semantic, slots
+from ivr.flow import builtins, content, correction, foreign, semantic, slots
 from ivr.flow.nlu import CONFIRM_THRESHOLD as CONFIRM
 from ivr.flow.nlu import DEFAULT_THRESHOLD as ACCEPT
 from ivr.flow.nlu import FILLERS, Intent, is_wide_char, match_all
@@ -89,6 +89,7 @@ OTHER_LANGUAGE_CAP = 0.5   # a sentence in another language: no answer taken or 
 # (en) and 0 (zh) answers and rejected 9 and 6 more out-of-scope sentences; 0.0 lost 10 / 4, 0.03 won 4 / 6.
 OFF_TOPIC_MARGIN = 0.02    # an answer whose nearest phrase is further than an off-topic sentence's plus this ...
 OFF_TOPIC_CAP = 0.5        # ... is held here: neither taken nor offered (builtins.off_topic)
+CORRECTIONS = True     # a caller who corrects themselves is taken at what follows (ivr.flow.correction)
 REJOIN = True          # the words matched with split words joined ("re turn": ivr.flow.rejoin); e5 embeds them as heard
 SURE_WORDS = 1.0       # "unsure" mode: a phrase heard word for word skips the embedding ...
 SURE_RIVAL = 0.7       # ... when no other answer's words score this much (0.8 changed one decision on tuning data)
@@ -118,7 +119,18 @@ def rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (),
     embedding, 15-45 ms, when a choice was heard word for word and nothing else comes near: the same
     decisions on every tuning part, `_sure_by_words`) or "always".
     `vector`: the text's embedding when the caller already has it (a FAQ phrase in `ivr validate`).
+    A caller who corrects themselves ("returns no wait cancel it") is taken at what follows the correction when that
+    names another answer with confidence (ivr.flow.correction).
     """
+    ranked = _rank(text, step, globals_, meaning=meaning, embed=embed, vector=vector)
+    if not CORRECTIONS:
+        return ranked
+    return correction.corrected(text, ranked, lambda tail: _rank(tail, step, globals_, meaning=meaning, embed=embed),
+                                never=frozenset(i.name for i in step if {i.builtin, i.name} & {"yes", "no"}))
+
+
+def _rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (), *,
+          meaning: bool | None = None, embed: str = "unsure", vector=None) -> list[Candidate]:
     intents = (*step, *globals_)
     if not intents or not text:
         return []

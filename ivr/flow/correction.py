@@ -1,0 +1,68 @@
+"""A caller who corrects themselves means what follows the correction: "returns no wait cancel it", "no wait yes yes
+that's right", 我要退货 不对 我是想问我那个包裹咋还没到, 查余额 不是 我要交话费.
+
+The matcher weighs the whole sentence, so the word said first ("returns", 退货, "no") can win. `after` finds the last
+correction marker ("no wait", "sorry i mean", "scratch that", 不对, 我是说, 说错了 ...) and gives what follows it;
+`corrected` ranks that too and takes it when it names an answer with confidence (a flow's accept threshold) and a
+different one than the whole sentence did. Otherwise the whole sentence stands: "where's my parcel i mean it's been a
+week" keeps track_order (no correction marker), and at a yes/no step "不是 我要查余额" stays a no: a correction
+never switches to a yes or a no ("no wait yes that's right" is left to the whole sentence), only to another request
+(不是我要转人工: agent). A pure function of
+the words; hand-written (no library marks self-repairs in a transcript: disfluency taggers want a trained model).
+"""
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from ivr.flow.nlu import DEFAULT_THRESHOLD as ACCEPT
+from ivr.flow.nlu import FILLERS, is_wide_char
+
+# Word sequences after which an English-speaking caller says what they meant instead (normalised: lower case, no
+# apostrophes). "no" alone is not one (it is an answer), nor "i mean" alone (callers mostly go on to explain: "a refund
+# i mean take them back"); "actually" alone is ("actually i want to cancel").
+MARKERS_EN = tuple(tuple(m.split()) for m in (
+    "no wait", "wait no", "no sorry", "sorry no", "sorry i mean", "sorry i meant", "no no",
+    "scratch that", "or rather", "actually", "hang on no", "oh no", "no hold on", "let me rephrase", "not that",
+    "my mistake", "correction"))
+# ... and in Mandarin (substrings: no spaces between words)
+MARKERS_ZH = ("不对", "不是", "哦不", "我是说", "我的意思是", "说错了", "搞错了", "应该是", "更正一下", "算了")
+MIN_TAIL_CHARS = 2     # a Mandarin tail shorter than this says nothing
+
+
+def after(text: str) -> tuple[str, str] | None:
+    """(marker, what follows the last correction marker in `text`), or None when there is none or nothing after it."""
+    if any(is_wide_char(ch) for ch in text):
+        best = max(((text.rfind(m) + len(m), m) for m in MARKERS_ZH if m in text), default=None)
+        if best is None:
+            return None
+        tail = text[best[0]:].strip()
+        said = [ch for ch in tail if not ch.isspace() and ch not in FILLERS]
+        return (best[1], tail) if len(said) >= MIN_TAIL_CHARS else None
+    words = text.split()
+    end, marker = -1, ""
+    for m in MARKERS_EN:
+        for i in range(len(words) - len(m), -1, -1):
+            if tuple(words[i:i + len(m)]) == m:
+                if i + len(m) > end:
+                    end, marker = i + len(m), " ".join(m)
+                break
+    tail = words[end:] if end >= 0 else []
+    if not any(w not in FILLERS for w in tail):
+        return None
+    return marker, " ".join(tail)
+
+
+def corrected(text: str, ranked: list, rank: Callable[[str], list], never: frozenset[str] = frozenset()) -> list:
+    """`ranked` (the whole sentence's candidates, best first), or the candidates of what follows the caller's last
+    correction (`rank(tail)`) when those take an answer with confidence and another one than `ranked`'s best; their
+    signal says so. A correction never switches to an answer in `never`: a yes or a no (the markers 不是, 不对, "no
+    wait" are themselves a no, and a yes heard in the request after them, 不是 我要查余额, is none)."""
+    found = after(text)
+    if not found:
+        return ranked
+    marker, tail = found
+    again = rank(tail)
+    if (not again or again[0].score < ACCEPT or again[0].name in never
+            or (ranked and ranked[0].name == again[0].name)):
+        return ranked
+    return [replace(c, signal=f"{c.signal}, after the correction '{marker}'") for c in again]

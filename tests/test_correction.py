@@ -1,0 +1,66 @@
+"""A caller who corrects themselves is taken at what follows the correction (ivr.flow.correction)."""
+
+import pytest
+
+from ivr.flow import builtins, correction, understand
+from ivr.flow.nlu import Intent
+
+SAY = {"en": {"track_order": ("track my order", "where is my order"), "returns": ("returns", "return an item"),
+              "cancel_order": ("cancel my order", "cancel an order"), "billing": ("billing", "my bill"),
+              "store_hours": ("opening hours",)},
+       "zh": {"track_order": ("查订单", "我的快递到哪了"), "returns": ("退货", "我要退货"),
+              "cancel_order": ("取消订单",), "billing": ("账单", "扣费不对"), "store_hours": ("营业时间",)},
+       "telecom": {"check_balance": ("check my balance", "balance"), "top_up": ("top up", "add credit"),
+                   "report_outage": ("no signal",), "change_plan": ("change my plan",), "lost_sim": ("lost my sim",)}}
+
+
+def menu(lang: str, domain: str = "retail"):
+    """A shop's (or in English a mobile operator's) menu as ops write it (a few phrases), its answers tagged with the
+    intent library."""
+    shelf, known = builtins.library(lang), builtins.load(lang)
+    said = SAY["telecom" if domain == "telecom" else lang]
+    step = tuple(builtins.merge(Intent(n, say), shelf[f"{domain}.{n}"]) for n, say in said.items())
+    return step, tuple(builtins.merge(Intent(n, ()), known[n]) for n in ("agent", "repeat", "goodbye", "main_menu"))
+
+
+def yes_no(lang: str):
+    known = builtins.load(lang)
+    return tuple(builtins.merge(Intent(n, ()), known[n]) for n in ("yes", "no")), ()
+
+
+@pytest.mark.parametrize("said, marker, tail", [
+    ("returns no wait cancel it", "no wait", "cancel it"),
+    ("no wait yes yes thats right", "no wait", "yes yes thats right"),
+    ("billing sorry i mean opening hours", "sorry i mean", "opening hours"),
+    ("我要退货 不对 我是想问我那个包裹咋还没到", "不对", "我是想问我那个包裹咋还没到"),
+    ("查余额 不是 我要交话费", "不是", "我要交话费"),
+])
+def test_what_follows_the_last_correction(said, marker, tail):
+    assert correction.after(said) == (marker, tail)
+
+
+@pytest.mark.parametrize("said", ["no", "不是", "where is my parcel", "a refund i mean take them back", "no wait um",
+                                  "我不对劲", "不对"])
+def test_no_correction_or_nothing_after_it(said):
+    assert correction.after(said) is None
+
+
+@pytest.mark.parametrize("lang, domain, said, first, meant", [
+    ("en", "telecom", "top up no wait first tell me how much i've got left on it", "top_up", "check_balance"),
+    ("zh", "retail", "我要退货 不对 我是想问我那个包裹咋还没到", "returns", "track_order"),
+])
+def test_a_menu_takes_what_the_caller_corrected_to(monkeypatch, lang, domain, said, first, meant):
+    step, globals_ = menu(lang, domain)
+    top = understand.rank(said, step, globals_)[0]
+    assert top.name == meant and top.score >= 0.8 and "after the correction" in top.signal
+    monkeypatch.setattr(understand, "CORRECTIONS", False)
+    assert understand.rank(said, step, globals_)[0].name == first
+
+
+def test_at_a_yes_no_step_a_correction_leads_only_to_another_request():
+    step, globals_ = yes_no("zh")
+    globals_ = menu("zh")[1]
+    top = understand.rank("不是我要转人工", step, globals_)[0]
+    assert top.name == "agent" and "after the correction '不是'" in top.signal
+    top = understand.rank("不是 我要查余额", step, globals_)[0]      # 我要 is a yes: a correction never leads to one
+    assert top.name == "no" and "correction" not in top.signal
