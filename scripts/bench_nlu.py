@@ -3,7 +3,7 @@
     .venv/bin/python scripts/bench_nlu.py --split dev [--lang en zh] [--show MATCHER] [--json F]
     .venv/bin/python scripts/bench_nlu.py --fit --parts dev dev2 test test2 test3  # the plain model
     .venv/bin/python scripts/bench_nlu.py --fit --builtin on  # the tagged model (built-in intents), all read parts
-    .venv/bin/python scripts/bench_nlu.py --split test16  # the newest sealed part: only once, at the end
+    .venv/bin/python scripts/bench_nlu.py --split test17  # the newest sealed part: only once, at the end
     .venv/bin/python scripts/bench_nlu.py --speed        # ms per match, a 40-phrase step
     .venv/bin/python scripts/bench_nlu.py --faq          # knowledge base: recall, arbitration
 
@@ -384,7 +384,7 @@ def table(header: list[str], lines: list[list]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--split", default="dev",
-                    choices=["dev", *(f"test{n}" for n in ("", 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16))])
+                    choices=["dev", *(f"test{n}" for n in ("", 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17))])
     ap.add_argument("--lang", nargs="*", default=["en", "zh"])
     ap.add_argument("--matchers", nargs="*", default=list(MATCHERS), help="subset of: " + ", ".join(MATCHERS))
     ap.add_argument("--show", default="", help="print the misses and 'did you mean' offers of this matcher")
