@@ -81,12 +81,7 @@ def library(language: str, leave_out: tuple[str, ...] = ()) -> dict[str, Builtin
     parts `leave_out`) after its own examples; {} for a language without one."""
     heard = _heard(language, leave_out)
     out: dict[str, Builtin] = {}
-    for path in sorted(LIBRARY_DIR.glob(f"*.{language}.yaml")):
-        domain = path.name[: -len(f".{language}.yaml")]
-        try:
-            data = read_yaml(path, "intent library file")
-        except (OSError, UserError) as exc:
-            raise BuiltinDataError(f"{path}: cannot read the intent library ({exc}): reinstall ivr") from exc
+    for path, domain, data in _domain_files(LIBRARY_DIR, language, "intent library file"):
         if not _NAME.match(domain) or not isinstance(data, dict) or not data:
             raise BuiltinDataError(f"{path}: an intent library file maps intent names to say/examples/not: "
                                    "reinstall ivr")
@@ -107,12 +102,7 @@ def _heard(language: str, leave_out: tuple[str, ...]) -> dict[str, list[str]]:
     """{"domain.intent": normalised sentences} heard from callers (`library/heard/<domain>.<language>.yaml`: intent
     -> part -> sentences), every part but `leave_out`."""
     out: dict[str, list[str]] = {}
-    for path in sorted(HEARD_DIR.glob(f"*.{language}.yaml")):
-        domain = path.name[: -len(f".{language}.yaml")]
-        try:
-            data = read_yaml(path, "heard sentences file")
-        except (OSError, UserError) as exc:
-            raise BuiltinDataError(f"{path}: cannot read the heard sentences ({exc}): reinstall ivr") from exc
+    for path, domain, data in _domain_files(HEARD_DIR, language, "heard sentences file"):
         if not isinstance(data, dict) or not all(
                 isinstance(parts, dict) and all(isinstance(v, list) and all(isinstance(t, str) and normalize(t)
                                                                             for t in v) for v in parts.values())
@@ -123,6 +113,16 @@ def _heard(language: str, leave_out: tuple[str, ...]) -> dict[str, list[str]]:
             out[f"{domain}.{intent}"] = [normalize(t) for part, texts in parts.items() if part not in leave_out
                                          for t in texts]
     return out
+
+
+def _domain_files(folder: Path, language: str, what: str):
+    """(path, domain, data) of every `<domain>.<language>.yaml` in `folder`, read as flows read YAML."""
+    for path in sorted(folder.glob(f"*.{language}.yaml")):
+        try:
+            data = read_yaml(path, what)
+        except (OSError, UserError) as exc:
+            raise BuiltinDataError(f"{path}: cannot read the {what} ({exc}): reinstall ivr") from exc
+        yield path, path.name[: -len(f".{language}.yaml")], data
 
 
 @functools.cache
