@@ -34,6 +34,8 @@ def yes_no(lang: str):
     ("billing sorry i mean opening hours", "sorry i mean", "opening hours"),
     ("我要退货 不对 我是想问我那个包裹咋还没到", "不对", "我是想问我那个包裹咋还没到"),
     ("查余额 不是 我要交话费", "不是", "我要交话费"),
+    ("Top up. No, wait, how much have I got left?", "no wait", "how much have i got left"),   # as whisper writes it
+    ("我要退货，不对，我是想问包裹咋还没到。", "不对", "我是想问包裹咋还没到"),
 ])
 def test_what_follows_the_last_correction(said, marker, tail):
     assert correction.after(said) == (marker, tail)
