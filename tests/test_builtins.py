@@ -128,6 +128,23 @@ def test_the_yes_no_rules_hear_a_yes_in_no_problem_and_nothing_in_unsure():
     assert not (top.name == "no" and top.score >= 0.6)
 
 
+@pytest.mark.parametrize("language, said, meant", [
+    ("zh", "系啊", "yes"), ("zh", "唔系唔系", "no"), ("zh", "布是的", "no"), ("zh", "是啊 就是这个", "yes"),
+    ("zh", "不是 哦不对 是的 是这个", "yes"),          # a correction to a whole answer
+    ("en", "no wait yes yes that's right", "yes"), ("en", "aye", "yes")])
+def test_a_whole_short_answer_is_taken_at_a_yes_no_step(language, said, meant):
+    top = understand.rank(said, yes_no_step(language, tagged=True))[0]
+    assert top.name == meant and top.score >= 0.8
+
+
+@pytest.mark.parametrize("language, said", [("zh", "我要查余额"), ("zh", "今天好热啊"),
+                                            ("zh", "不是 我要查余额"), ("en", "my phone has no signal at all")])
+def test_a_request_holding_a_yes_or_no_word_is_not_taken_as_the_answer(language, said):
+    """我要 ("I want") before a request is no yes; "no" inside a sentence about something else is no "no"."""
+    top = understand.rank(said, yes_no_step(language, tagged=True))[0]
+    assert not (top.score >= 0.8 and (top.name == "yes" or (top.name == "no" and "不是" not in said)))
+
+
 def test_steps_without_builtins_keep_the_plain_model():
     plain, tagged = yes_no_step("en", tagged=False), yes_no_step("en", tagged=True)
     assert understand.model(plain) == (understand.WEIGHTS, understand.RAW_THRESHOLDS)

@@ -232,7 +232,8 @@ YES_NO_EN = [
                            "not correct", "it isn't", "no that's wrong", "I don't think so", "uh-uh", "negative",
                            "yes... no, not correct", "that is not correct")],
     *[(t, "no_value") for t in ("maybe", "I'm not sure", "I don't know", "hello", "four eight one", "what",
-                                "agent please", "")],
+                                "agent please", "", "i'm not really sure")],
+    *[(t, True) for t in ("aye", "spot on", "that's the one", "you got it", "yeh please")],
 ]
 
 
@@ -247,6 +248,14 @@ YES_NO_ZH = [
     *[(t, False) for t in ("不是", "不对", "错", "错了", "不", "不要", "不是的", "没有", "嗯不对", "这不是我的")],
     *[(t, "no_value") for t in ("不知道", "不确定", "你好", "查订单", "你们这是哪家公司", "是不是查订单")],
     ("yes", True),     # English words in a Mandarin call still count
+    # whole short answers by sound: homophones a recognizer writes, dialects (Cantonese, Wu, Sichuan, Henan)
+    *[(t, True) for t in ("事的", "四的四的", "队的", "系啊", "系呀 就系呢个", "中", "要得", "对头对头莫得错",
+                          "就是这个", "要的", "我要", "是的 我不要了", "对 对 对 是的 信号不好 对的")],
+    *[(t, False) for t in ("部队", "步对", "布是", "唔系", "冇", "勿是个", "木有", "嗯 不对", "对 不是这个",
+                           "不是 我要查余额")],
+    # a 要 in a request, 好 meaning "very", 我是想 ..., thinking it over: neither
+    *[(t, "no_value") for t in ("我要查余额", "我需要人工", "今天好热啊", "我是想查个话费的", "我再想想", "等一下",
+                                "这个不好说")],
 ]
 
 

@@ -39,6 +39,10 @@ def after(text: str) -> tuple[str, str] | None:
         if best is None:
             return None
         tail = text[best[0]:].strip()
+        if best[1] == "不是":           # 不是退货 是你们多扣我钱了: "not X, (it) is Y" means Y
+            but = tail.find("是", 1)
+            if but > 0 and sum(not ch.isspace() and ch not in FILLERS for ch in tail[but + 1:]) >= MIN_TAIL_CHARS:
+                tail = tail[but + 1:].strip()
         said = [ch for ch in tail if not ch.isspace() and ch not in FILLERS]
         return (best[1], tail) if len(said) >= MIN_TAIL_CHARS else None
     words = text.split()
@@ -55,17 +59,19 @@ def after(text: str) -> tuple[str, str] | None:
     return marker, " ".join(tail)
 
 
-def corrected(text: str, ranked: list, rank: Callable[[str], list], never: frozenset[str] = frozenset()) -> list:
+def corrected(text: str, ranked: list, rank: Callable[[str], list], never: frozenset[str] = frozenset(),
+              answer: Callable[[str], bool] = lambda tail: False) -> list:
     """`ranked` (the whole sentence's candidates, best first), or the candidates of what follows the caller's last
     correction (`rank(tail)`) when those take an answer with confidence and another one than `ranked`'s best; their
-    signal says so. A correction never switches to an answer in `never`: a yes or a no (the markers 不是, 不对, "no
-    wait" are themselves a no, and a yes heard in the request after them, 不是 我要查余额, is none)."""
+    signal says so. A correction switches to an answer in `never` (a yes or a no: the markers 不是, 不对, "no wait"
+    are themselves a no, and a yes heard in a request after them, 不是 我要查余额, is none) only when the tail is
+    nothing but that short answer (`answer(tail)`: "no wait yes yes that's right", 不是 哦不对 是的 是这个)."""
     found = after(text)
     if not found:
         return ranked
     marker, tail = found
     again = rank(tail)
-    if (not again or again[0].score < ACCEPT or again[0].name in never
+    if (not again or again[0].score < ACCEPT or (again[0].name in never and not answer(tail))
             or (ranked and ranked[0].name == again[0].name)):
         return ranked
     return [replace(c, signal=f"{c.signal}, after the correction '{marker}'") for c in again]

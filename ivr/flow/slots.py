@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from ivr.flow import datetimes, money, numbers
+from ivr.flow import datetimes, money, nlu, numbers
 from ivr.lang import is_mandarin
 
 SLOT_TYPES = ("digits", "number", "yes_no", "date", "time", "money", "phone", "text")
@@ -197,19 +197,48 @@ def _date_or_time(kind: str, parse, missing: str = "no_value") -> str | SlotErro
 
 
 # yes/no: phrases first (they hold negative words), then words; negation wins.
-_EN_UNSURE = ("don't know", "dont know", "not sure", "no idea", "dunno", "maybe", "not certain", "don't remember")
+_EN_UNSURE = ("don't know", "dont know", "not sure", "no idea", "dunno", "maybe", "not certain", "don't remember",
+              "not really sure", "don't really know", "don't rightly know", "perhaps")
 _EN_YES_PHRASES = ("no problem", "no worries", "why not", "of course", "uh huh", "mm hmm", "it is", "i do",
-                   "go ahead", "think so", "sounds good", "all right")
+                   "go ahead", "think so", "sounds good", "all right", "spot on", "that's the one", "that's it",
+                   "you got it", "please do", "go on", "okey dokey")
 _EN_YES = frozenset({"yes", "yeah", "yep", "yup", "yea", "ya", "sure", "correct", "right", "affirmative", "ok",
                      "okay", "absolutely", "definitely", "exactly", "indeed", "true", "alright", "certainly",
-                     "mhm"})
-_EN_NO = frozenset({"no", "nope", "nah", "negative", "wrong", "incorrect", "false", "not", "never", "nay"})
-_ZH_UNSURE = ("不知道", "不确定", "不清楚", "不记得", "说不好", "也许", "可能")
-_ZH_YES_IDIOMS = ("没错", "不错", "没问题", "没关系", "没毛病")
+                     "mhm", "aye", "yeh", "yah", "yas", "yess", "yesh"})
+_EN_ASIDES = frozenset({"please", "thanks", "um", "uh", "er", "erm", "oh", "ah", "well", "so", "hmm"})
+_EN_NO = frozenset({"no", "nope", "nah", "negative", "wrong", "incorrect", "false", "not", "never", "nay", "noo",
+                    "na", "negatory"})
+_ZH_UNSURE = ("不知道", "不确定", "不太确定", "不清楚", "不记得", "说不好", "不好说", "说不准",
+              "说不清", "不晓得", "也许", "可能", "想想", "考虑", "琢磨", "没想好", "等一下",
+              "等一等", "等会", "稍等")
+_ZH_YES_IDIOMS = ("没错", "不错", "没问题", "没关系", "没毛病", "没说错", "没跑",
+                  "没得错", "莫得错", "没得问题", "莫得问题", "冇问题", "冇错")   # Sichuan 没得 莫得, Cantonese 冇
 _ZH_NEITHER = ("你好", "您好", "好像", "是什么", "是谁",   # hold 好/是 but answer nothing
-               "这是", "那是", "还是", "可是", "但是", "要是", "是不是")
-_ZH_YES = ("是", "对", "好", "嗯", "行", "可以", "正确", "确定", "确认", "要", "当然", "肯定")
+               "这是", "那是", "还是", "可是", "但是", "要是", "是不是",
+               "我是想", "我是要", "我是说", "我是问")
+_ZH_VERY = re.compile(r"好(?=[热冷多久几累烦难慢贵饿吵远奇怪])")   # 好 "very": 今天好热 answers nothing
+_ZH_YES = ("是", "对", "好", "嗯", "行", "可以", "正确", "确定", "确认", "当然", "肯定")  # 要: whole answers only
 _ZH_NO = ("不", "没", "错", "否", "别")
+
+# Whole short answers heard by sound, one clause at a time (a clause: what lies between spaces or punctuation),
+# so that what a recognizer or a dialect makes of 是的 / 不对 still answers: 事的 四的 队的, 部队 步对 布是,
+# Cantonese 系 唔系 冇, Wu 勿是, Henan 中, Sichuan 对头 要得 莫得. Toneless pinyin with zh/ch/sh heard as
+# z/c/s (many southern speakers, and recognizers, merge them); particles dropped, a repeated syllable kept
+# once (对对对), a trailing 这个 / 个 ("this one") dropped. A clause that is not one of these forms is left
+# to the word rules below.
+_ZH_PARTICLES = frozenset({"a", "ya", "wa", "ma", "ne", "ba", "lo", "lei", "ha", "bei", "o", "ou", "la", "yo",
+                           "le", "e", "ai", "ei", "hai", "ye"})
+_ZH_YES_FORMS = frozenset({"si", "side", "sidi", "dui", "duide", "duitou", "hao", "haode", "xing", "keyi",
+                           "keyide", "n", "en", "m", "zong", "ceng", "yao", "yaode", "woyao", "queding", "queren",
+                           "woqueren", "nna", "sige", "xige", "meicuo", "dangran", "dangrankeyi", "kending",
+                           "zengque", "xi", "meiwenti", "xingde", "tongyi", "wotongyi"})
+_ZH_NO_FORMS = frozenset({"bu", "busi", "buside", "budui", "buyao", "buyong", "meiyou", "mei", "buxing",
+                          "bukeyi", "cuo", "cuode", "bie", "fou", "wuxi", "wusi", "mao", "maoyou", "meide",
+                          "mode", "meideyou", "muyou", "wusige", "wuxige", "busige", "buzengque", "butongyi"})
+_ZH_HUMS = frozenset("嗯嗯呃啊哦噢唔额")
+_ZH_CLAUSE = r"[\s,.!?;:，。！？、；：…~～]+"
+_ZH_THIS = ("zege", "zeige")       # 是这个 ("this one"); 那个 is a filler (嗯那个)
+
 
 
 def yes_no(text: str, lang: str) -> str | None:
@@ -225,8 +254,12 @@ def _yes_no(text: str, lang: str) -> bool | SlotError:
         clean = numbers.zh_clean(text)
         if any(w in clean for w in _ZH_UNSURE):
             return SlotError("no_value", "unsure")
+        heard = {_zh_answer_form(part) for part in re.split(_ZH_CLAUSE, text)} - {None}
+        if len(heard) == 1:                 # every short answer said agrees: 对 对 对 是的 信号不好 对的
+            return heard.pop() == "yes"
         for idiom, meaning in [*((w, "对") for w in _ZH_YES_IDIOMS), *((w, "，") for w in _ZH_NEITHER)]:
             clean = clean.replace(idiom, meaning)
+        clean = _ZH_VERY.sub("，", clean)
         if any(w in clean for w in _ZH_NO) or any(w in clean for w in _ZH_YES):
             return not any(w in clean for w in _ZH_NO)
     said = " " + " ".join(re.findall(r"[a-z']+", numbers.normalize(text).replace("-", " "))) + " "
@@ -239,6 +272,56 @@ def _yes_no(text: str, lang: str) -> bool | SlotError:
         return False
     return True if yes or any(w in _EN_YES for w in said.split()) else SlotError("no_value", "neither yes nor no")
 
+
+
+def whole_answer(text: str, lang: str) -> str | None:
+    """"yes" or "no" when `text` is nothing but a short answer (`lang` "zh": zh_whole_answer; "en": yes/no words
+    and phrases, "please", "thanks", fillers: "yes yes that's right", "nope"), else None."""
+    if lang == "zh":
+        return zh_whole_answer(text)
+    said = " " + " ".join(re.findall(r"[a-z]+", numbers.normalize(text).replace("-", " ").replace("'", ""))) + " "
+    if not said.strip():
+        return None
+    for phrase in ("thats right", "thank you", *(p.replace("'", "") for p in _EN_YES_PHRASES)):
+        said = said.replace(f" {phrase} ", " ")
+    if any(w not in _EN_YES | _EN_NO | _EN_ASIDES for w in said.split()):
+        return None
+    heard = yes_no(text, "en")
+    return heard if heard in ("yes", "no") else None
+
+
+def zh_whole_answer(text: str) -> str | None:
+    """"yes" or "no" when every clause of `text` is a whole short Mandarin answer by its sound and they agree
+    (是啊 就是这个, 唔系唔系, 布是的), else None: what a yes/no step may take without weighing anything else."""
+    clauses = [c for c in re.split(_ZH_CLAUSE, text) if numbers.zh_clean(c)]
+    if all(set(numbers.zh_clean(c)) <= _ZH_HUMS for c in clauses):
+        return None                         # 嗯, 嗯嗯: a yes, or someone thinking
+    forms = {_zh_answer_form(c) for c in clauses}
+    return forms.pop() if len(forms) == 1 else None
+
+
+def _zh_answer_form(clause: str) -> str | None:
+    """"yes" or "no" when this clause is one whole short answer by its sound (_ZH_YES_FORMS), else None."""
+    clean = numbers.zh_clean(clause)
+    if not clean or len(clean) > 8 or not all(nlu.is_wide_char(ch) for ch in clean):
+        return None
+    sounds = []
+    for ch in clean:
+        syllable = re.sub(r"^([zcs])h", r"\1", nlu.sound_of(ch))
+        if syllable not in _ZH_PARTICLES and (not sounds or sounds[-1] != syllable):
+            sounds.append(syllable)
+    said = "".join(sounds)
+    for tail in _ZH_THIS:
+        if said.endswith(tail) and said != tail:
+            said = said[: -len(tail)]
+            break
+    if said.startswith("jiu") and said[3:] in _ZH_YES_FORMS | _ZH_NO_FORMS:
+        said = said[3:]                     # 就是这个, 就系呢个
+    for size in range(1, len(said) // 2 + 1):          # 队的队的, 唔系唔系: one form said again
+        if len(said) % size == 0 and said[:size] * (len(said) // size) == said:
+            said = said[:size]
+            break
+    return "yes" if said in _ZH_YES_FORMS else "no" if said in _ZH_NO_FORMS else None
 
 # -- for the flow validator and the recognizer --------------------------------------------
 

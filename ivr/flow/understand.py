@@ -75,6 +75,7 @@ TAGGED_THRESHOLDS = {"en": {"menu": (2.5, 1.2), "few": (2.5, 1.2)}, "zh": {"menu
 LIBRARY_WEIGHTS = (-10.189, -0.65, 3.223, 4.596, 2.241, 28.469, 1.382, -0.656, 0.782, 18.169, 14.204, 10.49, 0.973,
                    1.494, 0.0)
 LIBRARY_THRESHOLDS = {"en": {"menu": (1.6, 1.6), "few": (1.6, 1.6)}, "zh": {"menu": (1.4, 1.4), "few": (1.4, 1.4)}}
+WHOLE_ANSWER = 0.9     # a yes/no step's score for a whole short answer the yes/no rules are sure of
 FEW_CHOICES = 2        # a step offering this many own answers or fewer (yes/no, globals only) is of kind "few"
 ABOVE_SLOPE = 0.3      # logit units per raw unit above the raw accept threshold (the decision does not depend on it)
 RIVAL_MARGIN = 1.0     # weight of the lead over the runner-up in the decision (chosen by cross-validation on dev)
@@ -122,11 +123,32 @@ def rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (),
     A caller who corrects themselves ("returns no wait cancel it") is taken at what follows the correction when that
     names another answer with confidence (ivr.flow.correction).
     """
-    ranked = _rank(text, step, globals_, meaning=meaning, embed=embed, vector=vector)
+    ranked = _whole_answer(text, step, _rank(text, step, globals_, meaning=meaning, embed=embed, vector=vector))
     if not CORRECTIONS:
         return ranked
-    return correction.corrected(text, ranked, lambda tail: _rank(tail, step, globals_, meaning=meaning, embed=embed),
-                                never=frozenset(i.name for i in step if {i.builtin, i.name} & {"yes", "no"}))
+    return correction.corrected(
+        text, ranked, lambda tail: _whole_answer(tail, step, _rank(tail, step, globals_, meaning=meaning, embed=embed)),
+        never=frozenset(i.name for i in step if {i.builtin, i.name} & {"yes", "no"}),
+        answer=lambda tail: slots.whole_answer(tail, language(step)) is not None)
+
+
+def _whole_answer(text: str, step: tuple[Intent, ...], ranked: list[Candidate]) -> list[Candidate]:
+    """`ranked`, with the step's yes or no taken (WHOLE_ANSWER) when the caller said nothing but short answers
+    that agree (slots.whole_answer: "yes yes that's right", "nope"; in Mandarin by their sound: 系啊, 唔系唔系, 布是的,
+    是啊 就是这个): the yes/no rules are sure there, where the model, fit when those rules missed dialects and
+    homophones, was not."""
+    polar = {i.builtin: i.name for i in step if i.builtin in ("yes", "no")}     # `builtin: yes`, as the rules
+    if len(polar) < 2:
+        return ranked
+    kind = slots.whole_answer(text, language(step))
+    if kind is None:
+        return ranked
+    name = polar[kind]
+    old = next((c for c in ranked if c.name == name), Candidate(name, 0.0, "", "step"))
+    if old.score >= WHOLE_ANSWER:
+        return ranked
+    taken = replace(old, score=WHOLE_ANSWER, signal="a whole yes/no answer (the yes/no rules)")
+    return [taken, *(c for c in ranked if c.name != name)]
 
 
 def _rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (), *,
@@ -212,10 +234,11 @@ def _wants_vector(text: str, intents: tuple[Intent, ...], group: dict[str, str],
     if not (semantic.available() if meaning is None else meaning):
         return False
     words = {m.name: m.score for m in heard}
-    if embed != "unsure" or not _sure_by_words(words, group, coverage(text, heard)):
+    polar = frozenset(i.name for i in intents if i.builtin in ("yes", "no"))
+    if embed != "unsure" or not _sure_by_words(words, group, coverage(text, heard), polar):
         return True
     rules = yes_no_rules(text, intents)     # "no problem": the word "no", heard whole, is a yes
-    return bool(rules) and rules.get(max(words, key=words.get), 1.0) < 0
+    return bool(rules) and rules.get(max(words, key=words.get), -1.0 if 1.0 in rules.values() else 1.0) < 0
 
 
 def _groups(step: tuple[Intent, ...], globals_: tuple[Intent, ...]) -> dict[str, str]:
@@ -370,14 +393,17 @@ def _by_words(words: dict[str, float], group: dict[str, str]) -> list[Candidate]
     return sorted(out, key=lambda c: (-c.score, c.group != "step"))
 
 
-def _sure_by_words(words: dict[str, float], group: dict[str, str], cover: dict[str, float]) -> bool:
+def _sure_by_words(words: dict[str, float], group: dict[str, str], cover: dict[str, float],
+                   polar: frozenset[str] = frozenset()) -> bool:
     """A phrase heard word for word, of a step's own answer or a global that is most of the sentence, and no
     other answer near (SURE_RIVAL): the embedding would not change the decision (checked on every tuning part:
-    the same decisions as always embedding; 27% of English and 40% of Mandarin turns skip it)."""
+    the same decisions as always embedding; 27% of English and 40% of Mandarin turns skip it). A yes or a no
+    (`polar`) must be most of the sentence too: "my phone has no signal at all" is not a no."""
     ranked = sorted(words.items(), key=lambda kv: -kv[1])
     if not ranked or ranked[0][1] < SURE_WORDS:
         return False
-    if group[ranked[0][0]] != "step" and cover.get(ranked[0][0], 0.0) < GLOBAL_COVER:
+    if ((group[ranked[0][0]] != "step" or ranked[0][0] in polar)
+            and cover.get(ranked[0][0], 0.0) < GLOBAL_COVER):
         return False
     return len(ranked) == 1 or ranked[1][1] < SURE_RIVAL
 
