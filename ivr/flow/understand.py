@@ -33,7 +33,7 @@ decides, as before.
 import math
 from dataclasses import dataclass, replace
 
-from ivr.flow import builtins, content, correction, foreign, semantic, slots
+from ivr.flow import builtins, codemix, content, correction, foreign, semantic, slots
 from ivr.flow.nlu import CONFIRM_THRESHOLD as CONFIRM
 from ivr.flow.nlu import DEFAULT_THRESHOLD as ACCEPT
 from ivr.flow.nlu import FILLERS, Intent, is_wide_char, match_all
@@ -90,6 +90,7 @@ OTHER_LANGUAGE_CAP = 0.5   # a sentence in another language: no answer taken or 
 # (en) and 0 (zh) answers and rejected 9 and 6 more out-of-scope sentences; 0.0 lost 10 / 4, 0.03 won 4 / 6.
 OFF_TOPIC_MARGIN = 0.02    # an answer whose nearest phrase is further than an off-topic sentence's plus this ...
 OFF_TOPIC_CAP = 0.5        # ... is held here: neither taken nor offered (builtins.off_topic)
+CODEMIX = True        # English service words in a Mandarin sentence are heard in Mandarin (ivr.flow.codemix)
 CORRECTIONS = True     # a caller who corrects themselves is taken at what follows (ivr.flow.correction)
 REJOIN = True          # the words matched with split words joined ("re turn": ivr.flow.rejoin); e5 embeds them as heard
 SURE_WORDS = 1.0       # "unsure" mode: a phrase heard word for word skips the embedding ...
@@ -333,8 +334,11 @@ def coverage(text: str, heard: list) -> dict[str, float]:
 
 
 def words_said(text: str, intents: tuple[Intent, ...]) -> str:
-    """The words the matcher hears in `text`: split words joined when REJOIN (ivr.flow.rejoin). `rank`,
-    `needs_vector` and the fit (scripts/bench_nlu.py) all take it from here; e5 embeds `text` as heard."""
+    """The words the matcher hears in `text`: at a Mandarin step, English service words said in Mandarin
+    (ivr.flow.codemix: 我要cancel这个order -> 我要取消这个订单); split words joined when REJOIN (ivr.flow.rejoin).
+    `rank`, `needs_vector` and the fit (scripts/bench_nlu.py) all take it from here; e5 embeds `text` as heard."""
+    if CODEMIX and language(intents) == "zh":
+        text = codemix.to_mandarin(text)
     return rejoin(text, intents) if REJOIN else text
 
 
