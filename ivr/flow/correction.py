@@ -11,6 +11,7 @@ never switches to a yes or a no ("no wait yes that's right" is left to the whole
 the words; hand-written (no library marks self-repairs in a transcript: disfluency taggers want a trained model).
 """
 
+import re
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -65,13 +66,15 @@ def corrected(text: str, ranked: list, rank: Callable[[str], list], never: froze
     correction (`rank(tail)`) when those take an answer with confidence and another one than `ranked`'s best; their
     signal says so. A correction switches to an answer in `never` (a yes or a no: the markers 不是, 不对, "no wait"
     are themselves a no, and a yes heard in a request after them, 不是 我要查余额, is none) only when the tail is
-    nothing but that short answer (`answer(tail)`: "no wait yes yes that's right", 不是 哦不对 是的 是这个)."""
+    nothing but that short answer (`answer(tail)`: "no wait yes yes that's right", 不是 哦不对 是的 是这个), said
+    apart from the marker (不是我要的 is one no)."""
     found = after(text)
     if not found:
         return ranked
     marker, tail = found
     again = rank(tail)
-    if (not again or again[0].score < ACCEPT or (again[0].name in never and not answer(tail))
+    apart = re.search(re.escape(marker) + r"\s+" + re.escape(tail) + "$", normalize(text))   # 不是我要的: one clause
+    if (not again or again[0].score < ACCEPT or (again[0].name in never and not (apart and answer(tail)))
             or (ranked and ranked[0].name == again[0].name)):
         return ranked
     return [replace(c, signal=f"{c.signal}, after the correction '{marker}'") for c in again]

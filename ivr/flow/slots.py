@@ -222,22 +222,24 @@ _ZH_NO = ("不", "没", "错", "否", "别")
 
 # Whole short answers heard by sound, one clause at a time (a clause: what lies between spaces or punctuation),
 # so that what a recognizer or a dialect makes of 是的 / 不对 still answers: 事的 四的 队的, 部队 步对 布是,
-# Cantonese 系 唔系 冇, Wu 勿是, Henan 中, Sichuan 对头 要得 莫得. Toneless pinyin with zh/ch/sh heard as
-# z/c/s (many southern speakers, and recognizers, merge them); particles dropped, a repeated syllable kept
-# once (对对对), a trailing 这个 / 个 ("this one") dropped. A clause that is not one of these forms is left
-# to the word rules below.
-_ZH_PARTICLES = frozenset({"a", "ya", "wa", "ma", "ne", "ba", "lo", "lei", "ha", "bei", "o", "ou", "la", "yo",
+# Cantonese 系 唔系 冇, Wu 勿是, Henan 中, Sichuan 对头 要得 莫得. Toneless pinyin syllables with zh/ch/sh heard
+# as z/c/s (many southern speakers, and recognizers, merge them), particles dropped; a clause is a yes when it
+# is made of yes units and neutral ones (是啊就这个, 是这样的, 没问题就这个, 对对对), a no likewise (不是这个).
+# A clause that is not is left to the word rules below.
+_ZH_PARTICLES = frozenset({"a", "ya", "wa", "ne", "ba", "lo", "lei", "ha", "bei", "o", "ou", "la", "yo",
                            "le", "e", "ai", "ei", "hai", "ye"})
-_ZH_YES_FORMS = frozenset({"si", "side", "sidi", "dui", "duide", "duitou", "hao", "haode", "xing", "keyi",
-                           "keyide", "n", "en", "m", "zong", "ceng", "yao", "yaode", "woyao", "queding", "queren",
-                           "woqueren", "nna", "sige", "xige", "meicuo", "dangran", "dangrankeyi", "kending",
-                           "zengque", "xi", "meiwenti", "xingde", "tongyi", "wotongyi"})
-_ZH_NO_FORMS = frozenset({"bu", "busi", "buside", "budui", "buyao", "buyong", "meiyou", "mei", "buxing",
-                          "bukeyi", "cuo", "cuode", "bie", "fou", "wuxi", "wusi", "mao", "maoyou", "meide",
-                          "mode", "meideyou", "muyou", "wusige", "wuxige", "busige", "buzengque", "butongyi"})
+_ZH_YES_UNITS = frozenset(tuple(u.split()) for u in (
+    "si", "si de", "si di", "dui", "dui de", "dui tou", "hao", "hao de", "xing", "xing de", "ke yi", "ke yi de",
+    "n", "en", "m", "n na", "zong", "ceng", "yao", "yao de", "wo yao", "que ding", "que ren", "wo que ren", "mei cuo",
+    "mei de cuo", "mo de cuo", "mei wen ti", "mei de wen ti", "dang ran", "ken ding", "zeng que", "xi", "si ge",
+    "xi ge", "tong yi", "wo tong yi"))
+_ZH_NO_UNITS = frozenset(tuple(u.split()) for u in (
+    "bu", "bu si", "bu si de", "bu dui", "bu yao", "bu yong", "mei you", "mei", "bu xing", "bu ke yi", "cuo",
+    "bie", "fou", "wu xi", "wu si", "mao", "mao you", "mei de", "mo de", "mei de you", "mu you", "wu si ge",
+    "wu xi ge", "bu si ge", "bu zeng que", "bu tong yi"))
+_ZH_NEUTRAL_UNITS = frozenset(tuple(u.split()) for u in ("jiu", "ze ge", "zei ge", "ze yang", "de"))  # 就 这个 这样 的
 _ZH_HUMS = frozenset("嗯嗯呃啊哦噢唔额")
 _ZH_CLAUSE = r"[\s,.!?;:，。！？、；：…~～]+"
-_ZH_THIS = ("zege", "zeige")       # 是这个 ("this one"); 那个 is a filler (嗯那个)
 
 
 
@@ -301,27 +303,30 @@ def zh_whole_answer(text: str) -> str | None:
 
 
 def _zh_answer_form(clause: str) -> str | None:
-    """"yes" or "no" when this clause is one whole short answer by its sound (_ZH_YES_FORMS), else None."""
+    """"yes" or "no" when this clause is one whole short answer by its sound (_ZH_YES_UNITS), else None."""
     clean = numbers.zh_clean(clause)
-    if not clean or len(clean) > 8 or not all(nlu.is_wide_char(ch) for ch in clean):
+    if not clean or len(clean) > 10 or not all(nlu.is_wide_char(ch) for ch in clean):
         return None
-    sounds = []
-    for ch in clean:
-        syllable = re.sub(r"^([zcs])h", r"\1", nlu.sound_of(ch))
-        if syllable not in _ZH_PARTICLES and (not sounds or sounds[-1] != syllable):
-            sounds.append(syllable)
-    said = "".join(sounds)
-    for tail in _ZH_THIS:
-        if said.endswith(tail) and said != tail:
-            said = said[: -len(tail)]
-            break
-    if said.startswith("jiu") and said[3:] in _ZH_YES_FORMS | _ZH_NO_FORMS:
-        said = said[3:]                     # 就是这个, 就系呢个
-    for size in range(1, len(said) // 2 + 1):          # 队的队的, 唔系唔系: one form said again
-        if len(said) % size == 0 and said[:size] * (len(said) // size) == said:
-            said = said[:size]
-            break
-    return "yes" if said in _ZH_YES_FORMS else "no" if said in _ZH_NO_FORMS else None
+    sounds = tuple(s for s in (re.sub(r"^([zcs])h", r"\1", nlu.sound_of(ch)) for ch in clean)
+                   if s not in _ZH_PARTICLES)
+    for kind, units in (("yes", _ZH_YES_UNITS), ("no", _ZH_NO_UNITS)):   # 没错, 没问题: idioms first
+        if _made_of(sounds, units):
+            return kind
+    return None
+
+
+def _made_of(sounds: tuple[str, ...], units: frozenset) -> bool:
+    """Whether `sounds` is a sequence of `units` and _ZH_NEUTRAL_UNITS holding at least one of `units`."""
+    ends = {0: False}                       # position -> whether a polar unit was used to reach it
+    for start in range(len(sounds)):
+        if start not in ends:
+            continue
+        for size in range(1, 5):
+            unit = sounds[start:start + size]
+            if len(unit) == size and (unit in units or unit in _ZH_NEUTRAL_UNITS):
+                end = start + size
+                ends[end] = ends.get(end, False) or ends[start] or unit in units
+    return ends.get(len(sounds), False)
 
 # -- for the flow validator and the recognizer --------------------------------------------
 
