@@ -205,7 +205,8 @@ _EN_YES_PHRASES = ("no problem", "no worries", "why not", "of course", "uh huh",
 _EN_YES = frozenset({"yes", "yeah", "yep", "yup", "yea", "ya", "sure", "correct", "right", "affirmative", "ok",
                      "okay", "absolutely", "definitely", "exactly", "indeed", "true", "alright", "certainly",
                      "mhm", "aye", "yeh", "yah", "yas", "yess", "yesh"})
-_EN_ASIDES = frozenset({"please", "thanks", "um", "uh", "er", "erm", "oh", "ah", "well", "so", "hmm"})
+# Words that may stand beside a whole yes or no (not "so": "ok so ..." goes on)
+_EN_ASIDES = frozenset({"please", "thanks", "um", "uh", "er", "erm", "oh", "ah", "well", "hmm"})
 _EN_NO = frozenset({"no", "nope", "nah", "negative", "wrong", "incorrect", "false", "not", "never", "nay", "noo",
                     "na", "negatory"})
 _ZH_UNSURE = ("不知道", "不确定", "不太确定", "不清楚", "不记得", "说不好", "不好说", "说不准",
