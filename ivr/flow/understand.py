@@ -33,7 +33,7 @@ decides, as before.
 import math
 from dataclasses import dataclass, replace
 
-from ivr.flow import builtins, codemix, content, correction, foreign, semantic, slots
+from ivr.flow import asides, builtins, codemix, content, correction, foreign, semantic, slots
 from ivr.flow.nlu import CONFIRM_THRESHOLD as CONFIRM
 from ivr.flow.nlu import DEFAULT_THRESHOLD as ACCEPT
 from ivr.flow.nlu import FILLERS, Intent, is_wide_char, match_all
@@ -90,6 +90,7 @@ OTHER_LANGUAGE_CAP = 0.5   # a sentence in another language: no answer taken or 
 # (en) and 0 (zh) answers and rejected 9 and 6 more out-of-scope sentences; 0.0 lost 10 / 4, 0.03 won 4 / 6.
 OFF_TOPIC_MARGIN = 0.02    # an answer whose nearest phrase is further than an off-topic sentence's plus this ...
 OFF_TOPIC_CAP = 0.5        # ... is held here: neither taken nor offered (builtins.off_topic)
+ASIDES = True         # a global request followed by why ("pardon the bus was loud"): its head (ivr.flow.asides)
 CODEMIX = True        # English service words in a Mandarin sentence are heard in Mandarin (ivr.flow.codemix)
 CORRECTIONS = True     # a caller who corrects themselves is taken at what follows (ivr.flow.correction)
 REJOIN = True          # the words matched with split words joined ("re turn": ivr.flow.rejoin); e5 embeds them as heard
@@ -124,13 +125,19 @@ def rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (),
     A caller who corrects themselves ("returns no wait cancel it") is taken at what follows the correction when that
     names another answer with confidence (ivr.flow.correction).
     """
+    def again(part: str) -> list[Candidate]:
+        return _whole_answer(part, step, _rank(part, step, globals_, meaning=meaning, embed=embed))
+
     ranked = _whole_answer(text, step, _rank(text, step, globals_, meaning=meaning, embed=embed, vector=vector))
-    if not CORRECTIONS:
+    if CORRECTIONS:
+        ranked = correction.corrected(text, ranked, again,
+                                      never=frozenset(i.name for i in step if {i.builtin, i.name} & {"yes", "no"}),
+                                      answer=lambda tail: slots.whole_answer(tail, language(step)) is not None)
+    if not ASIDES:
         return ranked
-    return correction.corrected(
-        text, ranked, lambda tail: _whole_answer(tail, step, _rank(tail, step, globals_, meaning=meaning, embed=embed)),
-        never=frozenset(i.name for i in step if {i.builtin, i.name} & {"yes", "no"}),
-        answer=lambda tail: slots.whole_answer(tail, language(step)) is not None)
+    own = {i.name for i in step}
+    answers = frozenset(i.name for i in globals_ if i.name not in own and (i.builtin or i.name) in asides.GLOBALS)
+    return asides.apart(text, ranked, again, answers)
 
 
 def _whole_answer(text: str, step: tuple[Intent, ...], ranked: list[Candidate]) -> list[Candidate]:
