@@ -130,13 +130,22 @@ def test_the_yes_no_rules_hear_a_yes_in_no_problem_and_nothing_in_unsure():
 
 @pytest.mark.parametrize("language, said, meant", [
     ("zh", "系啊", "yes"), ("zh", "唔系唔系", "no"), ("zh", "布是的", "no"), ("zh", "是啊 就是这个", "yes"),
-    ("zh", "没问题就这个", "yes"), ("zh", "不是这样的", "no"),
+    ("zh", "没问题就这个", "yes"), ("zh", "不是这样的", "no"), ("zh", "中 就这个", "yes"),
+    ("zh", "yes yes 就是这个", "yes"),
+    ("zh", "对 我上个月就想办这个", "yes"), ("zh", "不是 我想问的是账单", "no"),   # an answer, then why
     ("zh", "不是 哦不对 是的 是这个", "yes"),          # a correction to a whole answer
     ("zh", "不是我要的", "no"), ("zh", "不是这个号码", "no"),   # ... said apart: these are one no
     ("en", "no wait yes yes that's right", "yes"), ("en", "aye", "yes")])
 def test_a_whole_short_answer_is_taken_at_a_yes_no_step(language, said, meant):
     top = understand.rank(said, yes_no_step(language, tagged=True))[0]
     assert top.name == meant and top.score >= 0.8
+
+
+def test_a_first_answer_does_not_outweigh_a_goodbye_the_whole_sentence_names():
+    known = builtins.load("zh")
+    globals_ = tuple(builtins.merge(Intent(n, p), known[n]) for n, p in (("goodbye", ("再见",)), ("agent", ("人工",))))
+    top = understand.rank("好嘞 谢谢 再见", yes_no_step("zh", tagged=True), globals_)[0]
+    assert top.name == "goodbye"
 
 
 @pytest.mark.parametrize("language, said", [("zh", "我要查余额"), ("zh", "今天好热啊"),

@@ -257,7 +257,7 @@ def _yes_no(text: str, lang: str) -> bool | SlotError:
         clean = numbers.zh_clean(text)
         if any(w in clean for w in _ZH_UNSURE):
             return SlotError("no_value", "unsure")
-        heard = {_zh_answer_form(part) for part in re.split(_ZH_CLAUSE, text)} - {None}
+        heard = {_zh_answer_form(part) for part in re.split(_ZH_CLAUSE, text)} - {None, "neutral"}
         if len(heard) == 1:                 # every short answer said agrees: 对 对 对 是的 信号不好 对的
             return heard.pop() == "yes"
         for idiom, meaning in [*((w, "对") for w in _ZH_YES_IDIOMS), *((w, "，") for w in _ZH_NEITHER)]:
@@ -277,11 +277,12 @@ def _yes_no(text: str, lang: str) -> bool | SlotError:
 
 
 
-def whole_answer(text: str, lang: str) -> str | None:
-    """"yes" or "no" when `text` is nothing but a short answer (`lang` "zh": zh_whole_answer; "en": yes/no words
-    and phrases, "please", "thanks", fillers: "yes yes that's right", "nope"), else None."""
+def whole_answer(text: str, lang: str, leading: bool = True) -> str | None:
+    """"yes" or "no" when `text` is nothing but a short answer (`lang` "zh": zh_whole_answer, which with `leading`
+    also takes a first clause that answers and the explanation after it; "en": yes/no words and phrases, "please",
+    "thanks", fillers: "yes yes that's right", "nope"), else None."""
     if lang == "zh":
-        return zh_whole_answer(text)
+        return zh_whole_answer(text, leading)
     said = " " + " ".join(re.findall(r"[a-z]+", numbers.normalize(text).replace("-", " ").replace("'", ""))) + " "
     if not said.strip():
         return None
@@ -293,18 +294,26 @@ def whole_answer(text: str, lang: str) -> str | None:
     return heard if heard in ("yes", "no") else None
 
 
-def zh_whole_answer(text: str) -> str | None:
+def zh_whole_answer(text: str, leading: bool = True) -> str | None:
     """"yes" or "no" when every clause of `text` is a whole short Mandarin answer by its sound and they agree
-    (是啊 就是这个, 唔系唔系, 布是的), else None: what a yes/no step may take without weighing anything else."""
+    (是啊 就是这个, 唔系唔系, 布是的, 中 就这个), or when the first clause is one and what follows explains without a
+    negation after a yes (对 放假前就想办这个了, 不是 我要问账单); else None: what a yes/no step may take without
+    weighing anything else."""
     clauses = [c for c in re.split(_ZH_CLAUSE, text) if numbers.zh_clean(c)]
-    if all(set(numbers.zh_clean(c)) <= _ZH_HUMS for c in clauses):
-        return None                         # 嗯, 嗯嗯: a yes, or someone thinking
-    forms = {_zh_answer_form(c) for c in clauses}
-    return forms.pop() if len(forms) == 1 else None
+    if not clauses or set(numbers.zh_clean(clauses[0])) <= _ZH_HUMS:
+        return None                         # 嗯, 嗯嗯 ...: a yes, or someone thinking
+    forms = {_zh_answer_form(c) for c in clauses} - {"neutral"}
+    if len(forms) == 1 and None not in forms:
+        return forms.pop()
+    first, rest = _zh_answer_form(clauses[0]), numbers.zh_clean("".join(clauses[1:]))
+    if leading and (first == "no" or (first == "yes" and not any(w in rest for w in _ZH_NO))):
+        return first
+    return None
 
 
 def _zh_answer_form(clause: str) -> str | None:
-    """"yes" or "no" when this clause is one whole short answer by its sound (_ZH_YES_UNITS), else None."""
+    """"yes" or "no" when this clause is one whole short answer by its sound (_ZH_YES_UNITS), "neutral" when it
+    is made of neutral words only (就这个), else None."""
     clean = numbers.zh_clean(clause)
     if not clean or len(clean) > 10 or not all(nlu.is_wide_char(ch) for ch in clean):
         return None
@@ -313,11 +322,12 @@ def _zh_answer_form(clause: str) -> str | None:
     for kind, units in (("yes", _ZH_YES_UNITS), ("no", _ZH_NO_UNITS)):   # 没错, 没问题: idioms first
         if _made_of(sounds, units):
             return kind
-    return None
+    return "neutral" if sounds and _made_of(sounds, _ZH_NEUTRAL_UNITS, polar=False) else None
 
 
-def _made_of(sounds: tuple[str, ...], units: frozenset) -> bool:
-    """Whether `sounds` is a sequence of `units` and _ZH_NEUTRAL_UNITS holding at least one of `units`."""
+def _made_of(sounds: tuple[str, ...], units: frozenset, polar: bool = True) -> bool:
+    """Whether `sounds` is a sequence of `units` and _ZH_NEUTRAL_UNITS holding at least one of `units` (any, when
+    not `polar`)."""
     ends = {0: False}                       # position -> whether a polar unit was used to reach it
     for start in range(len(sounds)):
         if start not in ends:
@@ -327,7 +337,7 @@ def _made_of(sounds: tuple[str, ...], units: frozenset) -> bool:
             if len(unit) == size and (unit in units or unit in _ZH_NEUTRAL_UNITS):
                 end = start + size
                 ends[end] = ends.get(end, False) or ends[start] or unit in units
-    return ends.get(len(sounds), False)
+    return ends.get(len(sounds), False) or (not polar and len(sounds) in ends)
 
 # -- for the flow validator and the recognizer --------------------------------------------
 

@@ -148,7 +148,12 @@ def _whole_answer(text: str, step: tuple[Intent, ...], ranked: list[Candidate]) 
     polar = {i.builtin: i.name for i in step if i.builtin in ("yes", "no")}     # `builtin: yes`, as the rules
     if len(polar) < 2:
         return ranked
-    kind = slots.whole_answer(text, language(step))
+    said_in = language(step)
+    said = codemix.to_mandarin(text) if said_in == "zh" else text      # yes yes 就是这个
+    other = next((c for c in ranked if c.name not in polar.values()), None)
+    # 好嘞 谢谢 再见: a first clause that answers does not outweigh another answer the whole sentence names
+    named = other is not None and ranked[0] is other and (other.score >= CONFIRM or other.words >= 1.0)
+    kind = slots.whole_answer(said, said_in, leading=not named)
     if kind is None:
         return ranked
     name = polar[kind]
