@@ -38,6 +38,13 @@ def test_a_greeting_before_the_reason_is_no_goodbye():
     assert not (top.name == "goodbye" and top.score >= 0.6)
 
 
+def test_an_aside_the_off_topic_guard_holds_stays_held():
+    """"sorry i was talking to my husband": the whole sentence is an aside (off topic), not "sorry" + a reason."""
+    held = [understand.Candidate("repeat", 0.5, "off topic (like 'not you i was talking to my husband')", "global")]
+    assert asides.apart("sorry i was talking to my husband", held, lambda part: 1 / 0,
+                        frozenset({"repeat", "agent", "main_menu"})) == held
+
+
 def test_a_step_answer_is_not_cut_from_its_reason():
     """Only the globals that ask to repeat, for a person or for the main menu are taken from the head."""
     assert asides.apart("track it i'm worried", [], lambda part: understand.rank(part, STEP, GLOBALS),

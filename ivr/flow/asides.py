@@ -52,8 +52,8 @@ def apart(text: str, ranked: list, rank: Callable[[str], list], answers: frozens
     nothing with confidence and the head takes one of `answers` (the globals that ask to repeat, for a person, for
     the main menu; not goodbye: "hello good afternoon i am calling because ..." is a greeting, then the request) with
     confidence; their signal says so."""
-    if not answers or (ranked and ranked[0].score >= ACCEPT):
-        return ranked
+    if not answers or (ranked and (ranked[0].score >= ACCEPT or ranked[0].signal.startswith("off topic"))):
+        return ranked       # taken, or held as an aside ("not you i was talking to my husband")
     said = head(text)
     if not said:
         return ranked
