@@ -255,7 +255,7 @@ YES_NO_ZH = [
                            "不是 我要查余额")],
     # a 要 in a request, 好 meaning "very", 我是想 ..., thinking it over: neither
     *[(t, "no_value") for t in ("我要查余额", "我需要人工", "今天好热啊", "我是想查个话费的", "我再想想", "等一下",
-                                "这个不好说")],
+                                "这个不好说", "让我想一想")],
 ]
 
 
