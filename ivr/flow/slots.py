@@ -196,7 +196,8 @@ def _date_or_time(kind: str, parse, missing: str = "no_value") -> str | SlotErro
     return got.isoformat() if kind == "date" else f"{got[0]:02d}:{got[1]:02d}"
 
 
-# yes/no: phrases first (they hold negative words), then words; negation wins.
+# yes/no: phrases first (they hold negative words), then words; negation wins. Mandarin: whole short answers by
+# sound first (one clause at a time, below), then the words.
 _EN_UNSURE = ("don't know", "dont know", "not sure", "no idea", "dunno", "maybe", "not certain", "don't remember",
               "not really sure", "don't really know", "don't rightly know", "perhaps")
 _EN_YES_PHRASES = ("no problem", "no worries", "why not", "of course", "uh huh", "mm hmm", "it is", "i do",
@@ -239,9 +240,8 @@ _ZH_NO_UNITS = frozenset(tuple(u.split()) for u in (
     "bie", "fou", "wu xi", "wu si", "mao", "mao you", "mei de", "mo de", "mei de you", "mu you", "wu si ge",
     "wu xi ge", "bu si ge", "bu zeng que", "bu tong yi"))
 _ZH_NEUTRAL_UNITS = frozenset(tuple(u.split()) for u in ("jiu", "ze ge", "zei ge", "ze yang", "de"))  # 就 这个 这样 的
-_ZH_HUMS = frozenset("嗯嗯呃啊哦噢唔额")
+_ZH_HUMS = frozenset("嗯呃啊哦噢唔额")
 _ZH_CLAUSE = r"[\s,.!?;:，。！？、；：…~～]+"
-
 
 
 def yes_no(text: str, lang: str) -> str | None:
@@ -274,7 +274,6 @@ def _yes_no(text: str, lang: str) -> bool | SlotError:
     if " uh uh " in said or any(w in _EN_NO or w.endswith("n't") for w in said.split()):
         return False
     return True if yes or any(w in _EN_YES for w in said.split()) else SlotError("no_value", "neither yes nor no")
-
 
 
 def whole_answer(text: str, lang: str, leading: bool = True) -> str | None:
@@ -338,6 +337,7 @@ def _made_of(sounds: tuple[str, ...], units: frozenset, polar: bool = True) -> b
                 end = start + size
                 ends[end] = ends.get(end, False) or ends[start] or unit in units
     return ends.get(len(sounds), False) or (not polar and len(sounds) in ends)
+
 
 # -- for the flow validator and the recognizer --------------------------------------------
 

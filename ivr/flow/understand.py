@@ -123,7 +123,9 @@ def rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (),
     decisions on every tuning part, `_sure_by_words`) or "always".
     `vector`: the text's embedding when the caller already has it (a FAQ phrase in `ivr validate`).
     A caller who corrects themselves ("returns no wait cancel it") is taken at what follows the correction when that
-    names another answer with confidence (ivr.flow.correction).
+    names another answer with confidence (ivr.flow.correction). At a step offering the built-in yes and no, a whole
+    short answer is taken (`_whole_answer`). A request to repeat, for a person or for the main menu followed by why
+    ("pardon the bus was too loud") is taken at the request when the whole sentence took nothing (ivr.flow.asides).
     """
     def again(part: str) -> list[Candidate]:
         return _whole_answer(part, step, _rank(part, step, globals_, meaning=meaning, embed=embed))
