@@ -131,7 +131,7 @@ def test_the_yes_no_rules_hear_a_yes_in_no_problem_and_nothing_in_unsure():
 @pytest.mark.parametrize("language, said, meant", [
     ("zh", "系啊", "yes"), ("zh", "唔系唔系", "no"), ("zh", "布是的", "no"), ("zh", "是啊 就是这个", "yes"),
     ("zh", "没问题就这个", "yes"), ("zh", "不是这样的", "no"), ("zh", "中 就这个", "yes"),
-    ("zh", "yes yes 就是这个", "yes"),
+    ("zh", "yes yes 就是这个", "yes"), ("zh", "对 no problem", "yes"),
     ("zh", "对 我上个月就想办这个", "yes"), ("zh", "不是 我想问的是账单", "no"),   # an answer, then why
     ("zh", "不是 哦不对 是的 是这个", "yes"),          # a correction to a whole answer
     ("zh", "不是我要的", "no"), ("zh", "不是这个号码", "no"),   # ... said apart: these are one no
@@ -148,7 +148,8 @@ def test_a_first_answer_does_not_outweigh_a_goodbye_the_whole_sentence_names():
     assert top.name == "goodbye"
 
 
-@pytest.mark.parametrize("language, said", [("zh", "我要查余额"), ("zh", "今天好热啊"),
+@pytest.mark.parametrize("language, said", [("zh", "我要查余额"), ("zh", "我要，查余额"), ("zh", "好，我想问一下账单"),
+                                            ("zh", "四四四四"), ("zh", "今天好热啊"),
                                             ("zh", "不是 我要查余额"), ("en", "my phone has no signal at all")])
 def test_a_request_holding_a_yes_or_no_word_is_not_taken_as_the_answer(language, said):
     """我要 ("I want") before a request is no yes; "no" inside a sentence about something else is no "no"."""

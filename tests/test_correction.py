@@ -38,6 +38,7 @@ def yes_no(lang: str):
     ("我要退货，不对，我是想问包裹咋还没到。", "不对", "我是想问包裹咋还没到"),
     ("退货 不是退货 是你们多扣了我的钱", "不是", "你们多扣了我的钱"),      # not X, (it) is Y: Y
     ("不是这个 是我的话费", "不是", "我的话费"),
+    ("不是 我的手机是坏了", "不是", "我的手机是坏了"),   # that 是 is the sentence's own
 ])
 def test_what_follows_the_last_correction(said, marker, tail):
     assert correction.after(said) == (marker, tail)

@@ -233,7 +233,7 @@ YES_NO_EN = [
                            "yes... no, not correct", "that is not correct")],
     *[(t, "no_value") for t in ("maybe", "I'm not sure", "I don't know", "hello", "four eight one", "what",
                                 "agent please", "", "i'm not really sure")],
-    *[(t, True) for t in ("aye", "spot on", "that's the one", "you got it", "yeh please")],
+    *[(t, True) for t in ("aye", "spot on", "that's the one", "you got it", "yeh please", "no problem no problem")],
 ]
 
 
@@ -250,12 +250,13 @@ YES_NO_ZH = [
     ("yes", True),     # English words in a Mandarin call still count
     # whole short answers by sound: homophones a recognizer writes, dialects (Cantonese, Wu, Sichuan, Henan)
     *[(t, True) for t in ("事的", "四的四的", "队的", "系啊", "系呀 就系呢个", "中", "要得", "对头对头莫得错",
-                          "就是这个", "要的", "我要", "是的 我不要了", "对 对 对 是的 信号不好 对的")],
+                          "就是这个", "要的", "我要", "对 对 对 是的 信号不好 对的", "嗯 是的")],
+    # one yes, then a negation, is a no (the words decide)
     *[(t, False) for t in ("部队", "步对", "布是", "唔系", "冇", "勿是个", "木有", "嗯 不对", "对 不是这个",
-                           "不是 我要查余额")],
+                           "不是 我要查余额", "是的 我不要了", "行 别发了", "是 我没收到")],
     # a 要 in a request, 好 meaning "very", 我是想 ..., thinking it over: neither
     *[(t, "no_value") for t in ("我要查余额", "我需要人工", "今天好热啊", "我是想查个话费的", "我再想想", "等一下",
-                                "这个不好说", "让我想一想")],
+                                "这个不好说", "让我想一想", "我要，查余额", "四四四四", "死", "美")],
 ]
 
 

@@ -21,6 +21,7 @@ GLOSSARY = {
     "main menu": "主菜单", "customer service": "客服", "top up": "充值", "topup": "充值", "top-up": "充值",
     "sim card": "手机卡", "simcard": "手机卡", "data plan": "流量套餐", "phone bill": "话费", "credit card": "信用卡",
     "opening hours": "营业时间", "thank you": "谢谢", "bye bye": "再见", "byebye": "再见",
+    "no problem": "没问题", "no worries": "没关系", "no need": "不用", "why not": "可以",
     "order": "订单", "orders": "订单", "parcel": "包裹", "package": "包裹", "delivery": "快递", "courier": "快递",
     "express": "快递", "tracking": "物流", "shipping": "发货", "shipped": "发货", "ship": "发货",
     "store": "店", "shop": "店", "open": "开门", "close": "关门", "closed": "关门",

@@ -6,8 +6,8 @@ correction marker ("no wait", "sorry i mean", "scratch that", 不对, 我是说,
 `corrected` ranks that too and takes it when it names an answer with confidence (a flow's accept threshold) and a
 different one than the whole sentence did. Otherwise the whole sentence stands: "where's my parcel i mean it's been a
 week" keeps track_order (no correction marker), and at a yes/no step "不是 我要查余额" stays a no: a correction
-never switches to a yes or a no ("no wait yes that's right" is left to the whole sentence), only to another request
-(不是我要转人工: agent). A pure function of
+switches to a yes or a no only when what follows it is nothing but that short answer, said apart from the marker
+("no wait yes that's right", 不是 哦不对 是的), else only to another request (不是我要转人工: agent). A pure function of
 the words; hand-written (no library marks self-repairs in a transcript: disfluency taggers want a trained model).
 """
 
@@ -42,8 +42,9 @@ def after(text: str) -> tuple[str, str] | None:
         tail = text[best[0]:].strip()
         if best[1] == "不是":           # 不是退货 是你们多扣我钱了: "not X, (it) is Y" means Y
             but = tail.find("是", 1)
-            if but > 0 and sum(not ch.isspace() and ch not in FILLERS for ch in tail[but + 1:]) >= MIN_TAIL_CHARS:
-                tail = tail[but + 1:].strip()
+            starts = but > 0 and (tail[but - 1].isspace() or (but <= 3 and tail[but - 1] not in "就还也都我你他她它的"))
+            if starts and sum(not ch.isspace() and ch not in FILLERS for ch in tail[but + 1:]) >= MIN_TAIL_CHARS:
+                tail = tail[but + 1:].strip()   # not 不是 我的手机是坏了 (its 是 is the sentence's own)
         said = [ch for ch in tail if not ch.isspace() and ch not in FILLERS]
         return (best[1], tail) if len(said) >= MIN_TAIL_CHARS else None
     words = text.split()

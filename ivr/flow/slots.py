@@ -241,6 +241,11 @@ _ZH_NO_UNITS = frozenset(tuple(u.split()) for u in (
     "wu xi ge", "bu si ge", "bu zeng que", "bu tong yi"))
 _ZH_NEUTRAL_UNITS = frozenset(tuple(u.split()) for u in ("jiu", "ze ge", "zei ge", "ze yang", "de"))  # 就 这个 这样 的
 _ZH_HUMS = frozenset("嗯呃啊哦噢唔额")
+_ZH_ONE = frozenset("是对队好嗯行中成要系不没冇错别否")    # a one-character answer is heard as written (队: a
+#                                                            recognizer's 对), not by its sound (四, 死, 美, 猫)
+# After a first answer, a new question (好，我想问一下账单) is not the answer's explanation
+_ZH_WANT = ("要", "我要")                # "I want": a yes alone, the start of a request before more words
+_ZH_REQUEST = ("我想问", "我要问", "我想查", "我要查", "我想办", "我要办")   # a new question after the answer
 _ZH_CLAUSE = r"[\s,.!?;:，。！？、；：…~～]+"
 
 
@@ -257,9 +262,14 @@ def _yes_no(text: str, lang: str) -> bool | SlotError:
         clean = numbers.zh_clean(text)
         if any(w in clean for w in _ZH_UNSURE):
             return SlotError("no_value", "unsure")
-        heard = {_zh_answer_form(part) for part in re.split(_ZH_CLAUSE, text)} - {None, "neutral"}
-        if len(heard) == 1:                 # every short answer said agrees: 对 对 对 是的 信号不好 对的
-            return heard.pop() == "yes"
+        forms = [(_zh_answer_form(part), part) for part in re.split(_ZH_CLAUSE, text)]
+        said = [f for f, _ in forms if f in ("yes", "no")]
+        others = numbers.zh_clean("".join(part for f, part in forms if f not in ("yes", "no")))
+        wants = [p for f, p in forms if f == "yes" and re.sub(r"[啊呀的嘛吧了]", "", numbers.zh_clean(p)) in _ZH_WANT]
+        if others and len(wants) == len(said):
+            said = []                       # 我要，查余额: "I want", then the request (left to the words: neither)
+        if len(set(said)) == 1 and (said[0] == "no" or len(said) > 1 or not any(w in others for w in _ZH_NO)):
+            return said[0] == "yes"         # 对 对 对 是的 信号不好 对的; 行 别发了 is left to the words (a no)
         for idiom, meaning in [*((w, "对") for w in _ZH_YES_IDIOMS), *((w, "，") for w in _ZH_NEITHER)]:
             clean = clean.replace(idiom, meaning)
         clean = _ZH_VERY.sub("，", clean)
@@ -269,8 +279,8 @@ def _yes_no(text: str, lang: str) -> bool | SlotError:
     if any(f" {p} " in said for p in _EN_UNSURE):
         return SlotError("no_value", "unsure")
     yes = any(f" {p} " in said for p in _EN_YES_PHRASES)
-    for phrase in _EN_YES_PHRASES:            # "no problem" is a yes: its "no" must not count
-        said = said.replace(f" {phrase} ", " ")
+    for phrase in _EN_YES_PHRASES:            # "no problem" is a yes: its "no" must not count (every time said)
+        said = re.sub(rf"(?<= ){re.escape(phrase)}(?= )", "", said)
     if " uh uh " in said or any(w in _EN_NO or w.endswith("n't") for w in said.split()):
         return False
     return True if yes or any(w in _EN_YES for w in said.split()) else SlotError("no_value", "neither yes nor no")
@@ -286,7 +296,7 @@ def whole_answer(text: str, lang: str, leading: bool = True) -> str | None:
     if not said.strip():
         return None
     for phrase in ("thats right", "thank you", *(p.replace("'", "") for p in _EN_YES_PHRASES)):
-        said = said.replace(f" {phrase} ", " ")
+        said = re.sub(rf"(?<= ){re.escape(phrase)}(?= )", "", said)
     if any(w not in _EN_YES | _EN_NO | _EN_ASIDES for w in said.split()):
         return None
     heard = yes_no(text, "en")
@@ -299,13 +309,17 @@ def zh_whole_answer(text: str, leading: bool = True) -> str | None:
     negation after a yes (对 放假前就想办这个了, 不是 我要问账单); else None: what a yes/no step may take without
     weighing anything else."""
     clauses = [c for c in re.split(_ZH_CLAUSE, text) if numbers.zh_clean(c)]
-    if not clauses or set(numbers.zh_clean(clauses[0])) <= _ZH_HUMS:
-        return None                         # 嗯, 嗯嗯 ...: a yes, or someone thinking
+    while clauses and set(numbers.zh_clean(clauses[0])) <= _ZH_HUMS:
+        clauses = clauses[1:]               # 嗯 是的: the hum says nothing; 嗯, 嗯嗯 alone: a yes, or someone thinking
+    if not clauses:
+        return None
     forms = {_zh_answer_form(c) for c in clauses} - {"neutral"}
     if len(forms) == 1 and None not in forms:
         return forms.pop()
     first, rest = _zh_answer_form(clauses[0]), numbers.zh_clean("".join(clauses[1:]))
-    if leading and (first == "no" or (first == "yes" and not any(w in rest for w in _ZH_NO))):
+    if not leading or re.sub(r"[啊呀的嘛吧了]", "", numbers.zh_clean(clauses[0])) in _ZH_WANT:
+        return None                         # 我要，查余额: "I want", then the request
+    if first == "no" or (first == "yes" and not any(w in rest for w in (*_ZH_NO, *_ZH_REQUEST))):
         return first
     return None
 
@@ -316,6 +330,8 @@ def _zh_answer_form(clause: str) -> str | None:
     clean = numbers.zh_clean(clause)
     if not clean or len(clean) > 10 or not all(nlu.is_wide_char(ch) for ch in clean):
         return None
+    if re.fullmatch(rf"[{numbers.ZH_NUM_CHARS}]+", clean) or (len(clean) == 1 and clean not in _ZH_ONE):
+        return None                         # 四四四四 (digits, not 是), 死 / 美 / 猫 alone (not 是 / 没 / 冇)
     sounds = tuple(s for s in (re.sub(r"^([zcs])h", r"\1", nlu.sound_of(ch)) for ch in clean)
                    if s not in _ZH_PARTICLES)
     for kind, units in (("yes", _ZH_YES_UNITS), ("no", _ZH_NO_UNITS)):   # 没错, 没问题: idioms first
