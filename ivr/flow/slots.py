@@ -265,7 +265,7 @@ def _yes_no(text: str, lang: str) -> bool | SlotError:
         forms = [(_zh_answer_form(part), part) for part in re.split(_ZH_CLAUSE, text)]
         said = [f for f, _ in forms if f in ("yes", "no")]
         others = numbers.zh_clean("".join(part for f, part in forms if f not in ("yes", "no")))
-        wants = [p for f, p in forms if f == "yes" and re.sub(r"[啊呀的嘛吧了]", "", numbers.zh_clean(p)) in _ZH_WANT]
+        wants = [p for f, p in forms if f == "yes" and _zh_wants(p)]
         if others and len(wants) == len(said):
             said = []                       # 我要，查余额: "I want", then the request (left to the words: neither)
         if len(set(said)) == 1 and (said[0] == "no" or len(said) > 1 or not any(w in others for w in _ZH_NO)):
@@ -317,11 +317,16 @@ def zh_whole_answer(text: str, leading: bool = True) -> str | None:
     if len(forms) == 1 and None not in forms:
         return forms.pop()
     first, rest = _zh_answer_form(clauses[0]), numbers.zh_clean("".join(clauses[1:]))
-    if not leading or re.sub(r"[啊呀的嘛吧了]", "", numbers.zh_clean(clauses[0])) in _ZH_WANT:
+    if not leading or _zh_wants(clauses[0]):
         return None                         # 我要，查余额: "I want", then the request
     if first == "no" or (first == "yes" and not any(w in rest for w in (*_ZH_NO, *_ZH_REQUEST))):
         return first
     return None
+
+
+def _zh_wants(clause: str) -> bool:
+    """Whether `clause` is only "I want" (要, 我要, 要的 ...): a yes alone, the start of a request before more words."""
+    return re.sub(r"[啊呀的嘛吧了]", "", numbers.zh_clean(clause)) in _ZH_WANT
 
 
 def _zh_answer_form(clause: str) -> str | None:
