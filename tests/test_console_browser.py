@@ -139,10 +139,13 @@ def test_agent_console_in_chromium(served, browser):
         print("page at timeout:", browser.current_url, browser.page_source[:3000], browser.get_log("browser"))
         raise
     on_loop(loop, lambda: rig.service.queues.join("c-2", "support", caller="+15550177", reason="billing"))
-    wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#queues tr[data-queue='support']"))
-    cells = [td.text for td in browser.find_elements(By.CSS_SELECTOR, "#agents tr[data-agent='alice'] td")]
+    # the tables are rebuilt on every update: wait for the state, and read each row's cells in one go
+    read = "return Array.from(document.querySelectorAll(arguments[0] + ' td'), td => td.textContent)"
+    support = "#queues tr[data-queue='support']"
+    wait.until(lambda b: (b.execute_script(read, support) or ["", ""])[1] == "1")
+    cells = browser.execute_script(read, "#agents tr[data-agent='alice']")
     assert cells[:2] == ["alice", "on-call"] and cells[3].endswith("c-1")
-    queue = [td.text for td in browser.find_elements(By.CSS_SELECTOR, "#queues tr[data-queue='support'] td")]
+    queue = browser.execute_script(read, support)
     assert queue[:2] == ["support", "1"]
-    assert "+15550177" in browser.find_element(By.ID, "queue").text
+    wait.until(lambda b: "+15550177" in b.execute_script("return document.getElementById('queue').textContent"))
     browser.save_screenshot(str(ARTIFACTS / "console-supervisor.png"))

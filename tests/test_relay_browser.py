@@ -55,8 +55,11 @@ def test_supervisor_on_node_b_sees_node_a_calls_in_chromium(pg, tmp_path):
             wait.until(lambda d: d.find_element(By.ID, "link-state").text == "live")
             loop.call_soon_threadsafe(call_to_alice, a.service.hub, "c-a1")
             row = "#calls tr[data-call='c-a1']"
-            wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, row))
-            cells = [td.text for td in browser.find_elements(By.CSS_SELECTOR, row + " td")]
+            # The row appears with CallBegan and fills in as the queue and agent events arrive (the
+            # table is rebuilt on each update), so wait for the last of them and read the cells in one go.
+            read = "return Array.from(document.querySelectorAll(arguments[0] + ' td'), td => td.textContent)"
+            wait.until(lambda d: (d.execute_script(read, row) or [""] * 6)[5] == "alice")
+            cells = browser.execute_script(read, row)
             assert cells[0] == "node-a" and cells[1] == "+15550101 (Ann Lee)" and cells[2] == "retail_en"
             assert cells[3] == "agent · support" and cells[5] == "alice"
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
