@@ -49,3 +49,48 @@ def test_a_step_answer_is_not_cut_from_its_reason():
     """Only the globals that ask to repeat, for a person or for the main menu are taken from the head."""
     assert asides.apart("track it i'm worried", [], lambda part: understand.rank(part, STEP, GLOBALS),
                         frozenset({"repeat", "agent", "main_menu"})) == []
+
+
+def globals_(language: str) -> tuple[Intent, ...]:
+    known = builtins.load(language)
+    return tuple(builtins.merge(Intent(n, ()), known[n]) for n in ("agent", "repeat", "goodbye", "main_menu"))
+
+
+@pytest.mark.parametrize("said, lang, split", [
+    ("no just get me an agent", "en", ("no", "just get me an agent")),
+    ("no thanks i want an agent please", "en", ("no thanks", "i want an agent please")),
+    ("no i don't want an agent", "en", None),            # a negation in the request
+    ("no agent", "en", None),                            # "no" before a noun: maybe none wanted
+    ("no need for a person", "en", None),
+    ("no", "en", None),
+    ("不用了再见", "zh", ("不用了", "再见")),               # the "no" ends at its particle
+    ("不用了 挂了 白白", "zh", ("不用了", "挂了白白")),
+    ("没有，再说一遍", "zh", ("没有", "再说一遍")),
+    ("不要转人工", "zh", None),                           # "don't transfer me": no pause, no particle
+    ("不用 不用转人工", "zh", None),                       # a negation in the request
+    ("아니요 상담원", "ko", None),                         # English and Mandarin only
+])
+def test_the_no_and_the_request_after_it(said, lang, split):
+    assert asides.no_then(said, lang) == split
+
+
+@pytest.mark.parametrize("said, lang, meant", [
+    ("no just get me an agent", "en", "agent"), ("no i want an agent", "en", "agent"),
+    ("no thank you bye", "en", "goodbye"),
+    ("不用了再见", "zh", "goodbye"), ("没有 再说一遍", "zh", "repeat"),
+])
+def test_a_no_then_a_global_request_takes_the_request(said, lang, meant):
+    """At "did you mean ...?", the caller who says no and asks for a person is put through, not asked again."""
+    from tests.test_builtins import yes_no_step
+
+    top = understand.rank(said, yes_no_step(lang, tagged=True), globals_(lang))[0]
+    assert top.name == meant and top.score >= 0.8, top
+
+
+@pytest.mark.parametrize("said, lang", [("no i don't want an agent", "en"), ("no it's the other one", "en"),
+                                        ("no i want a refund", "en"), ("不用了谢谢", "zh"), ("不了 我问别的", "zh")])
+def test_a_no_without_a_global_request_stays_a_no(said, lang):
+    from tests.test_builtins import yes_no_step
+
+    top = understand.rank(said, yes_no_step(lang, tagged=True), globals_(lang))[0]
+    assert top.name == "no" and top.score >= 0.8, top

@@ -9,11 +9,18 @@ request before it; `apart` ranks that head too and takes a global answer it name
 sentence named nothing with confidence. Only the globals repeat, agent and main menu: a step's own answer usually
 lies in the reason ("cancel it i bought the wrong size"). English only: a Mandarin step's sound-alike
 matcher counts characters, which a reason does not dilute in the same way. A pure function of the words.
+
+The other way round, at a yes/no step: a "no" followed by a request for a person, the main menu, a repeat or
+goodbye ("no just get me an agent", 不用了 再见) answers the question and asks for something more. `after_no` takes
+the request: the caller who turned the offer down and asked for a human would otherwise hear the menu again.
 """
 
+import itertools
+import re
 from collections.abc import Callable
 from dataclasses import replace
 
+from ivr.flow import slots
 from ivr.flow.nlu import DEFAULT_THRESHOLD as ACCEPT
 from ivr.flow.patterns import normalize
 
@@ -61,3 +68,62 @@ def apart(text: str, ranked: list, rank: Callable[[str], list], answers: frozens
     if not again or again[0].score < ACCEPT or again[0].name not in answers:
         return ranked
     return [replace(c, signal=f"{c.signal}, before the reason '{said}'") for c in again]
+
+
+# After "no", the words a request starts with ("no i want an agent", "no just put me through", "no bye"); not a noun
+# the "no" may quantify ("no agent", "no need for a person": the caller may be saying they want none).
+REQUEST_STARTS = frozenset({
+    "i", "id", "ill", "im", "just", "can", "could", "would", "will", "please", "give", "get", "put", "take", "let",
+    "lets", "transfer", "connect", "speak", "talk", "bye", "goodbye", "cheers", "thanks", "thank", "repeat", "say",
+    "what", "start", "go", "back", "send", "pardon", "sorry", "forget", "leave", "ok", "okay", "actually", "rather"})
+EN_NEGATION = frozenset({"no", "not", "dont", "never", "nothing", "none", "without", "wont", "cant", "doesnt",
+                         "didnt", "isnt", "arent", "wasnt", "couldnt", "wouldnt", "shouldnt", "havent", "hasnt",
+                         "aint", "stop", "nobody", "neither", "nor"})
+ZH_NEGATION = frozenset("不没别甭勿莫")
+ZH_CLAUSE_END = frozenset("了的啊呀哦吧啦喔嘛呢")   # 不用了再见: the "no" ends there even without a pause
+MAX_NO_WORDS, MAX_NO_CHARS = 3, 4
+
+
+def no_then(text: str, lang: str) -> tuple[str, str] | None:
+    """(the "no", the request after it) when `text` opens with a whole "no" answer (slots.whole_answer, the longest
+    such opening; in Mandarin one that ends at a pause or a particle: 不用了再见, not 不要转人工) followed by a request
+    without a negation in it (at least two words, or two characters, starting like a request in English); else None.
+    English and Mandarin only."""
+    if lang == "zh":
+        runs = re.findall(r"[^\W_]+", text)          # the characters between pauses (spaces, punctuation)
+        clean, pauses = "".join(runs), set(itertools.accumulate(len(r) for r in runs))
+        heads = [(clean[:n], clean[n:]) for n in range(1, min(MAX_NO_CHARS, len(clean) - 2) + 1)
+                 if (n in pauses or clean[n - 1] in ZH_CLAUSE_END) and not set(clean[n:]) & ZH_NEGATION
+                 and slots.whole_answer(clean[:n], "zh", leading=False) == "no"]
+        return heads[-1] if heads else None
+    if lang != "en":
+        return None
+    words = normalize(text).split()
+    for n in range(min(MAX_NO_WORDS, len(words) - 2), 0, -1):
+        head, tail = words[:n], words[n:]
+        if slots.whole_answer(" ".join(head), "en", leading=False) != "no":
+            continue
+        if tail[0] in REQUEST_STARTS and not set(tail) & EN_NEGATION:
+            return " ".join(head), " ".join(tail)
+        return None
+    return None
+
+
+def after_no(text: str, lang: str, ranked: list, rank: Callable[[str], list], no: str,
+             answers: frozenset[str]) -> list:
+    """`ranked`, or the candidates of the request after a "no" (`rank(tail)`) when the sentence was taken as the
+    step's `no` and the request alone takes one of `answers` (the globals) with confidence or names it word for word;
+    their signal says so."""
+    if not answers or not ranked or ranked[0].name != no:
+        return ranked
+    split = no_then(text, lang)
+    if split is None:
+        return ranked
+    said, tail = split
+    again = rank(tail)
+    if not again or again[0].name not in answers or (again[0].score < ACCEPT and again[0].words < 1.0):
+        return ranked
+    # the request heard word for word ("i want an agent": a global's word is too little of the sentence for the
+    # model, which weighs a global's words only when they are most of it): taken, at the flow's accept score
+    top = replace(again[0], score=max(again[0].score, ACCEPT))
+    return [replace(c, signal=f"{c.signal}, after the no '{said}'") for c in (top, *again[1:])]

@@ -125,7 +125,8 @@ def rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (),
     A caller who corrects themselves ("returns no wait cancel it") is taken at what follows the correction when that
     names another answer with confidence (ivr.flow.correction). At a step offering the built-in yes and no, a whole
     short answer is taken (`_whole_answer`). A request to repeat, for a person or for the main menu followed by why
-    ("pardon the bus was too loud") is taken at the request when the whole sentence took nothing (ivr.flow.asides).
+    ("pardon the bus was too loud") is taken at the request when the whole sentence took nothing, and at a yes/no
+    step a "no" followed by a request for a global at that request ("no just get me an agent") (ivr.flow.asides).
     """
     def again(part: str) -> list[Candidate]:
         return _whole_answer(part, step, _rank(part, step, globals_, meaning=meaning, embed=embed))
@@ -138,6 +139,10 @@ def rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (),
     if not ASIDES:
         return ranked
     own = {i.name for i in step}
+    no = next((i.name for i in step if (i.builtin or i.name) == "no"), None)
+    if no is not None and any((i.builtin or i.name) == "yes" for i in step):
+        ranked = asides.after_no(text, language(step), ranked, again, no,
+                                 frozenset(i.name for i in globals_ if i.name not in own))
     answers = frozenset(i.name for i in globals_ if i.name not in own and (i.builtin or i.name) in asides.GLOBALS)
     return asides.apart(text, ranked, again, answers)
 
