@@ -15,6 +15,9 @@ from ivr.flow.nlu import Intent
     ("where is my order", None),                       # no reason
     ("my order is late", None),                        # a reason with nothing before it
     ("我在开车没听清再讲一遍", None),                     # English only
+    ("sorry i think i've rung the wrong number", None),  # what the caller thinks, not why they ask
+    ("sorry i think i've rung the wrong number i was trying to get the surgery",
+     "sorry i think ive rung the wrong number"),
 ])
 def test_the_request_before_the_reason(said, head):
     assert asides.head(said) == head

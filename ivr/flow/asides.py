@@ -32,6 +32,9 @@ REASON_STARTS = tuple(tuple(r.split()) for r in (
     "you were breaking", "you cut"))
 REASON_VERBS = frozenset({"is", "was", "are", "were", "isnt", "wasnt", "keeps", "kept", "cut", "broke", "dropped",
                           "went", "started"})
+# "sorry i think ive rung the wrong number": after these the words are what the caller thinks, not why they ask
+CLAUSE_VERBS = frozenset({"think", "guess", "believe", "suppose", "reckon", "hope", "know", "feel", "fear", "afraid",
+                          "sure", "realise", "realize", "thought", "wonder", "wondering"})
 MIN_HEAD_WORDS = 1
 GLOBALS = ("repeat", "agent", "main_menu")      # built-in intents (or global names) a reason may follow
 
@@ -43,6 +46,8 @@ def head(text: str) -> str | None:
     if not words or not all(w.isascii() for w in words):
         return None
     for i in range(MIN_HEAD_WORDS, len(words) - 1):
+        if words[i - 1] in CLAUSE_VERBS:
+            continue
         if any(tuple(words[i:i + len(r)]) == r for r in REASON_STARTS) or _noun_verb(words, i):
             return " ".join(words[:i])
     return None
