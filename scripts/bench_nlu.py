@@ -194,6 +194,7 @@ def dev_features(parts=TUNING_PARTS, builtin: str = "off") -> list[tuple[str, di
                     continue    # the library model decides only at steps whose own answers are library intents
                 intents = (*mine, *globals_)
                 group = {i.name: "step" for i in mine} | {i.name: "global" for i in globals_}
+                text = understand.heard_as(text, intents)       # as rank takes the sentence
                 vector = semantic.sentence_vector(text)
                 if vector is None:
                     continue

@@ -33,7 +33,7 @@ decides, as before.
 import math
 from dataclasses import dataclass, replace
 
-from ivr.flow import asides, builtins, codemix, content, correction, foreign, semantic, slots
+from ivr.flow import asides, builtins, codemix, content, correction, foreign, homophones, semantic, slots
 from ivr.flow.nlu import CONFIRM_THRESHOLD as CONFIRM
 from ivr.flow.nlu import DEFAULT_THRESHOLD as ACCEPT
 from ivr.flow.nlu import FILLERS, Intent, is_wide_char, match_all
@@ -91,6 +91,7 @@ OTHER_LANGUAGE_CAP = 0.5   # a sentence in another language: no answer taken or 
 OFF_TOPIC_MARGIN = 0.02    # an answer whose nearest phrase is further than an off-topic sentence's plus this ...
 OFF_TOPIC_CAP = 0.5        # ... is held here: neither taken nor offered (builtins.off_topic)
 ASIDES = True         # a global request followed by why ("pardon the bus was loud"): its head (ivr.flow.asides)
+HOMOPHONES = True     # Mandarin words written with same-sounding characters put right (ivr.flow.homophones)
 CODEMIX = True        # English service words in a Mandarin sentence are heard in Mandarin (ivr.flow.codemix)
 CORRECTIONS = True     # a caller who corrects themselves is taken at what follows (ivr.flow.correction)
 REJOIN = True          # the words matched with split words joined ("re turn": ivr.flow.rejoin); e5 embeds them as heard
@@ -176,7 +177,8 @@ def _rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = ()
     intents = (*step, *globals_)
     if not intents or not text:
         return []
-    said, text = text, words_said(text, intents)
+    said = heard_as(text, intents)
+    text = words_said(said, intents)
     group = _groups(step, globals_)
     heard = heard_words(text, intents)
     words = {m.name: m.score for m in heard}
@@ -243,7 +245,7 @@ def needs_vector(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ..
     intents = (*step, *globals_)
     if not intents or not text:
         return False
-    text = words_said(text, intents)
+    text = words_said(heard_as(text, intents), intents)
     return _wants_vector(text, intents, _groups(step, globals_), heard_words(text, intents), meaning, embed)
 
 
@@ -352,6 +354,16 @@ def coverage(text: str, heard: list) -> dict[str, float]:
     return {m.name: min(1.0, len(tokens(m.phrase)) / n) for m in heard}
 
 
+def heard_as(text: str, intents: tuple[Intent, ...]) -> str:
+    """`text` as the matcher takes it, words and meaning: at a Mandarin step, with the words the recognizer wrote with
+    other characters of the same sound written as the answers write them when HOMOPHONES (ivr.flow.homophones:
+    我的发漂有问题 -> 我的发票有问题). The call loop embeds ahead what it heard; a sentence put right here is embedded
+    again by the turn (rare, ~5 ms)."""
+    if HOMOPHONES and language(intents) == "zh":
+        return homophones.fix(text, intents)
+    return text
+
+
 def words_said(text: str, intents: tuple[Intent, ...]) -> str:
     """The words the matcher hears in `text`: at a Mandarin step, English service words said in Mandarin
     (ivr.flow.codemix: 我要cancel这个order -> 我要取消这个订单); split words joined when REJOIN (ivr.flow.rejoin).
@@ -375,11 +387,16 @@ def heard_words(text: str, intents: tuple[Intent, ...]) -> list:
 def prepare(flow) -> None:
     """Embed every choice's phrases, examples and `not:` sentences, the off-topic background and the off-topic
     sentences of the steps' languages (builtins.off_topic), when the flow loads (cached), so the first caller after a
-    start does not wait 1-2 s for them."""
+    start does not wait 1-2 s for them; and the Mandarin steps' vocabularies by sound (ivr.flow.homophones, ~0.1 s
+    a step)."""
+    globals_ = tuple(g.intent for g in flow.globals)
+    if HOMOPHONES:
+        for intents in {(*(c.intent for c in step.choices), *globals_) for step in flow.steps.values()} | {globals_}:
+            if language(intents) == "zh":
+                homophones.prepare(intents)
     if not semantic.available():
         return
     semantic.background_vectors()
-    globals_ = tuple(g.intent for g in flow.globals)
     for lang in {language((*(c.intent for c in step.choices), *globals_)) for step in flow.steps.values()}:
         semantic.phrase_vectors(builtins.off_topic(lang))
     for choice in (*flow.globals, *(c for step in flow.steps.values() for c in step.choices)):

@@ -1,0 +1,107 @@
+"""Mandarin words the recognizer wrote with other characters of the same sound, put right before matching: 发漂 and
+发飘 for 发票 (invoice), 定单 for 订单.
+
+Whisper writes Mandarin by sound, and a character that sounds the same (the same toneless pinyin) is its commonest
+error. The sound-alike matcher hears such a word by its pinyin already, but the sentence embedding sees a non-word:
+我的发漂有问题 was nearer to "where is my order" than to billing.
+
+The sentence is read left to right taking the longest word at each place (a word of the Mandarin lexicon that
+snownlp ships, ~53,000 words, or a run common in the answers' phrases and examples). Where the word is shorter than
+three characters, the pair of characters there is written as the word of the answers' vocabulary it sounds like,
+when that word is in at least MIN_SEEN of their phrases and examples and DOMINANCE times as many as the pair as said,
+and is a word of the lexicon or in MIN_SEEN_UNLISTED of them (充值 and 客服 are newer than the lexicon). The pair as
+said may be a word too (发飘, "to feel floaty", is in the lexicon), but one the answers hardly use. A longer word
+(电视机) is kept, no pair holding a function character (FUNCTION) is touched, and a pair across two longer words is
+not guessed at. Pure; the lexicon is read once (without snownlp nothing changes) and the vocabulary is cached per set
+of answers.
+"""
+
+import os
+from collections import Counter
+from functools import lru_cache
+
+from pypinyin import lazy_pinyin
+
+from ivr.flow.nlu import Intent, is_wide_char
+
+LONGEST = 4             # the longest word looked for at a place, in characters
+MIN_SEEN = 2            # a replacement is in at least this many of the answers' phrases and examples ...
+DOMINANCE = 5           # ... this many times as many as the pair said (定单 in two examples, 订单 in 200) ...
+MIN_SEEN_UNLISTED = 10  # ... and a word of the lexicon, or in this many of them
+# Function characters: a pair holding one is not respelled nor a respelling (要补一张 is not 要不一张, 几时会到 not
+# 几时回到, 贼晚了 not 贼完了): a negation, a particle or a pronoun carries the sentence's grammar, not its topic.
+FUNCTION = frozenset("不没别未无非的地得了着过是在有一我你他她它们这那哪吗呢吧啊呀哦嘛么"
+                     "会要想就也都还很太和跟给把被让从对")
+
+
+def fix(text: str, intents: tuple[Intent, ...]) -> str:
+    """`text` with each pair of characters that sounds like a word of the answers written as that word; unchanged
+    when there is none."""
+    if not any(is_wide_char(ch) for ch in text):
+        return text
+    seen, by_sound = _vocabulary(intents)
+    lexicon = _lexicon()
+    if not seen or not lexicon:
+        return text
+    out, i = [], 0
+    while i < len(text):
+        n = _word_at(text, i, seen, lexicon)
+        pair = text[i:i + 2]
+        if n <= 2 and len(pair) == 2 and all(is_wide_char(ch) and ch not in FUNCTION for ch in pair):
+            word = by_sound.get(tuple(lazy_pinyin(pair)))
+            if word and word != pair and seen.get(pair, 0) * DOMINANCE <= seen[word]:
+                out.append(word)
+                i += 2
+                continue
+        out.append(text[i:i + n])
+        i += n
+    return "".join(out)
+
+
+def prepare(intents: tuple[Intent, ...]) -> None:
+    """Read the lexicon and these answers' vocabulary now (when a flow loads), not on a caller's turn."""
+    _vocabulary(intents)
+
+
+def _word_at(text: str, i: int, seen: dict[str, int], lexicon: frozenset[str]) -> int:
+    """The length of the longest word (of the lexicon, or common in the answers) starting at `i`; 1 when none."""
+    for n in range(LONGEST, 1, -1):
+        run = text[i:i + n]
+        if len(run) == n and all(is_wide_char(ch) for ch in run) and (
+                run in lexicon or seen.get(run, 0) >= MIN_SEEN_UNLISTED):
+            return n
+    return 1
+
+
+@lru_cache(maxsize=1)
+def _lexicon() -> frozenset[str]:
+    """The words of two characters or more in snownlp's Mandarin lexicon (its pinyin table); empty without it."""
+    try:
+        import snownlp.normal
+    except ImportError:
+        return frozenset()
+    path = os.path.join(os.path.dirname(snownlp.normal.__file__), "pinyin.txt")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return frozenset(w for w in (line.split(" ", 1)[0] for line in f) if len(w) >= 2)
+    except OSError:
+        return frozenset()
+
+
+@lru_cache(maxsize=256)
+def _vocabulary(intents: tuple[Intent, ...]) -> tuple[dict[str, int], dict[tuple[str, ...], str]]:
+    """How many of the answers' phrases and examples hold each run of 2..LONGEST characters, and per sound the
+    commonest pair that may replace another (MIN_SEEN; a word of the lexicon or MIN_SEEN_UNLISTED)."""
+    counts: Counter[str] = Counter()
+    for i in intents:
+        for p in (*i.phrases, *i.examples):
+            runs = {p[a:a + n] for n in range(2, LONGEST + 1) for a in range(len(p) - n + 1)}
+            counts.update(r for r in runs if all(is_wide_char(ch) for ch in r))
+    lexicon = _lexicon()
+    by_sound: dict[tuple[str, ...], str] = {}
+    for run, count in counts.most_common():
+        if count < MIN_SEEN:
+            break
+        if len(run) == 2 and not set(run) & FUNCTION and (run in lexicon or count >= MIN_SEEN_UNLISTED):
+            by_sound.setdefault(tuple(lazy_pinyin(run)), run)
+    return dict(counts), by_sound

@@ -1,0 +1,54 @@
+"""Mandarin words the recognizer wrote with same-sounding characters, put right (ivr.flow.homophones)."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from ivr.flow import homophones, understand
+from ivr.flow.nlu import Intent
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def retail_menu() -> tuple[Intent, ...]:
+    """The Mandarin retail menu of the evaluation's hotline (ops' phrases, the choices tagged with the intent
+    library), the globals after it."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import bench_nlu
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    step, globals_ = bench_nlu.load_flow("zh", builtin=True, library=True)["steps"]["retail"]
+    return (*step, *globals_)
+
+
+@pytest.mark.parametrize("said, meant", [
+    ("我的发漂有问题", "我的发票有问题"),     # fa piao: 发票 (invoice), as the answers write it
+    ("发飘开错了", "发票开错了"),             # 发飘 is a word too, but one the answers hardly use
+    ("我要查定单", "我要查订单"),
+    ("我买的电视机能退吗", "我买的电视机能退吗"),  # a longer word is kept
+    ("你是真人还是机器", "你是真人还是机器"),      # a word said right is kept
+    ("几时会到啊", "几时会到啊"),                # 会 is a function character: not 回到
+    ("我手机卡丢了要补一张", "我手机卡丢了要补一张"),  # nor 补 -> 不
+    ("where is my order", "where is my order"),
+])
+def test_a_word_written_with_same_sounding_characters_is_put_right(said, meant):
+    assert homophones.fix(said, retail_menu()) == meant
+
+
+def test_without_the_lexicon_nothing_changes(monkeypatch):
+    monkeypatch.setattr(homophones, "_lexicon", lambda: frozenset())
+    assert homophones.fix("我的发漂有问题", retail_menu()) == "我的发漂有问题"
+
+
+def test_the_respelled_sentence_is_matched_by_its_meaning():
+    """我的发漂有问题 was nearer to "where is my order" than to billing before (0.54, no match)."""
+    menu = retail_menu()
+    top = understand.rank("我的发漂有问题", menu[:5], menu[5:])[0]
+    assert top.name == "billing" and top.score >= 0.8, top
+
+
+def test_an_english_step_is_untouched():
+    step = (Intent("billing", ("billing question",)), Intent("track_order", ("track my order",)))
+    assert understand.heard_as("发漂", step) == "发漂"
