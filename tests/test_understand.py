@@ -59,9 +59,9 @@ def at_menu(interp: Interpreter) -> CallState:
 @pytest.mark.parametrize("text", [
     "um uh", "the the the", "hmm", "la la la la la", MONOLOGUE,
     "Je voudrais parler à quelqu'un de ma facture.", "Ich möchte meine Rechnung sehen.",
-    "我想查一下我的订单", "今天天气怎么样", "okay so", "right okay",
+    "我想查一下我的订单", "今天天气怎么样", "okay so", "right okay", "uh huh",
 ], ids=["fillers", "doubled-noise", "hum", "music", "60s-monologue", "french", "german", "mandarin-order",
-        "mandarin-weather", "okay-so", "right-okay"])
+        "mandarin-weather", "okay-so", "right-okay", "uh-huh"])
 def test_bad_input_is_a_no_match_never_an_answer(retail, text):
     state = at_menu(retail)
     after, _ = retail.handle(state, Heard(text))
