@@ -1,25 +1,16 @@
 """Mandarin words the recognizer wrote with same-sounding characters, put right (ivr.flow.homophones)."""
 
-import sys
-from pathlib import Path
-
 import pytest
 
 from ivr.flow import homophones, understand
 from ivr.flow.nlu import Intent
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.nlu_bench import tagged_step
 
 
 def retail_menu() -> tuple[Intent, ...]:
     """The Mandarin retail menu of the evaluation's hotline (ops' phrases, the choices tagged with the intent
     library), the globals after it."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import bench_nlu
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
-    step, globals_ = bench_nlu.load_flow("zh", builtin=True, library=True)["steps"]["retail"]
+    step, globals_ = tagged_step("zh", "retail")
     return (*step, *globals_)
 
 

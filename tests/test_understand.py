@@ -19,6 +19,7 @@ from ivr.flow.nlu import Intent
 from ivr.flow.patterns import expand
 from ivr.flow.state import CallState
 from ivr.flow.yamlsrc import FlowError
+from tests.nlu_bench import tagged_step
 
 ROOT = Path(__file__).resolve().parent.parent
 HOTLINES = ROOT / "tests" / "data" / "nlu" / "hotlines"
@@ -85,6 +86,14 @@ def test_silence_is_no_input(retail):
 def test_step_choices_beat_globals_on_a_sound_alike_word(step, text, expected):
     ranked = understand.rank(text, *bench_flow("en")[step])
     assert ranked[0].name == expected and ranked[0].group == "step"
+
+
+@pytest.mark.parametrize("text", ["no", "nope", "yeah", "对"])
+def test_a_bare_yes_or_no_at_a_menu_takes_nothing(text):
+    """A menu asks no yes/no question: "no" near "no signal" is no outage report (tagged, as the library flows)."""
+    for step in ("retail", "telecom"):
+        ranked = understand.rank(text, *tagged_step("zh" if text == "对" else "en", step))
+        assert not ranked or ranked[0].score < 0.8, (step, ranked[0])
 
 
 @pytest.mark.parametrize("text", ["yes", "yet", "yeah"])

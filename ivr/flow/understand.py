@@ -154,6 +154,12 @@ def _whole_answer(text: str, step: tuple[Intent, ...], ranked: list[Candidate]) 
     是啊 就是这个): the yes/no rules are sure there, where the model, fit when those rules missed dialects and
     homophones, was not."""
     polar = {i.builtin: i.name for i in step if i.builtin in ("yes", "no")}     # `builtin: yes`, as the rules
+    if not polar and ranked and ranked[0].score > OFF_TOPIC_CAP and ranked[0].words < 1.0 and step:
+        said_in = language(step)
+        if slots.whole_answer(codemix.to_mandarin(text) if said_in == "zh" else text, said_in, leading=False):
+            # a bare "no" or "yeah" at a menu asks for nothing ("no" was near "no signal": report an outage)
+            return [replace(ranked[0], score=OFF_TOPIC_CAP, signal="a bare yes or no (the step asks none)"),
+                    *ranked[1:]]
     if len(polar) < 2:
         return ranked
     said_in = language(step)
