@@ -311,3 +311,19 @@ def test_mandarin_menus_and_two_way_steps_have_their_own_thresholds():
     assert yes.name == "yes" and yes.score >= 0.8
     assert unsure.score < 0.6                       # "I don't know" is no "no" (不 of 不是): not even offered
     assert understand.rank("yes", *en["confirm"])[0].score >= 0.8
+
+
+@pytest.mark.parametrize("lang, text, meant", [("zh", "你说的啥", "repeat"), ("zh", "重新来一遍吧", "main_menu"),
+                                               ("en", "hmm what was the question", "repeat")])
+def test_a_global_in_the_callers_own_words_at_a_yes_no_step(lang, text, meant):
+    """No yes, no no, and very near the global's examples: taken (it scored under 0.2 at such a step)."""
+    top = understand.rank(text, *tagged_step(lang, "confirm"))[0]
+    assert top.name == meant and top.score >= 0.8, top
+
+
+@pytest.mark.parametrize("lang, text", [("en", "wait"),                      # one word: a hesitation
+                                        ("zh", "不是 你说的啥"),               # a no said: the yes/no rules decide
+                                        ("en", "Quiero hablar con alguien.")])  # another language stays held
+def test_a_global_by_meaning_needs_words_of_its_own_at_a_yes_no_step(lang, text):
+    top = understand.rank(text, *tagged_step(lang, "confirm"))[0]
+    assert not (top.group == "global" and top.score >= 0.8 and "near the global" in top.signal), top

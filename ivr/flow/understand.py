@@ -33,7 +33,7 @@ decides, as before.
 import math
 from dataclasses import dataclass, replace
 
-from ivr.flow import asides, builtins, codemix, content, correction, foreign, homophones, semantic, slots
+from ivr.flow import asides, builtins, codemix, content, correction, foreign, homophones, numbers, semantic, slots
 from ivr.flow.nlu import CONFIRM_THRESHOLD as CONFIRM
 from ivr.flow.nlu import DEFAULT_THRESHOLD as ACCEPT
 from ivr.flow.nlu import FILLERS, Intent, is_wide_char, match_all
@@ -90,6 +90,8 @@ OTHER_LANGUAGE_CAP = 0.5   # a sentence in another language: no answer taken or 
 # (en) and 0 (zh) answers and rejected 9 and 6 more out-of-scope sentences; 0.0 lost 10 / 4, 0.03 won 4 / 6.
 OFF_TOPIC_MARGIN = 0.02    # an answer whose nearest phrase is further than an off-topic sentence's plus this ...
 OFF_TOPIC_CAP = 0.5        # ... is held here: neither taken nor offered (builtins.off_topic)
+GLOBAL_NEAR_COS = 0.95     # a global asked for at a yes/no step by meaning alone: this near its examples ...
+GLOBAL_NEAR_MARGIN = 0.03  # ... and this much nearer than to any other answer (_global_at_yes_no)
 ASIDES = True         # a global request followed by why ("pardon the bus was loud"): its head (ivr.flow.asides)
 HOMOPHONES = True     # Mandarin words written with same-sounding characters put right (ivr.flow.homophones)
 CODEMIX = True        # English service words in a Mandarin sentence are heard in Mandarin (ivr.flow.codemix)
@@ -127,7 +129,9 @@ def rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (),
     names another answer with confidence (ivr.flow.correction). At a step offering the built-in yes and no, a whole
     short answer is taken (`_whole_answer`). A request to repeat, for a person or for the main menu followed by why
     ("pardon the bus was too loud") is taken at the request when the whole sentence took nothing, and at a yes/no
-    step a "no" followed by a request for a global at that request ("no just get me an agent") (ivr.flow.asides).
+    step a "no" followed by a request for a global at that request ("no just get me an agent") (ivr.flow.asides);
+    there a global asked for in the caller's own words, without a yes or a no, is taken by its meaning
+    (`_global_at_yes_no`: 你说的啥).
     """
     def again(part: str) -> list[Candidate]:
         return _whole_answer(part, step, _rank(part, step, globals_, meaning=meaning, embed=embed))
@@ -137,15 +141,16 @@ def rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (),
         ranked = correction.corrected(text, ranked, again,
                                       never=frozenset(i.name for i in step if {i.builtin, i.name} & {"yes", "no"}),
                                       answer=lambda tail: slots.whole_answer(tail, language(step)) is not None)
-    if not ASIDES:
-        return ranked
     own = {i.name for i in step}
     no = next((i.name for i in step if (i.builtin or i.name) == "no"), None)
-    if no is not None and any((i.builtin or i.name) == "yes" for i in step):
-        ranked = asides.after_no(text, language(step), ranked, again, no,
-                                 frozenset(i.name for i in globals_ if i.name not in own))
-    answers = frozenset(i.name for i in globals_ if i.name not in own and (i.builtin or i.name) in asides.GLOBALS)
-    return asides.apart(text, ranked, again, answers)
+    yes_no_step = no is not None and any((i.builtin or i.name) == "yes" for i in step)
+    if ASIDES:
+        if yes_no_step:
+            ranked = asides.after_no(text, language(step), ranked, again, no,
+                                     frozenset(i.name for i in globals_ if i.name not in own))
+        answers = frozenset(i.name for i in globals_ if i.name not in own and (i.builtin or i.name) in asides.GLOBALS)
+        ranked = asides.apart(text, ranked, again, answers)
+    return _global_at_yes_no(text, language(step), ranked) if yes_no_step else ranked
 
 
 def _whole_answer(text: str, step: tuple[Intent, ...], ranked: list[Candidate]) -> list[Candidate]:
@@ -176,6 +181,26 @@ def _whole_answer(text: str, step: tuple[Intent, ...], ranked: list[Candidate]) 
         return ranked
     taken = replace(old, score=WHOLE_ANSWER, signal="a whole yes/no answer (the yes/no rules)")
     return [taken, *(c for c in ranked if c.name != name)]
+
+
+def _global_at_yes_no(text: str, said_in: str, ranked: list[Candidate]) -> list[Candidate]:
+    """`ranked`, with a global taken (at ACCEPT) at a step offering the built-in yes and no when the caller asked for it
+    in words of their own: the yes/no rules hear no answer, the sentence has two words (characters) or more, and it
+    is GLOBAL_NEAR_COS near one of the global's phrases or examples and GLOBAL_NEAR_MARGIN nearer than to any other
+    answer (你说的啥, 重新来一遍吧, "hmm what was the question"). The tagged model's thresholds for such steps were
+    chosen where most sentences are a yes or a no; a global said there without its phrase scored under 0.2."""
+    if not ranked or ranked[0].group != "global" or ranked[0].score >= ACCEPT or ranked[0].score <= 0:
+        return ranked
+    top = ranked[0]
+    if top.signal.startswith(("off topic", "other language")):
+        return ranked
+    long_enough = len(text.split()) >= 2 if said_in == "en" else len(numbers.zh_clean(text)) >= 2
+    rival = max((c.meaning for c in ranked[1:]), default=0.0)
+    if not long_enough or top.meaning < GLOBAL_NEAR_COS or top.meaning - rival < GLOBAL_NEAR_MARGIN:
+        return ranked
+    if slots.yes_no(codemix.to_mandarin(text) if said_in == "zh" else text, said_in) is not None:
+        return ranked
+    return [replace(top, score=ACCEPT, signal=f"{top.signal}, near the global's own examples"), *ranked[1:]]
 
 
 def _rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (), *,
