@@ -327,3 +327,10 @@ def test_a_global_in_the_callers_own_words_at_a_yes_no_step(lang, text, meant):
 def test_a_global_by_meaning_needs_words_of_its_own_at_a_yes_no_step(lang, text):
     top = understand.rank(text, *tagged_step(lang, "confirm"))[0]
     assert not (top.group == "global" and top.score >= 0.8 and "near the global" in top.signal), top
+
+
+@pytest.mark.parametrize("text", ["我想挂个号", "今天几度"])
+def test_another_business_is_no_goodbye_at_a_mandarin_menu(text):
+    """挂号 (a hospital registration) is no 挂了 (hanging up); the temperature is not the opening hours."""
+    top = understand.rank(text, *tagged_step("zh", "retail"))[0]
+    assert top.score < 0.8, top
