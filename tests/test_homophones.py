@@ -17,7 +17,7 @@ def retail_menu() -> tuple[Intent, ...]:
 @pytest.mark.parametrize("said, meant", [
     ("我的发漂有问题", "我的发票有问题"),     # fa piao: 发票 (invoice), as the answers write it
     ("发飘开错了", "发票开错了"),             # 发飘 is a word too, but one the answers hardly use
-    ("我要查定单", "我要查订单"),
+    ("我要查定单", "我要查定单"),              # 定 is common in the answers (确定, 一定): kept (定单 is a variant)
     ("我买的电视机能退吗", "我买的电视机能退吗"),  # a longer word is kept
     ("你是真人还是机器", "你是真人还是机器"),      # a word said right is kept
     ("几时会到啊", "几时会到啊"),                # 会 is a function character: not 回到
@@ -43,3 +43,9 @@ def test_the_respelled_sentence_is_matched_by_its_meaning():
 def test_an_english_step_is_untouched():
     step = (Intent("billing", ("billing question",)), Intent("track_order", ("track my order",)))
     assert understand.heard_as("发漂", step) == "发漂"
+
+
+def test_a_character_the_answers_use_is_not_respelled():
+    """剩几 (how many left) sounds like 升级 (upgrade), but the answers say 剩 more often than 升级."""
+    step, globals_ = tagged_step("zh", "telecom")
+    assert homophones.fix("帮我看看流量剩几多", (*step, *globals_)) == "帮我看看流量剩几多"

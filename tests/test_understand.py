@@ -334,3 +334,12 @@ def test_another_business_is_no_goodbye_at_a_mandarin_menu(text):
     """挂号 (a hospital registration) is no 挂了 (hanging up); the temperature is not the opening hours."""
     top = understand.rank(text, *tagged_step("zh", "retail"))[0]
     assert top.score < 0.8, top
+
+
+@pytest.mark.parametrize("text, meant", [("nah", "no"), ("negative", "no"), ("okay yes that's it", "yes"),
+                                         ("absolutely that's the one", "yes")])
+def test_an_untagged_yes_no_step_takes_a_whole_answer(text, meant):
+    """Ops who write yes and no without the built-in tags: a whole answer is neither 'a bare yes at a menu' nor an
+    aside like 'okay so' (the off-topic sentences)."""
+    top = understand.rank(text, *bench_flow("en")["confirm"])[0]
+    assert top.name == meant and top.score >= 0.8, top

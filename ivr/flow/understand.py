@@ -32,6 +32,7 @@ decides, as before.
 
 import math
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from ivr.flow import asides, builtins, codemix, content, correction, foreign, homophones, numbers, semantic, slots
 from ivr.flow.nlu import CONFIRM_THRESHOLD as CONFIRM
@@ -159,7 +160,8 @@ def _whole_answer(text: str, step: tuple[Intent, ...], ranked: list[Candidate]) 
     是啊 就是这个): the yes/no rules are sure there, where the model, fit when those rules missed dialects and
     homophones, was not."""
     polar = {i.builtin: i.name for i in step if i.builtin in ("yes", "no")}     # `builtin: yes`, as the rules
-    if not polar and ranked and ranked[0].score > OFF_TOPIC_CAP and ranked[0].words < 1.0 and step:
+    if not polar and ranked and ranked[0].score > OFF_TOPIC_CAP and ranked[0].words < 1.0 and step \
+            and not _answers_yes_no(step):
         said_in = language(step)
         if slots.whole_answer(codemix.to_mandarin(text) if said_in == "zh" else text, said_in, leading=False):
             # a bare "no" or "yeah" at a menu asks for nothing ("no" was near "no signal": report an outage)
@@ -181,6 +183,15 @@ def _whole_answer(text: str, step: tuple[Intent, ...], ranked: list[Candidate]) 
         return ranked
     taken = replace(old, score=WHOLE_ANSWER, signal="a whole yes/no answer (the yes/no rules)")
     return [taken, *(c for c in ranked if c.name != name)]
+
+
+@lru_cache(maxsize=1024)
+def _answers_yes_no(step: tuple[Intent, ...]) -> bool:
+    """Whether a step asks a yes/no question without the built-in tags: one of its answers has a phrase that is a whole
+    yes ("yes", 是的) and another one a whole no ("nope", 不是)."""
+    said_in = language(step)
+    kinds = [{slots.whole_answer(p, said_in, leading=False) for p in i.phrases} for i in step]
+    return any("yes" in a and "no" in b for a in kinds for b in kinds if a is not b)
 
 
 def _global_at_yes_no(text: str, said_in: str, ranked: list[Candidate]) -> list[Candidate]:
@@ -223,6 +234,9 @@ def _rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = ()
     raw = over_rivals({n: sum(w * x for w, x in zip(weights, f, strict=True)) for n, f in feats.items()})
     accept, confirm = thresholds[said_in][step_kind(step)]
     off_cos, off_said = off_topic(vector, intents, said_in)
+    # a whole yes or no at an untagged yes/no step is no aside, however near "okay so" or "uh huh" (offtopic.*.yaml)
+    answered = (_answers_yes_no(tuple(i for i in intents if group[i.name] == "step"))
+                and slots.whole_answer(text, said_in, leading=False) is not None)
     out = []
     for i in intents:
         if i.name not in feats:
@@ -231,7 +245,7 @@ def _rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = ()
         signal = _signal(words.get(i.name, 0.0), feats[i.name], weights)
         if i.avoid and semantic.best_cosine(vector, i.avoid) > cos[i.name]:
             score *= AVOIDED
-        if held_off_topic(score, cos[i.name], off_cos):
+        if not answered and held_off_topic(score, cos[i.name], off_cos):
             score, signal = OFF_TOPIC_CAP, f"off topic (like '{off_said}')"
         out.append(Candidate(i.name, round(score, 3), signal, group[i.name],
                              round(words.get(i.name, 0.0), 3), round(cos[i.name], 3)))
