@@ -72,6 +72,8 @@ def globals_(language: str) -> tuple[Intent, ...]:
     ("不要转人工", "zh", None),                           # "don't transfer me": no pause, no particle
     ("不用 不用转人工", "zh", None),                       # a negation in the request
     ("아니요 상담원", "ko", None),                         # English and Mandarin only
+    ("never mind i'll sort it later bye", "en", ("never mind", "ill sort it later bye")),   # a dismissal
+    ("算了算了 再见哈", "zh", ("算了算了", "再见哈")),
 ])
 def test_the_no_and_the_request_after_it(said, lang, split):
     assert asides.no_then(said, lang) == split

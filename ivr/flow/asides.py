@@ -10,9 +10,10 @@ sentence named nothing with confidence. Only the globals repeat, agent and main 
 lies in the reason ("cancel it i bought the wrong size"). English only: a Mandarin step's sound-alike
 matcher counts characters, which a reason does not dilute in the same way. A pure function of the words.
 
-The other way round, at a yes/no step: a "no" followed by a request for a person, the main menu, a repeat or
-goodbye ("no just get me an agent", 不用了 再见) answers the question and asks for something more. `after_no` takes
-the request: the caller who turned the offer down and asked for a human would otherwise hear the menu again.
+The other way round, at a yes/no step: a "no" (or "never mind", 算了) followed by a request for a person, the main
+menu, a repeat or goodbye ("no just get me an agent", 不用了 再见) answers the question and asks for something more.
+`after_no` takes the request: the caller who turned the offer down and asked for a human would otherwise hear the
+menu again.
 """
 
 import itertools
@@ -87,6 +88,9 @@ EN_NEGATION = frozenset({"no", "not", "dont", "never", "nothing", "none", "witho
 ZH_NEGATION = frozenset("不没别甭勿莫")
 ZH_CLAUSE_END = frozenset("了的啊呀哦吧啦喔嘛呢")   # 不用了再见: the "no" ends there even without a pause
 MAX_NO_WORDS, MAX_NO_CHARS = 3, 4
+# Openings that wave the question away as a "no" does ("never mind i'll sort it later bye", 算了算了 再见哈)
+EN_DISMISSALS = frozenset({"never mind", "nevermind", "forget it", "forget that", "leave it", "no matter"})
+ZH_DISMISSALS = frozenset({"算了", "算了算了", "算啦", "拉倒", "拉倒吧", "罢了"})
 
 
 def no_then(text: str, lang: str) -> tuple[str, str] | None:
@@ -99,14 +103,14 @@ def no_then(text: str, lang: str) -> tuple[str, str] | None:
         clean, pauses = "".join(runs), set(itertools.accumulate(len(r) for r in runs))
         heads = [(clean[:n], clean[n:]) for n in range(1, min(MAX_NO_CHARS, len(clean) - 2) + 1)
                  if (n in pauses or clean[n - 1] in ZH_CLAUSE_END) and not set(clean[n:]) & ZH_NEGATION
-                 and slots.whole_answer(clean[:n], "zh", leading=False) == "no"]
+                 and (clean[:n] in ZH_DISMISSALS or slots.whole_answer(clean[:n], "zh", leading=False) == "no")]
         return heads[-1] if heads else None
     if lang != "en":
         return None
     words = normalize(text).split()
     for n in range(min(MAX_NO_WORDS, len(words) - 2), 0, -1):
         head, tail = words[:n], words[n:]
-        if slots.whole_answer(" ".join(head), "en", leading=False) != "no":
+        if " ".join(head) not in EN_DISMISSALS and slots.whole_answer(" ".join(head), "en", leading=False) != "no":
             continue
         if tail[0] in REQUEST_STARTS and not set(tail) & EN_NEGATION:
             return " ".join(head), " ".join(tail)
@@ -116,11 +120,11 @@ def no_then(text: str, lang: str) -> tuple[str, str] | None:
 
 def after_no(text: str, lang: str, ranked: list, rank: Callable[[str], list], no: str,
              answers: frozenset[str]) -> list:
-    """`ranked`, or the candidates of the request after a "no" (`rank(tail)`) when the sentence was taken as the
-    step's `no` and the request alone takes one of `answers` (the globals) with confidence or names it word for word;
-    their signal says so."""
-    if not answers or not ranked or ranked[0].name != no:
-        return ranked
+    """`ranked`, or the candidates of the request after a "no" or a dismissal (`rank(tail)`) when the sentence was
+    taken as the step's `no`, or as nothing, and the request alone takes one of `answers` (the globals) with confidence
+    or names it word for word; their signal says so."""
+    if not answers or not ranked or (ranked[0].name != no and ranked[0].score >= ACCEPT):
+        return ranked       # taken, and not as the no
     split = no_then(text, lang)
     if split is None:
         return ranked

@@ -194,6 +194,29 @@ def _answers_yes_no(step: tuple[Intent, ...]) -> bool:
     return any("yes" in a and "no" in b for a in kinds for b in kinds if a is not b)
 
 
+def _opening_answer(text: str, said_in: str) -> str | None:
+    """"yes" or "no" when `text` is a whole answer or opens with one that the yes/no rules agree with ("yeah that's
+    what i said"; "my phone has no signal" opens with no answer), else None."""
+    whole = slots.whole_answer(text, said_in, leading=said_in == "zh")
+    if whole is not None or said_in == "zh":
+        return whole
+    words = [w for w in tokens(text) if w not in FILLERS]
+    first = slots.whole_answer(words[0], "en", leading=False) if words else None
+    return first if first is not None and slots.yes_no(text, "en") == first else None
+
+
+@lru_cache(maxsize=4096)
+def _polar_kind(intent: Intent) -> str | None:
+    """"yes" or "no" for an answer that takes one (tagged `builtin: yes`, named so, or with whole-answer phrases of one
+    kind), else None."""
+    if intent.builtin in ("yes", "no"):
+        return intent.builtin
+    if intent.name in ("yes", "no"):
+        return intent.name
+    kinds = {slots.whole_answer(p, language((intent,)), leading=False) for p in intent.phrases} - {None}
+    return kinds.pop() if len(kinds) == 1 else None
+
+
 def _global_at_yes_no(text: str, said_in: str, ranked: list[Candidate]) -> list[Candidate]:
     """`ranked`, with a global taken (at ACCEPT) at a step offering the built-in yes and no when the caller asked for it
     in words of their own: the yes/no rules hear no answer, the sentence has two words (characters) or more, and it
@@ -234,9 +257,10 @@ def _rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = ()
     raw = over_rivals({n: sum(w * x for w, x in zip(weights, f, strict=True)) for n, f in feats.items()})
     accept, confirm = thresholds[said_in][step_kind(step)]
     off_cos, off_said = off_topic(vector, intents, said_in)
-    # a whole yes or no at an untagged yes/no step is no aside, however near "okay so" or "uh huh" (offtopic.*.yaml)
-    answered = (_answers_yes_no(tuple(i for i in intents if group[i.name] == "step"))
-                and slots.whole_answer(text, said_in, leading=False) is not None)
+    # a yes or no the sentence opens with, at a step that asks one, is no aside, however near "okay so", "hang on" or
+    # "so what i was going to say" (offtopic.*.yaml): "yeah that's what i said", "no no no hang on"
+    step_only = tuple(i for i in intents if group[i.name] == "step")
+    answered = _opening_answer(text, said_in) if _answers_yes_no(step_only) else None
     out = []
     for i in intents:
         if i.name not in feats:
@@ -245,7 +269,7 @@ def _rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = ()
         signal = _signal(words.get(i.name, 0.0), feats[i.name], weights)
         if i.avoid and semantic.best_cosine(vector, i.avoid) > cos[i.name]:
             score *= AVOIDED
-        if not answered and held_off_topic(score, cos[i.name], off_cos):
+        if (answered is None or _polar_kind(i) != answered) and held_off_topic(score, cos[i.name], off_cos):
             score, signal = OFF_TOPIC_CAP, f"off topic (like '{off_said}')"
         out.append(Candidate(i.name, round(score, 3), signal, group[i.name],
                              round(words.get(i.name, 0.0), 3), round(cos[i.name], 3)))
