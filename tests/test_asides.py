@@ -14,7 +14,9 @@ from ivr.flow.nlu import Intent
     ("say again my daughter is singing", "say again"),
     ("where is my order", None),                       # no reason
     ("my order is late", None),                        # a reason with nothing before it
-    ("我在开车没听清再讲一遍", None),                     # English only
+    ("我在开车没听清再讲一遍", None),                     # Mandarin: one clause, no pause to cut at
+    ("你说啥 这边太吵了", "你说啥"),                        # Mandarin: the first clause, ended by a pause
+    ("嗯 你说啥", None),                                   # ... of two characters or more
     ("sorry i think i've rung the wrong number", None),  # what the caller thinks, not why they ask
     ("sorry i think i've rung the wrong number i was trying to get the surgery",
      "sorry i think ive rung the wrong number"),
@@ -99,3 +101,18 @@ def test_a_no_without_a_global_request_stays_a_no(said, lang):
 
     top = understand.rank(said, yes_no_step(lang, tagged=True), globals_(lang))[0]
     assert top.name == "no" and top.score >= 0.8, top
+
+
+def test_a_mandarin_request_then_why_takes_the_request():
+    from tests.nlu_bench import tagged_step
+
+    top = understand.rank("你说什么 雨声太大了", *tagged_step("zh", "confirm"))[0]
+    assert top.name == "repeat" and top.score >= 0.8, top
+
+
+def test_a_mandarin_first_clause_is_not_taken_when_the_rest_asks_for_a_step_answer():
+    """我老伴买重复了 取消一个: 重复 ("twice") in the first clause is no request to repeat; the rest asks to cancel."""
+    from tests.nlu_bench import tagged_step
+
+    top = understand.rank("我老伴买重复了 取消一个", *tagged_step("zh", "retail"))[0]
+    assert top.name != "repeat", top

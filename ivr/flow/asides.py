@@ -7,8 +7,9 @@ cover too little of it to count (a global's words count in full only when they a
 finds where the reason starts (im, i was, i pressed, the line is, my kid was, its, because ...) and gives the
 request before it; `apart` ranks that head too and takes a global answer it names with confidence when the whole
 sentence named nothing with confidence. Only the globals repeat, agent and main menu: a step's own answer usually
-lies in the reason ("cancel it i bought the wrong size"). English only: a Mandarin step's sound-alike
-matcher counts characters, which a reason does not dilute in the same way. A pure function of the words.
+lies in the reason ("cancel it i bought the wrong size"). In Mandarin the head is the first clause before the
+recognizer's pause (你说什么 雨声太大了), not taken when what follows asks for a step's own answer. A pure function of
+the words.
 
 The other way round, at a yes/no step: a "no" (or "never mind", 算了) followed by a request for a person, the main
 menu, a repeat or goodbye ("no just get me an agent", 不用了 再见) answers the question and asks for something more.
@@ -22,7 +23,9 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from ivr.flow import slots
+from ivr.flow.nlu import CONFIRM_THRESHOLD as CONFIRM
 from ivr.flow.nlu import DEFAULT_THRESHOLD as ACCEPT
+from ivr.flow.nlu import is_wide_char
 from ivr.flow.patterns import normalize
 
 # Words that start a reason (normalised: lower case, no apostrophes), and "the/my <one or two words> <verb>".
@@ -37,12 +40,18 @@ REASON_VERBS = frozenset({"is", "was", "are", "were", "isnt", "wasnt", "keeps", 
 CLAUSE_VERBS = frozenset({"think", "guess", "believe", "suppose", "reckon", "hope", "know", "feel", "fear", "afraid",
                           "sure", "realise", "realize", "thought", "wonder", "wondering"})
 MIN_HEAD_WORDS = 1
+MIN_ZH_HEAD_CHARS = 2       # a Mandarin first clause this long at least (not 嗯, 啊)
+ZH_CLAUSE = r"[\s,.!?;:，。！？、；：…~～]+"
 GLOBALS = ("repeat", "agent", "main_menu")      # built-in intents (or global names) a reason may follow
 
 
 def head(text: str) -> str | None:
-    """The words before the first reason in `text`, or None when there is none, nothing before it, or `text` is
-    not in Latin letters."""
+    """The words before the first reason in `text`, or None when there is none or nothing before it. Mandarin (any
+    Chinese character): the first clause, when the recognizer's pause or punctuation ends it and it has two
+    characters or more (你说啥 这边太吵了: the reason is in words of its own, not in the sentence's reason words)."""
+    if any(is_wide_char(ch) for ch in text):
+        clauses = [c for c in re.split(ZH_CLAUSE, text.strip()) if c]
+        return clauses[0] if len(clauses) >= 2 and len(clauses[0]) >= MIN_ZH_HEAD_CHARS else None
     words = normalize(text).split()
     if not words or not all(w.isascii() for w in words):
         return None
@@ -73,6 +82,12 @@ def apart(text: str, ranked: list, rank: Callable[[str], list], answers: frozens
     again = rank(said)
     if not again or again[0].score < ACCEPT or again[0].name not in answers:
         return ranked
+    if any(is_wide_char(ch) for ch in said):
+        # a Mandarin first clause is cut at a pause, not at a reason's words: what follows may be the request itself
+        # (我老伴买重复了 取消一个: 重复 is "twice" there, and 取消一个 asks to cancel)
+        rest = rank(text[text.find(said) + len(said):])
+        if rest and rest[0].group == "step" and rest[0].score >= CONFIRM:
+            return ranked
     return [replace(c, signal=f"{c.signal}, before the reason '{said}'") for c in again]
 
 

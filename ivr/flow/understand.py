@@ -150,7 +150,8 @@ def rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (),
             ranked = asides.after_no(text, language(step), ranked, again, no,
                                      frozenset(i.name for i in globals_ if i.name not in own))
         answers = frozenset(i.name for i in globals_ if i.name not in own and (i.builtin or i.name) in asides.GLOBALS)
-        ranked = asides.apart(text, ranked, again, answers)
+        head = (lambda part: _global_at_yes_no(part, language(step), again(part))) if yes_no_step else again
+        ranked = asides.apart(text, ranked, head, answers)
     return _global_at_yes_no(text, language(step), ranked) if yes_no_step else ranked
 
 
