@@ -18,6 +18,7 @@ from ivr.flow.nlu import Intent
     ("你说啥 这边太吵了", "你说啥"),                        # Mandarin: the first clause, ended by a pause
     ("嗯 你说啥", None),                                   # ... of two characters or more
     ("sorry i think i've rung the wrong number", None),  # what the caller thinks, not why they ask
+    ("bye for now i'll ring back monday", "bye for now"),   # what they will do next
     ("sorry i think i've rung the wrong number i was trying to get the surgery",
      "sorry i think ive rung the wrong number"),
 ])
@@ -116,3 +117,11 @@ def test_a_mandarin_first_clause_is_not_taken_when_the_rest_asks_for_a_step_answ
 
     top = understand.rank("我老伴买重复了 取消一个", *tagged_step("zh", "retail"))[0]
     assert top.name != "repeat", top
+
+
+@pytest.mark.parametrize("said", ["cheers bye now i'm off to the market", "ah forget it i'll ring back bye"])
+def test_a_goodbye_said_word_for_word_before_why_or_after_never_mind(said):
+    from tests.nlu_bench import tagged_step
+
+    top = understand.rank(said, *tagged_step("en", "confirm"))[0]
+    assert top.name == "goodbye" and top.score >= 0.8, top

@@ -25,7 +25,7 @@ from dataclasses import replace
 from ivr.flow import slots
 from ivr.flow.nlu import CONFIRM_THRESHOLD as CONFIRM
 from ivr.flow.nlu import DEFAULT_THRESHOLD as ACCEPT
-from ivr.flow.nlu import is_wide_char
+from ivr.flow.nlu import FILLERS, is_wide_char
 from ivr.flow.patterns import normalize
 
 # Words that start a reason (normalised: lower case, no apostrophes), and "the/my <one or two words> <verb>".
@@ -33,7 +33,7 @@ REASON_STARTS = tuple(tuple(r.split()) for r in (
     "im", "i am", "i was", "i wasnt", "ive", "i have been", "i got", "i pressed", "i hit", "i mixed", "i missed",
     "i picked", "i chose", "i made", "i messed", "i said", "i cant hear", "i couldnt hear", "i didnt hear", "its",
     "it is", "theres", "there is", "there was", "because", "cause", "cos", "youre breaking", "you broke",
-    "you were breaking", "you cut"))
+    "you were breaking", "you cut", "ill", "i will"))
 REASON_VERBS = frozenset({"is", "was", "are", "were", "isnt", "wasnt", "keeps", "kept", "cut", "broke", "dropped",
                           "went", "started"})
 # "sorry i think ive rung the wrong number": after these the words are what the caller thinks, not why they ask
@@ -69,18 +69,21 @@ def _noun_verb(words: list[str], i: int) -> bool:
         i + k + 1 < len(words) and words[i + k] in REASON_VERBS for k in (1, 2))
 
 
-def apart(text: str, ranked: list, rank: Callable[[str], list], answers: frozenset[str]) -> list:
+def apart(text: str, ranked: list, rank: Callable[[str], list], answers: frozenset[str],
+          worded: frozenset[str] = frozenset()) -> list:
     """`ranked`, or the candidates of the request before the reason (`rank(head)`) when the whole sentence took
     nothing with confidence and the head takes one of `answers` (the globals that ask to repeat, for a person, for
-    the main menu; not goodbye: "hello good afternoon i am calling because ..." is a greeting, then the request) with
-    confidence; their signal says so."""
-    if not answers or (ranked and (ranked[0].score >= ACCEPT or ranked[0].signal.startswith("off topic"))):
+    the main menu) with confidence, or one of `worded` (goodbye) heard word for word ("cheers bye now im off to the
+    market"; not by its meaning: "hello good afternoon i am calling because ..." is a greeting, then the request);
+    their signal says so."""
+    if not (answers or worded) or (ranked and (ranked[0].score >= ACCEPT or ranked[0].signal.startswith("off topic"))):
         return ranked       # taken, or held as an aside ("not you i was talking to my husband")
     said = head(text)
     if not said:
         return ranked
     again = rank(said)
-    if not again or again[0].score < ACCEPT or again[0].name not in answers:
+    if not again or again[0].score < ACCEPT or not (
+            again[0].name in answers or (again[0].name in worded and again[0].words >= 1.0)):
         return ranked
     if any(is_wide_char(ch) for ch in said):
         # a Mandarin first clause is cut at a pause, not at a reason's words: what follows may be the request itself
@@ -123,6 +126,8 @@ def no_then(text: str, lang: str) -> tuple[str, str] | None:
     if lang != "en":
         return None
     words = normalize(text).split()
+    while words and words[0] in FILLERS:
+        words = words[1:]               # "ah forget it ill ring back bye"
     for n in range(min(MAX_NO_WORDS, len(words) - 2), 0, -1):
         head, tail = words[:n], words[n:]
         if " ".join(head) not in EN_DISMISSALS and slots.whole_answer(" ".join(head), "en", leading=False) != "no":
@@ -145,9 +150,18 @@ def after_no(text: str, lang: str, ranked: list, rank: Callable[[str], list], no
         return ranked
     said, tail = split
     again = rank(tail)
-    if not again or again[0].name not in answers or (again[0].score < ACCEPT and again[0].words < 1.0):
+    if not again:
+        return ranked
+    if again[0].name in answers and (again[0].score >= ACCEPT or again[0].words >= 1.0):
+        pick = again[0]
+    elif again[0].score < CONFIRM:     # nothing near: a global heard word for word ("ill ring back bye")
+        pick = next((c for c in again if c.name in answers and c.words >= 1.0), None)
+    else:
+        pick = None
+    if pick is None:
         return ranked
     # the request heard word for word ("i want an agent": a global's word is too little of the sentence for the
     # model, which weighs a global's words only when they are most of it): taken, at the flow's accept score
-    top = replace(again[0], score=max(again[0].score, ACCEPT))
-    return [replace(c, signal=f"{c.signal}, after the no '{said}'") for c in (top, *again[1:])]
+    top = replace(pick, score=max(pick.score, ACCEPT))
+    rest = (c for c in again if c is not pick)
+    return [replace(c, signal=f"{c.signal}, after the no '{said}'") for c in (top, *rest)]

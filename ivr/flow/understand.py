@@ -151,7 +151,8 @@ def rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (),
                                      frozenset(i.name for i in globals_ if i.name not in own))
         answers = frozenset(i.name for i in globals_ if i.name not in own and (i.builtin or i.name) in asides.GLOBALS)
         head = (lambda part: _global_at_yes_no(part, language(step), again(part))) if yes_no_step else again
-        ranked = asides.apart(text, ranked, head, answers)
+        farewells = frozenset(i.name for i in globals_ if i.name not in own and (i.builtin or i.name) == "goodbye")
+        ranked = asides.apart(text, ranked, head, answers, farewells)
     return _global_at_yes_no(text, language(step), ranked) if yes_no_step else ranked
 
 
