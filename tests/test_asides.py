@@ -125,3 +125,10 @@ def test_a_goodbye_said_word_for_word_before_why_or_after_never_mind(said):
 
     top = understand.rank(said, *tagged_step("en", "confirm"))[0]
     assert top.name == "goodbye" and top.score >= 0.8, top
+
+
+def test_never_mind_then_goodbye_at_a_menu():
+    from tests.nlu_bench import tagged_step
+
+    top = understand.rank("never mind i'll call back later", *tagged_step("en", "retail"))[0]
+    assert top.name == "goodbye" and top.score >= 0.8, top

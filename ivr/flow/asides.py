@@ -138,7 +138,7 @@ def no_then(text: str, lang: str) -> tuple[str, str] | None:
     return None
 
 
-def after_no(text: str, lang: str, ranked: list, rank: Callable[[str], list], no: str,
+def after_no(text: str, lang: str, ranked: list, rank: Callable[[str], list], no: str | None,
              answers: frozenset[str]) -> list:
     """`ranked`, or the candidates of the request after a "no" or a dismissal (`rank(tail)`) when the sentence was
     taken as the step's `no`, or as nothing, and the request alone takes one of `answers` (the globals) with confidence

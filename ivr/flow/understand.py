@@ -146,9 +146,9 @@ def rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (),
     no = next((i.name for i in step if (i.builtin or i.name) == "no"), None)
     yes_no_step = no is not None and any((i.builtin or i.name) == "yes" for i in step)
     if ASIDES:
-        if yes_no_step:
-            ranked = asides.after_no(text, language(step), ranked, again, no,
-                                     frozenset(i.name for i in globals_ if i.name not in own))
+        # at a yes/no step "no just get me an agent"; anywhere "never mind i'll call back later"
+        ranked = asides.after_no(text, language(step), ranked, again, no if yes_no_step else None,
+                                 frozenset(i.name for i in globals_ if i.name not in own))
         answers = frozenset(i.name for i in globals_ if i.name not in own and (i.builtin or i.name) in asides.GLOBALS)
         head = (lambda part: _global_at_yes_no(part, language(step), again(part))) if yes_no_step else again
         farewells = frozenset(i.name for i in globals_ if i.name not in own and (i.builtin or i.name) == "goodbye")
