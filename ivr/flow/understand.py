@@ -129,10 +129,11 @@ def rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (),
     A caller who corrects themselves ("returns no wait cancel it") is taken at what follows the correction when that
     names another answer with confidence (ivr.flow.correction). At a step offering the built-in yes and no, a whole
     short answer is taken (`_whole_answer`). A request to repeat, for a person or for the main menu followed by why
-    ("pardon the bus was too loud") is taken at the request when the whole sentence took nothing, and at a yes/no
-    step a "no" followed by a request for a global at that request ("no just get me an agent") (ivr.flow.asides);
-    there a global asked for in the caller's own words, without a yes or a no, is taken by its meaning
-    (`_global_at_yes_no`: 你说的啥).
+    ("pardon the bus was too loud", 你说什么 雨声太大了; goodbye only when said word for word) is taken at the request
+    when the whole sentence took nothing, and a "no" or a dismissal followed by a request for a global at that
+    request ("no just get me an agent", "never mind i'll call back later") (ivr.flow.asides). At a yes/no step a
+    global asked for in the caller's own words, without a yes or a no, is taken by its meaning (`_global_at_yes_no`:
+    你说的啥); at a menu a bare yes or no takes nothing.
     """
     def again(part: str) -> list[Candidate]:
         return _whole_answer(part, step, _rank(part, step, globals_, meaning=meaning, embed=embed))
