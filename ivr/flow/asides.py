@@ -112,8 +112,9 @@ ZH_DISMISSALS = frozenset({"算了", "算了算了", "算啦", "拉倒", "拉倒
 
 
 def no_then(text: str, lang: str) -> tuple[str, str] | None:
-    """(the "no", the request after it) when `text` opens with a whole "no" answer (slots.whole_answer, the longest
-    such opening; in Mandarin one that ends at a pause or a particle: 不用了再见, not 不要转人工) followed by a request
+    """(the "no", the request after it) when `text` opens with a whole "no" answer or a dismissal (slots.whole_answer,
+    EN_DISMISSALS, ZH_DISMISSALS; the longest such opening; in Mandarin one that ends at a pause or a particle:
+    不用了再见, not 不要转人工) followed by a request
     without a negation in it (at least two words, or two characters, starting like a request in English); else None.
     English and Mandarin only."""
     if lang == "zh":
