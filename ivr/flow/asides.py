@@ -41,7 +41,6 @@ CLAUSE_VERBS = frozenset({"think", "guess", "believe", "suppose", "reckon", "hop
                           "sure", "realise", "realize", "thought", "wonder", "wondering"})
 MIN_HEAD_WORDS = 1
 MIN_ZH_HEAD_CHARS = 2       # a Mandarin first clause this long at least (not 嗯, 啊)
-ZH_CLAUSE = r"[\s,.!?;:，。！？、；：…~～]+"
 GLOBALS = ("repeat", "agent", "main_menu")      # built-in intents (or global names) a reason may follow
 
 
@@ -50,7 +49,7 @@ def head(text: str) -> str | None:
     Chinese character): the first clause, when the recognizer's pause or punctuation ends it and it has two
     characters or more (你说啥 这边太吵了: the reason is in words of its own, not in the sentence's reason words)."""
     if any(is_wide_char(ch) for ch in text):
-        clauses = [c for c in re.split(ZH_CLAUSE, text.strip()) if c]
+        clauses = [c for c in re.split(slots.ZH_CLAUSE, text.strip()) if c]
         return clauses[0] if len(clauses) >= 2 and len(clauses[0]) >= MIN_ZH_HEAD_CHARS else None
     words = normalize(text).split()
     if not words or not all(w.isascii() for w in words):

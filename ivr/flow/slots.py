@@ -246,7 +246,7 @@ _ZH_ONE = frozenset("是对队好嗯行中成要系不没冇错别否")    # a o
 # After a first answer, a new question (好，我想问一下账单) is not the answer's explanation
 _ZH_WANT = ("要", "我要")                # "I want": a yes alone, the start of a request before more words
 _ZH_REQUEST = ("我想问", "我要问", "我想查", "我要查", "我想办", "我要办")   # a new question after the answer
-_ZH_CLAUSE = r"[\s,.!?;:，。！？、；：…~～]+"
+ZH_CLAUSE = r"[\s,.!?;:，。！？、；：…~～]+"      # between two clauses: a pause or punctuation (also ivr.flow.asides)
 
 
 def yes_no(text: str, lang: str) -> str | None:
@@ -262,7 +262,7 @@ def _yes_no(text: str, lang: str) -> bool | SlotError:
         clean = numbers.zh_clean(text)
         if any(w in clean for w in _ZH_UNSURE):
             return SlotError("no_value", "unsure")
-        forms = [(_zh_answer_form(part), part) for part in re.split(_ZH_CLAUSE, text)]
+        forms = [(_zh_answer_form(part), part) for part in re.split(ZH_CLAUSE, text)]
         said = [f for f, _ in forms if f in ("yes", "no")]
         others = numbers.zh_clean("".join(part for f, part in forms if f not in ("yes", "no")))
         wants = [p for f, p in forms if f == "yes" and _zh_wants(p)]
@@ -308,7 +308,7 @@ def zh_whole_answer(text: str, leading: bool = True) -> str | None:
     (是啊 就是这个, 唔系唔系, 布是的, 中 就这个), or when the first clause is one and what follows explains without a
     negation after a yes (对 放假前就想办这个了, 不是 我要问账单); else None: what a yes/no step may take without
     weighing anything else."""
-    clauses = [c for c in re.split(_ZH_CLAUSE, text) if numbers.zh_clean(c)]
+    clauses = [c for c in re.split(ZH_CLAUSE, text) if numbers.zh_clean(c)]
     while clauses and set(numbers.zh_clean(clauses[0])) <= _ZH_HUMS:
         clauses = clauses[1:]               # 嗯 是的: the hum says nothing; 嗯, 嗯嗯 alone: a yes, or someone thinking
     if not clauses:

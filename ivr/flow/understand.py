@@ -139,22 +139,24 @@ def rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (),
         return _whole_answer(part, step, _rank(part, step, globals_, meaning=meaning, embed=embed))
 
     ranked = _whole_answer(text, step, _rank(text, step, globals_, meaning=meaning, embed=embed, vector=vector))
+    said_in = language(step)
     if CORRECTIONS:
         ranked = correction.corrected(text, ranked, again,
                                       never=frozenset(i.name for i in step if {i.builtin, i.name} & {"yes", "no"}),
-                                      answer=lambda tail: slots.whole_answer(tail, language(step)) is not None)
+                                      answer=lambda tail: slots.whole_answer(tail, said_in) is not None)
     own = {i.name for i in step}
     no = next((i.name for i in step if (i.builtin or i.name) == "no"), None)
     yes_no_step = no is not None and any((i.builtin or i.name) == "yes" for i in step)
     if ASIDES:
+        others = [i for i in globals_ if i.name not in own]
         # at a yes/no step "no just get me an agent"; anywhere "never mind i'll call back later"
-        ranked = asides.after_no(text, language(step), ranked, again, no if yes_no_step else None,
-                                 frozenset(i.name for i in globals_ if i.name not in own))
-        answers = frozenset(i.name for i in globals_ if i.name not in own and (i.builtin or i.name) in asides.GLOBALS)
-        head = (lambda part: _global_at_yes_no(part, language(step), again(part))) if yes_no_step else again
-        farewells = frozenset(i.name for i in globals_ if i.name not in own and (i.builtin or i.name) == "goodbye")
+        ranked = asides.after_no(text, said_in, ranked, again, no if yes_no_step else None,
+                                 frozenset(i.name for i in others))
+        answers = frozenset(i.name for i in others if (i.builtin or i.name) in asides.GLOBALS)
+        head = (lambda part: _global_at_yes_no(part, said_in, again(part))) if yes_no_step else again
+        farewells = frozenset(i.name for i in others if (i.builtin or i.name) == "goodbye")
         ranked = asides.apart(text, ranked, head, answers, farewells)
-    return _global_at_yes_no(text, language(step), ranked) if yes_no_step else ranked
+    return _global_at_yes_no(text, said_in, ranked) if yes_no_step else ranked
 
 
 def _whole_answer(text: str, step: tuple[Intent, ...], ranked: list[Candidate]) -> list[Candidate]:
@@ -166,14 +168,14 @@ def _whole_answer(text: str, step: tuple[Intent, ...], ranked: list[Candidate]) 
     if not polar and ranked and ranked[0].score > OFF_TOPIC_CAP and ranked[0].words < 1.0 and step \
             and not _answers_yes_no(step):
         said_in = language(step)
-        if slots.whole_answer(codemix.to_mandarin(text) if said_in == "zh" else text, said_in, leading=False):
+        if slots.whole_answer(_mixed_in(text, said_in), said_in, leading=False):
             # a bare "no" or "yeah" at a menu asks for nothing ("no" was near "no signal": report an outage)
             return [replace(ranked[0], score=OFF_TOPIC_CAP, signal="a bare yes or no (the step asks none)"),
                     *ranked[1:]]
     if len(polar) < 2:
         return ranked
     said_in = language(step)
-    said = codemix.to_mandarin(text) if said_in == "zh" else text      # yes yes 就是这个
+    said = _mixed_in(text, said_in)      # yes yes 就是这个
     other = next((c for c in ranked if c.name not in polar.values()), None)
     # 好嘞 谢谢 再见: a first clause that answers does not outweigh another answer the whole sentence names
     named = other is not None and ranked[0] is other and (other.score >= CONFIRM or other.words >= 1.0)
@@ -220,6 +222,12 @@ def _polar_kind(intent: Intent) -> str | None:
     return kinds.pop() if len(kinds) == 1 else None
 
 
+def _mixed_in(text: str, said_in: str) -> str:
+    """`text` with the English service words a caller mixed into Mandarin put into Mandarin (ivr.flow.codemix), at a
+    Mandarin step; as said elsewhere: what the yes/no rules hear ("对 no problem", yes yes 就是这个)."""
+    return codemix.to_mandarin(text) if said_in == "zh" else text
+
+
 def _global_at_yes_no(text: str, said_in: str, ranked: list[Candidate]) -> list[Candidate]:
     """`ranked`, with a global taken (at ACCEPT) at a step offering the built-in yes and no when the caller asked for it
     in words of their own: the yes/no rules hear no answer, the sentence has two words (characters) or more, and it
@@ -235,7 +243,7 @@ def _global_at_yes_no(text: str, said_in: str, ranked: list[Candidate]) -> list[
     rival = max((c.meaning for c in ranked[1:]), default=0.0)
     if not long_enough or top.meaning < GLOBAL_NEAR_COS or top.meaning - rival < GLOBAL_NEAR_MARGIN:
         return ranked
-    if slots.yes_no(codemix.to_mandarin(text) if said_in == "zh" else text, said_in) is not None:
+    if slots.yes_no(_mixed_in(text, said_in), said_in) is not None:
         return ranked
     return [replace(top, score=ACCEPT, signal=f"{top.signal}, near the global's own examples"), *ranked[1:]]
 
@@ -262,8 +270,7 @@ def _rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = ()
     off_cos, off_said = off_topic(vector, intents, said_in)
     # a yes or no the sentence opens with, at a step that asks one, is no aside, however near "okay so", "hang on" or
     # "so what i was going to say" (offtopic.*.yaml): "yeah that's what i said", "no no no hang on"
-    step_only = tuple(i for i in intents if group[i.name] == "step")
-    answered = _opening_answer(text, said_in) if _answers_yes_no(step_only) else None
+    answered = _opening_answer(text, said_in) if _answers_yes_no(step) else None
     out = []
     for i in intents:
         if i.name not in feats:
