@@ -9,13 +9,18 @@ from pathlib import Path
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
-def bench_nlu():
-    """scripts/bench_nlu.py as a module."""
+def script(name: str):
+    """scripts/<name>.py as a module (bench_nlu, gather_heard)."""
     sys.path.insert(0, str(SCRIPTS))
     try:
-        return importlib.import_module("bench_nlu")
+        return importlib.import_module(name)
     finally:
         sys.path.remove(str(SCRIPTS))
+
+
+def bench_nlu():
+    """scripts/bench_nlu.py as a module."""
+    return script("bench_nlu")
 
 
 def tagged_step(lang: str, step: str) -> tuple[tuple, tuple]:

@@ -1,6 +1,5 @@
 """The intent library (`builtin: retail.track_order`): prebuilt customer-service intents per business domain."""
 
-import sys
 import textwrap
 from pathlib import Path
 
@@ -10,8 +9,8 @@ import yaml
 from ivr.flow import builtins, understand
 from ivr.flow.loader import load_flow
 from ivr.flow.yamlsrc import FlowError
+from tests.nlu_bench import script
 
-ROOT = Path(__file__).resolve().parent.parent
 FLOW = """
     language: {language}
     start: main
@@ -170,12 +169,7 @@ def test_what_callers_were_heard_saying_joins_the_library_and_a_part_can_be_left
 def test_the_heard_sentences_are_the_read_parts_and_no_sealed_one():
     """The heard files are what scripts/gather_heard.py makes of the read parts now (re-run it when a part is read),
     and hold no part still sealed (bench_nlu.TUNING_PARTS are the read ones)."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import bench_nlu
-        import gather_heard
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
+    bench_nlu, gather_heard = script("bench_nlu"), script("gather_heard")
     for lang in ("en", "zh"):
         made = gather_heard.gather(lang)
         for domain in ("retail", "telecom"):
