@@ -13,6 +13,7 @@ between `CONFIRM_THRESHOLD` and that it may ask "did you mean ...?". The thresho
 come from measurement: scripts/bench_nlu.py and docs/BENCHMARKS.md.
 """
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -253,3 +254,6 @@ def is_wide_char(word: str) -> bool:
     """Whether `word` is one character of an East Asian script (kana, hangul, Chinese: from U+3040), as
     patterns.tokens splits them: the one test the matchers share (a pinyin sound, a content word, a FAQ term)."""
     return len(word) == 1 and ord(word) >= 0x3040
+
+
+WIDE = re.compile("[\u3040-\U0010ffff]")   # a character is_wide_char accepts: WIDE.search(text) scans in C

@@ -37,7 +37,7 @@ from functools import lru_cache
 from ivr.flow import asides, builtins, codemix, content, correction, foreign, homophones, numbers, semantic, slots
 from ivr.flow.nlu import CONFIRM_THRESHOLD as CONFIRM
 from ivr.flow.nlu import DEFAULT_THRESHOLD as ACCEPT
-from ivr.flow.nlu import FILLERS, Intent, is_wide_char, match_all
+from ivr.flow.nlu import FILLERS, WIDE, Intent, match_all
 from ivr.flow.patterns import tokens
 from ivr.flow.rejoin import rejoin
 
@@ -394,7 +394,7 @@ def model(intents: tuple[Intent, ...]) -> tuple[tuple[float, ...], dict]:
 def language(intents: tuple[Intent, ...]) -> str:
     """"zh" when most of the offered phrases are written in Chinese characters, else "en": which thresholds."""
     phrases = [p for i in intents for p in i.phrases]
-    cjk = sum(1 for p in phrases if any(is_wide_char(ch) for ch in p))
+    cjk = sum(1 for p in phrases if WIDE.search(p))
     return "zh" if phrases and cjk * 2 > len(phrases) else "en"
 
 
