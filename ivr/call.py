@@ -25,7 +25,7 @@ from ivr.audio.dtmf import DtmfDetector
 from ivr.audio.frames import FRAME_MS, ms_to_frames, silence
 from ivr.audio.playback import Playback
 from ivr.audio.vad import Endpointer, EndReason, VadConfig
-from ivr.call_early import CallEarlyEnd, on_asr_thread
+from ivr.call_early import CallEarlyEnd, decode, on_asr_thread
 from ivr.call_keys import CallKeys
 from ivr.call_output import CallOutput
 from ivr.call_queue import CallQueue
@@ -272,7 +272,7 @@ class Call(CallRecord, CallEarlyEnd, CallKeys, CallOutput, CallQueue):
                 if self.unfed:
                     session.feed(np.concatenate(self.unfed))
                     self.unfed = []
-                final = await on_asr_thread(session.finish)
+                final = await decode(session, session.finish)
         except Exception as exc:   # an engine failure must not leave the caller in silence
             self.log.exception("recognition failed")
             await self._turn(turn, EngineFailed(f"asr: {exc}"))

@@ -48,6 +48,18 @@ async def on_asr_thread(fn, *args):
     return await asyncio.wrap_future(RECOGNIZER.submit(fn, *args).future)
 
 
+def decode_job(session, fn=None, speculative: bool = False) -> Job:
+    """Queue a decode of `session` (`fn`: its peek, or finish) on the recognizer; one whisper can run in a single
+    pass with other calls' at the same step (`session.batch()`: ivr.asr.scheduler.Batch)."""
+    batch = getattr(session, "batch", None)
+    return RECOGNIZER.submit(fn or session.peek, speculative=speculative, batch=batch() if batch else None)
+
+
+async def decode(session, fn=None) -> Transcript:
+    """`decode_job`, awaited."""
+    return await asyncio.wrap_future(decode_job(session, fn).future)
+
+
 def _forget(future: asyncio.Future) -> None:
     """A discarded speculation: fetch its outcome so a failure is not reported as never retrieved."""
     if not future.cancelled():
@@ -87,7 +99,7 @@ class CallEarlyEnd:
             else:
                 if speculation is not None:
                     _discard(speculation[1])
-                hypothesis = await on_asr_thread(self.session.peek)
+                hypothesis = await decode(self.session)
         except Exception:   # only an optimisation: the normal endpoint (and finish) still follow
             self.log.warning("speculative decode failed; waiting for the endpoint", exc_info=True)
             return
@@ -109,8 +121,7 @@ class CallEarlyEnd:
             return
         if self._speculation is not None:
             _discard(self._speculation[1])
-        self._speculation = (self.endpointer.last_voiced_frame,
-                             RECOGNIZER.submit(fork().peek, speculative=True))
+        self._speculation = (self.endpointer.last_voiced_frame, decode_job(fork(), speculative=True))
 
     def _kept_hypothesis(self, reason: EndReason) -> Transcript | None:
         """At the normal endpoint: the pause's hypothesis if nothing was said after it."""

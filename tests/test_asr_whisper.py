@@ -49,6 +49,27 @@ def test_peek_equals_finish(whisper_asr, line_audio):
     assert session.peek().text == session.finish().text
 
 
+def test_a_burst_decoded_together_gets_each_callers_own_words(whisper_asr, line_audio):
+    """transcribe_many (the recognizer queue's batch): the short utterances of one step in one pass, each with the
+    words transcribe gives it alone; an empty one, a long one and another step's are decoded alone."""
+    phrases = ("track my order", "main menu", "opening hours", "agent", "goodbye", "repeat that")
+    said = ["track my order", "main menu", "opening hours", "goodbye", "no", "yes yes that's right"]
+    audio = [line_audio([("pause", 200), ("say", text), ("pause", 300)]) for text in said]
+    long_text = ". ".join(["I want to return a pair of shoes I bought last week"] * 4)
+    items = [(a, phrases) for a in audio] + [(np.zeros(0, np.int16), phrases),
+                                             (line_audio([("say", long_text)]), phrases),
+                                             (audio[0], ("where is my parcel",))]
+    assert len(items[-2][0]) / 16000 > 8   # faster-whisper's own decoder, alone
+    keys = [whisper_asr.batch_key(*item) for item in items]
+    assert len(set(keys[:6])) == 1 and keys[6] is None and keys[7] is None and keys[8] not in (keys[0], None)
+    together = whisper_asr.transcribe_many(items)
+    alone = [whisper_asr.transcribe(*item) for item in items]
+    assert [t.text for t in together] == [t.text for t in alone]
+    assert [normalize(together[n].text) for n in (0, 1, 3)] == ["track my order", "main menu", "goodbye"]
+    assert all(t.timing["asr_batch"] == 6 for t in together[:6])
+    assert all("asr_batch" not in t.timing for t in together[6:])
+
+
 def test_long_utterance_uses_the_full_decoder(whisper_asr, line_audio):
     long_text = ". ".join(["I want to return a pair of shoes I bought last week"] * 4)
     audio = line_audio([("say", long_text)])

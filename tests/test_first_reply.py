@@ -6,7 +6,7 @@ import threading
 import numpy as np
 import pytest
 
-from ivr.asr.scheduler import RecognizerQueue
+from ivr.asr.scheduler import MAX_BATCH, Batch, RecognizerQueue
 from ivr.call_output import LEAD_IN_MS, trim_lead_in
 
 
@@ -64,6 +64,59 @@ def test_a_cancelled_guess_never_runs_and_failures_reach_the_caller():
     with pytest.raises(RuntimeError, match="decoder failed"):
         failing.future.result(10)
     assert ran == ["kept"]
+
+
+class _Decoder:
+    """Batch.run_many stand-in that records the groups it was given; an item "bad" fails alone."""
+
+    def __init__(self):
+        self.groups: list[list[str]] = []
+
+    def run_many(self, items):
+        self.groups.append(list(items))
+        return [ValueError(item) if item == "bad" else item.upper() for item in items]
+
+    def job(self, queue, item, key="menu", speculative=False):
+        return queue.submit(lambda: item.upper(), speculative=speculative, batch=Batch(key, self.run_many, item))
+
+
+def test_a_burst_at_one_step_is_decoded_in_groups_in_order_of_arrival():
+    queue, gate, _ = _blocked_queue()
+    decoder = _Decoder()
+    jobs = [decoder.job(queue, "a"), decoder.job(queue, "b"), decoder.job(queue, "x", key="other"),
+            decoder.job(queue, "c"), decoder.job(queue, "gone"), decoder.job(queue, "bad"), decoder.job(queue, "d"),
+            decoder.job(queue, "e"), queue.submit(str.upper, "plain")]
+    assert jobs[4].future.cancel()   # speech resumed: never decoded
+    gate.set()
+    results = {}
+    for job in jobs[:4] + jobs[5:]:
+        try:
+            results[job] = job.future.result(10)
+        except ValueError as exc:
+            results[job] = f"failed {exc}"
+    assert decoder.groups == [["a", "b", "c", "bad"], ["d", "e"]]   # MAX_BATCH; "x" ran alone (its own fn)
+    assert MAX_BATCH == 4
+    assert [results[j] for j in jobs[:4] + jobs[5:]] == ["A", "B", "X", "C", "failed bad", "D", "E", "PLAIN"]
+
+
+def test_a_confirmed_turn_is_not_decoded_with_guesses_and_a_failed_pass_reaches_all():
+    queue, gate, _ = _blocked_queue()
+    decoder = _Decoder()
+    guess = decoder.job(queue, "guess", speculative=True)
+    turns = [decoder.job(queue, "one"), decoder.job(queue, "two")]
+    gate.set()
+    assert [t.future.result(10) for t in turns] == ["ONE", "TWO"] and guess.future.result(10) == "GUESS"
+    assert decoder.groups == [["one", "two"]]   # the guess ran alone, after them
+
+    def broken(items):
+        raise RuntimeError("decoder failed")
+
+    queue, gate, _ = _blocked_queue()
+    jobs = [queue.submit(lambda: "alone", batch=Batch("k", broken, i)) for i in range(3)]
+    gate.set()
+    for job in jobs:
+        with pytest.raises(RuntimeError, match="decoder failed"):
+            job.future.result(10)
 
 
 def test_no_more_jobs_run_at_once_than_workers():

@@ -106,15 +106,18 @@ class WhisperAsr:
     def session(self, phrases: tuple[str, ...] = ()) -> "WhisperSession":
         return WhisperSession(self, phrases)
 
+    def prompt(self, phrases: tuple[str, ...]) -> str:
+        """The decoder prompt for a step's phrases."""
+        if self.language == "zh":
+            return zh_prompt(phrases, MAX_ZH_PROMPT_CHARS)
+        return " ".join(dict.fromkeys(phrases))[:MAX_HOTWORDS_CHARS]
+
     def transcribe(self, pcm: np.ndarray, phrases: tuple[str, ...] = ()) -> Transcript:
         if len(pcm) == 0:
             return Transcript("")
         audio = pcm.astype(np.float32) / 32768.0
         duration_s = len(audio) / 16000
-        if self.language == "zh":
-            prompt = zh_prompt(phrases, MAX_ZH_PROMPT_CHARS)
-        else:
-            prompt = " ".join(dict.fromkeys(phrases))[:MAX_HOTWORDS_CHARS]
+        prompt = self.prompt(phrases)
         t0 = time.perf_counter()
         model = self._free.get()   # a free copy; waits while all are decoding
         t1 = time.perf_counter()
@@ -127,9 +130,89 @@ class WhisperAsr:
             self._free.put(model)
         timing = {"asr_wait_ms": round((t1 - t0) * 1000, 1),
                   "asr_decode_ms": round((time.perf_counter() - t1) * 1000, 1), **result.timing}
+        return self._written(result, timing)
+
+    def _written(self, result: Transcript, timing: dict) -> Transcript:
         text = clean_zh(result.text, self.simplified) if self.language == "zh" else result.text
         return Transcript(text=text, confidence=result.confidence, timing=timing) if text else \
             Transcript("", timing=timing)
+
+    def batch_key(self, pcm: np.ndarray, phrases: tuple[str, ...]):
+        """Utterances with the same key can be decoded in one pass (`transcribe_many`): short ones, same prompt and
+        window. None for one that cannot (empty, or long: faster-whisper's own decoder)."""
+        duration_s = len(pcm) / 16000
+        if len(pcm) == 0 or duration_s > SHORT_MAX_S:
+            return None
+        prompt = self.prompt(phrases)
+        return id(self), prompt, window_for(duration_s, prompted=bool(prompt) and self.language != "zh")
+
+    def transcribe_many(self, items: list[tuple[np.ndarray, tuple[str, ...]]]) -> list:
+        """`transcribe` of several utterances (pcm, phrases), those of one `batch_key` in one encoder and one
+        decoder pass on one model copy (ivr.asr.scheduler batches a burst of callers at the same step). Each
+        gets the words `transcribe` gives it alone: greedy decoding, the same tokens; a decode that reaches its
+        own token cap or repeats itself is decoded again alone, as `transcribe` would. One result per item, in
+        order: a Transcript, or the exception its decode raised."""
+        out: list = [None] * len(items)
+        groups: dict = {}
+        for n, (pcm, phrases) in enumerate(items):
+            groups.setdefault(self.batch_key(pcm, phrases) or ("alone", n), []).append(n)
+        for key, members in groups.items():
+            if key[0] == "alone" or len(members) == 1:
+                for n in members:
+                    out[n] = self._safely(self.transcribe, *items[n])
+                continue
+            try:
+                for n, result in zip(members, self._transcribe_together([items[n][0] for n in members], key[1],
+                                                                        key[2]), strict=True):
+                    out[n] = result
+            except Exception as exc:   # each caller's turn decides what a failure means
+                for n in members:
+                    out[n] = exc
+        return out
+
+    @staticmethod
+    def _safely(fn, *args):
+        try:
+            return fn(*args)
+        except Exception as exc:   # delivered to that caller's turn
+            return exc
+
+    def _transcribe_together(self, pcms: list[np.ndarray], prompt: str, window_s: float) -> list[Transcript]:
+        import ctranslate2
+
+        t0 = time.perf_counter()
+        model = self._free.get()
+        t1 = time.perf_counter()
+        try:
+            audios = [pcm.astype(np.float32) / 32768.0 for pcm in pcms]
+            durations = [len(a) / 16000 for a in audios]
+            features = [window_features(model, a, d, window_s) for a, d in zip(audios, durations, strict=True)]
+            frames = min(f.shape[-1] for f in features)
+            frames -= frames % 2
+            encoded = model.model.encode(ctranslate2.StorageView.from_array(
+                np.ascontiguousarray(np.stack([f[:, :frames] for f in features]))), to_cpu=True)
+            tok = self._tokenizer
+            tokens = self._prompt_tokens(prompt)
+            caps = [self._token_cap(d) for d in durations]
+            results = model.model.generate(
+                encoded, [tokens] * len(pcms), beam_size=self.beam_size, max_length=len(tokens) + max(caps),
+                return_scores=True, return_no_speech_prob=True, suppress_blank=True,
+                suppress_tokens=[-1, *tok.non_speech_tokens],
+            )
+            decoded = []
+            for audio, duration_s, cap, result in zip(audios, durations, caps, results, strict=True):
+                reached_cap = len([t for t in result.sequences_ids[0] if t < tok.eot]) >= cap
+                heard, _ = self._read(result, cap)
+                if reached_cap or has_repeat(heard.text):   # what transcribe does then needs the utterance alone
+                    heard = self._transcribe_short(model, audio, duration_s, prompt)
+                else:
+                    heard = Transcript(heard.text, heard.confidence, timing={"asr_window_s": window_s})
+                decoded.append(heard)
+        finally:
+            self._free.put(model)
+        shared = {"asr_wait_ms": round((t1 - t0) * 1000, 1),
+                  "asr_decode_ms": round((time.perf_counter() - t1) * 1000, 1), "asr_batch": len(pcms)}
+        return [self._written(heard, {**shared, **heard.timing}) for heard in decoded]
 
     def _transcribe_short(self, model, audio: np.ndarray, duration_s: float, prompt: str) -> Transcript:
         """Decode on a short window; again on the full window when the output repeats itself."""
@@ -159,19 +242,30 @@ class WhisperAsr:
         return model.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None])),
                                   to_cpu=True)
 
+    def _prompt_tokens(self, prompt: str) -> list[int]:
+        tok = self._tokenizer
+        tokens = [tok.sot_prev, *tok.encode(" " + prompt)] if prompt else []
+        return [*tokens, *tok.sot_sequence, tok.no_timestamps]
+
+    def _token_cap(self, duration_s: float) -> int:
+        return int(4 + TOKENS_PER_SECOND.get(self.language, DEFAULT_TOKENS_PER_SECOND) * duration_s)
+
     def _decode(self, model, encoded, duration_s: float, prompt: str,
                 repetition_penalty: float = 1.0) -> tuple[Transcript, bool]:
         tok = self._tokenizer
-        tokens = [tok.sot_prev, *tok.encode(" " + prompt)] if prompt else []
-        tokens += [*tok.sot_sequence, tok.no_timestamps]
-        rate = TOKENS_PER_SECOND.get(self.language, DEFAULT_TOKENS_PER_SECOND)
-        max_new = int(4 + rate * duration_s)
+        tokens = self._prompt_tokens(prompt)
+        max_new = self._token_cap(duration_s)
         result = model.model.generate(
             encoded, [tokens], beam_size=self.beam_size, max_length=len(tokens) + max_new,
             repetition_penalty=repetition_penalty,
             return_scores=True, return_no_speech_prob=True, suppress_blank=True,
             suppress_tokens=[-1, *tok.non_speech_tokens],
         )[0]
+        return self._read(result, max_new)
+
+    def _read(self, result, max_new: int) -> tuple[Transcript, bool]:
+        """A generate result as words, and whether it reached the token cap `max_new` (a loop)."""
+        tok = self._tokenizer
         out = [t for t in result.sequences_ids[0] if t < tok.eot]
         text = tok.decode(out).strip()
         logprob = result.scores[0] if result.scores else -10.0
@@ -273,3 +367,17 @@ def collapse_repeats(text: str, hit_cap: bool = False) -> str:
 class WhisperSession(BufferedSession):
     def peek(self) -> Transcript:
         return self._model.transcribe(self._audio(), self._phrases)
+
+    def batch(self):
+        """How the recognizer queue may decode this session's utterance with others' (ivr.asr.scheduler.Batch):
+        `peek` of each, in one pass; None for an utterance decoded alone."""
+        from ivr.asr.scheduler import Batch
+
+        audio = self._audio()
+        key = self._model.batch_key(audio, self._phrases)
+        return None if key is None else Batch(key, _peek_many, (self._model, audio, self._phrases))
+
+
+def _peek_many(items: list) -> list:
+    """Batch.run_many for WhisperSession: items (model, audio, phrases) of one batch key, hence one model."""
+    return items[0][0].transcribe_many([(audio, phrases) for _, audio, phrases in items])
