@@ -189,8 +189,11 @@ class WhisperAsr:
             features = [window_features(model, a, d, window_s) for a, d in zip(audios, durations, strict=True)]
             frames = min(f.shape[-1] for f in features)
             frames -= frames % 2
-            encoded = model.model.encode(ctranslate2.StorageView.from_array(
-                np.ascontiguousarray(np.stack([f[:, :frames] for f in features]))), to_cpu=True)
+            # one utterance at a time through the encoder (as fast per utterance as four at once, and its working
+            # memory stays that of one: +100 MB peak RSS in a 16-caller burst when encoded four at once)
+            encoded = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.concatenate([
+                np.asarray(model.model.encode(ctranslate2.StorageView.from_array(
+                    np.ascontiguousarray(f[None, :, :frames])), to_cpu=True)) for f in features])))
             tok = self._tokenizer
             tokens = self._prompt_tokens(prompt)
             caps = [self._token_cap(d) for d in durations]
