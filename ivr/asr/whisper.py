@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ivr.asr.base import BufferedSession, Transcript
+from ivr.asr.scheduler import Batch
 from ivr.asr.zh_text import clean_zh, zh_prompt
 from ivr.errors import UserError
 
@@ -374,8 +375,6 @@ class WhisperSession(BufferedSession):
     def batch(self):
         """How the recognizer queue may decode this session's utterance with others' (ivr.asr.scheduler.Batch):
         `peek` of each, in one pass; None for an utterance decoded alone."""
-        from ivr.asr.scheduler import Batch
-
         audio = self._audio()
         key = self._model.batch_key(audio, self._phrases)
         return None if key is None else Batch(key, _peek_many, (self._model, audio, self._phrases))

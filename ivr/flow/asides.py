@@ -25,7 +25,7 @@ from dataclasses import replace
 from ivr.flow import slots
 from ivr.flow.nlu import CONFIRM_THRESHOLD as CONFIRM
 from ivr.flow.nlu import DEFAULT_THRESHOLD as ACCEPT
-from ivr.flow.nlu import FILLERS, is_wide_char
+from ivr.flow.nlu import FILLERS, WIDE
 from ivr.flow.patterns import normalize
 
 # Words that start a reason (normalised: lower case, no apostrophes), and "the/my <one or two words> <verb>".
@@ -48,7 +48,7 @@ def head(text: str) -> str | None:
     """The words before the first reason in `text`, or None when there is none or nothing before it. Mandarin (any
     Chinese character): the first clause, when the recognizer's pause or punctuation ends it and it has two
     characters or more (你说啥 这边太吵了: the reason is in words of its own, not in the sentence's reason words)."""
-    if any(is_wide_char(ch) for ch in text):
+    if WIDE.search(text):
         clauses = [c for c in re.split(slots.ZH_CLAUSE, text.strip()) if c]
         return clauses[0] if len(clauses) >= 2 and len(clauses[0]) >= MIN_ZH_HEAD_CHARS else None
     words = normalize(text).split()
@@ -84,7 +84,7 @@ def apart(text: str, ranked: list, rank: Callable[[str], list], answers: frozens
     if not again or again[0].score < ACCEPT or not (
             again[0].name in answers or (again[0].name in worded and again[0].words >= 1.0)):
         return ranked
-    if any(is_wide_char(ch) for ch in said):
+    if WIDE.search(said):
         # a Mandarin first clause is cut at a pause, not at a reason's words: what follows may be the request itself
         # (我老伴买重复了 取消一个: 重复 is "twice" there, and 取消一个 asks to cancel)
         rest = rank(text[text.find(said) + len(said):])

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from ivr.flow.nlu import DEFAULT_THRESHOLD as ACCEPT
-from ivr.flow.nlu import FILLERS, is_wide_char
+from ivr.flow.nlu import FILLERS, WIDE
 from ivr.flow.patterns import normalize
 
 # Word sequences after which an English-speaking caller says what they meant instead (normalised: lower case, no
@@ -35,7 +35,7 @@ def after(text: str) -> tuple[str, str] | None:
     """(marker, what follows the last correction marker in `text`), or None when there is none or nothing after it.
     The text as a recognizer writes it ("No, wait. Cancel it."): normalised first."""
     text = normalize(text)
-    if any(is_wide_char(ch) for ch in text):
+    if WIDE.search(text):
         best = max(((text.rfind(m) + len(m), m) for m in MARKERS_ZH if m in text), default=None)
         if best is None:
             return None

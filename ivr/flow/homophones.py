@@ -23,7 +23,7 @@ from functools import lru_cache
 
 from pypinyin import lazy_pinyin
 
-from ivr.flow.nlu import Intent, is_wide_char
+from ivr.flow.nlu import WIDE, Intent, is_wide_char
 
 LONGEST = 4             # the longest word looked for at a place, in characters
 MIN_SEEN = 2            # a replacement is in at least this many of the answers' phrases and examples ...
@@ -38,7 +38,7 @@ FUNCTION = frozenset("不没别未无非的地得了着过是在有一我你他�
 def fix(text: str, intents: tuple[Intent, ...]) -> str:
     """`text` with each pair of characters that sounds like a word of the answers written as that word; unchanged
     when there is none."""
-    if not any(is_wide_char(ch) for ch in text):
+    if not WIDE.search(text):
         return text
     seen, by_sound = _vocabulary(intents)
     lexicon = _lexicon()
