@@ -283,7 +283,7 @@ class Call(CallRecord, CallEarlyEnd, CallKeys, CallOutput, CallQueue):
         shown = self.redactor.input_at(turn.step, final.text, answer=self.state.confirming is not None)
         self.log.info("heard %r (confidence %.2f, endpoint %s)", shown, final.confidence, reason.value)
         turn.sentiment = sentiment.score(final.text, self.interp.speaking(self.state).flow.language)   # the call's
-        event = Heard(final.text, final.confidence, final.alternatives, turn.sentiment)
+        event = Heard(final.text, final.confidence, final.alternatives, turn.sentiment, final.doubt)
         t0 = time.perf_counter()
         try:   # e5 on its own thread when matching will use it, found cached by the interpreter (call_workers.py)
             if await embed_ahead(self.interp, self.state, event) is not None:   # asked (the time even if not needed)

@@ -103,7 +103,7 @@ class CallEarlyEnd:
         except Exception:   # only an optimisation: the normal endpoint (and finish) still follow
             self.log.warning("speculative decode failed; waiting for the endpoint", exc_info=True)
             return
-        if not self._hypothesis_complete(hypothesis.text) and not await self._taken_by_meaning(hypothesis.text):
+        if not self._hypothesis_complete(hypothesis.text) and not await self._taken_by_meaning(hypothesis):
             if not self.asr.streams_partials:
                 self._hypothesis = (self.endpointer.last_voiced_frame, hypothesis)
             return
@@ -144,14 +144,16 @@ class CallEarlyEnd:
         found = match(text, (Intent("expected", listen.expect),), threshold=self.config.early_match_score)
         return found is not None
 
-    async def _taken_by_meaning(self, text: str) -> bool:
+    async def _taken_by_meaning(self, hypothesis: Transcript) -> bool:
         """Whether the flow would take `text` at once (a choice, a global, an FAQ answer: not a "did you mean"
         or a no-match) at a step offering choices. Asks the pure interpreter on a call worker; its answer
         is thrown away, the vector it computed stays cached for the turn."""
+        text = hypothesis.text
         if not self.config.early_meaning or not text.strip() or self.listen.slot is not None:
             return False
         try:
-            after, _actions = await on_call_thread(self.interp.handle, self.state, Heard(text))
+            after, _actions = await on_call_thread(self.interp.handle, self.state,
+                                                   Heard(text, hypothesis.confidence, doubt=hypothesis.doubt))
         except Exception:   # only an optimisation: the turn itself will meet the error and handle it
             self.log.warning("early endpoint: the flow could not be asked", exc_info=True)
             return False

@@ -21,6 +21,9 @@ class CallStarted:
     at_s: float | None = None   # Unix time the call began (business hours); None = unknown, taken as closed
 
 
+DOUBTFUL, VERY_DOUBTFUL = 1, 2    # Heard.doubt (the recognizer's Transcript.doubt)
+
+
 @dataclass(frozen=True, slots=True)
 class Heard:
     """The caller finished an utterance; `text` is the ASR final ("" if nothing recognised)."""
@@ -29,6 +32,7 @@ class Heard:
     confidence: float = 1.0
     alternatives: tuple[str, ...] = ()
     sentiment: float | None = None   # ivr.sentiment.score(text): -1 angry .. 1 happy; None = not scored
+    doubt: int = 0     # how much the recognizer doubts the words (ivr.asr.base.Transcript.doubt)
 
 
 @dataclass(frozen=True, slots=True)

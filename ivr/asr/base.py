@@ -25,6 +25,10 @@ class Transcript:
     confidence: float = 0.0
     alternatives: tuple[str, ...] = ()
     words: tuple[Word, ...] = field(default=())
+    # how much the engine doubts these words (whisper: a low mean token probability, as for speech in another language
+    # written as English words): 0 not; ivr.events.DOUBTFUL an answer they name is offered ("did you mean"), not
+    # taken, unless said whole word for word; VERY_DOUBTFUL offered even then (ivr.flow.listening)
+    doubt: int = 0
     # where the recognizer's time went (ms: wait for a model copy, decode; the window): into the trace's timing
     timing: dict = field(default_factory=dict, compare=False, hash=False)
 

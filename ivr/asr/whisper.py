@@ -27,11 +27,35 @@ from ivr.asr.base import BufferedSession, Transcript
 from ivr.asr.scheduler import Batch
 from ivr.asr.zh_text import clean_zh, zh_prompt
 from ivr.errors import UserError
+from ivr.events import DOUBTFUL, VERY_DOUBTFUL
 
 # Whisper invents text for silence or noise; a segment this likely to be no speech, with a
 # low log-probability, is dropped (the thresholds faster-whisper itself uses for fallbacks).
 NO_SPEECH_PROB = 0.6
 LOW_LOGPROB = -1.0
+# ... and on music, hiss or hum it writes a few stock words with some confidence: "Thank you." for 9-15 s of music,
+# "you" for noise (a caller on hold music was hung up on: "thank you" is goodbye). Those words, when whisper itself
+# says the audio may well hold no speech (this probability or more), are dropped. Measured with tiny.en on synthetic
+# music, pink/brown/white noise, a plucked melody, a sawtooth chord and mains hum of 2-15 s, with and without a step's
+# prompt: 0.24-0.97 for every such output; these words said by piper: <= 0.053 ("you" alone 0.34); 553 real Asterisk
+# prompts: none of their transcripts is one of these words but a beep heard as "you" (0.95).
+STOCK_NO_SPEECH_PROB = 0.15
+# Words whisper writes with a mean token probability under the first figure are doubtful (Transcript.doubt: an answer
+# they name is offered, not taken, unless said whole word for word), under the second very doubtful (offered even
+# then). tiny.en writes speech in another language as English words ("you can do my package please go play" for
+# French, "what you are you are open and" for Mandarin): 45 such sentences in nine languages (espeak-ng, the demo
+# menu's prompt) gave 0.004-0.39, 37 of them under 0.3; 20 English requests said by piper 0.59-0.89, but the whole
+# short answers "yes" (0.41) and "goodbye" (0.21); Romanian heard as "that's all" 0.03 (scripts/bench_bad_audio.py).
+# Mandarin (whisper base) was not measured: no floor.
+DOUBT_BELOW = {"en": (0.3, 0.1)}
+STOCK_WORDS = {
+    "en": ("you", "thank you", "thanks", "thank you very much", "thank you so much", "thanks for watching",
+           "thank you for watching", "thanks for listening", "thank you for listening", "please subscribe", "bye",
+           "bye bye", "oh", "uh", "um", "hmm", "ah", "a", "i", "i'm", "so", "okay", "the end", "music", "applause"),
+    # whisper's video-caption outros; a caller never says them (not measured here: no real Mandarin non-speech set)
+    "zh": ("谢谢观看", "感谢观看", "谢谢收看", "字幕由amaraorg社区提供", "请不吝点赞订阅转发打赏支持明镜与点点栏目",
+           "明镜与点点", "优优独播剧场", "中文字幕", "作词作曲"),
+}
 MAX_HOTWORDS_CHARS = 400
 MAX_ZH_PROMPT_CHARS = 160    # see zh_text.zh_prompt: 100 cut the globals, 240 hurt (measured)
 MIN_WINDOW_S = 10.0          # shorter windows make tiny.en loop and drop accuracy (measured)
@@ -135,8 +159,11 @@ class WhisperAsr:
 
     def _written(self, result: Transcript, timing: dict) -> Transcript:
         text = clean_zh(result.text, self.simplified) if self.language == "zh" else result.text
-        return Transcript(text=text, confidence=result.confidence, timing=timing) if text else \
-            Transcript("", timing=timing)
+        if not text:
+            return Transcript("", timing=timing)
+        doubtful, very = DOUBT_BELOW.get(self.language, (0.0, 0.0))
+        doubt = VERY_DOUBTFUL if result.confidence < very else DOUBTFUL if result.confidence < doubtful else 0
+        return Transcript(text=text, confidence=result.confidence, timing=timing, doubt=doubt)
 
     def batch_key(self, pcm: np.ndarray, phrases: tuple[str, ...]):
         """Utterances with the same key can be decoded in one pass (`transcribe_many`): short ones, same prompt and
@@ -210,7 +237,7 @@ class WhisperAsr:
                 if reached_cap or has_repeat(heard.text):   # what transcribe does then needs the utterance alone
                     heard = self._transcribe_short(model, audio, duration_s, prompt)
                 else:
-                    heard = Transcript(heard.text, heard.confidence, timing={"asr_window_s": window_s})
+                    heard = Transcript(heard.text, heard.confidence, timing={**heard.timing, "asr_window_s": window_s})
                 decoded.append(heard)
         finally:
             self._free.put(model)
@@ -235,7 +262,7 @@ class WhisperAsr:
             # the full window looped too (rare): keep one run of the loop
             return Transcript(collapse_repeats(result.text, hit_cap=hit_cap), result.confidence,
                               timing={"asr_window_s": window_s, "asr_loop": "full_window"})
-        return Transcript(result.text, result.confidence, timing={"asr_window_s": window_s})
+        return Transcript(result.text, result.confidence, timing={**result.timing, "asr_window_s": window_s})
 
     @staticmethod
     def _encode(model, audio: np.ndarray, duration_s: float, window_s: float):
@@ -268,13 +295,17 @@ class WhisperAsr:
         return self._read(result, max_new)
 
     def _read(self, result, max_new: int) -> tuple[Transcript, bool]:
-        """A generate result as words, and whether it reached the token cap `max_new` (a loop)."""
+        """A generate result as words, and whether it reached the token cap `max_new` (a loop). Nothing when whisper
+        says the audio holds no speech (`not_speech`); the trace then says what was dropped (`asr_dropped`)."""
         tok = self._tokenizer
         out = [t for t in result.sequences_ids[0] if t < tok.eot]
         text = tok.decode(out).strip()
         logprob = result.scores[0] if result.scores else -10.0
-        if not text or (result.no_speech_prob > NO_SPEECH_PROB and logprob < LOW_LOGPROB):
+        if not text:
             return Transcript(""), False
+        why = not_speech(text, result.no_speech_prob, logprob, self.language)
+        if why:
+            return Transcript("", timing={"asr_dropped": why}), False
         return Transcript(text=text, confidence=round(math.exp(logprob), 3)), len(out) >= max_new
 
     def _transcribe_long(self, model, audio: np.ndarray, duration_s: float, prompt: str) -> Transcript:
@@ -284,10 +315,12 @@ class WhisperAsr:
             vad_filter=duration_s > FULL_WINDOW_S, initial_prompt=prompt or None,
         )
         segments = list(segments)
-        kept = [s for s in segments if not (s.no_speech_prob > NO_SPEECH_PROB and s.avg_logprob < LOW_LOGPROB)]
+        dropped = [(s, not_speech(s.text.strip(), s.no_speech_prob, s.avg_logprob, self.language)) for s in segments]
+        kept = [s for s, why in dropped if not why]
         text = ("" if self.language == "zh" else " ").join(s.text.strip() for s in kept).strip()
         if not text:
-            return Transcript("")
+            why = "; ".join(why for _, why in dropped if why and why != NO_SPEECH)
+            return Transcript("", timing={"asr_dropped": why} if why else {})
         logprob = sum(s.avg_logprob for s in kept) / len(kept)
         # Word timings would need a second alignment pass; whisper sessions return none.
         return Transcript(text=text, confidence=round(math.exp(logprob), 3))
@@ -317,6 +350,29 @@ def window_features(model, audio: np.ndarray, duration_s: float, window_s: float
         pad = np.full((features.shape[0], frames - features.shape[-1]), fill, dtype=features.dtype)
         features = np.concatenate([features, pad], axis=1)
     return features
+
+
+NO_SPEECH = "no speech"
+
+
+def not_speech(text: str, no_speech_prob: float, logprob: float, language: str) -> str:
+    """Why whisper's `text` is to be dropped as heard in audio without speech, or "" to keep it: NO_SPEECH when whisper
+    finds no speech likely and its words unlikely (NO_SPEECH_PROB, LOW_LOGPROB: faster-whisper's own test); its stock
+    words for music and noise (STOCK_WORDS, once or repeated: "Thank you.", "you you you") when it finds no speech
+    only fairly likely (STOCK_NO_SPEECH_PROB)."""
+    if no_speech_prob > NO_SPEECH_PROB and logprob < LOW_LOGPROB:
+        return NO_SPEECH
+    if no_speech_prob < STOCK_NO_SPEECH_PROB:
+        return ""
+    zh = language.split("-")[0].lower() == "zh"
+    said = "".join(ch for ch in text.lower() if ch.isalnum()) if zh else \
+        " ".join(w for w in (w.strip(".,?!;:\"'") for w in text.lower().replace("-", " ").split()) if w)
+    for stock in STOCK_WORDS.get("zh" if zh else "en", ()):
+        unit = stock if zh else stock + " "
+        whole = said if zh else said + " "
+        if whole and len(whole) % len(unit) == 0 and whole == unit * (len(whole) // len(unit)):
+            return f"{text.strip()!r} over audio whisper finds likely to hold no speech ({no_speech_prob:.2f})"
+    return ""
 
 
 def has_repeat(text: str) -> bool:

@@ -5,7 +5,9 @@ collects; then the step's choices and the global ones, ranked by ivr.flow.unders
 meaning, one calibrated score). The knowledge base (`faq: true`) answers only when its entry
 scores at least the flow's FAQ threshold and beats the best choice by the flow's `faq_margin`
 (choices win ties: "is my order on the way" tracks the order). Then: a choice sure enough is
-taken, one heard unsurely is offered ("Did you mean ...?"), else no-match escalation. Every
+taken, one heard unsurely is offered ("Did you mean ...?"), else no-match escalation. A choice sure enough is
+offered all the same when the recognizer doubts the words it heard (Heard.doubt: speech in another language
+written as English words) and the caller did not say the answer whole, word for word (or it doubts them much). Every
 speech turn keeps the top 3 candidates in `Understood.candidates`.
 Keys: yes/no = 1/2, a slot's keypad entry, then choice and global keys.
 """
@@ -14,7 +16,7 @@ from dataclasses import replace
 from datetime import date
 from typing import TYPE_CHECKING
 
-from ivr.events import Hangup, Heard
+from ivr.events import VERY_DOUBTFUL, Hangup, Heard
 from ivr.flow import understand
 from ivr.flow.knowledge import FaqAnswer, KnowledgeBase
 from ivr.flow.model import Choice, Step
@@ -38,13 +40,18 @@ def heard(it: "Interpreter", state: CallState, step: Step, event: Heard) -> "Res
         return _filled(it, state, step, answer, "speech")
     ranked = understand.rank(text, *_offered(it, state, step))
     faq = _faq_best(it, state, step, text)
-    shown = _candidates(ranked, faq)
     top = ranked[0] if ranked and ranked[0].score >= it.flow.confirm else None
+    offered = top is not None and top.score >= it.flow.accept and _doubted(it, state, step, event, top)
+    if offered:   # words the recognizer doubts (another language written as English words): offered, not acted on
+        top = replace(top, signal=f"{top.signal}; offered: the recognizer doubts the words "
+                                  f"(confidence {event.confidence:.2f})")
+        ranked = [top, *ranked[1:]]
+    shown = _candidates(ranked, faq)
     clearly_better = faq is not None and (top is None or faq.score >= top.score + it.flow.faq_margin)
     if clearly_better and faq.score >= _faq_threshold(it):
         last = Understood("speech", text, faq.id, faq.score, "faq", shown)
         return _faq(it, replace(state, last=last), step, faq.answer)
-    if top is not None and top.score >= it.flow.accept:
+    if top is not None and top.score >= it.flow.accept and not offered:
         choice, via = _choice(it, step, top.name)
         last = Understood("speech", text, choice.name, top.score, via, shown)
         return take(it, replace(state, last=last), step, choice)
@@ -56,6 +63,15 @@ def heard(it: "Interpreter", state: CallState, step: Step, event: Heard) -> "Res
         return replace(state, last_prompts=(question,)), [question, it.listen(step, yes_no=True)]
     last = Understood("speech", _shown(state, step, text), candidates=shown)
     return fail(it, replace(state, last=last), step, "no_match")
+
+
+def _doubted(it: "Interpreter", state: CallState, step: Step, event: Heard, top: understand.Candidate) -> bool:
+    """Whether an answer scored to be taken is only offered: the recognizer doubts the words (Heard.doubt) and the
+    caller did not say the answer whole, word for word (understand.said_whole: "goodbye"), or it doubts them much.
+    A whole yes or no at a step that asks one stands."""
+    if not event.doubt or top.signal.startswith("a whole yes/no answer"):
+        return False
+    return event.doubt >= VERY_DOUBTFUL or not understand.said_whole(event.text, *_offered(it, state, step), top.name)
 
 
 def needs_vector(it: "Interpreter", state: CallState, step: Step, text: str) -> bool:

@@ -433,6 +433,16 @@ def coverage(text: str, heard: list) -> dict[str, float]:
     return {m.name: min(1.0, len(tokens(m.phrase)) / n) for m in heard}
 
 
+def said_whole(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...], name: str) -> bool:
+    """Whether answer `name` was said word for word and is most of the sentence (GLOBAL_COVER): "goodbye", "agent
+    please". Such words stand even when the recognizer doubts them (ivr.flow.listening: a whole short answer has few
+    tokens to be sure of)."""
+    intents = (*step, *globals_)
+    text = words_said(heard_as(text, intents), intents)
+    found = [m for m in heard_words(text, intents) if m.name == name and m.score >= 1.0]
+    return bool(found) and coverage(text, found)[name] >= GLOBAL_COVER
+
+
 def heard_as(text: str, intents: tuple[Intent, ...]) -> str:
     """`text` as the matcher takes it, words and meaning: at a Mandarin step, with the words the recognizer wrote with
     other characters of the same sound written as the answers write them when HOMOPHONES (ivr.flow.homophones:
