@@ -295,6 +295,20 @@ def test_needs_vector_is_whether_rank_embeds(monkeypatch):
     assert any(answers) and not all(answers)
 
 
+def test_a_one_word_phrase_in_a_long_sentence_is_weighed_by_meaning_too():
+    """"hours" (a phrase of the demo menu's opening-hours answer) heard word for word in a complaint about a late
+    parcel, or in a monologue: the sentence is embedded (the phrase is under SURE_STEP_COVER of it), not taken by the
+    word alone."""
+    flow = load_flow(ROOT / "flows" / "demo.yaml")
+    step, globals_ = tuple(c.intent for c in flow.steps["main"].choices), tuple(g.intent for g in flow.globals)
+    late = understand.rank("the package was supposed to arrive in 24 hours and it has been three days", step, globals_)
+    assert late[0].name == "track" and late[0].meaning > 0.0, late[:2]
+    monologue = understand.rank(MONOLOGUE, step, globals_)
+    assert monologue[0].score < 0.6, monologue[:2]
+    sure = understand.rank("your opening hours please", step, globals_)
+    assert sure[0].name == "hours" and sure[0].score >= 0.8 and sure[0].meaning == 0.0     # still by the words
+
+
 def test_a_global_said_alone_skips_the_embedding():
     step, globals_ = bench_flow("en")["retail"]
     ranked = understand.rank("operator", step, globals_)

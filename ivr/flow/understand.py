@@ -100,6 +100,7 @@ CORRECTIONS = True     # a caller who corrects themselves is taken at what follo
 REJOIN = True          # the words matched with split words joined ("re turn": ivr.flow.rejoin); e5 embeds them as heard
 SURE_WORDS = 1.0       # "unsure" mode: a phrase heard word for word skips the embedding ...
 SURE_RIVAL = 0.7       # ... when no other answer's words score this much (0.8 changed one decision on tuning data)
+SURE_STEP_COVER = 0.1   # ... and its phrase is this much of the sentence: "hours" in "it was meant to come in 24 hours"
 
 
 @dataclass(frozen=True, slots=True)
@@ -531,8 +532,8 @@ def _sure_by_words(words: dict[str, float], group: dict[str, str], cover: dict[s
     ranked = sorted(words.items(), key=lambda kv: -kv[1])
     if not ranked or ranked[0][1] < SURE_WORDS:
         return False
-    if ((group[ranked[0][0]] != "step" or ranked[0][0] in polar)
-            and cover.get(ranked[0][0], 0.0) < GLOBAL_COVER):
+    least = GLOBAL_COVER if group[ranked[0][0]] != "step" or ranked[0][0] in polar else SURE_STEP_COVER
+    if cover.get(ranked[0][0], 0.0) < least:
         return False
     return len(ranked) == 1 or ranked[1][1] < SURE_RIVAL
 
