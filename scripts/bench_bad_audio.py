@@ -11,7 +11,8 @@ you mean"), or hears no match. The guards:
 - doubt: words under a mean token probability (whisper.DOUBT_BELOW) only offer an answer not said whole.
 "tuned" sets are what the thresholds were chosen on; "held out" sets were written with this script, before its first
 run (the floor for whole answers was then set after one of them: "held out 2" was written after that, run once).
-English requests: piper (the neural voice) and espeak-ng's en-us (robotic).
+English requests: piper (the neural voice) and espeak-ng's en-us (robotic). Real music on hold: Debian's
+asterisk-moh-opsound-wav (five tracks, each at 5, 40 and 80 s for 4, 8 and 14 s), never used to choose anything.
 """
 
 import argparse
@@ -136,6 +137,26 @@ NON_SPEECH_HELD_OUT = {
 }
 
 
+HOLD_MUSIC = Path("/usr/share/asterisk/moh")   # Debian's asterisk-moh-opsound-wav: five real tracks
+
+
+def hold_music() -> dict:
+    """Real music on hold, never used to choose anything: each track at 5, 40 and 80 s, for 4, 8 and 14 s."""
+    import soundfile as sf
+
+    clips = {}
+    for path in sorted(HOLD_MUSIC.glob("*.wav")):
+        audio, rate = sf.read(path, dtype="int16", always_2d=True)
+        audio = resample(audio[:, 0], rate, R).astype(np.float32) / 32767
+        for start in (5, 40, 80):
+            for seconds in (4, 8, 14):
+                if len(audio) >= (start + seconds) * R:
+                    clips[f"{path.stem} at {start} s, {seconds} s"] = audio[start * R:(start + seconds) * R]
+    if not clips:
+        sys.exit(f"no music on hold in {HOLD_MUSIC}: install Debian's asterisk-moh-opsound-wav (scripts/setup.sh)")
+    return clips
+
+
 def to_line(sound: np.ndarray) -> np.ndarray:
     """8 kHz float -> 16 kHz int16 as it arrives from a phone line, with 300 ms of silence either side."""
     pad = np.zeros(int(R * 0.3))
@@ -177,6 +198,7 @@ def main() -> None:
                       for t in texts]
     for label, sets in (("tuned", NON_SPEECH_TUNED), ("held out", NON_SPEECH_HELD_OUT)):
         clips += [(f"music, noise, tones, {label}", name, None, to_line(make())) for name, make in sets.items()]
+    clips += [("real music on hold, held out", name, None, to_line(sound)) for name, sound in hold_music().items()]
     stock, doubt = dict(whisper.STOCK_WORDS), dict(whisper.DOUBT_BELOW)
     rows, t0 = [], time.perf_counter()
     for guards in ("off", "on"):

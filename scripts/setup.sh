@@ -10,9 +10,11 @@ cd "$(dirname "$0")/.."
 # real server the records-store tests start (initdb in a temp folder, as the postgres user);
 # chromium and chromium-driver: the dashboard's browser test (headless, driven by selenium);
 # kamailio: the SIP proxy in front of several nodes (deploy/kamailio, ivr cluster, tests/test_cluster.py);
-# sip-tester: SIPp, a SIP load generator for the cluster.
+# sip-tester: SIPp, a SIP load generator for the cluster; asterisk-moh-opsound-wav: real music on hold
+# (five tracks, 8 kHz) for the bad-input tests (tests/test_bad_audio.py, scripts/bench_bad_audio.py).
 APT_PACKAGES=(espeak-ng libespeak-ng1 libportaudio2 libsndfile1 sox graphviz fonts-wqy-microhei baresip
-              asterisk-core-sounds-en-wav postgresql chromium chromium-driver kamailio sip-tester)
+              asterisk-core-sounds-en-wav postgresql chromium chromium-driver kamailio sip-tester
+              asterisk-moh-opsound-wav)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

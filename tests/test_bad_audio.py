@@ -6,6 +6,7 @@ recognizer dropped as no speech. (tests/test_understand.py checks the same sente
 import asyncio
 import io
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,6 +26,7 @@ from tests.test_understand import MONOLOGUE
 pytestmark = pytest.mark.slow
 
 GREETING_MS = 7500     # the demo's greeting and menu prompt
+HOLD_MUSIC = Path("/usr/share/asterisk/moh")   # Debian's asterisk-moh-opsound-wav (scripts/setup.sh)
 NO_MATCH = ("Sorry, I didn't catch that.", "You can also press 0 for an agent.")
 
 
@@ -97,6 +99,27 @@ def test_music_and_noise_take_nothing_and_hang_up_on_nobody(sound, demo_flow, wh
         assert turn["match"] is None and turn["said"][0] in NO_MATCH, turn
         # whisper's stock words for music and noise ("Thank you." is a goodbye) are dropped, and the trace says so
         assert not turn["heard"] or all(c["score"] < 0.6 for c in turn["candidates"]), turn
+
+
+def real_hold_music(name: str, start_s: float, seconds: float) -> np.ndarray:
+    """A stretch of one of Debian's music-on-hold tracks (8 kHz), as 8 kHz float."""
+    path = HOLD_MUSIC / f"{name}.wav"
+    if not path.is_file():
+        pytest.fail(f"{path} is missing: install Debian's asterisk-moh-opsound-wav (scripts/setup.sh)")
+    audio, rate = sf.read(path, dtype="int16", always_2d=True)
+    audio = resample(audio[:, 0], rate, LINE_RATE_HZ)
+    return audio[int(start_s * LINE_RATE_HZ):int((start_s + seconds) * LINE_RATE_HZ)].astype(np.float32) / 32767
+
+
+def test_real_hold_music_is_not_a_goodbye(demo_flow, whisper_asr, prompt_cache, piper):
+    # tiny.en hears stretches of this real hold-music track as "thank you" (goodbye: the caller was hung up on) or
+    # "you" (scripts/bench_bad_audio.py)
+    trace = call(caller(real_hold_music("manolo_camp-morning_coffee", 40, 8), piper), demo_flow, whisper_asr,
+                 prompt_cache)
+    turns = speech_turns(trace)
+    assert turns and trace["path"] == ["greet", "main"], trace["path"]
+    assert all(t["match"] is None and t["heard"] == "" for t in turns), turns
+    assert "whisper finds likely to hold no speech" in turns[0]["timing"]["asr_dropped"]
 
 
 def test_the_trace_says_what_the_recognizer_dropped_as_no_speech(demo_flow, whisper_asr, prompt_cache, piper):

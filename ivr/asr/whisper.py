@@ -261,7 +261,7 @@ class WhisperAsr:
             result, hit_cap = self._decode(model, encoded, duration_s, prompt)
             # the full window looped too (rare): keep one run of the loop
             return Transcript(collapse_repeats(result.text, hit_cap=hit_cap), result.confidence,
-                              timing={"asr_window_s": window_s, "asr_loop": "full_window"})
+                              timing={**result.timing, "asr_window_s": window_s, "asr_loop": "full_window"})
         return Transcript(result.text, result.confidence, timing={**result.timing, "asr_window_s": window_s})
 
     @staticmethod
