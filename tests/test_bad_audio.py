@@ -178,3 +178,43 @@ def test_words_the_recognizer_doubts_offer_an_answer_instead_of_taking_it(demo_f
     assert (after.confirming.name if after.confirming else None) == offered
     if offered:
         assert "the recognizer doubts the words" in after.last.candidates[0]["signal"]
+
+
+MANDARIN_PROMPT = "以下是普通话的句子。人工，营业时间，退货，订单状态，我的订单在哪里，查询订单，查订单，"
+
+
+@pytest.mark.parametrize("text,no_speech,dropped", [
+    ("询订单状态", 0.45, True),       # whisper base over music: pieces of the prompt run together
+    ("询订单状态", 0.1, False),       # ... but whisper is sure it heard speech
+    ("查订单", 0.3, True),
+    ("不对", 0.4, False),          # a two-character answer: too short to tell
+    ("我想查一下订单", 0.45, False),   # words of the caller's own
+])
+def test_mandarin_pieces_of_the_prompt_are_dropped_where_whisper_doubts_there_was_speech(text, no_speech, dropped):
+    assert bool(not_speech(text, no_speech, -0.6, "zh", MANDARIN_PROMPT)) is dropped
+
+
+def test_real_hold_music_at_a_mandarin_menu_is_no_request(whisper_base):
+    """whisper base wrote 36 of 42 stretches of real hold music as "询订单状态" at the retail menu: track taken."""
+    from ivr.events import Fetched, Listen
+    from ivr.flow.http import HttpResult
+    from ivr.flow.loader import load_flow
+
+    interp = Interpreter(load_flow(Path(__file__).resolve().parent.parent / "flows" / "retail" / "retail.yaml",
+                                   language="zh-CN"), {"ORDERS_API": "http://127.0.0.1:9"}, "zh-CN")
+    state, actions = interp.handle(CallState(), CallStarted())
+    while state.waiting:   # the caller-ID lookup: answered as failed, the menu still comes
+        state, actions = interp.handle(state, Fetched(HttpResult(False, 0, None, "", "connect", 1, 1)))
+    expect = next(a for a in actions if isinstance(a, Listen)).expect
+    dropped = []
+    for name, start, seconds in (("macroform-cold_day", 5, 8), ("macroform-the_simplicity", 40, 8),
+                                 ("reno_project-system", 40, 4)):
+        sound = real_hold_music(name, start, seconds)
+        pad = np.zeros(int(LINE_RATE_HZ * 0.3), np.float32)
+        line = mulaw_decode(mulaw_encode(np.clip(np.concatenate([pad, sound, pad]) * 32767, -32768, 32767)
+                                         .astype(np.int16)))
+        heard = whisper_base.transcribe(resample(line, LINE_RATE_HZ, 16000), expect)
+        after, _ = interp.handle(state, Heard(heard.text, heard.confidence, doubt=heard.doubt))
+        assert after.last.choice is None and after.confirming is None, (name, heard.text)
+        dropped.append(heard.timing.get("asr_dropped", ""))
+    assert any("pieces of the prompt" in why for why in dropped), dropped

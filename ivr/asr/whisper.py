@@ -40,6 +40,12 @@ LOW_LOGPROB = -1.0
 # prompt: 0.24-0.97 for every such output; these words said by piper: <= 0.053 ("you" alone 0.34); 553 real Asterisk
 # prompts: none of their transcripts is one of these words but a beep heard as "you" (0.95).
 STOCK_NO_SPEECH_PROB = 0.15
+# Mandarin (whisper base) writes music and hum as pieces of the step's prompt run together ("询订单状态" from
+# "...订单状态，...查询订单，": track taken for 36 of 42 stretches of real music on hold at the retail menu). Words
+# made of the prompt's pieces alone (every two characters in a row are in it) are dropped when whisper finds no
+# speech this likely or more.
+ECHO_NO_SPEECH_PROB = 0.25
+ECHO_MIN_CHARS = 3    # two-character answers (没错, 不对) said by the test voices reach 0.25 and are pieces of a prompt
 # Words whisper writes with a mean token probability under the first figure are doubtful (Transcript.doubt: an answer
 # they name is offered, not taken, unless said whole word for word), under the second very doubtful (offered even
 # then). tiny.en writes speech in another language as English words ("you can do my package please go play" for
@@ -233,7 +239,7 @@ class WhisperAsr:
             decoded = []
             for audio, duration_s, cap, result in zip(audios, durations, caps, results, strict=True):
                 reached_cap = len([t for t in result.sequences_ids[0] if t < tok.eot]) >= cap
-                heard, _ = self._read(result, cap)
+                heard, _ = self._read(result, cap, prompt)
                 if reached_cap or has_repeat(heard.text):   # what transcribe does then needs the utterance alone
                     heard = self._transcribe_short(model, audio, duration_s, prompt)
                 else:
@@ -292,9 +298,9 @@ class WhisperAsr:
             return_scores=True, return_no_speech_prob=True, suppress_blank=True,
             suppress_tokens=[-1, *tok.non_speech_tokens],
         )[0]
-        return self._read(result, max_new)
+        return self._read(result, max_new, prompt)
 
-    def _read(self, result, max_new: int) -> tuple[Transcript, bool]:
+    def _read(self, result, max_new: int, prompt: str = "") -> tuple[Transcript, bool]:
         """A generate result as words, and whether it reached the token cap `max_new` (a loop). Nothing when whisper
         says the audio holds no speech (`not_speech`); the trace then says what was dropped (`asr_dropped`)."""
         tok = self._tokenizer
@@ -303,7 +309,7 @@ class WhisperAsr:
         logprob = result.scores[0] if result.scores else -10.0
         if not text:
             return Transcript(""), False
-        why = not_speech(text, result.no_speech_prob, logprob, self.language)
+        why = not_speech(text, result.no_speech_prob, logprob, self.language, prompt)
         if why:
             return Transcript("", timing={"asr_dropped": why}), False
         return Transcript(text=text, confidence=round(math.exp(logprob), 3)), len(out) >= max_new
@@ -315,7 +321,8 @@ class WhisperAsr:
             vad_filter=duration_s > FULL_WINDOW_S, initial_prompt=prompt or None,
         )
         segments = list(segments)
-        dropped = [(s, not_speech(s.text.strip(), s.no_speech_prob, s.avg_logprob, self.language)) for s in segments]
+        dropped = [(s, not_speech(s.text.strip(), s.no_speech_prob, s.avg_logprob, self.language, prompt))
+                   for s in segments]
         kept = [s for s, why in dropped if not why]
         text = ("" if self.language == "zh" else " ").join(s.text.strip() for s in kept).strip()
         if not text:
@@ -355,7 +362,7 @@ def window_features(model, audio: np.ndarray, duration_s: float, window_s: float
 NO_SPEECH = "no speech"
 
 
-def not_speech(text: str, no_speech_prob: float, logprob: float, language: str) -> str:
+def not_speech(text: str, no_speech_prob: float, logprob: float, language: str, prompt: str = "") -> str:
     """Why whisper's `text` is to be dropped as heard in audio without speech, or "" to keep it: NO_SPEECH when whisper
     finds no speech likely and its words unlikely (NO_SPEECH_PROB, LOW_LOGPROB: faster-whisper's own test); its stock
     words for music and noise (STOCK_WORDS, once or repeated: "Thank you.", "you you you") when it finds no speech
@@ -365,6 +372,12 @@ def not_speech(text: str, no_speech_prob: float, logprob: float, language: str) 
     if no_speech_prob < STOCK_NO_SPEECH_PROB:
         return ""
     zh = language.split("-")[0].lower() == "zh"
+    if zh and prompt and no_speech_prob >= ECHO_NO_SPEECH_PROB:
+        said, given = ("".join(ch for ch in t if ch.isalnum()) for t in (text, prompt))
+        pairs = {given[i:i + 2] for i in range(len(given) - 1)}
+        if len(said) >= ECHO_MIN_CHARS and all(said[i:i + 2] in pairs for i in range(len(said) - 1)):
+            return f"{text.strip()[:40]!r}, pieces of the prompt, over audio whisper finds likely to hold no speech " \
+                   f"({no_speech_prob:.2f})"
     said = "".join(ch for ch in text.lower() if ch.isalnum()) if zh else \
         " ".join(w for w in (w.strip(".,?!;:\"'") for w in text.lower().replace("-", " ").split()) if w)
     for stock in STOCK_WORDS.get("zh" if zh else "en", ()):
