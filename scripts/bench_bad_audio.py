@@ -31,7 +31,6 @@ from benchlib import machine_info
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ivr.asr import whisper
 from ivr.asr.whisper import WhisperAsr, bundled_model_path
-from ivr.audio.g711 import mulaw_decode, mulaw_encode
 from ivr.audio.resample import resample
 from ivr.callgen import LINE_RATE_HZ, render
 from ivr.events import CallStarted, Heard, Listen
@@ -40,7 +39,7 @@ from ivr.flow.loader import load_flow
 from ivr.flow.state import CallState
 from ivr.tts.piper import PiperTts
 from tests.mandarin import PinyinEspeak
-from tests.test_bad_audio import Espeak, hum, music, pink_noise
+from tests.test_bad_audio import Espeak, hum, music, on_line, pink_noise
 
 ROOT = Path(__file__).resolve().parent.parent
 R = LINE_RATE_HZ
@@ -160,13 +159,6 @@ def hold_music() -> dict:
     return clips
 
 
-def to_line(sound: np.ndarray) -> np.ndarray:
-    """8 kHz float -> 16 kHz int16 as it arrives from a phone line, with 300 ms of silence either side."""
-    pad = np.zeros(int(R * 0.3))
-    pcm = np.clip(np.concatenate([pad, sound, pad]) * 32767, -32768, 32767).astype(np.int16)
-    return resample(mulaw_decode(mulaw_encode(pcm)), R, 16000)
-
-
 def spoken(voice, text: str) -> np.ndarray:
     return render([("pause", 300), ("say", text), ("pause", 300)], voice)
 
@@ -218,10 +210,10 @@ def main() -> None:
             clips += [(f"other languages, {label}", f"{lang}: {t}", None, resample(spoken(voice, t), R, 16000))
                       for t in texts]
     for label, sets in (("tuned", NON_SPEECH_TUNED), ("held out", NON_SPEECH_HELD_OUT)):
-        clips += [(f"music, noise, tones, {label}", name, None, to_line(make())) for name, make in sets.items()]
+        clips += [(f"music, noise, tones, {label}", name, None, on_line(make())) for name, make in sets.items()]
     music = hold_music()
-    clips += [("real music on hold, held out", name, None, to_line(sound)) for name, sound in music.items()]
-    clips += [("Mandarin menu (whisper base): real music on hold, tuned", name, None, to_line(sound))
+    clips += [("real music on hold, held out", name, None, on_line(sound)) for name, sound in music.items()]
+    clips += [("Mandarin menu (whisper base): real music on hold, tuned", name, None, on_line(sound))
               for name, sound in music.items()]
     stock, doubt, echo = dict(whisper.STOCK_WORDS), dict(whisper.DOUBT_BELOW), whisper.ECHO_NO_SPEECH_PROB
     rows, t0 = [], time.perf_counter()

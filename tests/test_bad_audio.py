@@ -68,11 +68,21 @@ def hum(seconds: float) -> np.ndarray:
     return 0.2 * np.sin(2 * np.pi * 50 * t) + 0.1 * np.sin(2 * np.pi * 150 * t)
 
 
+def mulaw_line(sound: np.ndarray) -> np.ndarray:
+    """`sound` (8 kHz float) through a mu-law phone line: 8 kHz int16."""
+    return mulaw_decode(mulaw_encode(np.clip(sound * 32767, -32768, 32767).astype(np.int16)))
+
+
+def on_line(sound: np.ndarray) -> np.ndarray:
+    """`sound` (8 kHz float) with 300 ms of silence either side through the line, as 16 kHz samples: one turn."""
+    pad = np.zeros(int(LINE_RATE_HZ * 0.3), np.float32)
+    return resample(mulaw_line(np.concatenate([pad, sound, pad])), LINE_RATE_HZ, 16000)
+
+
 def caller(sound: np.ndarray, piper) -> np.ndarray:
     """`sound` (8 kHz float) after the greeting, through a mu-law line, then silence: 16 kHz samples."""
     before, after = render([("pause", GREETING_MS)], piper), render([("pause", 9000)], piper, seed=8)
-    line = mulaw_decode(mulaw_encode(np.clip(sound * 32767, -32768, 32767).astype(np.int16)))
-    return resample(np.concatenate([before, line, after]), LINE_RATE_HZ, 16000)
+    return resample(np.concatenate([before, mulaw_line(sound), after]), LINE_RATE_HZ, 16000)
 
 
 def spoken(voice, text: str) -> np.ndarray:
@@ -209,11 +219,7 @@ def test_real_hold_music_at_a_mandarin_menu_is_no_request(whisper_base):
     dropped = []
     for name, start, seconds in (("macroform-cold_day", 5, 8), ("macroform-the_simplicity", 40, 8),
                                  ("reno_project-system", 40, 4)):
-        sound = real_hold_music(name, start, seconds)
-        pad = np.zeros(int(LINE_RATE_HZ * 0.3), np.float32)
-        line = mulaw_decode(mulaw_encode(np.clip(np.concatenate([pad, sound, pad]) * 32767, -32768, 32767)
-                                         .astype(np.int16)))
-        heard = whisper_base.transcribe(resample(line, LINE_RATE_HZ, 16000), expect)
+        heard = whisper_base.transcribe(on_line(real_hold_music(name, start, seconds)), expect)
         after, _ = interp.handle(state, Heard(heard.text, heard.confidence, doubt=heard.doubt))
         assert after.last.choice is None and after.confirming is None, (name, heard.text)
         dropped.append(heard.timing.get("asr_dropped", ""))

@@ -238,9 +238,8 @@ class WhisperAsr:
             )
             decoded = []
             for audio, duration_s, cap, result in zip(audios, durations, caps, results, strict=True):
-                reached_cap = len([t for t in result.sequences_ids[0] if t < tok.eot]) >= cap
-                heard, _ = self._read(result, cap, prompt)
-                if reached_cap or has_repeat(heard.text):   # what transcribe does then needs the utterance alone
+                heard, hit_cap = self._read(result, cap, prompt)
+                if hit_cap or has_repeat(heard.text):   # what transcribe does then needs the utterance alone
                     heard = self._transcribe_short(model, audio, duration_s, prompt)
                 else:
                     heard = Transcript(heard.text, heard.confidence, timing={**heard.timing, "asr_window_s": window_s})
@@ -366,23 +365,24 @@ def not_speech(text: str, no_speech_prob: float, logprob: float, language: str, 
     """Why whisper's `text` is to be dropped as heard in audio without speech, or "" to keep it: NO_SPEECH when whisper
     finds no speech likely and its words unlikely (NO_SPEECH_PROB, LOW_LOGPROB: faster-whisper's own test); its stock
     words for music and noise (STOCK_WORDS, once or repeated: "Thank you.", "you you you") when it finds no speech
-    only fairly likely (STOCK_NO_SPEECH_PROB)."""
+    only fairly likely (STOCK_NO_SPEECH_PROB); Mandarin made of the decoder `prompt`'s pieces alone when it finds no
+    speech somewhat likely (ECHO_NO_SPEECH_PROB, ECHO_MIN_CHARS). `language`: the recognizer's ("en", "zh")."""
     if no_speech_prob > NO_SPEECH_PROB and logprob < LOW_LOGPROB:
         return NO_SPEECH
     if no_speech_prob < STOCK_NO_SPEECH_PROB:
         return ""
-    zh = language.split("-")[0].lower() == "zh"
+    zh = language == "zh"
     if zh and prompt and no_speech_prob >= ECHO_NO_SPEECH_PROB:
         said, given = ("".join(ch for ch in t if ch.isalnum()) for t in (text, prompt))
         pairs = {given[i:i + 2] for i in range(len(given) - 1)}
         if len(said) >= ECHO_MIN_CHARS and all(said[i:i + 2] in pairs for i in range(len(said) - 1)):
             return f"{text.strip()[:40]!r}, pieces of the prompt, over audio whisper finds likely to hold no speech " \
                    f"({no_speech_prob:.2f})"
-    said = "".join(ch for ch in text.lower() if ch.isalnum()) if zh else \
-        " ".join(w for w in (w.strip(".,?!;:\"'") for w in text.lower().replace("-", " ").split()) if w)
+    # the words as units that repeat: characters in Mandarin, each English word with a space after it
+    whole = "".join(ch for ch in text.lower() if ch.isalnum()) if zh else \
+        "".join(w + " " for w in (w.strip(".,?!;:\"'") for w in text.lower().replace("-", " ").split()) if w)
     for stock in STOCK_WORDS.get("zh" if zh else "en", ()):
         unit = stock if zh else stock + " "
-        whole = said if zh else said + " "
         if whole and len(whole) % len(unit) == 0 and whole == unit * (len(whole) // len(unit)):
             return f"{text.strip()!r} over audio whisper finds likely to hold no speech ({no_speech_prob:.2f})"
     return ""

@@ -69,7 +69,7 @@ def _doubted(it: "Interpreter", state: CallState, step: Step, event: Heard, top:
     """Whether an answer scored to be taken is only offered: the recognizer doubts the words (Heard.doubt) and the
     caller did not say the answer whole, word for word (understand.said_whole: "goodbye"), or it doubts them much.
     A whole yes or no at a step that asks one stands."""
-    if not event.doubt or top.signal.startswith("a whole yes/no answer"):
+    if not event.doubt or top.signal == understand.WHOLE_YES_NO:
         return False
     return event.doubt >= VERY_DOUBTFUL or not understand.said_whole(event.text, *_offered(it, state, step), top.name)
 

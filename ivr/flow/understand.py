@@ -77,6 +77,7 @@ LIBRARY_WEIGHTS = (-10.189, -0.65, 3.223, 4.596, 2.241, 28.469, 1.382, -0.656, 0
                    1.494, 0.0)
 LIBRARY_THRESHOLDS = {"en": {"menu": (1.6, 1.6), "few": (1.6, 1.6)}, "zh": {"menu": (1.4, 1.4), "few": (1.4, 1.4)}}
 WHOLE_ANSWER = 0.9     # a yes/no step's score for a whole short answer the yes/no rules are sure of
+WHOLE_YES_NO = "a whole yes/no answer (the yes/no rules)"   # ... and its signal
 FEW_CHOICES = 2        # a step offering this many own answers or fewer (yes/no, globals only) is of kind "few"
 ABOVE_SLOPE = 0.3      # logit units per raw unit above the raw accept threshold (the decision does not depend on it)
 RIVAL_MARGIN = 1.0     # weight of the lead over the runner-up in the decision (chosen by cross-validation on dev)
@@ -187,7 +188,7 @@ def _whole_answer(text: str, step: tuple[Intent, ...], ranked: list[Candidate]) 
     old = next((c for c in ranked if c.name == name), Candidate(name, 0.0, "", "step"))
     if old.score >= WHOLE_ANSWER:
         return ranked
-    taken = replace(old, score=WHOLE_ANSWER, signal="a whole yes/no answer (the yes/no rules)")
+    taken = replace(old, score=WHOLE_ANSWER, signal=WHOLE_YES_NO)
     return [taken, *(c for c in ranked if c.name != name)]
 
 
