@@ -77,6 +77,13 @@ def globals_(language: str) -> tuple[Intent, ...]:
     ("아니요 상담원", "ko", None),                         # English and Mandarin only
     ("never mind i'll sort it later bye", "en", ("never mind", "ill sort it later bye")),   # a dismissal
     ("算了算了 再见哈", "zh", ("算了算了", "再见哈")),
+    # "never mind, I won't do it": dismissals, whole noes and 不X了 in a row, then the request
+    ("算了 不办了 拜拜", "zh", ("算了不办了", "拜拜")),
+    ("算了我不弄了 先挂了 再见", "zh", ("算了我不弄了", "先挂了再见")),
+    ("不查了 我要转人工", "zh", ("不查了", "我要转人工")),
+    ("不弄了太困了脑子转不动我先挂了", "zh", ("不弄了", "太困了脑子转不动我先挂了")),   # 转不动: no negation
+    ("算了 不办了", "zh", None),                          # nothing asked after it
+    ("不办了 不要转人工", "zh", None),                     # a negation in the request
 ])
 def test_the_no_and_the_request_after_it(said, lang, split):
     assert asides.no_then(said, lang) == split
@@ -86,6 +93,7 @@ def test_the_no_and_the_request_after_it(said, lang, split):
     ("no just get me an agent", "en", "agent"), ("no i want an agent", "en", "agent"),
     ("no thank you bye", "en", "goodbye"),
     ("不用了再见", "zh", "goodbye"), ("没有 再说一遍", "zh", "repeat"),
+    ("算了 不办了 拜拜", "zh", "goodbye"), ("算了不弄了再见", "zh", "goodbye"),
 ])
 def test_a_no_then_a_global_request_takes_the_request(said, lang, meant):
     """At "did you mean ...?", the caller who says no and asks for a person is put through, not asked again."""

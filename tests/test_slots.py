@@ -254,9 +254,12 @@ YES_NO_ZH = [
     # one yes, then a negation, is a no (the words decide)
     *[(t, False) for t in ("部队", "步对", "布是", "唔系", "冇", "勿是个", "木有", "嗯 不对", "对 不是这个",
                            "不是 我要查余额", "是的 我不要了", "行 别发了", "是 我没收到")],
+    # 不 in a verb's potential complement (睡不着, 收不到, 打不通) tells what happened: not a negation of the answer
+    *[(t, True) for t in ("对 我这边收不到短信", "嗯 就是这个意思我半夜睡不着", "可以 就是一直打不通")],
+    *[(t, False) for t in ("我不上班", "对 还不到")],     # after a pronoun or an adverb 不 still negates
     # a 要 in a request, 好 meaning "very", 我是想 ..., thinking it over: neither
     *[(t, "no_value") for t in ("我要查余额", "我需要人工", "今天好热啊", "我是想查个话费的", "我再想想", "等一下",
-                                "这个不好说", "让我想一想", "我要，查余额", "四四四四", "死", "美")],
+                                "这个不好说", "让我想一想", "我要，查余额", "四四四四", "死", "美", "找不到")],
 ]
 
 

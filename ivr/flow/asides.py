@@ -12,7 +12,8 @@ recognizer's pause (你说什么 雨声太大了), not taken when what follows a
 the words.
 
 The other way round, at a yes/no step: a "no" (or "never mind", 算了) followed by a request for a person, the main
-menu, a repeat or goodbye ("no just get me an agent", 不用了 再见) answers the question and asks for something more.
+menu, a repeat or goodbye ("no just get me an agent", 不用了 再见; in Mandarin also several in a row, 算了 不办了 拜拜)
+answers the question and asks for something more.
 `after_no` takes the request: the caller who turned the offer down and asked for a human would otherwise hear the
 menu again.
 """
@@ -108,21 +109,25 @@ MAX_NO_WORDS, MAX_NO_CHARS = 3, 4
 # Openings that wave the question away as a "no" does ("never mind i'll sort it later bye", 算了算了 再见哈)
 EN_DISMISSALS = frozenset({"never mind", "nevermind", "forget it", "forget that", "leave it", "no matter"})
 ZH_DISMISSALS = frozenset({"算了", "算了算了", "算啦", "拉倒", "拉倒吧", "罢了"})
+# "(I) will not do it any more": 不办了, 不弄了, 我不买了, 我就不查了; after a dismissal or alone: a "no"
+ZH_QUIT = re.compile(r"我?[就也]?不[^\W\d_不没别]{1,2}了")
+MAX_ZH_NO_UNITS = 3          # 算了 不弄了: units of a Mandarin "no" head, each a dismissal, a whole no or a ZH_QUIT,
+MAX_NO_UNIT_CHARS = 6        # ... and each this long at most
 
 
 def no_then(text: str, lang: str) -> tuple[str, str] | None:
     """(the "no", the request after it) when `text` opens with a whole "no" answer or a dismissal (slots.whole_answer,
     EN_DISMISSALS, ZH_DISMISSALS; the longest such opening; in Mandarin one that ends at a pause or a particle:
-    不用了再见, not 不要转人工) followed by a request
+    不用了再见, not 不要转人工; or a run of them holding a 不X了, _zh_quit_then) followed by a request
     without a negation in it (at least two words, or two characters, starting like a request in English); else None.
     English and Mandarin only."""
     if lang == "zh":
         runs = re.findall(r"[^\W_]+", text)          # the characters between pauses (spaces, punctuation)
         clean, pauses = "".join(runs), set(itertools.accumulate(len(r) for r in runs))
         heads = [(clean[:n], clean[n:]) for n in range(1, min(MAX_NO_CHARS, len(clean) - 2) + 1)
-                 if (n in pauses or clean[n - 1] in ZH_CLAUSE_END) and not set(clean[n:]) & ZH_NEGATION
+                 if (n in pauses or clean[n - 1] in ZH_CLAUSE_END) and _zh_unnegated(clean[n:])
                  and (clean[:n] in ZH_DISMISSALS or slots.whole_answer(clean[:n], "zh", leading=False) == "no")]
-        return heads[-1] if heads else None
+        return heads[-1] if heads else _zh_quit_then(clean, pauses)
     if lang != "en":
         return None
     words = normalize(text).split()
@@ -136,6 +141,34 @@ def no_then(text: str, lang: str) -> tuple[str, str] | None:
             return " ".join(head), " ".join(tail)
         return None
     return None
+
+
+def _zh_unnegated(tail: str) -> bool:
+    """Whether a Mandarin request holds no negation (a verb's potential complement, 转不动, is none: slots)."""
+    return not set(slots.ZH_POTENTIAL.sub("", tail)) & ZH_NEGATION
+
+
+def _zh_quit_then(clean: str, pauses: set[int]) -> tuple[str, str] | None:
+    """(the "no", the request) when `clean` opens with up to MAX_ZH_NO_UNITS units, each ending at a pause or a
+    particle, each a dismissal, a whole "no" or a ZH_QUIT, at least one of them a ZH_QUIT (算了 不办了 拜拜, 不弄了
+    先挂了 再见), followed by a request of two characters or more without a negation; the longest such opening."""
+    start, units, quit_, best = 0, 0, False, None
+    for n in range(1, len(clean) - 1):
+        if not (n in pauses or clean[n - 1] in ZH_CLAUSE_END):
+            continue
+        unit = clean[start:n]
+        if ZH_QUIT.fullmatch(unit):
+            quit_ = True
+        elif unit not in ZH_DISMISSALS and slots.whole_answer(unit, "zh", leading=False) != "no":
+            if len(unit) > MAX_NO_UNIT_CHARS:
+                break
+            continue            # the unit may end at a later pause or particle (我不弄了: 了 once, at its end)
+        start, units = n, units + 1
+        if quit_ and _zh_unnegated(clean[n:]):
+            best = (clean[:n], clean[n:])
+        if units == MAX_ZH_NO_UNITS:
+            break
+    return best
 
 
 def after_no(text: str, lang: str, ranked: list, rank: Callable[[str], list], no: str | None,

@@ -221,6 +221,16 @@ _ZH_NEITHER = ("你好", "您好", "好像", "是什么", "是谁",   # hold 好
 _ZH_VERY = re.compile(r"好(?=[热冷多久几累烦难慢贵饿吵远奇怪])")   # 好 "very": 今天好热 answers nothing
 _ZH_YES = ("是", "对", "好", "嗯", "行", "可以", "正确", "确定", "确认", "当然", "肯定")  # 要: whole answers only
 _ZH_NO = ("不", "没", "错", "否", "别")
+# 不 in a verb's potential complement (睡不着 cannot sleep, 收不到, 打不通, 用不了, 看不懂) tells what happened and
+# answers nothing: 对 我这边收不到短信 is a yes. Not after a pronoun, adverb, modal or answer word (我不上班, 还不到,
+# 要不了, 对不起, 行不通 keep their 不).
+ZH_POTENTIAL = re.compile(r"(?<=[^\W\d_我你他她它们也都还就并绝决可要是对好行能会该太很真再又才别])不"
+                           r"(?=[着了到见清懂通动起开完住掉出进惯])")
+
+
+def _zh_negated(clean: str) -> bool:
+    """Whether `clean` (numbers.zh_clean) holds a negation, potential complements (ZH_POTENTIAL) left out."""
+    return any(w in ZH_POTENTIAL.sub("", clean) for w in _ZH_NO)
 
 # Whole short answers heard by sound, one clause at a time (a clause: what lies between spaces or punctuation),
 # so that what a recognizer or a dialect makes of 是的 / 不对 still answers: 事的 四的 队的, 部队 步对 布是,
@@ -268,13 +278,13 @@ def _yes_no(text: str, lang: str) -> bool | SlotError:
         wants = [p for f, p in forms if f == "yes" and _zh_wants(p)]
         if others and len(wants) == len(said):
             said = []                       # 我要，查余额: "I want", then the request (left to the words: neither)
-        if len(set(said)) == 1 and (said[0] == "no" or len(said) > 1 or not any(w in others for w in _ZH_NO)):
+        if len(set(said)) == 1 and (said[0] == "no" or len(said) > 1 or not _zh_negated(others)):
             return said[0] == "yes"         # 对 对 对 是的 信号不好 对的; 行 别发了 is left to the words (a no)
         for idiom, meaning in [*((w, "对") for w in _ZH_YES_IDIOMS), *((w, "，") for w in _ZH_NEITHER)]:
             clean = clean.replace(idiom, meaning)
         clean = _ZH_VERY.sub("，", clean)
-        if any(w in clean for w in _ZH_NO) or any(w in clean for w in _ZH_YES):
-            return not any(w in clean for w in _ZH_NO)
+        if _zh_negated(clean) or any(w in clean for w in _ZH_YES):
+            return not _zh_negated(clean)
     said = " " + " ".join(re.findall(r"[a-z']+", numbers.normalize(text).replace("-", " "))) + " "
     if any(f" {p} " in said for p in _EN_UNSURE):
         return SlotError("no_value", "unsure")
@@ -319,7 +329,7 @@ def zh_whole_answer(text: str, leading: bool = True) -> str | None:
     first, rest = _zh_answer_form(clauses[0]), numbers.zh_clean("".join(clauses[1:]))
     if not leading or _zh_wants(clauses[0]):
         return None                         # 我要，查余额: "I want", then the request
-    if first == "no" or (first == "yes" and not any(w in rest for w in (*_ZH_NO, *_ZH_REQUEST))):
+    if first == "no" or (first == "yes" and not _zh_negated(rest) and not any(w in rest for w in _ZH_REQUEST)):
         return first
     return None
 
