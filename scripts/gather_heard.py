@@ -4,7 +4,7 @@
 
 The evaluation set's parts (tests/data/nlu/hotlines/<part>_<lang>.yaml) are caller sentences written by
 independent writers for a shop's and a mobile operator's hotline. Once a sealed part has been scored and read, it
-is tuning data (bench_nlu.TUNING_PARTS); its answers to the two menus then become examples of the library intents
+is read (bench_nlu.HEARD_PARTS); its answers to the two menus then become examples of the library intents
 the test flows tag them with (flows_<lang>.yaml `library:`), filed by part so that bench_nlu can judge each part on
 a library that never heard it (builtins.library(lang, leave_out=(part,))). Only step answers go in: globals, yes/no and
 out-of-scope sentences stay out (the built-ins and the off-topic lists are written apart). A sentence already in the
@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import yaml
-from bench_nlu import DATA, TUNING_PARTS
+from bench_nlu import DATA, HEARD_PARTS
 
 from ivr.flow import builtins
 from ivr.flow.patterns import normalize
@@ -33,10 +33,10 @@ HEADER = """\
 def gather(language: str) -> dict[str, dict[str, dict[str, list[str]]]]:
     """{domain: {intent: {part: sentences}}} of one language."""
     tags = yaml.safe_load((DATA / f"flows_{language}.yaml").read_text(encoding="utf-8"))["library"]
-    written = builtins.library(language, leave_out=TUNING_PARTS)     # the library as its files write it
+    written = builtins.library(language, leave_out=HEARD_PARTS)     # the library as its files write it
     seen = {name: {*written[name].phrases, *written[name].examples} for name in tags.values()}
     out: dict[str, dict[str, dict[str, list[str]]]] = {}
-    for part in TUNING_PARTS:
+    for part in HEARD_PARTS:
         data = yaml.safe_load((DATA / f"{part}_{language}.yaml").read_text(encoding="utf-8"))
         for by_intent in data.values():
             for intent, texts in by_intent.items():
@@ -56,8 +56,8 @@ def main() -> None:
     for language in ("en", "zh"):
         for domain, intents in gather(language).items():
             step = {"retail": "shop's", "telecom": "mobile operator's"}.get(domain, domain)
-            text = HEADER.format(domain=domain, language=language, step=step, first=TUNING_PARTS[0],
-                                 last=TUNING_PARTS[-1])
+            text = HEADER.format(domain=domain, language=language, step=step, first=HEARD_PARTS[0],
+                                 last=HEARD_PARTS[-1])
             body = yaml.safe_dump(intents, allow_unicode=True, sort_keys=False, width=120, default_style=None)
             path = builtins.HEARD_DIR / f"{domain}.{language}.yaml"
             path.write_text(text + body, encoding="utf-8")

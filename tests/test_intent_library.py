@@ -168,11 +168,11 @@ def test_what_callers_were_heard_saying_joins_the_library_and_a_part_can_be_left
 
 def test_the_heard_sentences_are_the_read_parts_and_no_sealed_one():
     """The heard files are what scripts/gather_heard.py makes of the read parts now (re-run it when a part is read),
-    and hold no part still sealed (bench_nlu.TUNING_PARTS are the read ones)."""
+    and hold no part still sealed (bench_nlu.HEARD_PARTS are the read ones)."""
     bench_nlu, gather_heard = script("bench_nlu"), script("gather_heard")
     for lang in ("en", "zh"):
         made = gather_heard.gather(lang)
         for domain in ("retail", "telecom"):
             stored = yaml.safe_load((builtins.HEARD_DIR / f"{domain}.{lang}.yaml").read_text(encoding="utf-8"))
             assert stored == made[domain], f"{domain}.{lang}.yaml is stale: run scripts/gather_heard.py"
-            assert {p for parts in stored.values() for p in parts} <= set(bench_nlu.TUNING_PARTS)
+            assert {p for parts in stored.values() for p in parts} <= set(bench_nlu.HEARD_PARTS)

@@ -17,9 +17,10 @@ own choices are tagged with them; the system intents above are the ones for glob
 What callers were heard saying (`library/heard/<domain>.<language>.yaml`) adds, to a library intent's examples,
 the sentences independent writers wrote as callers of a shop's and a mobile operator's hotline (the evaluation
 set's read parts, gathered by scripts/gather_heard.py), filed by the part they came from: real wording from
-fifteen writers teaches the meaning signal more than one writer's list (leave-one-part-out: right at once
-+3.2 points in English, +4.2 in Mandarin; docs/BENCHMARKS.md). `library(language, leave_out=(PART,))` leaves a
-part's sentences out, so a benchmark can judge a part on wording the library did not hear from it.
+twenty-eight writers teaches the meaning signal more than one writer's list (with fifteen, leave-one-part-out:
+right at once +3.2 points in English, +4.2 in Mandarin; docs/BENCHMARKS.md). `library(language,
+leave_out=(PART,))` leaves a part's sentences out, so a benchmark can judge a part on wording the library did not
+hear from it.
 
 The data is read once per language and checked: a broken file is a packaging fault, raised as such.
 """
