@@ -119,6 +119,17 @@ def test_a_mandarin_request_then_why_takes_the_request():
     assert top.name == "repeat" and top.score >= 0.8, top
 
 
+def test_at_a_yes_no_step_a_request_wins_over_a_yes_or_no_in_its_reason():
+    """那回主菜单吧 搞错了: 错 ("wrong") is why the caller asks for the main menu, not an answer; an answer said first
+    stays the answer."""
+    from tests.nlu_bench import tagged_step
+
+    top = understand.rank("那回主菜单吧 搞错了", *tagged_step("zh", "confirm"))[0]
+    assert top.name == "main_menu" and top.score >= 0.8 and "before the reason" in top.signal, top
+    top = understand.rank("不对 搞错了", *tagged_step("zh", "confirm"))[0]
+    assert top.name == "no", top
+
+
 def test_a_mandarin_first_clause_is_not_taken_when_the_rest_asks_for_a_step_answer():
     """我老伴买重复了 取消一个: 重复 ("twice") in the first clause is no request to repeat; the rest asks to cancel."""
     from tests.nlu_bench import tagged_step

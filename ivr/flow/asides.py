@@ -70,22 +70,27 @@ def _noun_verb(words: list[str], i: int) -> bool:
 
 
 def apart(text: str, ranked: list, rank: Callable[[str], list], answers: frozenset[str],
-          worded: frozenset[str] = frozenset()) -> list:
+          worded: frozenset[str] = frozenset(), polar: frozenset[str] = frozenset(),
+          answered: Callable[[str], bool] = lambda _: True) -> list:
     """`ranked`, or the candidates of the request before the reason (`rank(head)`) when the whole sentence took
     nothing with confidence and the head takes one of `answers` (the globals that ask to repeat, for a person, for
     the main menu) with confidence, or one of `worded` (goodbye) heard word for word ("cheers bye now im off to the
     market"; not by its meaning: "hello good afternoon i am calling because ..." is a greeting, then the request);
-    their signal says so."""
-    if not (answers or worded) or (ranked and (ranked[0].score >= ACCEPT or ranked[0].signal.startswith("off topic"))):
-        return ranked       # taken, or held as an aside ("not you i was talking to my husband")
+    their signal says so. Also when the sentence was taken as one of `polar` (the step's yes and no) and the head
+    holds no such answer (`answered`): the yes or no was in the reason (那回主菜单吧 搞错了: 错 "wrong" is why)."""
+    if not (answers or worded) or (ranked and ranked[0].signal.startswith("off topic")):
+        return ranked       # held as an aside ("not you i was talking to my husband")
+    by_reason = bool(ranked) and ranked[0].score >= ACCEPT and ranked[0].name in polar
+    if ranked and ranked[0].score >= ACCEPT and not by_reason:
+        return ranked       # taken
     said = head(text)
-    if not said:
+    if not said or (by_reason and answered(said)):
         return ranked
     again = rank(said)
     if not again or again[0].score < ACCEPT or not (
             again[0].name in answers or (again[0].name in worded and again[0].words >= 1.0)):
         return ranked
-    if WIDE.search(said):
+    if WIDE.search(said) and not by_reason:
         # a Mandarin first clause is cut at a pause, not at a reason's words: what follows may be the request itself
         # (我老伴买重复了 取消一个: 重复 is "twice" there, and 取消一个 asks to cancel)
         rest = rank(text[text.find(said) + len(said):])

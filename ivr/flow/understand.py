@@ -161,7 +161,9 @@ def rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (),
         answers = frozenset(i.name for i in others if (i.builtin or i.name) in asides.GLOBALS)
         head = (lambda part: _global_at_yes_no(part, said_in, again(part))) if yes_no_step else again
         farewells = frozenset(i.name for i in others if (i.builtin or i.name) == "goodbye")
-        ranked = asides.apart(text, ranked, head, answers, farewells)
+        polar = frozenset(i.name for i in step if yes_no_step and (i.builtin or i.name) in ("yes", "no"))
+        ranked = asides.apart(text, ranked, head, answers, farewells, polar,
+                              lambda part: slots.yes_no(_mixed_in(part, said_in), said_in) in ("yes", "no"))
     return _global_at_yes_no(text, said_in, ranked) if yes_no_step else ranked
 
 
