@@ -38,10 +38,11 @@ def heard(it: "Interpreter", state: CallState, step: Step, event: Heard) -> "Res
         return _confirmed(it, replace(state, last=last), step, answer.value)
     if answer is not None:
         return _filled(it, state, step, answer, "speech")
-    ranked = understand.rank(text, *_offered(it, state, step))
+    weighed = _offered(it, state, step)
+    ranked = understand.rank(text, *weighed)
     faq = _faq_best(it, state, step, text)
     top = ranked[0] if ranked and ranked[0].score >= it.flow.confirm else None
-    offered = top is not None and top.score >= it.flow.accept and _doubted(it, state, step, event, top)
+    offered = top is not None and top.score >= it.flow.accept and _doubted(event, top, weighed)
     if offered:   # words the recognizer doubts (another language written as English words): offered, not acted on
         top = replace(top, signal=f"{top.signal}; offered: the recognizer doubts the words "
                                   f"(confidence {event.confidence:.2f})")
@@ -65,13 +66,13 @@ def heard(it: "Interpreter", state: CallState, step: Step, event: Heard) -> "Res
     return fail(it, replace(state, last=last), step, "no_match")
 
 
-def _doubted(it: "Interpreter", state: CallState, step: Step, event: Heard, top: understand.Candidate) -> bool:
+def _doubted(event: Heard, top: understand.Candidate, weighed: tuple[tuple, tuple]) -> bool:
     """Whether an answer scored to be taken is only offered: the recognizer doubts the words (Heard.doubt) and the
-    caller did not say the answer whole, word for word (understand.said_whole: "goodbye"), or it doubts them much.
-    A whole yes or no at a step that asks one stands."""
+    caller did not say the answer whole, word for word, among the answers `weighed` (_offered; understand.said_whole:
+    "goodbye"), or it doubts them much. A whole yes or no at a step that asks one stands."""
     if not event.doubt or top.signal == understand.WHOLE_YES_NO:
         return False
-    return event.doubt >= VERY_DOUBTFUL or not understand.said_whole(event.text, *_offered(it, state, step), top.name)
+    return event.doubt >= VERY_DOUBTFUL or not understand.said_whole(event.text, *weighed, top.name)
 
 
 def needs_vector(it: "Interpreter", state: CallState, step: Step, text: str) -> bool:

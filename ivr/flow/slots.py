@@ -283,8 +283,9 @@ def _yes_no(text: str, lang: str) -> bool | SlotError:
         for idiom, meaning in [*((w, "对") for w in _ZH_YES_IDIOMS), *((w, "，") for w in _ZH_NEITHER)]:
             clean = clean.replace(idiom, meaning)
         clean = _ZH_VERY.sub("，", clean)
-        if _zh_negated(clean) or any(w in clean for w in _ZH_YES):
-            return not _zh_negated(clean)
+        negated = _zh_negated(clean)
+        if negated or any(w in clean for w in _ZH_YES):
+            return not negated
     said = " " + " ".join(re.findall(r"[a-z']+", numbers.normalize(text).replace("-", " "))) + " "
     if any(f" {p} " in said for p in _EN_UNSURE):
         return SlotError("no_value", "unsure")
