@@ -128,6 +128,20 @@ def test_the_yes_no_rules_hear_a_yes_in_no_problem_and_nothing_in_unsure():
     assert not (top.name == "no" and top.score >= 0.6)
 
 
+@pytest.mark.parametrize("language, said", [("zh", "不一定"), ("zh", "这个嘛 我也说不上来"), ("en", "not a clue"),
+                                             ("en", "hard to say really")])
+def test_a_hedge_at_a_yes_no_step_is_neither_yes_nor_no(language, said):
+    """The yes/no rules hear "unsure": the step's yes and no are held below a "did you mean" (e5 put 不一定 near a no
+    example, 0.89 before), as a pending confirmation hears it."""
+    ranked = understand.rank(said, yes_no_step(language, tagged=True))
+    assert all(c.score < 0.6 for c in ranked if c.name in ("yes", "no"))
+
+
+def test_a_whole_answer_before_a_hedge_stands():
+    top = understand.rank("不是 我要的根本不是这个 说话可能不太清楚", yes_no_step("zh", tagged=True))[0]
+    assert (top.name, top.score >= 0.8) == ("no", True)
+
+
 @pytest.mark.parametrize("language, said, meant", [
     ("zh", "系啊", "yes"), ("zh", "唔系唔系", "no"), ("zh", "布是的", "no"), ("zh", "是啊 就是这个", "yes"),
     ("zh", "没问题就这个", "yes"), ("zh", "不是这样的", "no"), ("zh", "中 就这个", "yes"),

@@ -232,7 +232,7 @@ YES_NO_EN = [
                            "not correct", "it isn't", "no that's wrong", "I don't think so", "uh-uh", "negative",
                            "yes... no, not correct", "that is not correct")],
     *[(t, "no_value") for t in ("maybe", "I'm not sure", "I don't know", "hello", "four eight one", "what",
-                                "agent please", "", "i'm not really sure")],
+                                "agent please", "", "i'm not really sure", "not a clue", "hard to say")],
     *[(t, True) for t in ("aye", "spot on", "that's the one", "you got it", "yeh please", "no problem no problem")],
 ]
 
@@ -259,7 +259,8 @@ YES_NO_ZH = [
     *[(t, False) for t in ("我不上班", "对 还不到")],     # after a pronoun or an adverb 不 still negates
     # a 要 in a request, 好 meaning "very", 我是想 ..., thinking it over: neither
     *[(t, "no_value") for t in ("我要查余额", "我需要人工", "今天好热啊", "我是想查个话费的", "我再想想", "等一下",
-                                "这个不好说", "让我想一想", "我要，查余额", "四四四四", "死", "美", "找不到")],
+                                "这个不好说", "让我想一想", "我要，查余额", "四四四四", "死", "美", "找不到",
+                                "不一定", "这个嘛 我也说不上来")],
 ]
 
 

@@ -199,7 +199,9 @@ def _date_or_time(kind: str, parse, missing: str = "no_value") -> str | SlotErro
 # yes/no: phrases first (they hold negative words), then words; negation wins. Mandarin: whole short answers by
 # sound first (one clause at a time, below), then the words.
 _EN_UNSURE = ("don't know", "dont know", "not sure", "no idea", "dunno", "maybe", "not certain", "don't remember",
-              "not really sure", "don't really know", "don't rightly know", "perhaps")
+              "not really sure", "don't really know", "don't rightly know", "perhaps", "no clue", "not a clue",
+              "hard to say", "can't say", "cannot say", "couldn't say", "couldn't tell you", "can't tell you",
+              "who knows", "beats me", "unsure", "not positive", "can't remember", "cannot remember")
 _EN_YES_PHRASES = ("no problem", "no worries", "why not", "of course", "uh huh", "mm hmm", "it is", "i do",
                    "go ahead", "think so", "sounds good", "all right", "spot on", "that's the one", "that's it",
                    "you got it", "please do", "go on", "okey dokey")
@@ -212,7 +214,8 @@ _EN_NO = frozenset({"no", "nope", "nah", "negative", "wrong", "incorrect", "fals
                     "na", "negatory"})
 _ZH_UNSURE = ("不知道", "不确定", "不太确定", "不清楚", "不记得", "说不好", "不好说", "说不准",
               "说不清", "不晓得", "也许", "可能", "想想", "想一想", "考虑", "琢磨", "没想好", "等一下",
-              "等一等", "等会", "稍等")
+              "等一等", "等会", "稍等", "说不上", "讲不清", "讲不好", "讲不准", "拿不准", "吃不准", "不一定",
+              "难说", "不敢说", "不敢肯定", "搞不清", "弄不清", "闹不清", "整不明白", "心里没底")
 _ZH_YES_IDIOMS = ("没错", "不错", "没问题", "没关系", "没毛病", "没说错", "没跑",
                   "没得错", "莫得错", "没得问题", "莫得问题", "冇问题", "冇错")   # Sichuan 没得 莫得, Cantonese 冇
 _ZH_NEITHER = ("你好", "您好", "好像", "是什么", "是谁",   # hold 好/是 but answer nothing
@@ -270,7 +273,8 @@ def yes_no(text: str, lang: str) -> str | None:
 def _yes_no(text: str, lang: str) -> bool | SlotError:
     if lang == "zh":
         clean = numbers.zh_clean(text)
-        if any(w in clean for w in _ZH_UNSURE):
+        plain = "".join(text.split())       # zh_clean blanks words hiding a 一 (一定): 不一定 is unsure
+        if any(w in clean or w in plain for w in _ZH_UNSURE):
             return SlotError("no_value", "unsure")
         forms = [(_zh_answer_form(part), part) for part in re.split(ZH_CLAUSE, text)]
         said = [f for f, _ in forms if f in ("yes", "no")]

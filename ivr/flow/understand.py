@@ -82,6 +82,7 @@ LIBRARY_WEIGHTS = (-11.141, -0.592, 2.983, 4.464, 2.946, 28.218, 2.559, -0.973, 
 LIBRARY_THRESHOLDS = {"en": {"menu": (1.6, 1.6), "few": (1.6, 1.6)}, "zh": {"menu": (1.2, 1.2), "few": (1.2, 1.2)}}
 WHOLE_ANSWER = 0.9     # a yes/no step's score for a whole short answer the yes/no rules are sure of
 WHOLE_YES_NO = "a whole yes/no answer (the yes/no rules)"   # ... and its signal
+UNSURE = "unsure (the yes/no rules): neither yes nor no"       # a yes/no step's answers held for a hedge
 FEW_CHOICES = 2        # a step offering this many own answers or fewer (yes/no, globals only) is of kind "few"
 ABOVE_SLOPE = 0.3      # logit units per raw unit above the raw accept threshold (the decision does not depend on it)
 RIVAL_MARGIN = 1.0     # weight of the lead over the runner-up in the decision (chosen by cross-validation on dev)
@@ -164,7 +165,24 @@ def rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (),
         polar = frozenset(i.name for i in step if yes_no_step and (i.builtin or i.name) in ("yes", "no"))
         ranked = asides.apart(text, ranked, head, answers, farewells, polar,
                               lambda part: slots.yes_no(_mixed_in(part, said_in), said_in) in ("yes", "no"))
-    return _global_at_yes_no(text, said_in, ranked) if yes_no_step else ranked
+    if not yes_no_step:
+        return ranked
+    return _unsure_at_yes_no(text, said_in, _global_at_yes_no(text, said_in, ranked),
+                             frozenset(i.name for i in step if _polar_kind(i)))
+
+
+def _unsure_at_yes_no(text: str, said_in: str, ranked: list[Candidate], polar: frozenset) -> list[Candidate]:
+    """`ranked`, with the step's yes and no held at OFF_TOPIC_CAP when the caller says they do not know (the yes/no
+    rules hear "unsure": 不一定, 我也说不上来, "not a clue"), as a pending confirmation is: a hedge is neither, and e5
+    put 不一定 at 0.96 of a no example. A whole answer before why stands (不是 … 说话可能不太清楚), and so does another
+    answer (a global asked for beside it)."""
+    if not any(c.name in polar and c.score > OFF_TOPIC_CAP and c.signal != WHOLE_YES_NO for c in ranked):
+        return ranked
+    if slots.yes_no(_mixed_in(text, said_in), said_in) != "unsure":
+        return ranked
+    held = [replace(c, score=OFF_TOPIC_CAP, signal=UNSURE)
+            if c.name in polar and c.score > OFF_TOPIC_CAP and c.signal != WHOLE_YES_NO else c for c in ranked]
+    return sorted(held, key=lambda c: -c.score)
 
 
 def _whole_answer(text: str, step: tuple[Intent, ...], ranked: list[Candidate]) -> list[Candidate]:
