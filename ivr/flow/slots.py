@@ -201,7 +201,7 @@ def _date_or_time(kind: str, parse, missing: str = "no_value") -> str | SlotErro
 _EN_UNSURE = ("don't know", "dont know", "not sure", "no idea", "dunno", "maybe", "not certain", "don't remember",
               "not really sure", "don't really know", "don't rightly know", "perhaps", "no clue", "not a clue",
               "hard to say", "can't say", "cannot say", "couldn't say", "couldn't tell you", "can't tell you",
-              "who knows", "beats me", "unsure", "not positive", "can't remember", "cannot remember")
+              "who knows", "beats me", "unsure", "not positive", "can't remember", "cannot remember", "let me think")
 _EN_YES_PHRASES = ("no problem", "no worries", "why not", "of course", "uh huh", "mm hmm", "it is", "i do",
                    "go ahead", "think so", "sounds good", "all right", "spot on", "that's the one", "that's it",
                    "you got it", "please do", "go on", "okey dokey")
@@ -220,7 +220,8 @@ _ZH_YES_IDIOMS = ("没错", "不错", "没问题", "没关系", "没毛病", "�
                   "没得错", "莫得错", "没得问题", "莫得问题", "冇问题", "冇错")   # Sichuan 没得 莫得, Cantonese 冇
 _ZH_NEITHER = ("你好", "您好", "好像", "是什么", "是谁",   # hold 好/是 but answer nothing
                "这是", "那是", "还是", "可是", "但是", "要是", "是不是",
-               "我是想", "我是要", "我是说", "我是问")
+               "我是想", "我是要", "我是说", "我是问",
+               "还行", "还好", "还可以", "还凑合")     # so-so: 还行吧 judges something, it answers nothing
 _ZH_VERY = re.compile(r"好(?=[热冷多久几累烦难慢贵饿吵远奇怪])")   # 好 "very": 今天好热 answers nothing
 _ZH_YES = ("是", "对", "好", "嗯", "行", "可以", "正确", "确定", "确认", "当然", "肯定")  # 要: whole answers only
 _ZH_NO = ("不", "没", "错", "否", "别")
@@ -254,6 +255,7 @@ _ZH_NO_UNITS = frozenset(tuple(u.split()) for u in (
     "wu xi ge", "bu si ge", "bu zeng que", "bu tong yi"))
 _ZH_NEUTRAL_UNITS = frozenset(tuple(u.split()) for u in ("jiu", "ze ge", "zei ge", "ze yang", "de"))  # 就 这个 这样 的
 _ZH_HUMS = frozenset("嗯呃啊哦噢唔额")
+_ZH_THINKING = ("怎么说呢", "怎么讲呢", "咋说呢", "这个", "那个", "那什么", "那啥")   # thinking aloud (_zh_thinking)
 _ZH_ONE = frozenset("是对队好嗯行中成要系不没冇错别否")    # a one-character answer is heard as written (队: a
 #                                                            recognizer's 对), not by its sound (四, 死, 美, 猫)
 # After a first answer, a new question (好，我想问一下账单) is not the answer's explanation
@@ -274,7 +276,7 @@ def _yes_no(text: str, lang: str) -> bool | SlotError:
     if lang == "zh":
         clean = numbers.zh_clean(text)
         plain = "".join(text.split())       # zh_clean blanks words hiding a 一 (一定): 不一定 is unsure
-        if any(w in clean or w in plain for w in _ZH_UNSURE):
+        if any(w in clean or w in plain for w in _ZH_UNSURE) or _zh_thinking(plain):
             return SlotError("no_value", "unsure")
         forms = [(_zh_answer_form(part), part) for part in re.split(ZH_CLAUSE, text)]
         said = [f for f, _ in forms if f in ("yes", "no")]
@@ -299,6 +301,15 @@ def _yes_no(text: str, lang: str) -> bool | SlotError:
     if " uh uh " in said or any(w in _EN_NO or w.endswith("n't") for w in said.split()):
         return False
     return True if yes or any(w in _EN_YES for w in said.split()) else SlotError("no_value", "neither yes nor no")
+
+
+def _zh_thinking(plain: str) -> bool:
+    """Whether `plain` (no spaces) is only someone thinking aloud: a word like 这个嘛, 那个, 怎么说呢 among hums
+    (嗯 这个嘛). A hum alone (嗯, 嗯嗯) is not: it is a yes as often as a pause."""
+    rest = re.sub(r"[\W_]+", "", plain)
+    for word in _ZH_THINKING:
+        rest = rest.replace(word, "")
+    return len(rest) < len(re.sub(r"[\W_]+", "", plain)) and set(rest) <= _ZH_HUMS | set("嘛呢哈")
 
 
 def whole_answer(text: str, lang: str, leading: bool = True) -> str | None:
@@ -352,8 +363,10 @@ def _zh_answer_form(clause: str) -> str | None:
         return None
     if re.fullmatch(rf"[{numbers.ZH_NUM_CHARS}]+", clean) or (len(clean) == 1 and clean not in _ZH_ONE):
         return None                         # 四四四四 (digits, not 是), 死 / 美 / 猫 alone (not 是 / 没 / 冇)
-    sounds = tuple(s for s in (re.sub(r"^([zcs])h", r"\1", nlu.sound_of(ch)) for ch in clean)
-                   if s not in _ZH_PARTICLES)
+    sounds = tuple(s for s in (re.sub(r"^([zcs])h", r"\1", nlu.sound_of(ch)) for ch in clean if ch != "还")
+                   if s not in _ZH_PARTICLES)       # 还 (hai, as 嗨) is no particle: 还行吧 is so-so, not a yes
+    if "还" in clean:
+        return None
     for kind, units in (("yes", _ZH_YES_UNITS), ("no", _ZH_NO_UNITS)):   # 没错, 没问题: idioms first
         if _made_of(sounds, units):
             return kind
