@@ -149,6 +149,8 @@ def test_a_whole_answer_before_a_hedge_stands():
     ("zh", "对 我上个月就想办这个", "yes"), ("zh", "不是 我想问的是账单", "no"),   # an answer, then why
     ("zh", "不是 哦不对 是的 是这个", "yes"),          # a correction to a whole answer
     ("zh", "不是我要的", "no"), ("zh", "不是这个号码", "no"),   # ... said apart: these are one no
+    ("zh", "对喽 就这个", "yes"), ("zh", "队 就是这个没毛病", "yes"), ("zh", "可中", "yes"),   # 没毛病 negates nothing
+    ("zh", "中中中 俺就要这个 没毛病", "yes"), ("zh", "就是这个意思", "yes"), ("zh", "不是这个意思", "no"),
     ("en", "no wait yes yes that's right", "yes"), ("en", "aye", "yes")])
 def test_a_whole_short_answer_is_taken_at_a_yes_no_step(language, said, meant):
     top = understand.rank(said, yes_no_step(language, tagged=True))[0]

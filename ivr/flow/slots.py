@@ -233,8 +233,12 @@ ZH_POTENTIAL = re.compile(r"(?<=[^\W\d_我你他她它们也都还就并绝决�
 
 
 def _zh_negated(clean: str) -> bool:
-    """Whether `clean` (numbers.zh_clean) holds a negation, potential complements (ZH_POTENTIAL) left out."""
-    return any(w in ZH_POTENTIAL.sub("", clean) for w in _ZH_NO)
+    """Whether `clean` (numbers.zh_clean) holds a negation, potential complements (ZH_POTENTIAL) and yes idioms
+    (没毛病, 没问题: _ZH_YES_IDIOMS) left out."""
+    clean = ZH_POTENTIAL.sub("", clean)
+    for idiom in _ZH_YES_IDIOMS:
+        clean = clean.replace(idiom, "对")
+    return any(w in clean for w in _ZH_NO)
 
 # Whole short answers heard by sound, one clause at a time (a clause: what lies between spaces or punctuation),
 # so that what a recognizer or a dialect makes of 是的 / 不对 still answers: 事的 四的 队的, 部队 步对 布是,
@@ -243,23 +247,25 @@ def _zh_negated(clean: str) -> bool:
 # is made of yes units and neutral ones (是啊就这个, 是这样的, 没问题就这个, 对对对), a no likewise (不是这个).
 # A clause that is not is left to the word rules below.
 _ZH_PARTICLES = frozenset({"a", "ya", "wa", "ne", "ba", "lo", "lei", "ha", "bei", "o", "ou", "la", "yo",
-                           "le", "e", "ai", "ei", "hai", "ye"})
+                           "le", "e", "ai", "ei", "hai", "ye", "lou"})        # lou: 对喽
 _ZH_YES_UNITS = frozenset(tuple(u.split()) for u in (
     "si", "si de", "si di", "dui", "dui de", "dui tou", "hao", "hao de", "xing", "xing de", "ke yi", "ke yi de",
     "n", "en", "m", "n na", "zong", "ceng", "yao", "yao de", "wo yao", "que ding", "que ren", "wo que ren", "mei cuo",
     "mei de cuo", "mo de cuo", "mei wen ti", "mei de wen ti", "dang ran", "ken ding", "zeng que", "xi", "si ge",
-    "xi ge", "tong yi", "wo tong yi"))
+    "xi ge", "tong yi", "wo tong yi", "mei mao bing", "mei de mao bing", "mo de mao bing", "ke zong", "ke xing",
+    "jiu yao", "wo jiu yao", "an yao", "an jiu yao"))   # 没毛病 (Sichuan 没得 莫得), Henan 可中, 俺(就)要
 _ZH_NO_UNITS = frozenset(tuple(u.split()) for u in (
     "bu", "bu si", "bu si de", "bu dui", "bu yao", "bu yong", "mei you", "mei", "bu xing", "bu ke yi", "cuo",
     "bie", "fou", "wu xi", "wu si", "mao", "mao you", "mei de", "mo de", "mei de you", "mu you", "wu si ge",
     "wu xi ge", "bu si ge", "bu zeng que", "bu tong yi"))
-_ZH_NEUTRAL_UNITS = frozenset(tuple(u.split()) for u in ("jiu", "ze ge", "zei ge", "ze yang", "de"))  # 就 这个 这样 的
+_ZH_NEUTRAL_UNITS = frozenset(tuple(u.split()) for u in ("jiu", "ze ge", "zei ge", "ze yang", "de", "yi si"))
+#                                                         就 这个 这样 的 意思 (就是这个意思, 不是这个意思)
 _ZH_HUMS = frozenset("嗯呃啊哦噢唔额")
 _ZH_THINKING = ("怎么说呢", "怎么讲呢", "咋说呢", "这个", "那个", "那什么", "那啥")   # thinking aloud (_zh_thinking)
 _ZH_ONE = frozenset("是对队好嗯行中成要系不没冇错别否")    # a one-character answer is heard as written (队: a
 #                                                            recognizer's 对), not by its sound (四, 死, 美, 猫)
 # After a first answer, a new question (好，我想问一下账单) is not the answer's explanation
-_ZH_WANT = ("要", "我要")                # "I want": a yes alone, the start of a request before more words
+_ZH_WANT = ("要", "我要", "就要", "我就要", "俺要", "俺就要")                # "I want": a yes alone, the start of a request before more words
 _ZH_REQUEST = ("我想问", "我要问", "我想查", "我要查", "我想办", "我要办")   # a new question after the answer
 ZH_CLAUSE = r"[\s,.!?;:，。！？、；：…~～]+"      # between two clauses: a pause or punctuation (also ivr.flow.asides)
 
