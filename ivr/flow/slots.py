@@ -265,7 +265,8 @@ _ZH_THINKING = ("怎么说呢", "怎么讲呢", "咋说呢", "这个", "那个",
 _ZH_ONE = frozenset("是对队好嗯行中成要系不没冇错别否")    # a one-character answer is heard as written (队: a
 #                                                            recognizer's 对), not by its sound (四, 死, 美, 猫)
 # After a first answer, a new question (好，我想问一下账单) is not the answer's explanation
-_ZH_WANT = ("要", "我要", "就要", "我就要", "俺要", "俺就要")                # "I want": a yes alone, the start of a request before more words
+# "I want": a yes alone, the start of a request before more words
+_ZH_WANT = ("要", "我要", "就要", "我就要", "俺要", "俺就要")
 _ZH_REQUEST = ("我想问", "我要问", "我想查", "我要查", "我想办", "我要办")   # a new question after the answer
 ZH_CLAUSE = r"[\s,.!?;:，。！？、；：…~～]+"      # between two clauses: a pause or punctuation (also ivr.flow.asides)
 
