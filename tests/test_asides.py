@@ -51,6 +51,17 @@ def test_an_aside_the_off_topic_guard_holds_stays_held():
                         frozenset({"repeat", "agent", "main_menu"})) == held
 
 
+def test_an_apology_for_an_aside_asks_for_nothing():
+    """"sorry" before why is an apology, not a request to repeat, when the whole sentence is nearer an off-topic
+    sentence than any answer (under the cap, understand.NEARER_OFF_TOPIC); "pardon" before why still asks."""
+    near = [understand.Candidate("repeat", 0.28, f"{understand.NEARER_OFF_TOPIC} (like 'x')", "global")]
+    assert asides.apart("sorry i was talking to my son", near, lambda part: 1 / 0,
+                        frozenset({"repeat", "agent", "main_menu"})) == near
+    top = understand.rank("sorry i was talking to my son", STEP, GLOBALS)[0]
+    assert not (top.name == "repeat" and top.score >= 0.6)
+    assert not asides._apology_for_aside("pardon me", near)
+
+
 def test_a_step_answer_is_not_cut_from_its_reason():
     """Only the globals that ask to repeat, for a person or for the main menu are taken from the head."""
     assert asides.apart("track it i'm worried", [], lambda part: understand.rank(part, STEP, GLOBALS),

@@ -84,7 +84,7 @@ def apart(text: str, ranked: list, rank: Callable[[str], list], answers: frozens
     if ranked and ranked[0].score >= ACCEPT and not by_reason:
         return ranked       # taken
     said = head(text)
-    if not said or (by_reason and answered(said)):
+    if not said or (by_reason and answered(said)) or _apology_for_aside(said, ranked):
         return ranked
     again = rank(said)
     if not again or again[0].score < ACCEPT or not (
@@ -97,6 +97,23 @@ def apart(text: str, ranked: list, rank: Callable[[str], list], answers: frozens
         if rest and rest[0].group == "step" and rest[0].score >= CONFIRM:
             return ranked
     return [replace(c, signal=f"{c.signal}, before the reason '{said}'") for c in again]
+
+
+def _apology_for_aside(said: str, ranked: list) -> bool:
+    """Whether the head `said` is only an apology ("sorry", "oh sorry love") and the whole sentence (`ranked`) is
+    nearer an off-topic sentence than any answer: "sorry i was talking to my son" apologises for an aside and asks
+    for nothing ("pardon me i was talking to my son" asks: "pardon" is a request, not an apology)."""
+    words = set(normalize(said).split())
+    if not words & APOLOGIES or not words <= APOLOGIES | APOLOGY_COMPANIONS | FILLERS:
+        return False
+    return bool(ranked) and ranked[0].signal.startswith(ASIDE_SIGNALS)
+
+
+ASIDE_SIGNALS = ("off topic", "nearer an off-topic")    # understand: held, or under the cap and nearer an aside
+
+
+APOLOGIES = frozenset({"sorry", "soz", "apologies"})
+APOLOGY_COMPANIONS = frozenset({"oh", "so", "very", "really", "im", "love", "mate", "darling", "dear", "pet", "hun"})
 
 
 # After "no", the words a request starts with ("no i want an agent", "no just put me through", "no bye"); not a noun

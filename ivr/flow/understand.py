@@ -97,6 +97,7 @@ OTHER_LANGUAGE_CAP = 0.5   # a sentence in another language: no answer taken or 
 # (en) and 0 (zh) answers and rejected 9 and 6 more out-of-scope sentences; 0.0 lost 10 / 4, 0.03 won 4 / 6.
 OFF_TOPIC_MARGIN = 0.02    # an answer whose nearest phrase is further than an off-topic sentence's plus this ...
 OFF_TOPIC_CAP = 0.5        # ... is held here: neither taken nor offered (builtins.off_topic)
+NEARER_OFF_TOPIC = "nearer an off-topic sentence"   # the signal of an answer under the cap that would be held
 GLOBAL_NEAR_COS = 0.95     # a global asked for at a yes/no step by meaning alone: this near its examples ...
 GLOBAL_NEAR_MARGIN = 0.03  # ... and this much nearer than to any other answer (_global_at_yes_no)
 ASIDES = True         # a global request followed by why ("pardon the bus was loud"): its head (ivr.flow.asides)
@@ -307,6 +308,8 @@ def _rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = ()
             score *= AVOIDED
         if (answered is None or _polar_kind(i) != answered) and held_off_topic(score, cos[i.name], off_cos):
             score, signal = OFF_TOPIC_CAP, f"off topic (like '{off_said}')"
+        elif held_off_topic(score, cos[i.name], off_cos, floor=0.0):
+            signal = f"{NEARER_OFF_TOPIC} (like '{off_said}')"    # under the cap: said, for asides.apart and traces
         out.append(Candidate(i.name, round(score, 3), signal, group[i.name],
                              round(words.get(i.name, 0.0), 3), round(cos[i.name], 3)))
     return _in_language(text, said_in, sorted(out, key=lambda c: (-c.score, c.group != "step")))
@@ -327,10 +330,12 @@ def off_topic(vector, intents: tuple[Intent, ...], said_in: str) -> tuple[float,
     return float(cos[best]), said[best]
 
 
-def held_off_topic(score: float, answer_cos: float, off_cos: float, margin: float | None = None) -> bool:
+def held_off_topic(score: float, answer_cos: float, off_cos: float, margin: float | None = None,
+                   floor: float = OFF_TOPIC_CAP) -> bool:
     """Whether an answer scored `score`, whose nearest phrase is at `answer_cos`, is held at OFF_TOPIC_CAP: the
-    nearest off-topic sentence (`off_cos`, `off_topic`) is nearer by more than `margin` (None: OFF_TOPIC_MARGIN)."""
-    return off_cos > answer_cos + (OFF_TOPIC_MARGIN if margin is None else margin) and score > OFF_TOPIC_CAP
+    nearest off-topic sentence (`off_cos`, `off_topic`) is nearer by more than `margin` (None: OFF_TOPIC_MARGIN)
+    and the score is over `floor` (0: said off topic whatever its score)."""
+    return off_cos > answer_cos + (OFF_TOPIC_MARGIN if margin is None else margin) and score > floor
 
 
 def _in_language(text: str, step_language: str, ranked: list[Candidate]) -> list[Candidate]:
