@@ -70,3 +70,16 @@ def test_at_a_yes_no_step_a_correction_leads_only_to_another_request():
     assert top.name == "agent" and "after the correction '不是'" in top.signal
     top = understand.rank("不是 我要查余额", step, globals_)[0]      # 我要 is a yes: a correction never leads to one
     assert top.name == "no" and "correction" not in top.signal
+
+
+def test_a_tail_that_only_names_the_request_again_corrects_a_detail():
+    """"no wait two orders" corrects how many: its only answer word, "order", was said before the marker, so the
+    request the whole sentence took stands; a tail with a word of its own ("cancel it") still switches."""
+    ranked = [understand.Candidate("cancel_order", 0.95, "meaning", "step")]
+    tail = [understand.Candidate("track_order", 0.83, "meaning", "step")]
+    intents = menu("en")[0]
+    kept = correction.corrected("i need to cancel an order no wait two orders", ranked, lambda _: tail,
+                                repeated=lambda head, t, name: understand._repeated(head, t, name, intents))
+    assert kept == ranked
+    assert understand._repeated("i need to cancel an order", "two orders both from monday", "track_order", intents)
+    assert not understand._repeated("returns", "cancel it", "cancel_order", intents)

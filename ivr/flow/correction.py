@@ -62,13 +62,16 @@ def after(text: str) -> tuple[str, str] | None:
 
 
 def corrected(text: str, ranked: list, rank: Callable[[str], list], never: frozenset[str] = frozenset(),
-              answer: Callable[[str], bool] = lambda tail: False) -> list:
+              answer: Callable[[str], bool] = lambda tail: False,
+              repeated: Callable[[str, str, str], bool] = lambda head, tail, name: False) -> list:
     """`ranked` (the whole sentence's candidates, best first), or the candidates of what follows the caller's last
     correction (`rank(tail)`) when those take an answer with confidence, another one than `ranked`'s best or
     the same one `ranked` was unsure of; their signal says so. A correction switches to an answer in `never` (a yes
     or a no: the markers 不是, 不对, "no wait" are themselves a no, and a yes heard in a request after them, 不是
     我要查余额, is none) only when the tail is nothing but that short answer (`answer(tail)`: "no wait yes yes that's
-    right", 不是 哦不对 是的 是这个), said apart from the marker (不是我要的 is one no)."""
+    right", 不是 哦不对 是的 是这个), said apart from the marker (不是我要的 is one no). Nor does it switch away from an
+    answer the whole sentence took with confidence when the tail names its answer only with words said before the
+    marker (`repeated(head, tail, name)`: "cancel an order no wait two orders" corrects how many, not the request)."""
     found = after(text)
     if not found:
         return ranked
@@ -78,4 +81,7 @@ def corrected(text: str, ranked: list, rank: Callable[[str], list], never: froze
     if (not again or again[0].score < ACCEPT or (again[0].name in never and not (apart and answer(tail)))
             or (ranked and ranked[0].name == again[0].name and ranked[0].score >= ACCEPT)):
         return ranked       # (the whole sentence unsure of the answer the tail is sure of: the tail's, and why)
+    head = normalize(text)[: normalize(text).rfind(tail)]
+    if ranked and ranked[0].score >= ACCEPT and repeated(head, tail, again[0].name):
+        return ranked
     return [replace(c, signal=f"{c.signal}, after the correction '{marker}'") for c in again]

@@ -151,7 +151,8 @@ def rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (),
     if CORRECTIONS:
         ranked = correction.corrected(text, ranked, again,
                                       never=frozenset(i.name for i in step if {i.builtin, i.name} & {"yes", "no"}),
-                                      answer=lambda tail: slots.whole_answer(tail, said_in) is not None)
+                                      answer=lambda tail: slots.whole_answer(tail, said_in) is not None,
+                                      repeated=lambda head, tail, name: _repeated(head, tail, name, (*step, *globals_)))
     own = {i.name for i in step}
     no = next((i.name for i in step if (i.builtin or i.name) == "no"), None)
     yes_no_step = no is not None and any((i.builtin or i.name) == "yes" for i in step)
@@ -184,6 +185,14 @@ def _unsure_at_yes_no(text: str, said_in: str, ranked: list[Candidate], polar: f
     held = [replace(c, score=OFF_TOPIC_CAP, signal=UNSURE)
             if c.name in polar and c.score > OFF_TOPIC_CAP and c.signal != WHOLE_YES_NO else c for c in ranked]
     return sorted(held, key=lambda c: -c.score)
+
+
+def _repeated(head: str, tail: str, name: str, intents: tuple[Intent, ...]) -> bool:
+    """Whether the words of `tail` that answer `name`'s phrases (content words) were all said in `head` already, and
+    there are some: "i need to cancel an order no wait two orders" names "order" again, and no new request."""
+    phrases = next((i.phrases for i in intents if i.name == name), ())
+    named = content.content_words(tail) & content.vocabulary(phrases)[0]
+    return bool(named) and named <= content.content_words(head)
 
 
 def _whole_answer(text: str, step: tuple[Intent, ...], ranked: list[Candidate]) -> list[Candidate]:
