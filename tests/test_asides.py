@@ -60,6 +60,7 @@ def test_an_apology_for_an_aside_asks_for_nothing():
     top = understand.rank("sorry i was talking to my son", STEP, GLOBALS)[0]
     assert not (top.name == "repeat" and top.score >= 0.6)
     assert not asides._apology_for_aside("pardon me", near)
+    assert understand.NEARER_OFF_TOPIC.startswith(asides.ASIDE_SIGNALS[1])     # the signal asides looks for
 
 
 def test_a_step_answer_is_not_cut_from_its_reason():

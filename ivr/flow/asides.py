@@ -43,6 +43,11 @@ CLAUSE_VERBS = frozenset({"think", "guess", "believe", "suppose", "reckon", "hop
 MIN_HEAD_WORDS = 1
 MIN_ZH_HEAD_CHARS = 2       # a Mandarin first clause this long at least (not 嗯, 啊)
 GLOBALS = ("repeat", "agent", "main_menu")      # built-in intents (or global names) a reason may follow
+# "sorry" before an aside is an apology (_apology_for_aside); the signals understand gives an aside (held, or under
+# the cap and nearer an off-topic sentence: understand.NEARER_OFF_TOPIC; asides cannot import understand)
+APOLOGIES = frozenset({"sorry", "soz", "apologies"})
+APOLOGY_COMPANIONS = frozenset({"oh", "so", "very", "really", "im", "love", "mate", "darling", "dear", "pet", "hun"})
+ASIDE_SIGNALS = ("off topic", "nearer an off-topic")
 
 
 def head(text: str) -> str | None:
@@ -108,12 +113,6 @@ def _apology_for_aside(said: str, ranked: list) -> bool:
         return False
     return bool(ranked) and ranked[0].signal.startswith(ASIDE_SIGNALS)
 
-
-ASIDE_SIGNALS = ("off topic", "nearer an off-topic")    # understand: held, or under the cap and nearer an aside
-
-
-APOLOGIES = frozenset({"sorry", "soz", "apologies"})
-APOLOGY_COMPANIONS = frozenset({"oh", "so", "very", "really", "im", "love", "mate", "darling", "dear", "pet", "hun"})
 
 
 # After "no", the words a request starts with ("no i want an agent", "no just put me through", "no bye"); not a noun

@@ -370,10 +370,10 @@ def _zh_answer_form(clause: str) -> str | None:
         return None
     if re.fullmatch(rf"[{numbers.ZH_NUM_CHARS}]+", clean) or (len(clean) == 1 and clean not in _ZH_ONE):
         return None                         # 四四四四 (digits, not 是), 死 / 美 / 猫 alone (not 是 / 没 / 冇)
-    sounds = tuple(s for s in (re.sub(r"^([zcs])h", r"\1", nlu.sound_of(ch)) for ch in clean if ch != "还")
-                   if s not in _ZH_PARTICLES)       # 还 (hai, as 嗨) is no particle: 还行吧 is so-so, not a yes
     if "还" in clean:
-        return None
+        return None                         # 还 (hai, the particle 嗨's sound): 还行吧 is so-so, not a yes
+    sounds = tuple(s for s in (re.sub(r"^([zcs])h", r"\1", nlu.sound_of(ch)) for ch in clean)
+                   if s not in _ZH_PARTICLES)
     for kind, units in (("yes", _ZH_YES_UNITS), ("no", _ZH_NO_UNITS)):   # 没错, 没问题: idioms first
         if _made_of(sounds, units):
             return kind

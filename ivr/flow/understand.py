@@ -317,7 +317,7 @@ def _rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = ()
             score *= AVOIDED
         if (answered is None or _polar_kind(i) != answered) and held_off_topic(score, cos[i.name], off_cos):
             score, signal = OFF_TOPIC_CAP, f"off topic (like '{off_said}')"
-        elif held_off_topic(score, cos[i.name], off_cos, floor=0.0):
+        elif score <= OFF_TOPIC_CAP and held_off_topic(score, cos[i.name], off_cos, floor=0.0):
             signal = f"{NEARER_OFF_TOPIC} (like '{off_said}')"    # under the cap: said, for asides.apart and traces
         out.append(Candidate(i.name, round(score, 3), signal, group[i.name],
                              round(words.get(i.name, 0.0), 3), round(cos[i.name], 3)))
