@@ -77,11 +77,11 @@ def corrected(text: str, ranked: list, rank: Callable[[str], list], never: froze
         return ranked
     marker, tail = found
     again = rank(tail)
-    apart = re.search(re.escape(marker) + r"\s+" + re.escape(tail) + "$", normalize(text))   # 不是我要的: one clause
+    said = normalize(text)
+    apart = re.search(re.escape(marker) + r"\s+" + re.escape(tail) + "$", said)   # 不是我要的: one clause
     if (not again or again[0].score < ACCEPT or (again[0].name in never and not (apart and answer(tail)))
             or (ranked and ranked[0].name == again[0].name and ranked[0].score >= ACCEPT)):
         return ranked       # (the whole sentence unsure of the answer the tail is sure of: the tail's, and why)
-    head = normalize(text)[: normalize(text).rfind(tail)]
-    if ranked and ranked[0].score >= ACCEPT and repeated(head, tail, again[0].name):
+    if ranked and ranked[0].score >= ACCEPT and repeated(said[: said.rfind(tail)], tail, again[0].name):
         return ranked
     return [replace(c, signal=f"{c.signal}, after the correction '{marker}'") for c in again]

@@ -313,10 +313,10 @@ def _yes_no(text: str, lang: str) -> bool | SlotError:
 def _zh_thinking(plain: str) -> bool:
     """Whether `plain` (no spaces) is only someone thinking aloud: a word like 这个嘛, 那个, 怎么说呢 among hums
     (嗯 这个嘛). A hum alone (嗯, 嗯嗯) is not: it is a yes as often as a pause."""
-    rest = re.sub(r"[\W_]+", "", plain)
+    said = rest = re.sub(r"[\W_]+", "", plain)
     for word in _ZH_THINKING:
         rest = rest.replace(word, "")
-    return len(rest) < len(re.sub(r"[\W_]+", "", plain)) and set(rest) <= _ZH_HUMS | set("嘛呢哈")
+    return len(rest) < len(said) and set(rest) <= _ZH_HUMS | set("嘛呢哈")
 
 
 def whole_answer(text: str, lang: str, leading: bool = True) -> str | None:

@@ -178,12 +178,12 @@ def _unsure_at_yes_no(text: str, said_in: str, ranked: list[Candidate], polar: f
     rules hear "unsure": 不一定, 我也说不上来, "not a clue"), as a pending confirmation is: a hedge is neither, and e5
     put 不一定 at 0.96 of a no example. A whole answer before why stands (不是 … 说话可能不太清楚), and so does another
     answer (a global asked for beside it)."""
-    if not any(c.name in polar and c.score > OFF_TOPIC_CAP and c.signal != WHOLE_YES_NO for c in ranked):
+    def hedged(c: Candidate) -> bool:
+        return c.name in polar and c.score > OFF_TOPIC_CAP and c.signal != WHOLE_YES_NO
+
+    if not any(hedged(c) for c in ranked) or slots.yes_no(_mixed_in(text, said_in), said_in) != "unsure":
         return ranked
-    if slots.yes_no(_mixed_in(text, said_in), said_in) != "unsure":
-        return ranked
-    held = [replace(c, score=OFF_TOPIC_CAP, signal=UNSURE)
-            if c.name in polar and c.score > OFF_TOPIC_CAP and c.signal != WHOLE_YES_NO else c for c in ranked]
+    held = [replace(c, score=OFF_TOPIC_CAP, signal=UNSURE) if hedged(c) else c for c in ranked]
     return sorted(held, key=lambda c: -c.score)
 
 
@@ -315,10 +315,11 @@ def _rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = ()
         signal = _signal(words.get(i.name, 0.0), feats[i.name], weights)
         if i.avoid and semantic.best_cosine(vector, i.avoid) > cos[i.name]:
             score *= AVOIDED
-        if (answered is None or _polar_kind(i) != answered) and held_off_topic(score, cos[i.name], off_cos):
-            score, signal = OFF_TOPIC_CAP, f"off topic (like '{off_said}')"
-        elif score <= OFF_TOPIC_CAP and held_off_topic(score, cos[i.name], off_cos, floor=0.0):
-            signal = f"{NEARER_OFF_TOPIC} (like '{off_said}')"    # under the cap: said, for asides.apart and traces
+        if nearer_off_topic(cos[i.name], off_cos):
+            if score > OFF_TOPIC_CAP and (answered is None or _polar_kind(i) != answered):
+                score, signal = OFF_TOPIC_CAP, f"off topic (like '{off_said}')"
+            elif 0.0 < score <= OFF_TOPIC_CAP:    # under the cap: said, for asides.apart and traces
+                signal = f"{NEARER_OFF_TOPIC} (like '{off_said}')"
         out.append(Candidate(i.name, round(score, 3), signal, group[i.name],
                              round(words.get(i.name, 0.0), 3), round(cos[i.name], 3)))
     return _in_language(text, said_in, sorted(out, key=lambda c: (-c.score, c.group != "step")))
@@ -339,12 +340,16 @@ def off_topic(vector, intents: tuple[Intent, ...], said_in: str) -> tuple[float,
     return float(cos[best]), said[best]
 
 
-def held_off_topic(score: float, answer_cos: float, off_cos: float, margin: float | None = None,
-                   floor: float = OFF_TOPIC_CAP) -> bool:
-    """Whether an answer scored `score`, whose nearest phrase is at `answer_cos`, is held at OFF_TOPIC_CAP: the
-    nearest off-topic sentence (`off_cos`, `off_topic`) is nearer by more than `margin` (None: OFF_TOPIC_MARGIN)
-    and the score is over `floor` (0: said off topic whatever its score)."""
-    return off_cos > answer_cos + (OFF_TOPIC_MARGIN if margin is None else margin) and score > floor
+def held_off_topic(score: float, answer_cos: float, off_cos: float, margin: float | None = None) -> bool:
+    """Whether an answer scored `score`, whose nearest phrase is at `answer_cos`, is held at OFF_TOPIC_CAP: it scored
+    over the cap and is `nearer_off_topic`."""
+    return score > OFF_TOPIC_CAP and nearer_off_topic(answer_cos, off_cos, margin)
+
+
+def nearer_off_topic(answer_cos: float, off_cos: float, margin: float | None = None) -> bool:
+    """Whether the nearest off-topic sentence (`off_cos`, `off_topic`) is nearer to what was said than the answer's
+    nearest phrase (`answer_cos`) by more than `margin` (None: OFF_TOPIC_MARGIN)."""
+    return off_cos > answer_cos + (OFF_TOPIC_MARGIN if margin is None else margin)
 
 
 def _in_language(text: str, step_language: str, ranked: list[Candidate]) -> list[Candidate]:
