@@ -21,6 +21,9 @@ from ivr.flow.nlu import Intent
     ("bye for now i'll ring back monday", "bye for now"),   # what they will do next
     ("sorry i think i've rung the wrong number i was trying to get the surgery",
      "sorry i think ive rung the wrong number"),
+    ("start over i think i said the wrong thing", "start over"),   # a request, then what the caller thinks went wrong
+    ("oh sorry love i think i missed that", None),                 # an apology, then what the caller thinks
+    ("i'd like to speak to somebody my flight's boarding now", "id like to speak to somebody"),   # 's: is
 ])
 def test_the_request_before_the_reason(said, head):
     assert asides.head(said) == head
@@ -140,6 +143,8 @@ def test_at_a_yes_no_step_a_request_wins_over_a_yes_or_no_in_its_reason():
     assert top.name == "main_menu" and top.score >= 0.8 and "before the reason" in top.signal, top
     top = understand.rank("不对 搞错了", *tagged_step("zh", "confirm"))[0]
     assert top.name == "no", top
+    top = understand.rank("start over i think i said the wrong thing", *tagged_step("en", "confirm"))[0]
+    assert top.name == "main_menu" and top.score >= 0.8 and "before the reason" in top.signal, top
 
 
 def test_a_mandarin_first_clause_is_not_taken_when_the_rest_asks_for_a_step_answer():

@@ -45,7 +45,7 @@ def test_what_follows_the_last_correction(said, marker, tail):
 
 
 @pytest.mark.parametrize("said", ["no", "不是", "where is my parcel", "a refund i mean take them back", "no wait um",
-                                  "我不对劲", "不对"])
+                                  "我不对劲", "不对", "no it's not that eh"])   # a tag ("eh") names nothing
 def test_no_correction_or_nothing_after_it(said):
     assert correction.after(said) is None
 

@@ -20,7 +20,7 @@ menu again.
 
 import itertools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 from ivr.flow import slots
@@ -41,6 +41,7 @@ REASON_VERBS = frozenset({"is", "was", "are", "were", "isnt", "wasnt", "keeps", 
 CLAUSE_VERBS = frozenset({"think", "guess", "believe", "suppose", "reckon", "hope", "know", "feel", "fear", "afraid",
                           "sure", "realise", "realize", "thought", "wonder", "wondering"})
 MIN_HEAD_WORDS = 1
+MAX_HEADS = 2               # the requests before the first two reasons are tried (each ranked again)
 MIN_ZH_HEAD_CHARS = 2       # a Mandarin first clause this long at least (not 嗯, 啊)
 GLOBALS = ("repeat", "agent", "main_menu")      # built-in intents (or global names) a reason may follow
 # "sorry" before an aside is an apology (_apology_for_aside); the signals understand gives an aside (held, or under
@@ -54,24 +55,40 @@ def head(text: str) -> str | None:
     """The words before the first reason in `text`, or None when there is none or nothing before it. Mandarin (any
     Chinese character): the first clause, when the recognizer's pause or punctuation ends it and it has two
     characters or more (你说啥 这边太吵了: the reason is in words of its own, not in the sentence's reason words)."""
+    return next(heads(text), None)
+
+
+def heads(text: str) -> Iterator[str]:
+    """The words before each reason in `text`, first reason first (`head`): "hang on i think i pressed the wrong
+    button ... can you take me back to the main menu and ill start over" asks after its first reason."""
     if WIDE.search(text):
         clauses = [c for c in re.split(slots.ZH_CLAUSE, text.strip()) if c]
-        return clauses[0] if len(clauses) >= 2 and len(clauses[0]) >= MIN_ZH_HEAD_CHARS else None
+        if len(clauses) >= 2 and len(clauses[0]) >= MIN_ZH_HEAD_CHARS:
+            yield clauses[0]
+        return
     words = normalize(text).split()
     if not words or not all(w.isascii() for w in words):
-        return None
+        return
     for i in range(MIN_HEAD_WORDS, len(words) - 1):
         if words[i - 1] in CLAUSE_VERBS:
             continue
-        if any(tuple(words[i:i + len(r)]) == r for r in REASON_STARTS) or _noun_verb(words, i):
-            return " ".join(words[:i])
-    return None
+        if any(tuple(words[i:i + len(r)]) == r for r in REASON_STARTS) or _noun_verb(words, i) or (
+                words[i] == "i" and words[i + 1] in CLAUSE_VERBS and not _only_apology(words[:i])):
+            yield " ".join(words[:i])
+
+
+def _only_apology(words: list[str]) -> bool:
+    """Whether `words` only apologise ("sorry", "oh sorry love"): "sorry i think ive rung the wrong number" goes on
+    to say what the caller thinks; "start over i think i said the wrong thing" asks first, then says why."""
+    return bool(set(words) & APOLOGIES) and set(words) <= APOLOGIES | APOLOGY_COMPANIONS | FILLERS
 
 
 def _noun_verb(words: list[str], i: int) -> bool:
-    """'the line is bad', 'my kid was yelling': the/my, one or two words, a verb, and something after it."""
+    """'the line is bad', 'my kid was yelling', 'my flight's boarding' (a recognizer's "flights boarding": 's is
+    "is"): the/my, one or two words, a verb, and something after it."""
     return words[i] in ("the", "my") and any(
-        i + k + 1 < len(words) and words[i + k] in REASON_VERBS for k in (1, 2))
+        i + k + 1 < len(words) and (words[i + k] in REASON_VERBS or (
+            words[i + k].endswith("ing") and words[i + k - 1].endswith("s") and k == 2)) for k in (1, 2))
 
 
 def apart(text: str, ranked: list, rank: Callable[[str], list], answers: frozenset[str],
@@ -88,12 +105,14 @@ def apart(text: str, ranked: list, rank: Callable[[str], list], answers: frozens
     by_reason = bool(ranked) and ranked[0].score >= ACCEPT and ranked[0].name in polar
     if ranked and ranked[0].score >= ACCEPT and not by_reason:
         return ranked       # taken
-    said = head(text)
-    if not said or (by_reason and answered(said)) or _apology_for_aside(said, ranked):
-        return ranked
-    again = rank(said)
-    if not again or again[0].score < ACCEPT or not (
-            again[0].name in answers or (again[0].name in worded and again[0].words >= 1.0)):
+    for said in itertools.islice(heads(text), MAX_HEADS):
+        if (by_reason and answered(said)) or _apology_for_aside(said, ranked):
+            return ranked
+        again = rank(said)
+        if again and again[0].score >= ACCEPT and (
+                again[0].name in answers or (again[0].name in worded and again[0].words >= 1.0)):
+            break
+    else:
         return ranked
     if WIDE.search(said) and not by_reason:
         # a Mandarin first clause is cut at a pause, not at a reason's words: what follows may be the request itself
@@ -108,10 +127,7 @@ def _apology_for_aside(said: str, ranked: list) -> bool:
     """Whether the head `said` is only an apology ("sorry", "oh sorry love") and the whole sentence (`ranked`) is
     nearer an off-topic sentence than any answer: "sorry i was talking to my son" apologises for an aside and asks
     for nothing ("pardon me i was talking to my son" asks: "pardon" is a request, not an apology)."""
-    words = set(normalize(said).split())
-    if not words & APOLOGIES or not words <= APOLOGIES | APOLOGY_COMPANIONS | FILLERS:
-        return False
-    return bool(ranked) and ranked[0].signal.startswith(ASIDE_SIGNALS)
+    return _only_apology(normalize(said).split()) and bool(ranked) and ranked[0].signal.startswith(ASIDE_SIGNALS)
 
 
 

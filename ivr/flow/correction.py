@@ -29,6 +29,9 @@ MARKERS_EN = tuple(tuple(m.split()) for m in (
 # ... and in Mandarin (substrings: no spaces between words)
 MARKERS_ZH = ("不对", "不是", "哦不", "我是说", "我的意思是", "说错了", "搞错了", "应该是", "更正一下", "算了")
 MIN_TAIL_CHARS = 2     # a Mandarin tail shorter than this says nothing
+# Tags a caller ends a sentence with ("no it's not that eh", "not that one mate"): a tail of these (and fillers) names
+# nothing, though "eh" alone asks to hear the prompt again.
+TAGS_EN = frozenset({"eh", "mate", "love", "darling", "pal", "innit", "though"})
 
 
 def after(text: str) -> tuple[str, str] | None:
@@ -56,7 +59,7 @@ def after(text: str) -> tuple[str, str] | None:
                     end, marker = i + len(m), " ".join(m)
                 break
     tail = words[end:] if end >= 0 else []
-    if not any(w not in FILLERS for w in tail):
+    if not any(w not in FILLERS and w not in TAGS_EN for w in tail):
         return None
     return marker, " ".join(tail)
 

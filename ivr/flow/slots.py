@@ -125,6 +125,7 @@ def parse_keys(spec: SlotSpec, keys: str, language: str, today: dt.date) -> Slot
 def _speech_digit_runs(text: str, lang: str) -> list[tuple[str, str]]:
     """(prefix "+" or "", digits) candidates, most likely first."""
     if lang == "zh":
+        text = _ZH_RHETORICAL_NO.sub("不是", text)
         clean = numbers.zh_clean(text)
         return [("+" if clean[i - 1 : i] in ("+", "加") else "", d) for i, d in reversed(numbers.zh_digit_runs(clean))]
     toks = numbers.en_tokens(text)
@@ -216,12 +217,15 @@ _ZH_UNSURE = ("不知道", "不确定", "不太确定", "不清楚", "不记得"
               "说不清", "不晓得", "也许", "可能", "想想", "想一想", "考虑", "琢磨", "没想好", "等一下",
               "等一等", "等会", "稍等", "说不上", "讲不清", "讲不好", "讲不准", "拿不准", "吃不准", "不一定",
               "难说", "不敢说", "不敢肯定", "搞不清", "弄不清", "闹不清", "整不明白", "心里没底")
-_ZH_YES_IDIOMS = ("没错", "不错", "没问题", "没关系", "没毛病", "没说错", "没跑",
-                  "没得错", "莫得错", "没得问题", "莫得问题", "冇问题", "冇错")   # Sichuan 没得 莫得, Cantonese 冇
+# Sichuan 没得 莫(得), Cantonese 冇
+_ZH_YES_IDIOMS = ("没错", "不错", "没问题", "没关系", "没毛病", "没说错", "没跑", "没有错",
+                  "没得错", "莫得错", "莫错", "没得问题", "莫得问题", "冇问题", "冇错")
 _ZH_NEITHER = ("你好", "您好", "好像", "是什么", "是谁",   # hold 好/是 but answer nothing
                "这是", "那是", "还是", "可是", "但是", "要是", "是不是",
                "我是想", "我是要", "我是说", "我是问",
                "还行", "还好", "还可以", "还凑合")     # so-so: 还行吧 judges something, it answers nothing
+# 哪是这个 "how is it this one", 这哪里是我的: a rhetorical question, a no (哪个是 "which is" stays a question)
+_ZH_RHETORICAL_NO = re.compile(r"哪(?:里|儿)?是")
 _ZH_VERY = re.compile(r"好(?=[热冷多久几累烦难慢贵饿吵远奇怪])")   # 好 "very": 今天好热 answers nothing
 _ZH_YES = ("是", "对", "好", "嗯", "行", "可以", "正确", "确定", "确认", "当然", "肯定")  # 要: whole answers only
 _ZH_NO = ("不", "没", "错", "否", "别")
@@ -251,9 +255,10 @@ _ZH_PARTICLES = frozenset({"a", "ya", "wa", "ne", "ba", "lo", "lei", "ha", "bei"
 _ZH_YES_UNITS = frozenset(tuple(u.split()) for u in (
     "si", "si de", "si di", "dui", "dui de", "dui tou", "hao", "hao de", "xing", "xing de", "ke yi", "ke yi de",
     "n", "en", "m", "n na", "zong", "ceng", "yao", "yao de", "wo yao", "que ding", "que ren", "wo que ren", "mei cuo",
-    "mei de cuo", "mo de cuo", "mei wen ti", "mei de wen ti", "dang ran", "ken ding", "zeng que", "xi", "si ge",
-    "xi ge", "tong yi", "wo tong yi", "mei mao bing", "mei de mao bing", "mo de mao bing", "ke zong", "ke xing",
-    "jiu yao", "wo jiu yao", "an yao", "an jiu yao"))   # 没毛病 (Sichuan 没得 莫得), Henan 可中, 俺(就)要
+    "mei de cuo", "mo de cuo", "mo cuo", "mao cuo", "mei you cuo", "mei wen ti", "mei de wen ti", "dang ran",
+    "ken ding", "zeng que", "xi", "si ge", "xi ge", "tong yi", "wo tong yi", "mei mao bing", "mei de mao bing",
+    "mo de mao bing", "ke zong", "ke xing", "jiu yao", "wo jiu yao", "an yao", "an jiu yao"))
+#   没错 (Sichuan 没得 莫(得), Cantonese 冇), 没毛病, Henan 可中, 俺(就)要
 _ZH_NO_UNITS = frozenset(tuple(u.split()) for u in (
     "bu", "bu si", "bu si de", "bu dui", "bu yao", "bu yong", "mei you", "mei", "bu xing", "bu ke yi", "cuo",
     "bie", "fou", "wu xi", "wu si", "mao", "mao you", "mei de", "mo de", "mei de you", "mu you", "wu si ge",
@@ -281,6 +286,7 @@ def yes_no(text: str, lang: str) -> str | None:
 
 def _yes_no(text: str, lang: str) -> bool | SlotError:
     if lang == "zh":
+        text = _ZH_RHETORICAL_NO.sub("不是", text)
         clean = numbers.zh_clean(text)
         plain = "".join(text.split())       # zh_clean blanks words hiding a 一 (一定): 不一定 is unsure
         if any(w in clean or w in plain for w in _ZH_UNSURE) or _zh_thinking(plain):
@@ -341,7 +347,7 @@ def zh_whole_answer(text: str, leading: bool = True) -> str | None:
     (是啊 就是这个, 唔系唔系, 布是的, 中 就这个), or when the first clause is one and what follows explains without a
     negation after a yes (对 放假前就想办这个了, 不是 我要问账单); else None: what a yes/no step may take without
     weighing anything else."""
-    clauses = [c for c in re.split(ZH_CLAUSE, text) if numbers.zh_clean(c)]
+    clauses = [c for c in re.split(ZH_CLAUSE, _ZH_RHETORICAL_NO.sub("不是", text)) if numbers.zh_clean(c)]
     while clauses and set(numbers.zh_clean(clauses[0])) <= _ZH_HUMS:
         clauses = clauses[1:]               # 嗯 是的: the hum says nothing; 嗯, 嗯嗯 alone: a yes, or someone thinking
     if not clauses:
@@ -365,7 +371,7 @@ def _zh_wants(clause: str) -> bool:
 def _zh_answer_form(clause: str) -> str | None:
     """"yes" or "no" when this clause is one whole short answer by its sound (_ZH_YES_UNITS), "neutral" when it
     is made of neutral words only (就这个), else None."""
-    clean = numbers.zh_clean(clause)
+    clean = numbers.zh_clean(clause).replace("嘅", "的")     # Cantonese 嘅 (ge, read kai): 的, 是嘅 is 是的
     if not clean or len(clean) > 10 or not all(nlu.is_wide_char(ch) for ch in clean):
         return None
     if re.fullmatch(rf"[{numbers.ZH_NUM_CHARS}]+", clean) or (len(clean) == 1 and clean not in _ZH_ONE):
