@@ -359,13 +359,16 @@ def test_an_untagged_yes_no_step_takes_a_whole_answer(text, meant):
     assert top.name == meant and top.score >= 0.8, top
 
 
-@pytest.mark.parametrize("text, meant", [("yeah that's what i said", "yes"), ("no no no hang on", "no")])
+@pytest.mark.parametrize("text, meant", [("yeah that's what i said", "yes"), ("no no no hang on", "no"),
+                                         ("uh huh that's what i said", "yes"),    # an answer of a few words
+                                         ("that's right yeah that's why i'm ringing", "yes")])
 def test_an_answer_the_sentence_opens_with_is_no_aside(text, meant):
     """Near "so what i was going to say" or "hang on" (off-topic sentences), but it opens with the answer."""
     top = understand.rank(text, *tagged_step("en", "confirm"))[0]
     assert top.name == meant and top.score >= 0.8, top
 
 
-def test_a_no_inside_the_sentence_stays_an_aside():
-    top = understand.rank("my phone has no signal at all", *tagged_step("en", "confirm"))[0]
+@pytest.mark.parametrize("text", ["my phone has no signal at all", "it is raining"])   # "it is" alone is a yes
+def test_a_no_inside_the_sentence_stays_an_aside(text):
+    top = understand.rank(text, *tagged_step("en", "confirm"))[0]
     assert top.score < 0.8, top

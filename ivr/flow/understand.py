@@ -80,6 +80,8 @@ TAGGED_THRESHOLDS = {"en": {"menu": (2.5, 1.2), "few": (2.5, 1.2)}, "zh": {"menu
 LIBRARY_WEIGHTS = (-11.141, -0.592, 2.983, 4.464, 2.946, 28.218, 2.559, -0.973, 1.336, 18.745, 14.257, 10.802, 0.888,
                    1.619, 0.0)
 LIBRARY_THRESHOLDS = {"en": {"menu": (1.6, 1.6), "few": (1.6, 1.6)}, "zh": {"menu": (1.2, 1.2), "few": (1.2, 1.2)}}
+OPENING_WORDS = 4      # an English yes or no a sentence opens with is this many words at most ("that's right yeah")
+SENTENCE_OPENINGS = frozenset({"it is", "i do", "go on"})    # a yes alone; before more words a sentence's start
 WHOLE_ANSWER = 0.9     # a yes/no step's score for a whole short answer the yes/no rules are sure of
 WHOLE_YES_NO = "a whole yes/no answer (the yes/no rules)"   # ... and its signal
 UNSURE = "unsure (the yes/no rules): neither yes nor no"       # a yes/no step's answers held for a hedge
@@ -236,14 +238,19 @@ def _answers_yes_no(step: tuple[Intent, ...]) -> bool:
 
 
 def _opening_answer(text: str, said_in: str) -> str | None:
-    """"yes" or "no" when `text` is a whole answer or opens with one that the yes/no rules agree with ("yeah that's
-    what i said"; "my phone has no signal" opens with no answer), else None."""
+    """"yes" or "no" when `text` is a whole answer or opens with one (of up to OPENING_WORDS words) that the yes/no
+    rules agree with ("yeah that's what i said", "uh huh that's it yeah sorry i'm on the tram"; "my phone has no
+    signal" opens with no answer), else None."""
     whole = slots.whole_answer(text, said_in, leading=said_in == "zh")
     if whole is not None or said_in == "zh":
         return whole
-    words = [w for w in tokens(text) if w not in FILLERS]
-    first = slots.whole_answer(words[0], "en", leading=False) if words else None
-    return first if first is not None and slots.yes_no(text, "en") == first else None
+    words = tokens(text)
+    for n in range(min(OPENING_WORDS, len(words) - 1), 0, -1):    # "uh huh", "that's right yeah": a few words
+        opening = " ".join(words[:n])
+        first = slots.whole_answer(opening, "en", leading=False) if opening not in SENTENCE_OPENINGS else None
+        if first is not None:
+            return first if slots.yes_no(text, "en") == first else None
+    return None
 
 
 @lru_cache(maxsize=4096)
