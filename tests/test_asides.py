@@ -42,6 +42,43 @@ def test_a_global_request_with_its_reason_is_taken(said, meant):
     assert top.name == meant and top.score >= 0.8 and "before the reason" in top.signal
 
 
+@pytest.mark.parametrize("said, tails", [
+    ("look i'm tired and it's four in the morning so can you just put me through to a person please",
+     ["so can you just put me through to a person please", "please"]),     # "so can you just": one request
+    ("i have been going around in circles for ten minutes just put me through to someone",
+     ["just put me through to someone"]),
+    ("please just put me through", []),                                    # no reason before the request
+    ("我在开车 你能不能转人工", []),                                          # Mandarin: cut at its pauses (head)
+])
+def test_the_requests_after_the_reason(said, tails):
+    assert list(asides.tails(said)) == tails
+
+
+@pytest.mark.parametrize("said, step, meant", [
+    ("look i'm at the gate and i've no time for the menu can you just put me through to an actual person", "retail",
+     "agent"),
+    ("i've been going round in circles for ten minutes just take me back to the main menu so i can pick again",
+     "confirm", "main_menu"),
+    ("no listen the gate's about to close and i can't keep answering yes or no can i just get a real agent on the "
+     "line please", "confirm", "agent"),
+])
+def test_a_global_request_after_its_reason_is_taken(said, step, meant):
+    from tests.nlu_bench import tagged_step
+
+    top = understand.rank(said, *tagged_step("en", step))[0]
+    assert top.name == meant and top.score >= 0.8 and "after the reason" in top.signal, top
+
+
+def test_a_step_answer_after_a_reason_is_left_to_the_whole_sentence():
+    """Only the globals (a person, the main menu, a repeat) are taken from after the reason: a step's own answer
+    there is weighed with the whole sentence ("... so can you tell me where my parcel is")."""
+    ranked = [understand.Candidate("billing", 0.3, "meaning", "step", 0.0, 0.9)]
+    taken = asides.apart("i was charged twice last month so can you tell me where my parcel is", ranked,
+                         lambda said: [understand.Candidate("track_order", 0.95, "meaning", "step", 1.0, 0.95)],
+                         frozenset({"agent", "repeat", "main_menu"}))
+    assert taken == ranked
+
+
 def test_a_greeting_before_the_reason_is_no_goodbye():
     top = understand.rank("hello good afternoon i am calling because the invoice is wrong", STEP, GLOBALS)[0]
     assert not (top.name == "goodbye" and top.score >= 0.6)

@@ -8,8 +8,10 @@ finds where the reason starts (im, i was, i pressed, the line is, my kid was, it
 request before it; `apart` ranks that head too and takes a global answer it names with confidence when the whole
 sentence named nothing with confidence. Only the globals repeat, agent and main menu: a step's own answer usually
 lies in the reason ("cancel it i bought the wrong size"). In Mandarin the head is the first clause before the
-recognizer's pause (你说什么 雨声太大了), not taken when what follows asks for a step's own answer. A pure function of
-the words.
+recognizer's pause (你说什么 雨声太大了), not taken when what follows asks for a step's own answer. Callers who say why
+first and ask last ("i've been going round in circles for ten minutes just take me back to the main menu") are heard
+the same way from the other end: `tails` gives the request after the reason (REQUEST_AFTER: "so", "just", "can you"
+...), taken when it names one of those globals with confidence. A pure function of the words.
 
 The other way round, at a yes/no step: a "no" (or "never mind", 算了) followed by a request for a person, the main
 menu, a repeat or goodbye ("no just get me an agent", 不用了 再见; in Mandarin also several in a row, 算了 不办了 拜拜)
@@ -41,7 +43,12 @@ REASON_VERBS = frozenset({"is", "was", "are", "were", "isnt", "wasnt", "keeps", 
 CLAUSE_VERBS = frozenset({"think", "guess", "believe", "suppose", "reckon", "hope", "know", "feel", "fear", "afraid",
                           "sure", "realise", "realize", "thought", "wonder", "wondering"})
 MIN_HEAD_WORDS = 1
-MAX_HEADS = 2               # the requests before the first two reasons are tried (each ranked again)
+MAX_HEADS = 2               # the requests before the first two reasons are tried (each ranked again), or after
+# Words a request starts with after the caller has said why ("... it's four in the morning so can you just put me
+# through to a person", "... for ten minutes just take me back to the main menu"), after this many words at least
+REQUEST_AFTER = tuple(tuple(r.split()) for r in (
+    "so", "just", "can you", "could you", "can i", "could i", "please", "i want", "i need", "i just want"))
+MIN_REASON_WORDS = 3
 MIN_ZH_HEAD_CHARS = 2       # a Mandarin first clause this long at least (not 嗯, 啊)
 GLOBALS = ("repeat", "agent", "main_menu")      # built-in intents (or global names) a reason may follow
 # "sorry" before an aside is an apology (_apology_for_aside); the signals understand gives an aside (held, or under
@@ -113,7 +120,7 @@ def apart(text: str, ranked: list, rank: Callable[[str], list], answers: frozens
                 again[0].name in answers or (again[0].name in worded and again[0].words >= 1.0)):
             break
     else:
-        return ranked
+        return ranked if by_reason else _after_reason(text, ranked, rank, answers)
     if WIDE.search(said) and not by_reason:
         # a Mandarin first clause is cut at a pause, not at a reason's words: what follows may be the request itself
         # (我老伴买重复了 取消一个: 重复 is "twice" there, and 取消一个 asks to cancel)
@@ -121,6 +128,40 @@ def apart(text: str, ranked: list, rank: Callable[[str], list], answers: frozens
         if rest and rest[0].group == "step" and rest[0].score >= CONFIRM:
             return ranked
     return [replace(c, signal=f"{c.signal}, before the reason '{said}'") for c in again]
+
+
+def tails(text: str) -> Iterator[str]:
+    """The words from each request said after a reason in `text` (REQUEST_AFTER, after MIN_REASON_WORDS words at
+    least), first one first: "look im tired and its four in the morning so can you just put me through to a person"
+    gives "so can you just put me through to a person". English only (a Mandarin sentence is cut at its pauses)."""
+    words = normalize(text).split()
+    if WIDE.search(text) or not all(w.isascii() for w in words):
+        return
+    i = MIN_REASON_WORDS
+    while i < len(words):
+        n = _request_after(words, i)
+        if not n:
+            i += 1
+            continue
+        yield " ".join(words[i:])
+        while n:                     # "so can you just": one request, not four
+            i += n
+            n = _request_after(words, i)
+
+
+def _request_after(words: list[str], i: int) -> int:
+    """The length of the REQUEST_AFTER words starting at `i`, 0 when none does."""
+    return next((len(r) for r in REQUEST_AFTER if tuple(words[i:i + len(r)]) == r), 0)
+
+
+def _after_reason(text: str, ranked: list, rank: Callable[[str], list], answers: frozenset[str]) -> list:
+    """`ranked`, or the candidates of a request said after its reason (`tails`) when they take one of `answers` (the
+    globals that ask to repeat, for a person, for the main menu) with confidence; their signal says so."""
+    for said in itertools.islice(tails(text), MAX_HEADS):
+        again = rank(said)
+        if again and again[0].score >= ACCEPT and again[0].name in answers:
+            return [replace(c, signal=f"{c.signal}, after the reason: '{said}'") for c in again]
+    return ranked
 
 
 def _apology_for_aside(said: str, ranked: list) -> bool:
