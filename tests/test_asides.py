@@ -22,6 +22,9 @@ from ivr.flow.nlu import Intent
     ("sorry i think i've rung the wrong number i was trying to get the surgery",
      "sorry i think ive rung the wrong number"),
     ("start over i think i said the wrong thing", "start over"),   # a request, then what the caller thinks went wrong
+    ("i'd like a human please this isn't working", "id like a human please"),
+    ("还是转人工吧我跟机器讲不清楚", "还是转人工吧"),        # no pause: a clause-final particle ends the request
+    ("我的订单到哪了", None),                             # ... not 的, and not one with nothing after it
     ("oh sorry love i think i missed that", None),                 # an apology, then what the caller thinks
     ("i'd like to speak to somebody my flight's boarding now", "id like to speak to somebody"),   # 's: is
 ])
@@ -67,6 +70,25 @@ def test_a_global_request_after_its_reason_is_taken(said, step, meant):
 
     top = understand.rank(said, *tagged_step("en", step))[0]
     assert top.name == meant and top.score >= 0.8 and "after the reason" in top.signal, top
+
+
+def test_an_apology_before_a_long_story_asks_for_no_repeat():
+    """"sorry i was driving" asks to hear the prompt again; "sorry" and a story of a wrong number does not."""
+    from tests.nlu_bench import tagged_step
+
+    top = understand.rank("oh sorry i was actually trying to ring the letting agent about the deposit on the old flat "
+                          "because they still haven't given it back", *tagged_step("en", "telecom"))[0]
+    assert top.score < 0.8 or top.name != "repeat", top
+    top = understand.rank("sorry i was driving", *tagged_step("en", "telecom"))[0]
+    assert top.name == "repeat" and top.score >= 0.8, top
+
+
+def test_a_no_then_a_correction_stays_a_no():
+    """"no sorry i meant something different": "sorry" opens a correction here, not a request to repeat."""
+    from tests.nlu_bench import tagged_step
+
+    top = understand.rank("no sorry i meant something different", *tagged_step("en", "confirm"))[0]
+    assert top.name == "no", top
 
 
 def test_a_step_answer_after_a_reason_is_left_to_the_whole_sentence():

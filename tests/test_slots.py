@@ -251,11 +251,11 @@ YES_NO_ZH = [
     # whole short answers by sound: homophones a recognizer writes, dialects (Cantonese, Wu, Sichuan, Henan)
     *[(t, True) for t in ("事的", "四的四的", "队的", "系啊", "系呀 就系呢个", "中", "要得", "对头对头莫得错",
                           "就是这个", "要的", "我要", "对 对 对 是的 信号不好 对的", "嗯 是的",
-                          "对对对就是这个莫错", "是嘅就是这个冇错", "没有错")],   # 莫 冇: 没; Cantonese 嘅: 的
+                          "对对对就是这个莫错", "是嘅就是这个冇错", "没有错", "中中中就办这个")],   # 莫 冇: 没; 嘅: 的
     # one yes, then a negation, is a no (the words decide)
     *[(t, False) for t in ("部队", "步对", "布是", "唔系", "冇", "勿是个", "木有", "嗯 不对", "对 不是这个",
                            "不是 我要查余额", "是的 我不要了", "行 别发了", "是 我没收到",
-                           "哪是这个", "这哪里是我要的")],      # a rhetorical 哪(里)是: not so
+                           "哪是这个", "这哪里是我要的", "不办这个")],      # a rhetorical 哪(里)是: not so
     # 不 in a verb's potential complement (睡不着, 收不到, 打不通) tells what happened: not a negation of the answer
     *[(t, True) for t in ("对 我这边收不到短信", "嗯 就是这个意思我半夜睡不着", "可以 就是一直打不通")],
     *[(t, False) for t in ("我不上班", "对 还不到")],     # after a pronoun or an adverb 不 still negates

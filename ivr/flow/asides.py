@@ -8,10 +8,12 @@ finds where the reason starts (im, i was, i pressed, the line is, my kid was, it
 request before it; `apart` ranks that head too and takes a global answer it names with confidence when the whole
 sentence named nothing with confidence. Only the globals repeat, agent and main menu: a step's own answer usually
 lies in the reason ("cancel it i bought the wrong size"). In Mandarin the head is the first clause before the
-recognizer's pause (你说什么 雨声太大了), not taken when what follows asks for a step's own answer. Callers who say why
-first and ask last ("i've been going round in circles for ten minutes just take me back to the main menu") are heard
-the same way from the other end: `tails` gives the request after the reason (REQUEST_AFTER: "so", "just", "can you"
-...), taken when it names one of those globals with confidence. A pure function of the words.
+recognizer's pause (你说什么 雨声太大了), or without a pause before a clause-final particle
+(还是转人工吧我跟机器讲不清楚), not taken when what follows asks for a step's own answer. An apology before a long
+story ("oh sorry i was actually trying to ring the letting agent about ...") is no request to repeat. Callers who say
+why first and ask last ("i've been going round in circles for ten minutes just take me back to the main menu") are
+heard the same way from the other end: `tails` gives the request after the reason (REQUEST_AFTER: "so", "just",
+"can you" ...), taken when it names one of those globals with confidence. A pure function of the words.
 
 The other way round, at a yes/no step: a "no" (or "never mind", 算了) followed by a request for a person, the main
 menu, a repeat or goodbye ("no just get me an agent", 不用了 再见; in Mandarin also several in a row, 算了 不办了 拜拜)
@@ -36,7 +38,7 @@ REASON_STARTS = tuple(tuple(r.split()) for r in (
     "im", "i am", "i was", "i wasnt", "ive", "i have been", "i got", "i pressed", "i hit", "i mixed", "i missed",
     "i picked", "i chose", "i made", "i messed", "i said", "i cant hear", "i couldnt hear", "i didnt hear", "its",
     "it is", "theres", "there is", "there was", "because", "cause", "cos", "youre breaking", "you broke",
-    "you were breaking", "you cut", "ill", "i will"))
+    "you were breaking", "you cut", "ill", "i will", "this isnt", "this is not", "this doesnt", "this wont"))
 REASON_VERBS = frozenset({"is", "was", "are", "were", "isnt", "wasnt", "keeps", "kept", "cut", "broke", "dropped",
                           "went", "started"})
 # "sorry i think ive rung the wrong number": after these the words are what the caller thinks, not why they ask
@@ -49,7 +51,9 @@ MAX_HEADS = 2               # the requests before the first two reasons are trie
 REQUEST_AFTER = tuple(tuple(r.split()) for r in (
     "so", "just", "can you", "could you", "can i", "could i", "please", "i want", "i need", "i just want"))
 MIN_REASON_WORDS = 3
+MAX_APOLOGY_REASON_WORDS = 12   # an apology ("sorry") and a reason longer than this tells a story, asks no repeat
 MIN_ZH_HEAD_CHARS = 2       # a Mandarin first clause this long at least (not 嗯, 啊)
+ZH_HEAD_END = frozenset("吧啦啊呀嘛呢哦喔")   # ... ended by a pause, or by one of these (not 的 了: 我的订单, 买重复了)
 GLOBALS = ("repeat", "agent", "main_menu")      # built-in intents (or global names) a reason may follow
 # "sorry" before an aside is an apology (_apology_for_aside); the signals understand gives an aside (held, or under
 # the cap and nearer an off-topic sentence: understand.NEARER_OFF_TOPIC; asides cannot import understand)
@@ -72,6 +76,10 @@ def heads(text: str) -> Iterator[str]:
         clauses = [c for c in re.split(slots.ZH_CLAUSE, text.strip()) if c]
         if len(clauses) >= 2 and len(clauses[0]) >= MIN_ZH_HEAD_CHARS:
             yield clauses[0]
+        elif len(clauses) == 1:      # no pause: a clause-final particle ends it (还是转人工吧 我跟机器讲不清楚)
+            end = next((i for i, ch in enumerate(clauses[0]) if ch in ZH_HEAD_END and i + 1 >= MIN_ZH_HEAD_CHARS), None)
+            if end is not None and len(clauses[0]) - end - 1 >= MIN_ZH_HEAD_CHARS:
+                yield clauses[0][:end + 1]
         return
     words = normalize(text).split()
     if not words or not all(w.isascii() for w in words):
@@ -115,6 +123,8 @@ def apart(text: str, ranked: list, rank: Callable[[str], list], answers: frozens
     for said in itertools.islice(heads(text), MAX_HEADS):
         if (by_reason and answered(said)) or _apology_for_aside(said, ranked):
             return ranked
+        if _apology_for_a_story(said, text):
+            continue                 # the request may come after the story ("... can you say it again please")
         again = rank(said)
         if again and again[0].score >= ACCEPT and (
                 again[0].name in answers or (again[0].name in worded and again[0].words >= 1.0)):
@@ -164,6 +174,14 @@ def _after_reason(text: str, ranked: list, rank: Callable[[str], list], answers:
     return ranked
 
 
+def _apology_for_a_story(said: str, text: str) -> bool:
+    """Whether the head `said` is only an apology and more than MAX_APOLOGY_REASON_WORDS follow it: "oh sorry i was
+    actually trying to ring the letting agent about the deposit on the old flat ..." tells a story (a wrong number),
+    where "sorry i was on the other line" asks to hear the prompt again."""
+    return _only_apology(normalize(said).split()) and (
+        len(normalize(text).split()) - len(normalize(said).split()) > MAX_APOLOGY_REASON_WORDS)
+
+
 def _apology_for_aside(said: str, ranked: list) -> bool:
     """Whether the head `said` is only an apology ("sorry", "oh sorry love") and the whole sentence (`ranked`) is
     nearer an off-topic sentence than any answer: "sorry i was talking to my son" apologises for an aside and asks
@@ -178,6 +196,7 @@ REQUEST_STARTS = frozenset({
     "i", "id", "ill", "im", "just", "can", "could", "would", "will", "please", "give", "get", "put", "take", "let",
     "lets", "transfer", "connect", "speak", "talk", "bye", "goodbye", "cheers", "thanks", "thank", "repeat", "say",
     "what", "start", "go", "back", "send", "pardon", "sorry", "forget", "leave", "ok", "okay", "actually", "rather"})
+CORRECTING = (("sorry", "i", "meant"), ("sorry", "i", "mean"), ("i", "meant"), ("i", "mean"))   # after a "no"
 EN_NEGATION = frozenset({"no", "not", "dont", "never", "nothing", "none", "without", "wont", "cant", "doesnt",
                          "didnt", "isnt", "arent", "wasnt", "couldnt", "wouldnt", "shouldnt", "havent", "hasnt",
                          "aint", "stop", "nobody", "neither", "nor"})
@@ -260,7 +279,12 @@ def after_no(text: str, lang: str, ranked: list, rank: Callable[[str], list], no
     if split is None:
         return ranked
     said, tail = split
-    again = rank(tail)
+    words = tail.split()
+    for marker in CORRECTING:        # "no sorry i meant something different": what follows the marker is the request
+        if tuple(w.replace("'", "") for w in words[:len(marker)]) == marker:
+            tail = " ".join(words[len(marker):])
+            break
+    again = rank(tail) if tail else []
     if not again:
         return ranked
     if again[0].name in answers and (again[0].score >= ACCEPT or again[0].words >= 1.0):

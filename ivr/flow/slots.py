@@ -263,8 +263,9 @@ _ZH_NO_UNITS = frozenset(tuple(u.split()) for u in (
     "bu", "bu si", "bu si de", "bu dui", "bu yao", "bu yong", "mei you", "mei", "bu xing", "bu ke yi", "cuo",
     "bie", "fou", "wu xi", "wu si", "mao", "mao you", "mei de", "mo de", "mei de you", "mu you", "wu si ge",
     "wu xi ge", "bu si ge", "bu zeng que", "bu tong yi"))
-_ZH_NEUTRAL_UNITS = frozenset(tuple(u.split()) for u in ("jiu", "ze ge", "zei ge", "ze yang", "de", "yi si"))
-#                                                         就 这个 这样 的 意思 (就是这个意思, 不是这个意思)
+_ZH_NEUTRAL_UNITS = frozenset(tuple(u.split()) for u in ("jiu", "ze ge", "zei ge", "ze yang", "de", "yi si",
+                                                         "ban ze ge"))
+#                                      就 这个 这样 的 意思 (就是这个意思, 不是这个意思), 办这个 (中中中 就办这个)
 _ZH_HUMS = frozenset("嗯呃啊哦噢唔额")
 _ZH_THINKING = ("怎么说呢", "怎么讲呢", "咋说呢", "这个", "那个", "那什么", "那啥")   # thinking aloud (_zh_thinking)
 _ZH_ONE = frozenset("是对队好嗯行中成要系不没冇错别否")    # a one-character answer is heard as written (队: a
