@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.flow import builtins, understand
+from ivr.flow import builtins, slots, understand
 from ivr.flow.loader import load_flow
 from ivr.flow.nlu import Intent
 from ivr.flow.yamlsrc import FlowError
@@ -142,6 +142,13 @@ def test_a_whole_answer_before_a_hedge_stands():
     assert (top.name, top.score >= 0.8) == ("no", True)
 
 
+@pytest.mark.parametrize("said", ["好啊 我再想想", "好啊我再想想"])
+def test_a_yes_before_thinking_it_over_is_no_yes(said):
+    """"OK, let me think it over": the yes before a hedge is no answer."""
+    assert slots.zh_whole_answer(said) is None
+    assert all(c.score < 0.8 for c in understand.rank(said, yes_no_step("zh", tagged=True)) if c.name == "yes")
+
+
 @pytest.mark.parametrize("language, said, meant", [
     ("zh", "系啊", "yes"), ("zh", "唔系唔系", "no"), ("zh", "布是的", "no"), ("zh", "是啊 就是这个", "yes"),
     ("zh", "没问题就这个", "yes"), ("zh", "不是这样的", "no"), ("zh", "中 就这个", "yes"),
@@ -151,6 +158,7 @@ def test_a_whole_answer_before_a_hedge_stands():
     ("zh", "不是我要的", "no"), ("zh", "不是这个号码", "no"),   # ... said apart: these are one no
     ("zh", "对喽 就这个", "yes"), ("zh", "队 就是这个没毛病", "yes"), ("zh", "可中", "yes"),   # 没毛病 negates nothing
     ("zh", "中中中 俺就要这个 没毛病", "yes"), ("zh", "就是这个意思", "yes"), ("zh", "不是这个意思", "no"),
+    ("zh", "对啊就这个我在排队呢快点", "yes"), ("zh", "系啊就系呢个唔该", "yes"),   # no pause: a particle ends it
     ("en", "no wait yes yes that's right", "yes"), ("en", "aye", "yes")])
 def test_a_whole_short_answer_is_taken_at_a_yes_no_step(language, said, meant):
     top = understand.rank(said, yes_no_step(language, tagged=True))[0]

@@ -343,6 +343,13 @@ def test_a_global_by_meaning_needs_words_of_its_own_at_a_yes_no_step(lang, text)
     assert not (top.group == "global" and top.score >= 0.8 and "near the global" in top.signal), top
 
 
+@pytest.mark.parametrize("text", ["allo oui bonjour", "selamat petang"])
+def test_a_greeting_in_another_language_is_no_goodbye(text):
+    """Greetings in other languages (offtopic.en.yaml) ask for nothing: they were taken as goodbye."""
+    top = understand.rank(text, *tagged_step("en", "telecom"))[0]
+    assert top.score < 0.8, top
+
+
 @pytest.mark.parametrize("text", ["我想挂个号", "今天几度"])
 def test_another_business_is_no_goodbye_at_a_mandarin_menu(text):
     """挂号 (a hospital registration) is no 挂了 (hanging up); the temperature is not the opening hours."""

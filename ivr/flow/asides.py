@@ -52,8 +52,8 @@ REQUEST_AFTER = tuple(tuple(r.split()) for r in (
     "so", "just", "can you", "could you", "can i", "could i", "please", "i want", "i need", "i just want"))
 MIN_REASON_WORDS = 3
 MAX_APOLOGY_REASON_WORDS = 12   # an apology ("sorry") and a reason longer than this tells a story, asks no repeat
-MIN_ZH_HEAD_CHARS = 2       # a Mandarin first clause this long at least (not 嗯, 啊)
-ZH_HEAD_END = frozenset("吧啦啊呀嘛呢哦喔")   # ... ended by a pause, or by one of these (not 的 了: 我的订单, 买重复了)
+MIN_ZH_HEAD_CHARS = 2       # a Mandarin first clause this long at least (not 嗯, 啊), ended by a pause or by one of
+#                             slots.ZH_PARTICLE_END
 GLOBALS = ("repeat", "agent", "main_menu")      # built-in intents (or global names) a reason may follow
 # "sorry" before an aside is an apology (_apology_for_aside); the signals understand gives an aside (held, or under
 # the cap and nearer an off-topic sentence: understand.NEARER_OFF_TOPIC; asides cannot import understand)
@@ -77,7 +77,8 @@ def heads(text: str) -> Iterator[str]:
         if len(clauses) >= 2 and len(clauses[0]) >= MIN_ZH_HEAD_CHARS:
             yield clauses[0]
         elif len(clauses) == 1:      # no pause: a clause-final particle ends it (还是转人工吧 我跟机器讲不清楚)
-            end = next((i for i, ch in enumerate(clauses[0]) if ch in ZH_HEAD_END and i + 1 >= MIN_ZH_HEAD_CHARS), None)
+            end = next((i for i, ch in enumerate(clauses[0])
+                        if ch in slots.ZH_PARTICLE_END and i + 1 >= MIN_ZH_HEAD_CHARS), None)
             if end is not None and len(clauses[0]) - end - 1 >= MIN_ZH_HEAD_CHARS:
                 yield clauses[0][:end + 1]
         return

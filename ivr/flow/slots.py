@@ -265,7 +265,7 @@ _ZH_NO_UNITS = frozenset(tuple(u.split()) for u in (
     "wu xi ge", "bu si ge", "bu zeng que", "bu tong yi"))
 _ZH_NEUTRAL_UNITS = frozenset(tuple(u.split()) for u in ("jiu", "ze ge", "zei ge", "ze yang", "de", "yi si",
                                                          "ban ze ge"))
-#                                      就 这个 这样 的 意思 (就是这个意思, 不是这个意思), 办这个 (中中中 就办这个)
+#            就 这个 这样 的 意思 (就是这个意思, 不是这个意思), 办这个 (中中中 就办这个); not 谢谢: 好了谢谢 is goodbye
 _ZH_HUMS = frozenset("嗯呃啊哦噢唔额")
 _ZH_THINKING = ("怎么说呢", "怎么讲呢", "咋说呢", "这个", "那个", "那什么", "那啥")   # thinking aloud (_zh_thinking)
 _ZH_ONE = frozenset("是对队好嗯行中成要系不没冇错别否")    # a one-character answer is heard as written (队: a
@@ -274,6 +274,7 @@ _ZH_ONE = frozenset("是对队好嗯行中成要系不没冇错别否")    # a o
 # "I want": a yes alone, the start of a request before more words
 _ZH_WANT = ("要", "我要", "就要", "我就要", "俺要", "俺就要")
 _ZH_REQUEST = ("我想问", "我要问", "我想查", "我要查", "我想办", "我要办")   # a new question after the answer
+ZH_PARTICLE_END = frozenset("吧啦啊呀嘛呢哦喔")   # ends a clause without a pause (not 的 了: 我的订单, 买重复了)
 ZH_CLAUSE = r"[\s,.!?;:，。！？、；：…~～]+"      # between two clauses: a pause or punctuation (also ivr.flow.asides)
 
 
@@ -349,6 +350,10 @@ def zh_whole_answer(text: str, leading: bool = True) -> str | None:
     negation after a yes (对 放假前就想办这个了, 不是 我要问账单); else None: what a yes/no step may take without
     weighing anything else."""
     clauses = [c for c in re.split(ZH_CLAUSE, _ZH_RHETORICAL_NO.sub("不是", text)) if numbers.zh_clean(c)]
+    if len(clauses) == 1:           # no pause: a clause-final particle ends the first clause (对啊就这个我在排队呢)
+        end = next((i for i, ch in enumerate(clauses[0]) if ch in ZH_PARTICLE_END), None)
+        if end is not None and 0 < end < len(clauses[0]) - 1:
+            clauses = [clauses[0][:end + 1], clauses[0][end + 1:]]
     while clauses and set(numbers.zh_clean(clauses[0])) <= _ZH_HUMS:
         clauses = clauses[1:]               # 嗯 是的: the hum says nothing; 嗯, 嗯嗯 alone: a yes, or someone thinking
     if not clauses:
@@ -359,7 +364,8 @@ def zh_whole_answer(text: str, leading: bool = True) -> str | None:
     first, rest = _zh_answer_form(clauses[0]), numbers.zh_clean("".join(clauses[1:]))
     if not leading or _zh_wants(clauses[0]):
         return None                         # 我要，查余额: "I want", then the request
-    if first == "no" or (first == "yes" and not _zh_negated(rest) and not any(w in rest for w in _ZH_REQUEST)):
+    if first == "no" or (first == "yes" and not _zh_negated(rest) and not any(w in rest for w in _ZH_REQUEST)
+                         and not any(w in rest for w in _ZH_UNSURE)):     # 好啊 我再想想: thinking it over
         return first
     return None
 
@@ -372,7 +378,8 @@ def _zh_wants(clause: str) -> bool:
 def _zh_answer_form(clause: str) -> str | None:
     """"yes" or "no" when this clause is one whole short answer by its sound (_ZH_YES_UNITS), "neutral" when it
     is made of neutral words only (就这个), else None."""
-    clean = numbers.zh_clean(clause).replace("嘅", "的")     # Cantonese 嘅 (ge, read kai): 的, 是嘅 is 是的
+    clean = numbers.zh_clean(clause).replace("嘅", "的").replace("呢个", "这个")   # Cantonese 嘅 (ge, read kai): 的,
+    #                                                                         是嘅 is 是的; 呢个: 这个
     if not clean or len(clean) > 10 or not all(nlu.is_wide_char(ch) for ch in clean):
         return None
     if re.fullmatch(rf"[{numbers.ZH_NUM_CHARS}]+", clean) or (len(clean) == 1 and clean not in _ZH_ONE):
