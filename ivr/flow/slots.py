@@ -125,7 +125,6 @@ def parse_keys(spec: SlotSpec, keys: str, language: str, today: dt.date) -> Slot
 def _speech_digit_runs(text: str, lang: str) -> list[tuple[str, str]]:
     """(prefix "+" or "", digits) candidates, most likely first."""
     if lang == "zh":
-        text = _ZH_RHETORICAL_NO.sub("不是", text)
         clean = numbers.zh_clean(text)
         return [("+" if clean[i - 1 : i] in ("+", "加") else "", d) for i, d in reversed(numbers.zh_digit_runs(clean))]
     toks = numbers.en_tokens(text)
