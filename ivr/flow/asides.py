@@ -77,8 +77,7 @@ def heads(text: str) -> Iterator[str]:
         if len(clauses) >= 2 and len(clauses[0]) >= MIN_ZH_HEAD_CHARS:
             yield clauses[0]
         elif len(clauses) == 1:      # no pause: a clause-final particle ends it (还是转人工吧 我跟机器讲不清楚)
-            end = next((i for i, ch in enumerate(clauses[0])
-                        if ch in slots.ZH_PARTICLE_END and i + 1 >= MIN_ZH_HEAD_CHARS), None)
+            end = slots.zh_particle_end(clauses[0], MIN_ZH_HEAD_CHARS - 1)
             if end is not None and len(clauses[0]) - end - 1 >= MIN_ZH_HEAD_CHARS:
                 yield clauses[0][:end + 1]
         return
@@ -145,8 +144,10 @@ def tails(text: str) -> Iterator[str]:
     """The words from each request said after a reason in `text` (REQUEST_AFTER, after MIN_REASON_WORDS words at
     least), first one first: "look im tired and its four in the morning so can you just put me through to a person"
     gives "so can you just put me through to a person". English only (a Mandarin sentence is cut at its pauses)."""
+    if WIDE.search(text):
+        return
     words = normalize(text).split()
-    if WIDE.search(text) or not all(w.isascii() for w in words):
+    if not all(w.isascii() for w in words):
         return
     i = MIN_REASON_WORDS
     while i < len(words):
@@ -202,7 +203,9 @@ EN_NEGATION = frozenset({"no", "not", "dont", "never", "nothing", "none", "witho
                          "didnt", "isnt", "arent", "wasnt", "couldnt", "wouldnt", "shouldnt", "havent", "hasnt",
                          "aint", "stop", "nobody", "neither", "nor"})
 ZH_NEGATION = frozenset("不没别甭勿莫")
-ZH_CLAUSE_END = frozenset("了的啊呀哦吧啦喔嘛呢")   # 不用了再见: the "no" ends there even without a pause
+# 不用了再见: a "no" ends at a particle even without a pause, and at 了 or 的 too (不用了, 不是的), which a request
+# or a yes runs on through (slots.ZH_PARTICLE_END: 买重复了 取消一个, 我的订单)
+ZH_CLAUSE_END = slots.ZH_PARTICLE_END | frozenset("了的")
 MAX_NO_WORDS, MAX_NO_CHARS = 3, 4
 # Openings that wave the question away as a "no" does ("never mind i'll sort it later bye", 算了算了 再见哈)
 EN_DISMISSALS = frozenset({"never mind", "nevermind", "forget it", "forget that", "leave it", "no matter"})
@@ -282,7 +285,7 @@ def after_no(text: str, lang: str, ranked: list, rank: Callable[[str], list], no
     said, tail = split
     words = tail.split()
     for marker in CORRECTING:        # "no sorry i meant something different": what follows the marker is the request
-        if tuple(w.replace("'", "") for w in words[:len(marker)]) == marker:
+        if tuple(words[:len(marker)]) == marker:      # (no_then's words are normalised: no apostrophes)
             tail = " ".join(words[len(marker):])
             break
     again = rank(tail) if tail else []

@@ -350,7 +350,7 @@ def zh_whole_answer(text: str, leading: bool = True) -> str | None:
     weighing anything else."""
     clauses = [c for c in re.split(ZH_CLAUSE, _ZH_RHETORICAL_NO.sub("不是", text)) if numbers.zh_clean(c)]
     if len(clauses) == 1:           # no pause: a clause-final particle ends the first clause (对啊就这个我在排队呢)
-        end = next((i for i, ch in enumerate(clauses[0]) if ch in ZH_PARTICLE_END), None)
+        end = zh_particle_end(clauses[0])
         if end is not None and 0 < end < len(clauses[0]) - 1:
             clauses = [clauses[0][:end + 1], clauses[0][end + 1:]]
     while clauses and set(numbers.zh_clean(clauses[0])) <= _ZH_HUMS:
@@ -367,6 +367,12 @@ def zh_whole_answer(text: str, leading: bool = True) -> str | None:
                          and not any(w in rest for w in _ZH_UNSURE)):     # 好啊 我再想想: thinking it over
         return first
     return None
+
+
+def zh_particle_end(clause: str, start: int = 0) -> int | None:
+    """Where the first clause-final particle (ZH_PARTICLE_END) at or after `start` stands in `clause`, or None: what
+    ends a Mandarin clause said without a pause (对啊|就这个, 还是转人工吧|我跟机器讲不清楚; also ivr.flow.asides)."""
+    return next((i for i in range(start, len(clause)) if clause[i] in ZH_PARTICLE_END), None)
 
 
 def _zh_wants(clause: str) -> bool:
