@@ -72,6 +72,25 @@ def test_a_global_request_after_its_reason_is_taken(said, step, meant):
     assert top.name == meant and top.score >= 0.8 and "after the reason" in top.signal, top
 
 
+@pytest.mark.parametrize("said, tails", [
+    ("the baby's up i'll ring back later bye", ["bye", "later bye", "back later bye"]),
+    ("i'll go now bye bye", ["bye", "bye bye"]),       # MIN_REASON_WORDS before the farewell
+    ("cheers bye", []),
+    ("我先挂了 拜拜", []),                               # English only
+])
+def test_the_farewells_that_end_a_sentence(said, tails):
+    assert list(asides.farewell_tails(said)) == tails
+
+
+@pytest.mark.parametrize("said", ["i'll ring back after my shift bye", "i've got to go the bus is here bye"])
+def test_a_goodbye_heard_word_for_word_after_its_reason_is_taken(said):
+    """The reason ("ring back" sounds like "bring back": returns) is most of the sentence; the farewell ends it."""
+    from tests.nlu_bench import tagged_step
+
+    top = understand.rank(said, *tagged_step("en", "retail"))[0]
+    assert top.name == "goodbye" and top.score >= 0.8 and "after the reason" in top.signal, top
+
+
 def test_an_apology_before_a_long_story_asks_for_no_repeat():
     """"sorry i was driving" asks to hear the prompt again; "sorry" and a story of a wrong number does not."""
     from tests.nlu_bench import tagged_step

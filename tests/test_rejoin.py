@@ -46,6 +46,15 @@ def test_a_sound_guess_next_to_an_answer_word_is_not_taken():
     assert rejoin("somebody stole my mow bile", intents) == "somebody stole my mobile"
 
 
+def test_a_split_an_example_keeps_makes_no_words_of_its_halves():
+    """An example written as a recognizer splits a word ("re peat that for me") does not make "re" and "peat" words of
+    the answers, which would keep them apart; and "re" joins "peat", not "you" ("youre" is a word too)."""
+    intents = (Intent("repeat", ("repeat", "could you say that again"),
+                      ("re peat that for me", "youre breaking up say it again")),)
+    assert rejoin("could you re peat the options", intents) == "could you repeat the options"
+    assert rejoin("youre very quiet", intents) == "youre very quiet"
+
+
 def test_rank_hears_the_joined_word_and_can_be_switched_off(tmp_path, monkeypatch):
     """At a flow's menu, "i need to re turn this blender" is taken as returns by its words; without the rejoin the
     sound-alike matcher hears neither "re" nor "turn" as the choice's phrase."""

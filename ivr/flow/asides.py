@@ -51,6 +51,7 @@ MAX_HEADS = 2               # the requests before the first two reasons are trie
 REQUEST_AFTER = tuple(tuple(r.split()) for r in (
     "so", "just", "can you", "could you", "can i", "could i", "please", "i want", "i need", "i just want"))
 MIN_REASON_WORDS = 3
+MAX_FAREWELL_WORDS = 3      # a farewell that ends a sentence after its reason ("... after my shift bye"), this long
 MAX_APOLOGY_REASON_WORDS = 12   # an apology ("sorry") and a reason longer than this tells a story, asks no repeat
 MIN_ZH_HEAD_CHARS = 2       # a Mandarin first clause this long at least (not 嗯, 啊), ended by a pause or by one of
 #                             slots.ZH_PARTICLE_END
@@ -130,7 +131,7 @@ def apart(text: str, ranked: list, rank: Callable[[str], list], answers: frozens
                 again[0].name in answers or (again[0].name in worded and again[0].words >= 1.0)):
             break
     else:
-        return ranked if by_reason else _after_reason(text, ranked, rank, answers)
+        return ranked if by_reason else _after_reason(text, ranked, rank, answers, worded)
     if WIDE.search(said) and not by_reason:
         # a Mandarin first clause is cut at a pause, not at a reason's words: what follows may be the request itself
         # (我老伴买重复了 取消一个: 重复 is "twice" there, and 取消一个 asks to cancel)
@@ -166,14 +167,33 @@ def _request_after(words: list[str], i: int) -> int:
     return next((len(r) for r in REQUEST_AFTER if tuple(words[i:i + len(r)]) == r), 0)
 
 
-def _after_reason(text: str, ranked: list, rank: Callable[[str], list], answers: frozenset[str]) -> list:
+def _after_reason(text: str, ranked: list, rank: Callable[[str], list], answers: frozenset[str],
+                  worded: frozenset[str] = frozenset()) -> list:
     """`ranked`, or the candidates of a request said after its reason (`tails`) when they take one of `answers` (the
-    globals that ask to repeat, for a person, for the main menu) with confidence; their signal says so."""
+    globals that ask to repeat, for a person, for the main menu) with confidence, or of the farewell that ends the
+    sentence (`farewell_tails`) when it takes one of `worded` (goodbye) heard word for word: "ill ring back after my
+    shift bye"; their signal says so."""
     for said in itertools.islice(tails(text), MAX_HEADS):
         again = rank(said)
         if again and again[0].score >= ACCEPT and again[0].name in answers:
             return [replace(c, signal=f"{c.signal}, after the reason: '{said}'") for c in again]
+    for said in farewell_tails(text) if worded else ():
+        again = rank(said)
+        if again and again[0].score >= ACCEPT and again[0].name in worded and again[0].words >= 1.0:
+            return [replace(c, signal=f"{c.signal}, after the reason: '{said}'") for c in again]
     return ranked
+
+
+def farewell_tails(text: str) -> Iterator[str]:
+    """The last one, two and up to MAX_FAREWELL_WORDS words of `text` when MIN_REASON_WORDS words at least come
+    before them: "the babys up ill ring back later bye" ends with its request. English only."""
+    if WIDE.search(text):
+        return
+    words = normalize(text).split()
+    if not all(w.isascii() for w in words):
+        return
+    for n in range(1, min(MAX_FAREWELL_WORDS, len(words) - MIN_REASON_WORDS) + 1):
+        yield " ".join(words[-n:])
 
 
 def _apology_for_a_story(said: str, text: str) -> bool:

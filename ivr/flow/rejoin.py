@@ -5,7 +5,9 @@ much to the sound-alike matcher or to the sentence embedding, so "i want to make
 "did you mean" band. Here two neighbouring words are replaced by a word of the offered answers' own vocabulary
 (their phrases and examples) when, run together, they are that word and one half is not a word of that vocabulary
 ("my order" stays two words), or sound like it (the same metaphone: "par sell" / "parcel") and neither half is one.
-Latin script only: a Mandarin sentence has no spaces to split at. Pure, and cached per set of answers.
+An example that keeps a recognizer's split ("re peat that for me") makes no words of its halves, and a half that
+joins the word after it as well as the word before goes with the one after when neither of that pair is a word
+("could you re peat": "repeat", not "youre"). Latin script only: a Mandarin sentence has no spaces to split at. Pure, and cached per set of answers.
 """
 
 from functools import lru_cache
@@ -30,6 +32,9 @@ def rejoin(text: str, intents: tuple[Intent, ...]) -> str:
     while i < len(said):
         if i + 1 < len(said):
             found = _joined(keys[i], keys[i + 1], words, sounds)
+            if found and i + 2 < len(said) and keys[i] in words and not {keys[i + 1], keys[i + 2]} & words and (
+                    _joined(keys[i + 1], keys[i + 2], words, sounds)):
+                found = ""          # "you re peat": "re" belongs with "peat", neither of them a word, not with "you"
             if found:
                 out.append(found)
                 i += 2
@@ -57,10 +62,18 @@ def _joined(a: str, b: str, words: frozenset[str], sounds: dict[str, str]) -> st
 def _vocabulary(intents: tuple[Intent, ...]) -> tuple[frozenset[str], dict[str, str]]:
     """The Latin words of the answers' phrases and examples, and the longer ones by their sound (the first word
     met keeps a sound that two words share)."""
-    words = frozenset(w for i in intents for p in (*i.phrases, *i.examples) for w in p.split()
-                      if w.isascii() and w.isalpha())
+    said = [[w for w in p.split() if w.isascii() and w.isalpha()] for i in intents for p in (*i.phrases, *i.examples)]
+    every = frozenset(w for ws in said for w in ws)
+    # an example that keeps a recognizer's split ("re peat that for me") does not make its halves words of their own
+    words = frozenset(w for ws in said for k, w in enumerate(ws) if not _split_half(ws, k, every))
     sounds: dict[str, str] = {}
     for w in sorted(words):
         if len(w) >= MIN_JOINED_CHARS:
             sounds.setdefault(sound_of(w), w)
     return words, sounds
+
+
+def _split_half(ws: list[str], k: int, words: frozenset[str]) -> bool:
+    """Whether `ws[k]` and a neighbour run together are a word of `words` at least MIN_JOINED_CHARS long ("re peat")."""
+    runs = (ws[j] + ws[j + 1] for j in (k - 1, k) if j >= 0 and j + 1 < len(ws))
+    return any(len(run) >= MIN_JOINED_CHARS and run in words for run in runs)
