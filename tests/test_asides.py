@@ -52,6 +52,9 @@ def test_a_global_request_with_its_reason_is_taken(said, meant):
      ["just put me through to someone"]),
     ("please just put me through", []),                                    # no reason before the request
     ("我在开车 你能不能转人工", []),                                          # Mandarin: cut at its pauses (head)
+    ("我刚下夜班 网上买的东西说今天送到 能不能帮我查一下", ["能不能帮我查一下"]),   # ... a later clause asks
+    ("我要退款 那件外套不想要了", []),                                        # ... or says why: no request there
+    ("we've just got back from my sister's and nobody wants to cook", []),   # "just" before a past form: when
 ])
 def test_the_requests_after_the_reason(said, tails):
     assert list(asides.tails(said)) == tails
@@ -110,14 +113,32 @@ def test_a_no_then_a_correction_stays_a_no():
     assert top.name == "no", top
 
 
-def test_a_step_answer_after_a_reason_is_left_to_the_whole_sentence():
-    """Only the globals (a person, the main menu, a repeat) are taken from after the reason: a step's own answer
-    there is weighed with the whole sentence ("... so can you tell me where my parcel is")."""
+def test_a_step_answer_after_a_reason_is_taken_at_a_menu_when_nearest_by_meaning_too():
+    """A menu's own answer after the reason ("... so can you tell me where my parcel is") is taken when the request
+    takes it with confidence and no other answer is nearer by meaning; at a yes/no step (no `own` answers given) only
+    the globals are."""
+    said = "i was charged twice last month so can you tell me where my parcel is"
     ranked = [understand.Candidate("billing", 0.3, "meaning", "step", 0.0, 0.9)]
-    taken = asides.apart("i was charged twice last month so can you tell me where my parcel is", ranked,
-                         lambda said: [understand.Candidate("track_order", 0.95, "meaning", "step", 1.0, 0.95)],
-                         frozenset({"agent", "repeat", "main_menu"}))
-    assert taken == ranked
+    track = understand.Candidate("track_order", 0.95, "meaning", "step", 1.0, 0.95)
+    globals_ = frozenset({"agent", "repeat", "main_menu"})
+    menu = frozenset({"track_order", "billing"})
+    taken = asides.apart(said, ranked, lambda part: [track], globals_, own=menu)
+    assert taken[0].name == "track_order" and "after the reason" in taken[0].signal
+    nearer = understand.Candidate("billing", 0.1, "meaning", "step", 0.0, 0.96)
+    assert asides.apart(said, ranked, lambda part: [track, nearer], globals_, own=menu) == ranked
+    assert asides.apart(said, ranked, lambda part: [track], globals_) == ranked
+
+
+@pytest.mark.parametrize("lang, step, said, meant", [
+    ("en", "telecom", "i've been on the road all week visiting my daughter and the data ran out on the motorway so "
+     "can i add some more data to my phone please", "top_up"),
+    ("zh", "retail", "孩子说那个书包太丑了不肯背 我想退了 有小票 吊牌也还在 怎么办理", "returns"),    # read part test29
+])
+def test_a_menu_answer_after_a_long_reason_is_taken(lang, step, said, meant):
+    from tests.nlu_bench import tagged_step
+
+    top = understand.rank(said, *tagged_step(lang, step))[0]
+    assert top.name == meant and top.score >= 0.8 and "after the reason" in top.signal, top
 
 
 def test_a_greeting_before_the_reason_is_no_goodbye():

@@ -13,7 +13,12 @@ recognizer's pause (你说什么 雨声太大了), or without a pause before a c
 story ("oh sorry i was actually trying to ring the letting agent about ...") is no request to repeat. Callers who say
 why first and ask last ("i've been going round in circles for ten minutes just take me back to the main menu") are
 heard the same way from the other end: `tails` gives the request after the reason (REQUEST_AFTER: "so", "just",
-"can you" ...), taken when it names one of those globals with confidence. A pure function of the words.
+"can you" ...; in Mandarin a later clause that starts like a request, ZH_REQUEST_AFTER: 能不能, 帮我, 我想 ...), taken
+when it names one of those globals with confidence, or at a menu one of the menu's own answers with confidence that
+is nearest by meaning too ("... and i've used all my data looking up buses so can i add some more data to my phone
+please"); a long sentence's embedding is about the story, the request's about what the caller wants. A sentence
+that ends with a goodbye heard word for word after its reason ("i'll ring back after my shift bye") is taken at the
+goodbye (`farewell_tails`). A pure function of the words.
 
 The other way round, at a yes/no step: a "no" (or "never mind", 算了) followed by a request for a person, the main
 menu, a repeat or goodbye ("no just get me an agent", 不用了 再见; in Mandarin also several in a row, 算了 不办了 拜拜)
@@ -51,6 +56,12 @@ MAX_HEADS = 2               # the requests before the first two reasons are trie
 REQUEST_AFTER = tuple(tuple(r.split()) for r in (
     "so", "just", "can you", "could you", "can i", "could i", "please", "i want", "i need", "i just want"))
 MIN_REASON_WORDS = 3
+MIN_ZH_REASON_CHARS = 4     # a Mandarin reason before the request's clause is this long at least, and the clause
+# starts like a request (我刚下夜班 网上买的东西说今天送到 能不能帮我查一下; not 我要退款 那件外套不想要了: a reason)
+ZH_REQUEST_AFTER = ("帮我", "帮忙", "麻烦", "能不能", "能否", "可不可以", "可以", "你们", "请", "我想", "我要", "想",
+                    "给我", "怎么", "能")
+PAST_FORMS = frozenset({"got", "been", "had", "came", "come", "gone", "went", "done", "found", "left", "bought",
+                        "sent", "told", "said", "seen", "paid", "made", "taken", "given", "heard", "rung", "rang"})
 MAX_FAREWELL_WORDS = 3      # a farewell that ends a sentence after its reason ("... after my shift bye"), this long
 MAX_APOLOGY_REASON_WORDS = 12   # an apology ("sorry") and a reason longer than this tells a story, asks no repeat
 MIN_ZH_HEAD_CHARS = 2       # a Mandarin first clause this long at least (not 嗯, 啊), ended by a pause or by one of
@@ -109,7 +120,7 @@ def _noun_verb(words: list[str], i: int) -> bool:
 
 def apart(text: str, ranked: list, rank: Callable[[str], list], answers: frozenset[str],
           worded: frozenset[str] = frozenset(), polar: frozenset[str] = frozenset(),
-          answered: Callable[[str], bool] = lambda _: True) -> list:
+          answered: Callable[[str], bool] = lambda _: True, own: frozenset[str] = frozenset()) -> list:
     """`ranked`, or the candidates of the request before the reason (`rank(head)`) when the whole sentence took
     nothing with confidence and the head takes one of `answers` (the globals that ask to repeat, for a person, for
     the main menu) with confidence, or one of `worded` (goodbye) heard word for word ("cheers bye now im off to the
@@ -131,7 +142,7 @@ def apart(text: str, ranked: list, rank: Callable[[str], list], answers: frozens
                 again[0].name in answers or (again[0].name in worded and again[0].words >= 1.0)):
             break
     else:
-        return ranked if by_reason else _after_reason(text, ranked, rank, answers, worded)
+        return ranked if by_reason else _after_reason(text, ranked, rank, answers, worded, own)
     if WIDE.search(said) and not by_reason:
         # a Mandarin first clause is cut at a pause, not at a reason's words: what follows may be the request itself
         # (我老伴买重复了 取消一个: 重复 is "twice" there, and 取消一个 asks to cancel)
@@ -146,6 +157,10 @@ def tails(text: str) -> Iterator[str]:
     least), first one first: "look im tired and its four in the morning so can you just put me through to a person"
     gives "so can you just put me through to a person". English only (a Mandarin sentence is cut at its pauses)."""
     if WIDE.search(text):
+        clauses = [c for c in re.split(slots.ZH_CLAUSE, text.strip()) if c]
+        for k in range(1, len(clauses)):
+            if len("".join(clauses[:k])) >= MIN_ZH_REASON_CHARS and clauses[k].startswith(ZH_REQUEST_AFTER):
+                yield " ".join(clauses[k:])
         return
     words = normalize(text).split()
     if not all(w.isascii() for w in words):
@@ -163,19 +178,28 @@ def tails(text: str) -> Iterator[str]:
 
 
 def _request_after(words: list[str], i: int) -> int:
-    """The length of the REQUEST_AFTER words starting at `i`, 0 when none does."""
-    return next((len(r) for r in REQUEST_AFTER if tuple(words[i:i + len(r)]) == r), 0)
+    """The length of the REQUEST_AFTER words starting at `i`, 0 when none does ("just" before a past form tells when:
+    "weve just got back from my sisters")."""
+    n = next((len(r) for r in REQUEST_AFTER if tuple(words[i:i + len(r)]) == r), 0)
+    if n and words[i] == "just" and i + 1 < len(words) and (
+            words[i + 1] in PAST_FORMS or words[i + 1].endswith("ed")):
+        return 0
+    return n
 
 
 def _after_reason(text: str, ranked: list, rank: Callable[[str], list], answers: frozenset[str],
-                  worded: frozenset[str] = frozenset()) -> list:
+                  worded: frozenset[str] = frozenset(), own: frozenset[str] = frozenset()) -> list:
     """`ranked`, or the candidates of a request said after its reason (`tails`) when they take one of `answers` (the
-    globals that ask to repeat, for a person, for the main menu) with confidence, or of the farewell that ends the
-    sentence (`farewell_tails`) when it takes one of `worded` (goodbye) heard word for word: "ill ring back after my
-    shift bye"; their signal says so."""
-    for said in itertools.islice(tails(text), MAX_HEADS):
+    globals that ask to repeat, for a person, for the main menu) with confidence, or (the first such request only, all
+    that follows the reason) one of `own` (a menu's own answers) with confidence and nearest by meaning too ("... so
+    can i add some more data to my phone please"; 我刚从健身房出来 你们那个万达店今晚开到几点 我想过去买点东西 asks
+    about the hours, not to buy: its second request took returns), or of
+    the farewell that ends the sentence (`farewell_tails`) when it takes one of `worded` (goodbye) heard word for
+    word: "ill ring back after my shift bye"; their signal says so."""
+    for k, said in enumerate(itertools.islice(tails(text), MAX_HEADS)):
         again = rank(said)
-        if again and again[0].score >= ACCEPT and again[0].name in answers:
+        if again and again[0].score >= ACCEPT and (again[0].name in answers or (k == 0 and again[0].name in own and (
+                again[0].meaning >= max((c.meaning for c in again[1:]), default=0.0)))):
             return [replace(c, signal=f"{c.signal}, after the reason: '{said}'") for c in again]
     for said in farewell_tails(text) if worded else ():
         again = rank(said)

@@ -7,7 +7,8 @@ much to the sound-alike matcher or to the sentence embedding, so "i want to make
 ("my order" stays two words), or sound like it (the same metaphone: "par sell" / "parcel") and neither half is one.
 An example that keeps a recognizer's split ("re peat that for me") makes no words of its halves, and a half that
 joins the word after it as well as the word before goes with the one after when neither of that pair is a word
-("could you re peat": "repeat", not "youre"). Latin script only: a Mandarin sentence has no spaces to split at. Pure, and cached per set of answers.
+("could you re peat": "repeat", not "youre"). Latin script only: a Mandarin sentence has no spaces to split at.
+Pure, and cached per set of answers.
 """
 
 from functools import lru_cache

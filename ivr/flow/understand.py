@@ -141,9 +141,11 @@ def rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (),
     short answer is taken (`_whole_answer`). A request to repeat, for a person or for the main menu followed by why
     ("pardon the bus was too loud", 你说什么 雨声太大了; goodbye only when said word for word) is taken at the request
     when the whole sentence took nothing, and a "no" or a dismissal followed by a request for a global at that
-    request ("no just get me an agent", "never mind i'll call back later") (ivr.flow.asides). At a yes/no step a
-    global asked for in the caller's own words, without a yes or a no, is taken by its meaning (`_global_at_yes_no`:
-    你说的啥); at a menu a bare yes or no takes nothing.
+    request ("no just get me an agent", "never mind i'll call back later"); a request after a long reason ("... so
+    can i add some more data to my phone please"; at a yes/no step only a global's) at that request, and a goodbye
+    heard word for word that ends a sentence ("i'll ring back after my shift bye") at the goodbye (ivr.flow.asides).
+    At a yes/no step a global asked for in the caller's own words, without a yes or a no, is taken by its meaning
+    (`_global_at_yes_no`: 你说的啥); at a menu a bare yes or no takes nothing.
     """
     def again(part: str) -> list[Candidate]:
         return _whole_answer(part, step, _rank(part, step, globals_, meaning=meaning, embed=embed))
@@ -168,7 +170,8 @@ def rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (),
         farewells = frozenset(i.name for i in others if (i.builtin or i.name) == "goodbye")
         polar = frozenset(i.name for i in step if yes_no_step and (i.builtin or i.name) in ("yes", "no"))
         ranked = asides.apart(text, ranked, head, answers, farewells, polar,
-                              lambda part: slots.yes_no(_mixed_in(part, said_in), said_in) in ("yes", "no"))
+                              lambda part: slots.yes_no(_mixed_in(part, said_in), said_in) in ("yes", "no"),
+                              frozenset() if yes_no_step else frozenset(own))
     if not yes_no_step:
         return ranked
     return _unsure_at_yes_no(text, said_in, _global_at_yes_no(text, said_in, ranked),
