@@ -159,6 +159,7 @@ def test_a_yes_before_thinking_it_over_is_no_yes(said):
     ("zh", "对喽 就这个", "yes"), ("zh", "队 就是这个没毛病", "yes"), ("zh", "可中", "yes"),   # 没毛病 negates nothing
     ("zh", "中中中 俺就要这个 没毛病", "yes"), ("zh", "就是这个意思", "yes"), ("zh", "不是这个意思", "no"),
     ("zh", "对啊就这个我在排队呢快点", "yes"), ("zh", "系啊就系呢个唔该", "yes"),   # no pause: a particle ends it
+    ("zh", "对就是这个我在地铁上", "yes"), ("zh", "不是不是我说的不是这个", "no"),   # ... or the answer's own end
     ("en", "no wait yes yes that's right", "yes"), ("en", "aye", "yes")])
 def test_a_whole_short_answer_is_taken_at_a_yes_no_step(language, said, meant):
     top = understand.rank(said, yes_no_step(language, tagged=True))[0]
@@ -173,6 +174,7 @@ def test_a_first_answer_does_not_outweigh_a_goodbye_the_whole_sentence_names():
 
 
 @pytest.mark.parametrize("language, said", [("zh", "我要查余额"), ("zh", "我要，查余额"), ("zh", "好，我想问一下账单"),
+                                            ("zh", "好的我要查余额"), ("zh", "这个不好说"),   # 我要 asks, 不 negates
                                             ("zh", "四四四四"), ("zh", "今天好热啊"),
                                             ("zh", "不是 我要查余额"), ("en", "my phone has no signal at all")])
 def test_a_request_holding_a_yes_or_no_word_is_not_taken_as_the_answer(language, said):

@@ -326,6 +326,10 @@ def _zh_thinking(plain: str) -> bool:
     return len(rest) < len(said) and set(rest) <= _ZH_HUMS | set("嘛呢哈")
 
 
+MIN_ZH_OPENING, MAX_ZH_OPENING = 2, 6     # a Mandarin whole answer that opens a clause without a pause, in characters,
+_ZH_WANTING = frozenset("要想")            # ... a yes without "want" in it: 好的我要查余额 asks for more than a yes
+
+
 def whole_answer(text: str, lang: str, leading: bool = True) -> str | None:
     """"yes" or "no" when `text` is nothing but a short answer (`lang` "zh": zh_whole_answer, which with `leading`
     also takes a first clause that answers and the explanation after it; "en": yes/no words and phrases, "please",
@@ -347,12 +351,16 @@ def zh_whole_answer(text: str, leading: bool = True) -> str | None:
     """"yes" or "no" when every clause of `text` is a whole short Mandarin answer by its sound and they agree
     (是啊 就是这个, 唔系唔系, 布是的, 中 就这个), or when the first clause is one and what follows explains without a
     negation after a yes (对 放假前就想办这个了, 不是 我要问账单); else None: what a yes/no step may take without
-    weighing anything else."""
+    weighing anything else. Without a pause the first clause ends where a whole answer that opens the sentence ends
+    (`_zh_opening`: 对就是这个|我在工地上), else at a clause-final particle (对啊|就这个我在排队呢)."""
     clauses = [c for c in re.split(ZH_CLAUSE, _ZH_RHETORICAL_NO.sub("不是", text)) if numbers.zh_clean(c)]
-    if len(clauses) == 1:           # no pause: a clause-final particle ends the first clause (对啊就这个我在排队呢)
-        end = zh_particle_end(clauses[0])
-        if end is not None and 0 < end < len(clauses[0]) - 1:
-            clauses = [clauses[0][:end + 1], clauses[0][end + 1:]]
+    if len(clauses) == 1:           # no pause: a whole answer opens it (对就是这个我在工地上), or a clause-final
+        end = _zh_opening(clauses[0])   # particle ends the first clause (对啊就这个我在排队呢)
+        if end is None:
+            end = zh_particle_end(clauses[0])
+            end = end + 1 if end is not None else None
+        if end is not None and 0 < end < len(clauses[0]):
+            clauses = [clauses[0][:end], clauses[0][end:]]
     while clauses and set(numbers.zh_clean(clauses[0])) <= _ZH_HUMS:
         clauses = clauses[1:]               # 嗯 是的: the hum says nothing; 嗯, 嗯嗯 alone: a yes, or someone thinking
     if not clauses:
@@ -366,6 +374,16 @@ def zh_whole_answer(text: str, leading: bool = True) -> str | None:
     if first == "no" or (first == "yes" and not _zh_negated(rest) and not any(w in rest for w in _ZH_REQUEST)
                          and not any(w in rest for w in _ZH_UNSURE)):     # 好啊 我再想想: thinking it over
         return first
+    return None
+
+
+def _zh_opening(clause: str) -> int | None:
+    """The length of the longest whole yes or no (of MIN_ZH_OPENING .. MAX_ZH_OPENING characters) that opens `clause`
+    with MIN_ZH_OPENING characters at least after it (是的没错|我就是问这个, 不是不是|我刚才说的不是这个), or None."""
+    for n in range(min(MAX_ZH_OPENING, len(clause) - MIN_ZH_OPENING), MIN_ZH_OPENING - 1, -1):
+        form = _zh_answer_form(clause[:n])
+        if clause[n - 1] not in "不没别" and (form == "no" or (form == "yes" and not set(clause[:n]) & _ZH_WANTING)):
+            return n                  # not 这个不|好说 (a negation of what follows), not 好的我要|查余额
     return None
 
 
