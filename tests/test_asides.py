@@ -27,6 +27,7 @@ from ivr.flow.nlu import Intent
     ("我的订单到哪了", None),                             # ... not 的, and not one with nothing after it
     ("oh sorry love i think i missed that", None),                 # an apology, then what the caller thinks
     ("i'd like to speak to somebody my flight's boarding now", "id like to speak to somebody"),   # 's: is
+    ("what were the choices again a tractor went past", "what were the choices again"),   # a, an, our, his ...
 ])
 def test_the_request_before_the_reason(said, head):
     assert asides.head(said) == head

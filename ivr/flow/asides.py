@@ -38,12 +38,13 @@ from ivr.flow.nlu import DEFAULT_THRESHOLD as ACCEPT
 from ivr.flow.nlu import FILLERS, WIDE
 from ivr.flow.patterns import normalize
 
-# Words that start a reason (normalised: lower case, no apostrophes), and "the/my <one or two words> <verb>".
+# Words that start a reason (normalised: lower case, no apostrophes), and "the/my/a ... <one or two words> <verb>".
 REASON_STARTS = tuple(tuple(r.split()) for r in (
     "im", "i am", "i was", "i wasnt", "ive", "i have been", "i got", "i pressed", "i hit", "i mixed", "i missed",
     "i picked", "i chose", "i made", "i messed", "i said", "i cant hear", "i couldnt hear", "i didnt hear", "its",
     "it is", "theres", "there is", "there was", "because", "cause", "cos", "youre breaking", "you broke",
     "you were breaking", "you cut", "ill", "i will", "this isnt", "this is not", "this doesnt", "this wont"))
+REASON_DETERMINERS = frozenset({"the", "my", "a", "an", "our", "his", "her", "their"})   # "a tractor went past"
 REASON_VERBS = frozenset({"is", "was", "are", "were", "isnt", "wasnt", "keeps", "kept", "cut", "broke", "dropped",
                           "went", "started"})
 # "sorry i think ive rung the wrong number": after these the words are what the caller thinks, not why they ask
@@ -112,8 +113,8 @@ def _only_apology(words: list[str]) -> bool:
 
 def _noun_verb(words: list[str], i: int) -> bool:
     """'the line is bad', 'my kid was yelling', 'my flight's boarding' (a recognizer's "flights boarding": 's is
-    "is"): the/my, one or two words, a verb, and something after it."""
-    return words[i] in ("the", "my") and any(
+    "is"): the/my/a (REASON_DETERMINERS), one or two words, a verb, and something after it."""
+    return words[i] in REASON_DETERMINERS and any(
         i + k + 1 < len(words) and (words[i + k] in REASON_VERBS or (
             words[i + k].endswith("ing") and words[i + k - 1].endswith("s") and k == 2)) for k in (1, 2))
 
