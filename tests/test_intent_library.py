@@ -89,6 +89,18 @@ def test_the_library_does_not_pull_other_requests_in(tmp_path):
     assert not off_topic or off_topic[0].score < 0.6
 
 
+@pytest.mark.parametrize("said, taken", [("is the bank open yet", False),
+                                         ("how much is parking here for an hour", False),
+                                         ("what time do you open on sunday", True)])
+def test_another_places_hours_are_not_the_shops(said, taken):
+    """retail.store_hours' `not:` sentences name other places' hours (a bank, a car park, a train): a caller asking
+    for those at the shop's menu is out of its scope."""
+    from tests.nlu_bench import tagged_step
+
+    top = understand.rank(said, *tagged_step("en", "retail"))[0]
+    assert (top.name == "store_hours" and top.score >= 0.8) is taken, top
+
+
 @pytest.mark.parametrize("lang, said", [("en", "lovely day isn't it"), ("en", "the thing about my"),
                                         ("zh", "今天外面下雪了没有"), ("zh", "我那个女儿她")])
 def test_chit_chat_and_half_sentences_are_not_taken_as_an_answer(tmp_path, monkeypatch, lang, said):
