@@ -183,6 +183,21 @@ def test_a_request_holding_a_yes_or_no_word_is_not_taken_as_the_answer(language,
     assert not (top.score >= 0.8 and (top.name == "yes" or (top.name == "no" and "不是" not in said)))
 
 
+@pytest.mark.parametrize("said, meant, taken", [("不知道 我再想想", "repeat", False),
+                                                ("我也不知道 再想想", "repeat", False),
+                                                ("给我接个真人 机器说不清楚", "agent", True)])
+def test_a_hedge_at_a_menu_asks_for_nothing(said, meant, taken):
+    """不知道 我再想想 ("don't know, let me think") at a menu is no request to hear it again (e5 put it near one): the
+    repeat is held under the confirm band, the menu asked again as for a no-match; 说不清 in a reason for a person
+    does not hold the person."""
+    from tests.nlu_bench import tagged_step
+
+    top = understand.rank(said, *tagged_step("zh", "telecom"))[0]
+    assert top.name == meant and (top.score >= 0.8) is taken, top
+    if not taken:
+        assert top.score < 0.6 and top.signal == understand.UNSURE
+
+
 def test_steps_without_builtins_keep_the_plain_model():
     plain, tagged = yes_no_step("en", tagged=False), yes_no_step("en", tagged=True)
     assert understand.model(plain) == (understand.WEIGHTS, understand.RAW_THRESHOLDS)

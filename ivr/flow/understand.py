@@ -173,7 +173,8 @@ def rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (),
                               lambda part: slots.yes_no(_mixed_in(part, said_in), said_in) in ("yes", "no"),
                               frozenset() if yes_no_step else frozenset(own))
     if not yes_no_step:
-        return ranked
+        return _unsure_at_menu(text, said_in, ranked,
+                               frozenset(i.name for i in globals_ if (i.builtin or i.name) == "repeat"))
     return _unsure_at_yes_no(text, said_in, _global_at_yes_no(text, said_in, ranked),
                              frozenset(i.name for i in step if _polar_kind(i)))
 
@@ -190,6 +191,18 @@ def _unsure_at_yes_no(text: str, said_in: str, ranked: list[Candidate], polar: f
         return ranked
     held = [replace(c, score=OFF_TOPIC_CAP, signal=UNSURE) if hedged(c) else c for c in ranked]
     return sorted(held, key=lambda c: -c.score)
+
+
+def _unsure_at_menu(text: str, said_in: str, ranked: list[Candidate], repeat: frozenset[str]) -> list[Candidate]:
+    """`ranked`, with the request to repeat (`repeat`) taken by its meaning alone held at OFF_TOPIC_CAP when the caller
+    says they do not know (the yes/no rules hear "unsure": 不知道 我再想想, "i'm not sure let me think"): at a menu
+    a hedge asks for nothing, and the menu is asked again as for a no-match. A repeat heard word for word stands, and
+    so do the other answers (跟机器说不清 给我接个真人吧: 说不清 is the reason, a person the request)."""
+    if not ranked or ranked[0].name not in repeat or ranked[0].score <= OFF_TOPIC_CAP or ranked[0].words >= 1.0:
+        return ranked
+    if slots.yes_no(_mixed_in(text, said_in), said_in) != "unsure":
+        return ranked
+    return sorted([replace(ranked[0], score=OFF_TOPIC_CAP, signal=UNSURE), *ranked[1:]], key=lambda c: -c.score)
 
 
 def _repeated(head: str, tail: str, name: str, intents: tuple[Intent, ...]) -> bool:
