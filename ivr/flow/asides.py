@@ -202,7 +202,8 @@ def _after_reason(text: str, ranked: list, rank: Callable[[str], list], answers:
         if again and again[0].score >= ACCEPT and (again[0].name in answers or (k == 0 and again[0].name in own and (
                 again[0].meaning >= max((c.meaning for c in again[1:]), default=0.0)))):
             return [replace(c, signal=f"{c.signal}, after the reason: '{said}'") for c in again]
-    for said in farewell_tails(text) if worded else ():
+    # only when the whole sentence holds a goodbye's phrase word for word: the tails are not ranked (nor embedded) else
+    for said in farewell_tails(text) if any(c.name in worded and c.words >= 1.0 for c in ranked) else ():
         again = rank(said)
         if again and again[0].score >= ACCEPT and again[0].name in worded and again[0].words >= 1.0:
             return [replace(c, signal=f"{c.signal}, after the reason: '{said}'") for c in again]
