@@ -156,7 +156,9 @@ def apart(text: str, ranked: list, rank: Callable[[str], list], answers: frozens
 def tails(text: str) -> Iterator[str]:
     """The words from each request said after a reason in `text` (REQUEST_AFTER, after MIN_REASON_WORDS words at
     least), first one first: "look im tired and its four in the morning so can you just put me through to a person"
-    gives "so can you just put me through to a person". English only (a Mandarin sentence is cut at its pauses)."""
+    gives "so can you just put me through to a person". In Mandarin, each later clause (after the recognizer's pause)
+    that starts like a request (ZH_REQUEST_AFTER) after MIN_ZH_REASON_CHARS characters at least, with all that follows
+    it: 我刚下夜班 网上买的东西说今天送到 能不能帮我查一下 gives 能不能帮我查一下."""
     if WIDE.search(text):
         clauses = [c for c in re.split(slots.ZH_CLAUSE, text.strip()) if c]
         for k in range(1, len(clauses)):
@@ -194,9 +196,9 @@ def _after_reason(text: str, ranked: list, rank: Callable[[str], list], answers:
     globals that ask to repeat, for a person, for the main menu) with confidence, or (the first such request only, all
     that follows the reason) one of `own` (a menu's own answers) with confidence and nearest by meaning too ("... so
     can i add some more data to my phone please"; 我刚从健身房出来 你们那个万达店今晚开到几点 我想过去买点东西 asks
-    about the hours, not to buy: its second request took returns), or of
-    the farewell that ends the sentence (`farewell_tails`) when it takes one of `worded` (goodbye) heard word for
-    word: "ill ring back after my shift bye"; their signal says so."""
+    about the hours, not to buy: its second request took returns), or of the farewell that ends the sentence
+    (`farewell_tails`) when it takes one of `worded` (goodbye) heard word for word: "ill ring back after my shift
+    bye"; their signal says so."""
     for k, said in enumerate(itertools.islice(tails(text), MAX_HEADS)):
         again = rank(said)
         if again and again[0].score >= ACCEPT and (again[0].name in answers or (k == 0 and again[0].name in own and (
