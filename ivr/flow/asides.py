@@ -59,8 +59,8 @@ REQUEST_AFTER = tuple(tuple(r.split()) for r in (
 MIN_REASON_WORDS = 3
 MIN_ZH_REASON_CHARS = 4     # a Mandarin reason before the request's clause is this long at least, and the clause
 # starts like a request (我刚下夜班 网上买的东西说今天送到 能不能帮我查一下; not 我要退款 那件外套不想要了: a reason)
-ZH_REQUEST_AFTER = ("帮我", "帮忙", "麻烦", "能不能", "能否", "可不可以", "可以", "你们", "请", "我想", "我要", "想",
-                    "给我", "怎么", "能")
+ZH_REQUEST_AFTER = ("帮我", "帮忙", "麻烦", "能", "可不可以", "可以", "你们", "请", "我想", "我要", "想", "给我",
+                    "怎么")     # 能 starts 能不能 and 能否 too
 PAST_FORMS = frozenset({"got", "been", "had", "came", "come", "gone", "went", "done", "found", "left", "bought",
                         "sent", "told", "said", "seen", "paid", "made", "taken", "given", "heard", "rung", "rang"})
 MAX_FAREWELL_WORDS = 3      # a farewell that ends a sentence after its reason ("... after my shift bye"), this long
@@ -86,7 +86,7 @@ def heads(text: str) -> Iterator[str]:
     """The words before each reason in `text`, first reason first (`head`): "hang on i think i pressed the wrong
     button ... can you take me back to the main menu and ill start over" asks after its first reason."""
     if WIDE.search(text):
-        clauses = [c for c in re.split(slots.ZH_CLAUSE, text.strip()) if c]
+        clauses = _zh_clauses(text)
         if len(clauses) >= 2 and len(clauses[0]) >= MIN_ZH_HEAD_CHARS:
             yield clauses[0]
         elif len(clauses) == 1:      # no pause: a clause-final particle ends it (还是转人工吧 我跟机器讲不清楚)
@@ -94,8 +94,8 @@ def heads(text: str) -> Iterator[str]:
             if end is not None and len(clauses[0]) - end - 1 >= MIN_ZH_HEAD_CHARS:
                 yield clauses[0][:end + 1]
         return
-    words = normalize(text).split()
-    if not words or not all(w.isascii() for w in words):
+    words = _latin_words(text)
+    if not words:
         return
     for i in range(MIN_HEAD_WORDS, len(words) - 1):
         if words[i - 1] in CLAUSE_VERBS:
@@ -103,6 +103,17 @@ def heads(text: str) -> Iterator[str]:
         if any(tuple(words[i:i + len(r)]) == r for r in REASON_STARTS) or _noun_verb(words, i) or (
                 words[i] == "i" and words[i + 1] in CLAUSE_VERBS and not _only_apology(words[:i])):
             yield " ".join(words[:i])
+
+
+def _zh_clauses(text: str) -> list[str]:
+    """A Mandarin sentence's clauses, between the recognizer's pauses and punctuation (slots.ZH_CLAUSE)."""
+    return [c for c in re.split(slots.ZH_CLAUSE, text.strip()) if c]
+
+
+def _latin_words(text: str) -> list[str]:
+    """`text`'s normalised words, or none when one of them is not in Latin letters (another script)."""
+    words = normalize(text).split()
+    return words if all(w.isascii() for w in words) else []
 
 
 def _only_apology(words: list[str]) -> bool:
@@ -160,14 +171,12 @@ def tails(text: str) -> Iterator[str]:
     that starts like a request (ZH_REQUEST_AFTER) after MIN_ZH_REASON_CHARS characters at least, with all that follows
     it: 我刚下夜班 网上买的东西说今天送到 能不能帮我查一下 gives 能不能帮我查一下."""
     if WIDE.search(text):
-        clauses = [c for c in re.split(slots.ZH_CLAUSE, text.strip()) if c]
+        clauses = _zh_clauses(text)
         for k in range(1, len(clauses)):
             if len("".join(clauses[:k])) >= MIN_ZH_REASON_CHARS and clauses[k].startswith(ZH_REQUEST_AFTER):
                 yield " ".join(clauses[k:])
         return
-    words = normalize(text).split()
-    if not all(w.isascii() for w in words):
-        return
+    words = _latin_words(text)
     i = MIN_REASON_WORDS
     while i < len(words):
         n = _request_after(words, i)
@@ -217,9 +226,7 @@ def farewell_tails(text: str) -> Iterator[str]:
     before them: "the babys up ill ring back later bye" ends with its request. English only."""
     if WIDE.search(text):
         return
-    words = normalize(text).split()
-    if not all(w.isascii() for w in words):
-        return
+    words = _latin_words(text)
     for n in range(1, min(MAX_FAREWELL_WORDS, len(words) - MIN_REASON_WORDS) + 1):
         yield " ".join(words[-n:])
 

@@ -29,7 +29,7 @@ from functools import lru_cache
 from pypinyin import Style, lazy_pinyin, pinyin
 
 from ivr.flow import builtins
-from ivr.flow.nlu import WIDE, Intent, is_wide_char
+from ivr.flow.nlu import WIDE, Intent, is_wide_char, sound_of
 
 LONGEST = 4             # the longest word looked for at a place, in characters
 MIN_PHRASE_CHARS = 2    # an answer's phrase this long at least is heard as a whole run said like it (_as_phrases)
@@ -79,7 +79,7 @@ def _as_phrases(text: str, intents: tuple[Intent, ...], lexicon: frozenset[str])
         return text
     out, i = [], 0
     while i < len(text):
-        found = next((p for p in phrases[text[i]] if _sounds_as(text[i:i + len(p)], p, lexicon)), None)
+        found = next((p for p in _starting(text[i], phrases) if _sounds_as(text[i:i + len(p)], p, lexicon)), None)
         out.append(found or text[i])
         i += len(found) if found else 1
     return "".join(out)
@@ -89,37 +89,26 @@ def _sounds_as(run: str, phrase: str, lexicon: frozenset[str]) -> bool:
     """Whether `run` is said like `phrase` (each character the same, or another not a function character with the
     phrase character's sound among its readings) without being it, and is no word of the lexicon."""
     return len(run) == len(phrase) and run != phrase and run not in lexicon and all(
-        a == b or (is_wide_char(a) and a not in FUNCTION and lazy_pinyin(b)[0] in _readings(a))
+        a == b or (is_wide_char(a) and a not in FUNCTION and sound_of(b) in _readings(a))
         for a, b in zip(run, phrase, strict=True))
 
 
 @lru_cache(maxsize=256)
-def _phrases(intents: tuple[Intent, ...]) -> dict[str, tuple[str, ...]]:
+def _phrases(intents: tuple[Intent, ...]) -> dict[str, list[str]]:
     """The answers' own phrases (not their examples) of MIN_PHRASE_CHARS .. LONGEST Chinese characters, longest first,
-    under each character whose reading their first character's sound is among."""
+    by the sound of their first character."""
     said = sorted({p for i in intents for p in i.phrases
                    if MIN_PHRASE_CHARS <= len(p) <= LONGEST and all(is_wide_char(ch) for ch in p)},
                   key=len, reverse=True)
     by_sound: dict[str, list[str]] = {}
     for p in said:
-        by_sound.setdefault(lazy_pinyin(p[0])[0], []).append(p)
-    return _Starts(by_sound)
+        by_sound.setdefault(sound_of(p[0]), []).append(p)
+    return by_sound
 
 
-class _Starts(dict):
-    """The phrases a character may start: those whose first sound is one of its readings (`_readings`)."""
-
-    def __init__(self, by_sound: dict[str, list[str]]):
-        super().__init__()
-        self.by_sound = by_sound
-
-    def __missing__(self, ch: str) -> tuple[str, ...]:
-        found = tuple(sorted({p for r in _readings(ch) for p in self.by_sound.get(r, ())}, key=len, reverse=True))
-        self[ch] = found
-        return found
-
-    def __bool__(self) -> bool:
-        return bool(self.by_sound)
+def _starting(ch: str, phrases: dict[str, list[str]]) -> list[str]:
+    """The phrases (`_phrases`) a character may start, longest first: those whose first sound is one of its readings."""
+    return sorted({p for r in _readings(ch) for p in phrases.get(r, ())}, key=len, reverse=True)
 
 
 @lru_cache(maxsize=8192)
@@ -131,8 +120,9 @@ def _readings(ch: str) -> frozenset[str]:
 
 
 def prepare(intents: tuple[Intent, ...]) -> None:
-    """Read the lexicon and these answers' vocabulary now (when a flow loads), not on a caller's turn."""
+    """Read the lexicon and these answers' vocabulary and phrases now (when a flow loads), not on a caller's turn."""
     _vocabulary(intents)
+    _phrases(intents)
 
 
 def _word_at(text: str, i: int, seen: dict[str, int], lexicon: frozenset[str]) -> int:

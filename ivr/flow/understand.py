@@ -31,6 +31,7 @@ decides, as before.
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
@@ -184,13 +185,8 @@ def _unsure_at_yes_no(text: str, said_in: str, ranked: list[Candidate], polar: f
     rules hear "unsure": 不一定, 我也说不上来, "not a clue"), as a pending confirmation is: a hedge is neither, and e5
     put 不一定 at 0.96 of a no example. A whole answer before why stands (不是 … 说话可能不太清楚), and so does another
     answer (a global asked for beside it)."""
-    def hedged(c: Candidate) -> bool:
-        return c.name in polar and c.score > OFF_TOPIC_CAP and c.signal != WHOLE_YES_NO
-
-    if not any(hedged(c) for c in ranked) or slots.yes_no(_mixed_in(text, said_in), said_in) != "unsure":
-        return ranked
-    held = [replace(c, score=OFF_TOPIC_CAP, signal=UNSURE) if hedged(c) else c for c in ranked]
-    return sorted(held, key=lambda c: -c.score)
+    return _held_if_unsure(text, said_in, ranked,
+                           lambda c: c.name in polar and c.score > OFF_TOPIC_CAP and c.signal != WHOLE_YES_NO)
 
 
 def _unsure_at_menu(text: str, said_in: str, ranked: list[Candidate], repeat: frozenset[str]) -> list[Candidate]:
@@ -198,11 +194,19 @@ def _unsure_at_menu(text: str, said_in: str, ranked: list[Candidate], repeat: fr
     says they do not know (the yes/no rules hear "unsure": 不知道 我再想想, "i'm not sure let me think"): at a menu
     a hedge asks for nothing, and the menu is asked again as for a no-match. A repeat heard word for word stands, and
     so do the other answers (跟机器说不清 给我接个真人吧: 说不清 is the reason, a person the request)."""
-    if not ranked or ranked[0].name not in repeat or ranked[0].score <= OFF_TOPIC_CAP or ranked[0].words >= 1.0:
+    top = ranked[0] if ranked else None
+    return _held_if_unsure(text, said_in, ranked, lambda c: c is top and c.name in repeat and c.score > OFF_TOPIC_CAP
+                           and c.words < 1.0)
+
+
+def _held_if_unsure(text: str, said_in: str, ranked: list[Candidate],
+                    hedged: Callable[[Candidate], bool]) -> list[Candidate]:
+    """`ranked`, the `hedged` candidates held at OFF_TOPIC_CAP (signal UNSURE) when there are some and the yes/no
+    rules hear "unsure" in `text`."""
+    if not any(hedged(c) for c in ranked) or slots.yes_no(_mixed_in(text, said_in), said_in) != "unsure":
         return ranked
-    if slots.yes_no(_mixed_in(text, said_in), said_in) != "unsure":
-        return ranked
-    return sorted([replace(ranked[0], score=OFF_TOPIC_CAP, signal=UNSURE), *ranked[1:]], key=lambda c: -c.score)
+    held = [replace(c, score=OFF_TOPIC_CAP, signal=UNSURE) if hedged(c) else c for c in ranked]
+    return sorted(held, key=lambda c: -c.score)
 
 
 def _repeated(head: str, tail: str, name: str, intents: tuple[Intent, ...]) -> bool:
