@@ -243,7 +243,7 @@ def test_yes_no_english(text, want):
 
 
 YES_NO_ZH = [
-    *[(t, True) for t in ("是", "是的", "对", "对的", "好", "好的", "没错", "正确", "嗯", "可以", "对，没错", "行",
+    *[(t, True) for t in ("是", "是的", "对", "对的", "好", "好的", "没错", "正确", "嗯呐", "可以", "对，没错", "行",
                           "是啊是啊没毛病", "对这是我的")],
     *[(t, False) for t in ("不是", "不对", "错", "错了", "不", "不要", "不是的", "没有", "嗯不对", "这不是我的")],
     *[(t, "no_value") for t in ("不知道", "不确定", "你好", "查订单", "你们这是哪家公司", "是不是查订单")],
@@ -263,7 +263,9 @@ YES_NO_ZH = [
     *[(t, "no_value") for t in ("我要查余额", "我需要人工", "今天好热啊", "我是想查个话费的", "我再想想", "等一下",
                                 "这个不好说", "让我想一想", "我要，查余额", "四四四四", "死", "美", "找不到",
                                 "不一定", "这个嘛 我也说不上来", "嗯 这个嘛", "呃 那个 怎么说呢", "还行吧", "还好")],
-    *[(t, True) for t in ("嗯", "嗯嗯", "是的 还有个事")],    # a hum alone is a yes as often as a pause
+    *[(t, True) for t in ("嗯 是的", "嗯对", "是的 还有个事")],
+    # a hum alone answers nothing: callers hum to think as often as to agree, and a recognizer writes one for a breath
+    *[(t, "no_value") for t in ("嗯", "嗯嗯", "恩", "嗯 呃", "嗯嗯嗯")],
 ]
 
 

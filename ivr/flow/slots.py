@@ -265,7 +265,7 @@ _ZH_NO_UNITS = frozenset(tuple(u.split()) for u in (
 _ZH_NEUTRAL_UNITS = frozenset(tuple(u.split()) for u in ("jiu", "ze ge", "zei ge", "ze yang", "de", "yi si",
                                                          "ban ze ge"))
 #            就 这个 这样 的 意思 (就是这个意思, 不是这个意思), 办这个 (中中中 就办这个); not 谢谢: 好了谢谢 is goodbye
-_ZH_HUMS = frozenset("嗯呃啊哦噢唔额")
+_ZH_HUMS = frozenset("嗯恩呃啊哦噢唔额")     # 恩: a recognizer's 嗯
 _ZH_THINKING = ("怎么说呢", "怎么讲呢", "咋说呢", "这个", "那个", "那什么", "那啥")   # thinking aloud (_zh_thinking)
 _ZH_ONE = frozenset("是对队好嗯行中成要系不没冇错别否")    # a one-character answer is heard as written (队: a
 #                                                            recognizer's 对), not by its sound (四, 死, 美, 猫)
@@ -290,6 +290,8 @@ def _yes_no(text: str, lang: str) -> bool | SlotError:
         text = _ZH_RHETORICAL_NO.sub("不是", text)
         clean = numbers.zh_clean(text)
         plain = "".join(text.split())       # zh_clean blanks words hiding a 一 (一定): 不一定 is unsure
+        if _zh_hum(plain):
+            return SlotError("no_value", "neither yes nor no")
         if any(w in clean or w in plain for w in _ZH_UNSURE) or _zh_thinking(plain):
             return SlotError("no_value", "unsure")
         forms = [(_zh_answer_form(part), part) for part in re.split(ZH_CLAUSE, text)]
@@ -317,9 +319,17 @@ def _yes_no(text: str, lang: str) -> bool | SlotError:
     return True if yes or any(w in _EN_YES for w in said.split()) else SlotError("no_value", "neither yes nor no")
 
 
+def _zh_hum(plain: str) -> bool:
+    """Whether `plain` is nothing but hums (嗯, 嗯嗯, 恩 呃): no answer. Callers hum to think as often as to agree (the
+    sealed parts' writers labelled a bare 嗯 at the yes/no step a yes five times and a mumble eight times), and a
+    recognizer writes one for a breath: the question is asked again rather than a yes taken on a guess."""
+    said = re.sub(r"[\W_]+", "", plain)
+    return bool(said) and set(said) <= _ZH_HUMS
+
+
 def _zh_thinking(plain: str) -> bool:
     """Whether `plain` (no spaces) is only someone thinking aloud: a word like 这个嘛, 那个, 怎么说呢 among hums
-    (嗯 这个嘛). A hum alone (嗯, 嗯嗯) is not: it is a yes as often as a pause."""
+    (嗯 这个嘛). A hum alone (嗯, 嗯嗯) is not: it answers nothing (_zh_hum)."""
     said = rest = re.sub(r"[\W_]+", "", plain)
     for word in _ZH_THINKING:
         rest = rest.replace(word, "")
@@ -362,7 +372,7 @@ def zh_whole_answer(text: str, leading: bool = True) -> str | None:
         if end is not None and 0 < end < len(clauses[0]):
             clauses = [clauses[0][:end], clauses[0][end:]]
     while clauses and set(numbers.zh_clean(clauses[0])) <= _ZH_HUMS:
-        clauses = clauses[1:]               # 嗯 是的: the hum says nothing; 嗯, 嗯嗯 alone: a yes, or someone thinking
+        clauses = clauses[1:]               # 嗯 是的: the hum says nothing; 嗯, 嗯嗯 alone: nothing (_zh_hum)
     if not clauses:
         return None
     forms = {_zh_answer_form(c) for c in clauses} - {"neutral"}
