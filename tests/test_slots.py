@@ -262,7 +262,8 @@ YES_NO_ZH = [
     # a 要 in a request, 好 meaning "very", 我是想 ..., thinking it over: neither
     *[(t, "no_value") for t in ("我要查余额", "我需要人工", "今天好热啊", "我是想查个话费的", "我再想想", "等一下",
                                 "这个不好说", "让我想一想", "我要，查余额", "四四四四", "死", "美", "找不到",
-                                "不一定", "这个嘛 我也说不上来", "嗯 这个嘛", "呃 那个 怎么说呢", "还行吧", "还好")],
+                                "不一定", "这个嘛 我也说不上来", "嗯 这个嘛", "呃 那个 怎么说呢", "还行吧", "还好",
+                                "周末天气咋样你知道不")],    # a clause-final 不 that asks: no negation
     *[(t, True) for t in ("嗯 是的", "嗯对", "是的 还有个事")],
     # a hum alone answers nothing: callers hum to think as often as to agree, and a recognizer writes one for a breath
     *[(t, "no_value") for t in ("嗯", "嗯嗯", "恩", "嗯 呃", "嗯嗯嗯")],

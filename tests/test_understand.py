@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from ivr.events import CallStarted, Heard, NoInput
-from ivr.flow import understand
+from ivr.flow import slots, understand
 from ivr.flow.interpreter import Interpreter
 from ivr.flow.loader import load_flow
 from ivr.flow.nlu import Intent
@@ -106,6 +106,21 @@ def test_zh_caller_reworded_and_homophones():
     ranked = understand.rank("帮我查一下物流", *bench_flow("zh")["retail"])
     assert ranked[0].name == "track_order" and ranked[0].score >= 0.6
     assert understand.rank("退火", *bench_flow("zh")["retail"])[0].name == "returns"
+
+
+@pytest.mark.parametrize("text, meant", [
+    ("周末营业不 我下了班想过去看看", "周末营业吗 我下了班想过去看看"),   # 营业不: "open or not?", no negation
+    ("能退不", "能退吗"),
+    ("我不", "我不"), ("不不", "不不"), ("充50块 哦不 充100吧", "充50块 哦不 充100吧"),   # a no, an "oh no"
+])
+def test_a_clause_final_bu_that_asks_is_a_question(text, meant):
+    assert slots.zh_question(text) == meant
+
+
+def test_a_question_ending_in_bu_is_no_cancellation():
+    """周末营业不 ... was taken as cancel_order (0.81): its 不 read as a negation by the words and by e5."""
+    ranked = understand.rank("周末营业不 我下了班想过去看看", *tagged_step("zh", "retail"))
+    assert ranked[0].name == "store_hours" and ranked[0].score >= 0.6, ranked[:2]
 
 
 def write_flow(tmp_path: Path, text: str, faq: str | None = None):

@@ -276,6 +276,12 @@ _ZH_REQUEST = ("我想问", "我要问", "我想查", "我要查", "我想办", 
 ZH_PARTICLE_END = frozenset("吧啦啊呀嘛呢哦喔")   # ends a clause without a pause (not 的 了: 我的订单, 买重复了)
 ZH_CLAUSE = r"[\s,.!?;:，。！？、；：…~～]+"      # between two clauses: a pause or punctuation (also ivr.flow.asides)
 
+# 不 that ends a clause after a verb or an adjective asks a question and negates nothing: 周末营业不, 能退不,
+# 你知道不 are 营业吗, 能退吗, 你知道吗 (zh_question). Not after a pronoun, an adverb, a modal or an answer word
+# (我不, 就不, 要不, 对不), 了 (我说了不: "I said no"), a hum or another negation (不不, 哦不 "oh no").
+_ZH_NOT_QUESTION_AFTER = "我你他她它们也都还就并绝决可要是对好行能会该太很真再又才别不没了哦噢啊嗯呃哎唉诶"
+ZH_QUESTION_BU = re.compile(rf"(?<=[^\W\d_{_ZH_NOT_QUESTION_AFTER}])不(?={ZH_CLAUSE}|$)")
+
 
 def yes_no(text: str, lang: str) -> str | None:
     """What a yes/no slot hears in `text` (`lang` "en" or "zh"): "yes", "no", "unsure", or None (neither)."""
@@ -287,7 +293,7 @@ def yes_no(text: str, lang: str) -> str | None:
 
 def _yes_no(text: str, lang: str) -> bool | SlotError:
     if lang == "zh":
-        text = _ZH_RHETORICAL_NO.sub("不是", text)
+        text = zh_question(_ZH_RHETORICAL_NO.sub("不是", text))
         clean = numbers.zh_clean(text)
         plain = "".join(text.split())       # zh_clean blanks words hiding a 一 (一定): 不一定 is unsure
         if _zh_hum(plain):
@@ -317,6 +323,11 @@ def _yes_no(text: str, lang: str) -> bool | SlotError:
     if " uh uh " in said or any(w in _EN_NO or w.endswith("n't") for w in said.split()):
         return False
     return True if yes or any(w in _EN_YES for w in said.split()) else SlotError("no_value", "neither yes nor no")
+
+
+def zh_question(text: str) -> str:
+    """`text` with a clause-final 不 that asks a question written 吗 (ZH_QUESTION_BU): 周末营业不 -> 周末营业吗."""
+    return ZH_QUESTION_BU.sub("吗", text)
 
 
 def _zh_hum(plain: str) -> bool:

@@ -518,11 +518,13 @@ def said_whole(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...]
 def heard_as(text: str, intents: tuple[Intent, ...]) -> str:
     """`text` as the matcher takes it, words and meaning: at a Mandarin step, with the words the recognizer wrote with
     other characters of the same sound written as the answers write them when HOMOPHONES (ivr.flow.homophones:
-    我的发漂有问题 -> 我的发票有问题). The call loop embeds ahead what it heard; a sentence put right here is embedded
-    again by the turn (rare, ~5 ms)."""
-    if HOMOPHONES and language(intents) == "zh":
-        return homophones.fix(text, intents)
-    return text
+    我的发漂有问题 -> 我的发票有问题), and a clause-final 不 that asks a question written 吗 (slots.zh_question:
+    周末营业不 -> 周末营业吗, no negation). The call loop embeds ahead what it heard; a sentence put right here is
+    embedded again by the turn (rare, ~5 ms)."""
+    if language(intents) != "zh":
+        return text
+    text = slots.zh_question(text)
+    return homophones.fix(text, intents) if HOMOPHONES else text
 
 
 def words_said(text: str, intents: tuple[Intent, ...]) -> str:
