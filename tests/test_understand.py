@@ -112,6 +112,11 @@ def test_zh_caller_reworded_and_homophones():
     ("周末营业不 我下了班想过去看看", "周末营业吗 我下了班想过去看看"),   # 营业不: "open or not?", no negation
     ("能退不", "能退吗"),
     ("我不", "我不"), ("不不", "不不"), ("充50块 哦不 充100吧", "充50块 哦不 充100吧"),   # a no, an "oh no"
+    ("流量还够不够用", "流量还够用吗"), ("开门不开门", "开门吗"),     # A 不 A
+    ("你们礼拜天开不开门呀", "你们礼拜天开门呀"),
+    ("明儿个降温不 要不要穿秋裤", "明儿个降温吗 要穿秋裤吗"),
+    ("订单不要了不要了", "订单不要了不要了"), ("不用不用", "不用不用"),    # a no said twice
+    ("是不是查订单", "是不是查订单"), ("能不能帮我查一下", "能不能帮我查一下"),   # answer words and modals keep theirs
 ])
 def test_a_clause_final_bu_that_asks_is_a_question(text, meant):
     assert slots.zh_question(text) == meant
@@ -121,6 +126,15 @@ def test_a_question_ending_in_bu_is_no_cancellation():
     """周末营业不 ... was taken as cancel_order (0.81): its 不 read as a negation by the words and by e5."""
     ranked = understand.rank("周末营业不 我下了班想过去看看", *tagged_step("zh", "retail"))
     assert ranked[0].name == "store_hours" and ranked[0].score >= 0.6, ranked[:2]
+
+
+@pytest.mark.parametrize("text, step", [
+    ("流量还够不够用", "telecom"),             # was change_plan (0.88): 不够用, "not enough"
+    ("明儿个降温不 要不要穿秋裤", "retail"),    # was cancel_order (0.81): 不要, "don't want"
+])
+def test_a_question_asked_with_bu_takes_no_answer_for_its_negation(text, step):
+    ranked = understand.rank(text, *tagged_step("zh", step))
+    assert ranked[0].name not in ("change_plan", "cancel_order") or ranked[0].score < 0.8, ranked[:2]
 
 
 def write_flow(tmp_path: Path, text: str, faq: str | None = None):

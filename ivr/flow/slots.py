@@ -281,6 +281,12 @@ ZH_CLAUSE = r"[\s,.!?;:，。！？、；：…~～]+"      # between two clause
 # (我不, 就不, 要不, 对不), 了 (我说了不: "I said no"), a hum or another negation (不不, 哦不 "oh no").
 _ZH_NOT_QUESTION_AFTER = "我你他她它们也都还就并绝决可要是对好行能会该太很真再又才别不没了哦噢啊嗯呃哎唉诶"
 ZH_QUESTION_BU = re.compile(rf"(?<=[^\W\d_{_ZH_NOT_QUESTION_AFTER}])不(?={ZH_CLAUSE}|$)")
+# A verb or an adjective, 不, and it again asks the same (够不够用, 开不开门, 营业不营业, 要不要: 够用吗, 开门吗,
+# 营业吗, 要吗): the pair is said once and the clause asks with 吗. Not an answer word nor a modal (是不是, 对不对,
+# 好不好, 能不能 keep their own handling), nor after a negation (不要了不要了, 不用不用: a no said twice).
+_ZH_NOT_A_NOT_A = "是对好行中队能会可"
+ZH_A_NOT_A = re.compile(rf"(?<![不没别])([^\W\d_{_ZH_NOT_A_NOT_A}不没别])([^\W\d_不没别]?)不\1\2")
+ZH_ASKING_END = frozenset("吗呢啊呀嘛吧哪咯哦啦")
 
 
 def yes_no(text: str, lang: str) -> str | None:
@@ -326,8 +332,17 @@ def _yes_no(text: str, lang: str) -> bool | SlotError:
 
 
 def zh_question(text: str) -> str:
-    """`text` with a clause-final 不 that asks a question written 吗 (ZH_QUESTION_BU): 周末营业不 -> 周末营业吗."""
-    return ZH_QUESTION_BU.sub("吗", text)
+    """`text` with its questions made of 不 written with 吗: a clause-final 不 that asks (ZH_QUESTION_BU: 周末营业不 ->
+    周末营业吗), a verb asked with 不 between it and itself (ZH_A_NOT_A: 流量还够不够用 -> 流量还够用吗)."""
+    text = ZH_QUESTION_BU.sub("吗", text)
+    if "不" not in text:
+        return text
+    parts = re.split(f"({ZH_CLAUSE})", text)
+    for i in range(0, len(parts), 2):
+        asked = ZH_A_NOT_A.sub(r"\1\2", parts[i])
+        if asked != parts[i]:
+            parts[i] = asked if asked[-1] in ZH_ASKING_END else asked + "吗"
+    return "".join(parts)
 
 
 def _zh_hum(plain: str) -> bool:
