@@ -395,6 +395,14 @@ def test_an_untagged_yes_no_step_takes_a_whole_answer(text, meant):
     assert top.name == meant and top.score >= 0.8, top
 
 
+@pytest.mark.parametrize("text, meant", [("no thank you love", "no"), ("yes ma'am", "yes"), ("nah mate", "no")])
+def test_a_whole_answer_may_name_the_listener(text, meant):
+    """'no thank you love' was taken as goodbye (0.82): its 'thank you' and an unknown 'love'."""
+    assert slots.whole_answer(text, "en") == meant
+    top = understand.rank(text, *tagged_step("en", "confirm"))[0]
+    assert top.name == meant and top.score >= 0.8, top
+
+
 @pytest.mark.parametrize("text, meant", [("yeah that's what i said", "yes"), ("no no no hang on", "no"),
                                          ("uh huh that's what i said", "yes"),    # an answer of a few words
                                          ("that's right yeah that's why i'm ringing", "yes")])

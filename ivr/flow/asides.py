@@ -334,6 +334,8 @@ def after_no(text: str, lang: str, ranked: list, rank: Callable[[str], list], no
     or names it word for word; their signal says so."""
     if not answers or not ranked or (ranked[0].name != no and ranked[0].score >= ACCEPT):
         return ranked       # taken, and not as the no
+    if slots.whole_answer(text, lang, leading=False) is not None:
+        return ranked       # nothing but an answer: "no thank you love" asks for no goodbye
     split = no_then(text, lang)
     if split is None:
         return ranked

@@ -210,6 +210,10 @@ _EN_YES = frozenset({"yes", "yeah", "yep", "yup", "yea", "ya", "sure", "correct"
                      "mhm", "aye", "yeh", "yah", "yas", "yess", "yesh"})
 # Words that may stand beside a whole yes or no (not "so": "ok so ..." goes on)
 _EN_ASIDES = frozenset({"please", "thanks", "um", "uh", "er", "erm", "oh", "ah", "well", "hmm"})
+# ... and the names callers give whoever they speak to: "no thank you love", "yes ma'am", "aye that's it pet"
+_EN_ADDRESS = frozenset({"love", "luv", "mate", "dear", "pet", "darling", "hun", "hon", "duck", "pal", "buddy", "sir",
+                         "madam", "maam", "bro", "man", "boss", "chief", "my", "friend", "lad", "lass", "chuck",
+                         "sweetheart"})
 _EN_NO = frozenset({"no", "nope", "nah", "negative", "wrong", "incorrect", "false", "not", "never", "nay", "noo",
                     "na", "negatory"})
 _ZH_UNSURE = ("不知道", "不确定", "不太确定", "不清楚", "不记得", "说不好", "不好说", "说不准",
@@ -369,7 +373,7 @@ _ZH_WANTING = frozenset("要想")            # ... a yes without "want" in it: �
 def whole_answer(text: str, lang: str, leading: bool = True) -> str | None:
     """"yes" or "no" when `text` is nothing but a short answer (`lang` "zh": zh_whole_answer, which with `leading`
     also takes a first clause that answers and the explanation after it; "en": yes/no words and phrases, "please",
-    "thanks", fillers: "yes yes that's right", "nope"), else None."""
+    "thanks", fillers, a name for the listener: "yes yes that's right", "nope", "no thank you love"), else None."""
     if lang == "zh":
         return zh_whole_answer(text, leading)
     said = " " + " ".join(re.findall(r"[a-z]+", numbers.normalize(text).replace("-", " ").replace("'", ""))) + " "
@@ -377,7 +381,7 @@ def whole_answer(text: str, lang: str, leading: bool = True) -> str | None:
         return None
     for phrase in ("thats right", "thank you", *(p.replace("'", "") for p in _EN_YES_PHRASES)):
         said = re.sub(rf"(?<= ){re.escape(phrase)}(?= )", "", said)
-    if any(w not in _EN_YES | _EN_NO | _EN_ASIDES for w in said.split()):
+    if any(w not in _EN_YES | _EN_NO | _EN_ASIDES | _EN_ADDRESS for w in said.split()):
         return None
     heard = yes_no(text, "en")
     return heard if heard in ("yes", "no") else None
