@@ -72,6 +72,15 @@ def test_at_a_yes_no_step_a_correction_leads_only_to_another_request():
     assert top.name == "no" and "correction" not in top.signal
 
 
+@pytest.mark.parametrize("said", ["no not that at all sorry", "definitely not that one sorry"])
+def test_a_sure_no_then_no_request_said_word_for_word_stays_a_no(said):
+    """"not that" goes on with the no; "at all sorry" was taken as a repeat by its meaning (0.81). A request said word
+    for word after the marker still switches (不是我要转人工, above)."""
+    step, globals_ = yes_no("en")[0], menu("en")[1]
+    top = understand.rank(said, step, globals_)[0]
+    assert top.name == "no" and top.score >= 0.8, top
+
+
 def test_a_tail_that_only_names_the_request_again_corrects_a_detail():
     """"no wait two orders" corrects how many: its only answer word, "order", was said before the marker, so the
     request the whole sentence took stands; a tail with a word of its own ("cancel it") still switches."""

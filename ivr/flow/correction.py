@@ -87,4 +87,6 @@ def corrected(text: str, ranked: list, rank: Callable[[str], list], never: froze
         return ranked       # (the whole sentence unsure of the answer the tail is sure of: the tail's, and why)
     if ranked and ranked[0].score >= ACCEPT and repeated(said[: said.rfind(tail)], tail, again[0].name):
         return ranked
+    if ranked and ranked[0].name in never and ranked[0].score >= ACCEPT and again[0].words < 1.0:
+        return ranked       # "no not that at all sorry": a sure no, then no request said word for word (不是我要转人工)
     return [replace(c, signal=f"{c.signal}, after the correction '{marker}'") for c in again]
