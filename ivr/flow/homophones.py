@@ -79,10 +79,22 @@ def _as_phrases(text: str, intents: tuple[Intent, ...], lexicon: frozenset[str])
         return text
     out, i = [], 0
     while i < len(text):
-        found = next((p for p in _starting(text[i], phrases) if _sounds_as(text[i:i + len(p)], p, lexicon)), None)
+        found = next((p for p in _starting(text[i], phrases) if _sounds_as(text[i:i + len(p)], p, lexicon)
+                      and not _splits_word(text, i, p, lexicon)), None)
         out.append(found or text[i])
         i += len(found) if found else 1
     return "".join(out)
+
+
+def _splits_word(text: str, at: int, phrase: str, lexicon: frozenset[str]) -> bool:
+    """Whether writing `phrase` over text[at:at + len(phrase)] changes a character that makes a word of the lexicon
+    with its neighbour outside the run, that neighbour no function character: 送外卖流量 holds 外卖 (takeaway), not
+    买流量 (buy data); 我要冲值 is 充值 (要 is a function character)."""
+    end = at + len(phrase)
+    left = at > 0 and text[at] != phrase[0] and text[at - 1] not in FUNCTION and text[at - 1:at + 1] in lexicon
+    right = end < len(text) and text[end - 1] != phrase[-1] and text[end] not in FUNCTION \
+        and text[end - 1:end + 1] in lexicon
+    return left or right
 
 
 def _sounds_as(run: str, phrase: str, lexicon: frozenset[str]) -> bool:
