@@ -17,7 +17,8 @@ newer than the lexicon). The pair as said may be a word too (发飘, "to feel fl
 (电视机) is kept, no pair holding a function character (FUNCTION) is touched, and a pair across two longer words is
 not guessed at. Before that, a run said like one of the answers' own phrases (their `say:`, not their examples: a
 character's every reading counts, 重 is zhong and chong) is written as the phrase when the run is no word of the
-lexicon and changes no function character: 冲值, 冲流量, 重话费 are 充值, 充流量, 充话费 (the written examples keep a
+lexicon, changes no function character and takes no character from a word its neighbour makes with it (送外卖流量 keeps
+外卖): 冲值, 冲流量, 重话费 are 充值, 充流量, 充话费 (the written examples keep a
 recognizer's 冲 a few times, which held the pair rule back). Pure; the lexicon is read once (without snownlp
 nothing changes) and the vocabulary is cached per set of answers.
 """
