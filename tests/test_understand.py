@@ -395,6 +395,14 @@ def test_an_untagged_yes_no_step_takes_a_whole_answer(text, meant):
     assert top.name == meant and top.score >= 0.8, top
 
 
+@pytest.mark.parametrize("text, step", [("the thing i wanted was the uh", "confirm"),
+                                        ("i'm ringing about my", "telecom"), ("what's my remaining date a", "telecom")])
+def test_a_sentence_cut_off_on_an_article_is_asked_never_taken(text, step):
+    """'the thing i wanted was the uh' was taken as a yes (0.80): a caller cut off has not said what they want."""
+    top = understand.rank(text, *tagged_step("en", step))[0]
+    assert top.score < 0.8, top
+
+
 @pytest.mark.parametrize("text, meant", [("no thank you love", "no"), ("yes ma'am", "yes"), ("nah mate", "no")])
 def test_a_whole_answer_may_name_the_listener(text, meant):
     """'no thank you love' was taken as goodbye (0.82): its 'thank you' and an unknown 'love'."""
