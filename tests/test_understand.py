@@ -403,6 +403,20 @@ def test_a_sentence_cut_off_on_an_article_is_asked_never_taken(text, step):
     assert top.score < 0.8, top
 
 
+@pytest.mark.parametrize("text, meant", [("yeah that's it sorry it's noisy here", "yes"),   # was a repeat (0.86)
+                                         ("ok goodbye then", "goodbye"),         # "ok" acknowledges: no yes before
+                                         ("yes sorry can you say that again", "repeat")])   # asked for word for word
+def test_a_yes_before_an_aside_is_a_yes(text, meant):
+    top = understand.rank(text, *tagged_step("en", "confirm"))[0]
+    assert top.name == meant and top.score >= 0.8, top
+
+
+def test_a_bare_hum_is_no_balance_query():
+    """额 (a recognizer's 呃) was taken as check_balance (0.91): the 额 of 余额 by e5."""
+    top = understand.rank("额", *tagged_step("zh", "telecom"))[0]
+    assert top.score < 0.6, top
+
+
 @pytest.mark.parametrize("text, meant", [("no thank you love", "no"), ("yes ma'am", "yes"), ("nah mate", "no")])
 def test_a_whole_answer_may_name_the_listener(text, meant):
     """'no thank you love' was taken as goodbye (0.82): its 'thank you' and an unknown 'love'."""

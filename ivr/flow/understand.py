@@ -108,6 +108,7 @@ HOMOPHONES = True     # Mandarin words written with same-sounding characters put
 CODEMIX = True        # English service words in a Mandarin sentence are heard in Mandarin (ivr.flow.codemix)
 CORRECTIONS = True     # a caller who corrects themselves is taken at what follows (ivr.flow.correction)
 REJOIN = True          # the words matched with split words joined ("re turn": ivr.flow.rejoin); e5 embeds them as heard
+ACKNOWLEDGEMENTS = frozenset({"ok", "okay", "right", "alright", "well", "so"})   # "ok goodbye then": no yes before
 CUT_OFF_AT = frozenset({"the", "a", "an", "my", "your", "our", "their"})   # a sentence stopping here is cut off ...
 CUT_OFF_CAP = 0.7      # ... and its answers are asked ("did you mean"), never taken
 SURE_WORDS = 1.0       # "unsure" mode: a phrase heard word for word skips the embedding ...
@@ -178,8 +179,27 @@ def rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (),
     if not yes_no_step:
         return _cut_off(text, said_in, _unsure_at_menu(
             text, said_in, ranked, frozenset(i.name for i in globals_ if (i.builtin or i.name) == "repeat")))
-    return _cut_off(text, said_in, _unsure_at_yes_no(text, said_in, _global_at_yes_no(text, said_in, ranked),
-                                                     frozenset(i.name for i in step if _polar_kind(i))))
+    polar = frozenset(i.name for i in step if _polar_kind(i))
+    ranked = _yes_before_aside(text, said_in, _global_at_yes_no(text, said_in, ranked), step)
+    return _cut_off(text, said_in, _unsure_at_yes_no(text, said_in, ranked, polar))
+
+
+def _yes_before_aside(text: str, said_in: str, ranked: list[Candidate], step: tuple[Intent, ...]) -> list[Candidate]:
+    """`ranked`, with the step's yes taken (WHOLE_ANSWER) over a global the whole sentence took by its meaning alone
+    when an English sentence opens with a whole yes (`_opening_answer`): "yeah that's it sorry it's noisy here" was
+    taken as a request to repeat (built-in repeat's examples excuse the noise too). A global heard word for word, or
+    asked for after the yes (ivr.flow.asides), stands."""
+    if said_in != "en" or not ranked or ranked[0].group != "global" or ranked[0].words >= 1.0 \
+            or ranked[0].score < ACCEPT or ", after the" in ranked[0].signal:
+        return ranked
+    yes = next((i.name for i in step if _polar_kind(i) == "yes"), None)
+    said = tokens(text)
+    if yes is None or not said or said[0] in ACKNOWLEDGEMENTS or _opening_answer(text, said_in) != "yes":
+        return ranked
+    old = next((c for c in ranked if c.name == yes), Candidate(yes, 0.0, "", "step"))
+    rest = [replace(c, score=min(c.score, OFF_TOPIC_CAP), signal=f"{c.signal}, after a yes") if c is ranked[0] else c
+            for c in ranked if c.name != yes]
+    return [replace(old, score=WHOLE_ANSWER, signal="a yes before an aside"), *rest]
 
 
 def _cut_off(text: str, said_in: str, ranked: list[Candidate]) -> list[Candidate]:
