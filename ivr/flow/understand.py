@@ -149,7 +149,9 @@ def rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (),
     can i add some more data to my phone please"; at a yes/no step only a global's) at that request, and a goodbye
     heard word for word that ends a sentence ("i'll ring back after my shift bye") at the goodbye (ivr.flow.asides).
     At a yes/no step a global asked for in the caller's own words, without a yes or a no, is taken by its meaning
-    (`_global_at_yes_no`: 你说的啥); at a menu a bare yes or no takes nothing.
+    (`_global_at_yes_no`: 你说的啥), and an English sentence that opens with a whole yes is a yes over a global taken
+    by meaning alone (`_yes_before_aside`: "yeah that's it sorry it's noisy here"); at a menu a bare yes or no takes
+    nothing. An English sentence cut off on an article is asked, never taken (`_cut_off`).
     """
     def again(part: str) -> list[Candidate]:
         return _whole_answer(part, step, _rank(part, step, globals_, meaning=meaning, embed=embed))
@@ -554,9 +556,9 @@ def said_whole(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...]
 def heard_as(text: str, intents: tuple[Intent, ...]) -> str:
     """`text` as the matcher takes it, words and meaning: at a Mandarin step, with the words the recognizer wrote with
     other characters of the same sound written as the answers write them when HOMOPHONES (ivr.flow.homophones:
-    我的发漂有问题 -> 我的发票有问题), and a clause-final 不 that asks a question written 吗 (slots.zh_question:
-    周末营业不 -> 周末营业吗, no negation). The call loop embeds ahead what it heard; a sentence put right here is
-    embedded again by the turn (rare, ~5 ms)."""
+    我的发漂有问题 -> 我的发票有问题), and its questions made with 不 written with 吗 (slots.zh_question: 周末营业不 ->
+    周末营业吗, 流量还够不够用 -> 流量还够用吗: no negation). The call loop embeds ahead what it heard; a sentence put
+    right here is embedded again by the turn (rare, ~5 ms)."""
     if language(intents) != "zh":
         return text
     text = slots.zh_question(text)
