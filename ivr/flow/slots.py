@@ -351,7 +351,7 @@ def zh_question(text: str) -> str:
 
 def _zh_hum(plain: str) -> bool:
     """Whether `plain` is nothing but hums (嗯, 嗯嗯, 恩 呃): no answer. Callers hum to think as often as to agree (the
-    sealed parts' writers labelled a bare 嗯 at the yes/no step a yes five times and a mumble eight times), and a
+    evaluation parts' writers labelled a bare 嗯 at the yes/no step a yes five times and a mumble eight times), and a
     recognizer writes one for a breath: the question is asked again rather than a yes taken on a guess."""
     said = re.sub(r"[\W_]+", "", plain)
     return bool(said) and set(said) <= _ZH_HUMS
