@@ -235,8 +235,9 @@ _ZH_NO = ("不", "没", "错", "否", "别")
 # 不 in a verb's potential complement (睡不着 cannot sleep, 收不到, 打不通, 用不了, 看不懂) tells what happened and
 # answers nothing: 对 我这边收不到短信 is a yes. Not after a pronoun, adverb, modal or answer word (我不上班, 还不到,
 # 要不了, 对不起, 行不通 keep their 不).
-ZH_POTENTIAL = re.compile(r"(?<=[^\W\d_我你他她它们也都还就并绝决可要是对好行能会该太很真再又才别])不"
-                           r"(?=[着了到见清懂通动起开完住掉出进惯])")
+# after these 不 negates, also where it ends a clause (ZH_QUESTION_BU)
+_ZH_NEGATING = "我你他她它们也都还就并绝决可要是对好行能会该太很真再又才别"
+ZH_POTENTIAL = re.compile(rf"(?<=[^\W\d_{_ZH_NEGATING}])不(?=[着了到见清懂通动起开完住掉出进惯])")
 
 
 def _zh_negated(clean: str) -> bool:
@@ -283,7 +284,7 @@ ZH_CLAUSE = r"[\s,.!?;:，。！？、；：…~～]+"      # between two clause
 # 不 that ends a clause after a verb or an adjective asks a question and negates nothing: 周末营业不, 能退不,
 # 你知道不 are 营业吗, 能退吗, 你知道吗 (zh_question). Not after a pronoun, an adverb, a modal or an answer word
 # (我不, 就不, 要不, 对不), 了 (我说了不: "I said no"), a hum or another negation (不不, 哦不 "oh no").
-_ZH_NOT_QUESTION_AFTER = "我你他她它们也都还就并绝决可要是对好行能会该太很真再又才别不没了哦噢啊嗯呃哎唉诶"
+_ZH_NOT_QUESTION_AFTER = _ZH_NEGATING + "不没了哦噢啊嗯呃哎唉诶"
 ZH_QUESTION_BU = re.compile(rf"(?<=[^\W\d_{_ZH_NOT_QUESTION_AFTER}])不(?={ZH_CLAUSE}|$)")
 # A verb or an adjective, 不, and it again asks the same (够不够用, 开不开门, 营业不营业, 要不要: 够用吗, 开门吗,
 # 营业吗, 要吗): the pair is said once and the clause asks with 吗. Not an answer word nor a modal (是不是, 对不对,

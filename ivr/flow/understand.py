@@ -181,9 +181,9 @@ def rank(text: str, step: tuple[Intent, ...], globals_: tuple[Intent, ...] = (),
     if not yes_no_step:
         return _cut_off(text, said_in, _unsure_at_menu(
             text, said_in, ranked, frozenset(i.name for i in globals_ if (i.builtin or i.name) == "repeat")))
-    polar = frozenset(i.name for i in step if _polar_kind(i))
     ranked = _yes_before_aside(text, said_in, _global_at_yes_no(text, said_in, ranked), step)
-    return _cut_off(text, said_in, _unsure_at_yes_no(text, said_in, ranked, polar))
+    return _cut_off(text, said_in, _unsure_at_yes_no(text, said_in, ranked,
+                                                     frozenset(i.name for i in step if _polar_kind(i))))
 
 
 def _yes_before_aside(text: str, said_in: str, ranked: list[Candidate], step: tuple[Intent, ...]) -> list[Candidate]:
