@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from ivr.audio.wavio import write_wav
 from ivr.errors import UserError
+from ivr.tts import espeak
 from ivr.tts.cache import PromptCache
 from ivr.tts.espeak import EspeakTts
 from ivr.tts.piper import PiperTts
@@ -140,7 +142,7 @@ def test_espeak_unknown_voice() -> None:
 
 
 def test_espeak_threads_keep_their_voice(espeak_en: EspeakTts, espeak_zh: EspeakTts) -> None:
-    """Two instances share one espeak engine; each call must still use its own voice.
+    """Two voices synthesizing from eight threads at once: each call keeps its own voice.
 
     espeak-ng is not bit-exact run to run (a few samples of jitter), so compare durations: the
     English voice spells the characters out and takes far longer than the Mandarin one.
@@ -160,6 +162,51 @@ def test_espeak_threads_keep_their_voice(espeak_en: EspeakTts, espeak_zh: Espeak
 
 def test_espeak_empty_text(espeak_en: EspeakTts) -> None:
     assert len(espeak_en.synthesize("  ")) == 0
+
+
+def _stand_in(tmp_path: Path, body: str) -> str:
+    """An executable shell script standing in for the espeak-ng program."""
+    script = tmp_path / "espeak-ng"
+    script.write_text("#!/bin/sh\n" + body)
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_espeak_crash_is_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A synthesizer that dies on a signal once (a segfault in libespeak-ng) is run again: the
+    prompt still comes out, and the service never shared the crash."""
+    voice = EspeakTts("en-us")
+    want = voice.synthesize(THANKS)
+    real = shutil.which("espeak-ng")
+    flag = tmp_path / "crashed"
+    monkeypatch.setattr(espeak, "PROGRAM", _stand_in(
+        tmp_path, f'if [ ! -e {flag} ]; then touch {flag}; kill -SEGV $$; fi\nexec {real} "$@"\n'))
+    got = voice.synthesize(THANKS)
+    assert flag.exists()
+    assert abs(len(got) - len(want)) < 0.03 * len(want)
+
+
+@pytest.mark.parametrize(("body", "said"), [
+    ("kill -SEGV $$\n", "killed by signal 11"),
+    ("echo 'no such voice' >&2; exit 1\n", "exited with status 1: no such voice"),
+    ("cat >/dev/null; exit 0\n", "wrote no audio"),
+])
+def test_espeak_failure_says_what_happened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           body: str, said: str) -> None:
+    voice = EspeakTts("cmn")
+    monkeypatch.setattr(espeak, "PROGRAM", _stand_in(tmp_path, body))
+    with pytest.raises(UserError) as err:
+        voice.synthesize(MANDARIN)
+    assert said in err.value.message and "sit/cmn" in err.value.message
+    assert "apt-get install espeak-ng" in err.value.hint
+
+
+def test_espeak_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    voice = EspeakTts("en-us")
+    monkeypatch.setattr(espeak, "PROGRAM", "espeak-ng-not-installed-here")
+    with pytest.raises(UserError) as err:
+        voice.synthesize(THANKS)
+    assert "not installed" in err.value.message and "apt-get install espeak-ng" in err.value.hint
 
 
 # --- cache ------------------------------------------------------------------------------------
