@@ -234,6 +234,7 @@ YES_NO_EN = [
     *[(t, "no_value") for t in ("maybe", "I'm not sure", "I don't know", "hello", "four eight one", "what",
                                 "agent please", "", "i'm not really sure", "not a clue", "hard to say")],
     *[(t, True) for t in ("aye", "spot on", "that's the one", "you got it", "yeh please", "no problem no problem")],
+    *[(t, True) for t in ("definitely that one no doubt", "no doubt about it", "without a doubt")],   # no doubt: a yes
 ]
 
 
@@ -267,6 +268,9 @@ YES_NO_ZH = [
     *[(t, True) for t in ("嗯 是的", "嗯对", "是的 还有个事")],
     # a hum alone answers nothing: callers hum to think as often as to agree, and a recognizer writes one for a breath
     *[(t, "no_value") for t in ("嗯", "嗯嗯", "恩", "嗯 呃", "嗯嗯嗯")],
+    # "I don't know" by its sound, as a recognizer writes it (不指导: 不知道); 那不准 "that's not right" stays a no
+    *[(t, "no_value") for t in ("这个嘛我也不指导", "说不谆", "我也布清楚")],
+    ("那不准", False),
 ]
 
 

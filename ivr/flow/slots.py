@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
+from pypinyin import lazy_pinyin
+
 from ivr.flow import datetimes, money, nlu, numbers
 from ivr.lang import is_mandarin
 
@@ -204,7 +206,8 @@ _EN_UNSURE = ("don't know", "dont know", "not sure", "no idea", "dunno", "maybe"
               "who knows", "beats me", "unsure", "not positive", "can't remember", "cannot remember", "let me think")
 _EN_YES_PHRASES = ("no problem", "no worries", "why not", "of course", "uh huh", "mm hmm", "it is", "i do",
                    "go ahead", "think so", "sounds good", "all right", "spot on", "that's the one", "that's it",
-                   "you got it", "please do", "go on", "okey dokey")
+                   "you got it", "please do", "go on", "okey dokey", "no doubt", "without a doubt",
+                   "no question about it")
 _EN_YES = frozenset({"yes", "yeah", "yep", "yup", "yea", "ya", "sure", "correct", "right", "affirmative", "ok",
                      "okay", "absolutely", "definitely", "exactly", "indeed", "true", "alright", "certainly",
                      "mhm", "aye", "yeh", "yah", "yas", "yess", "yesh"})
@@ -220,6 +223,10 @@ _ZH_UNSURE = ("不知道", "不确定", "不太确定", "不清楚", "不记得"
               "说不清", "不晓得", "也许", "可能", "想想", "想一想", "考虑", "琢磨", "没想好", "等一下",
               "等一等", "等会", "稍等", "说不上", "讲不清", "讲不好", "讲不准", "拿不准", "吃不准", "不一定",
               "难说", "不敢说", "不敢肯定", "搞不清", "弄不清", "闹不清", "整不明白", "心里没底")
+# ... and these by their sound, tones aside (_zh_unsure_by_sound); not those that sound like an answer or a remark
+# (拿不准 ~ 那不准 "that's not right", 不记得 ~ 不急的, 不晓得 ~ 不小的)
+_ZH_UNSURE_SOUNDS = frozenset(tuple(lazy_pinyin(w)) for w in (
+    "不知道", "不确定", "不清楚", "说不准", "说不清", "说不好", "不好说", "不一定", "不敢说"))
 # Sichuan 没得 莫(得), Cantonese 冇
 _ZH_YES_IDIOMS = ("没错", "不错", "没问题", "没关系", "没毛病", "没说错", "没跑", "没有错",
                   "没得错", "莫得错", "莫错", "没得问题", "莫得问题", "冇问题", "冇错")
@@ -309,7 +316,7 @@ def _yes_no(text: str, lang: str) -> bool | SlotError:
         plain = "".join(text.split())       # zh_clean blanks words hiding a 一 (一定): 不一定 is unsure
         if _zh_hum(plain):
             return SlotError("no_value", "neither yes nor no")
-        if any(w in clean or w in plain for w in _ZH_UNSURE) or _zh_thinking(plain):
+        if any(w in clean or w in plain for w in _ZH_UNSURE) or _zh_thinking(plain) or _zh_unsure_by_sound(plain):
             return SlotError("no_value", "unsure")
         forms = [(_zh_answer_form(part), part) for part in re.split(ZH_CLAUSE, text)]
         said = [f for f, _ in forms if f in ("yes", "no")]
@@ -356,6 +363,13 @@ def _zh_hum(plain: str) -> bool:
     recognizer writes one for a breath: the question is asked again rather than a yes taken on a guess."""
     said = re.sub(r"[\W_]+", "", plain)
     return bool(said) and set(said) <= _ZH_HUMS
+
+
+def _zh_unsure_by_sound(plain: str) -> bool:
+    """Whether `plain` holds a three-syllable "I don't know" written with other characters that sound the same,
+    tones aside, as a recognizer writes them (不指导 for 不知道, 说不准 as 说不谆)."""
+    said = tuple(lazy_pinyin(re.sub(r"[^\u4e00-\u9fff]", "", plain)))
+    return any(said[i:i + 3] in _ZH_UNSURE_SOUNDS for i in range(len(said) - 2))
 
 
 def _zh_thinking(plain: str) -> bool:
