@@ -235,6 +235,9 @@ YES_NO_EN = [
                                 "agent please", "", "i'm not really sure", "not a clue", "hard to say")],
     *[(t, True) for t in ("aye", "spot on", "that's the one", "you got it", "yeh please", "no problem no problem")],
     *[(t, True) for t in ("definitely that one no doubt", "no doubt about it", "without a doubt")],   # no doubt: a yes
+    # "not sure" by its sound, as a recognizer writes it; "no it isn't" is no "no idea" (N IT)
+    *[(t, "no_value") for t in ("i'm knot sure to be honest", "i cannot remember", "i'm nut certain")],
+    ("no it isn't", False),
 ]
 
 

@@ -204,6 +204,8 @@ _EN_UNSURE = ("don't know", "dont know", "not sure", "no idea", "dunno", "maybe"
               "not really sure", "don't really know", "don't rightly know", "perhaps", "no clue", "not a clue",
               "hard to say", "can't say", "cannot say", "couldn't say", "couldn't tell you", "can't tell you",
               "who knows", "beats me", "unsure", "not positive", "can't remember", "cannot remember", "let me think")
+_EN_UNSURE_SOUNDS = tuple(sound for sound in (tuple(nlu.sound_of(w) for w in p.split()) for p in _EN_UNSURE)
+                          if len(sound) > 1 and min(map(len, sound)) > 1)    # _en_unsure_by_sound
 _EN_YES_PHRASES = ("no problem", "no worries", "why not", "of course", "uh huh", "mm hmm", "it is", "i do",
                    "go ahead", "think so", "sounds good", "all right", "spot on", "that's the one", "that's it",
                    "you got it", "please do", "go on", "okey dokey", "no doubt", "without a doubt",
@@ -333,7 +335,7 @@ def _yes_no(text: str, lang: str) -> bool | SlotError:
         if negated or any(w in clean for w in _ZH_YES):
             return not negated
     said = " " + " ".join(re.findall(r"[a-z']+", numbers.normalize(text).replace("-", " "))) + " "
-    if any(f" {p} " in said for p in _EN_UNSURE):
+    if any(f" {p} " in said for p in _EN_UNSURE) or _en_unsure_by_sound(said):
         return SlotError("no_value", "unsure")
     yes = any(f" {p} " in said for p in _EN_YES_PHRASES)
     for phrase in _EN_YES_PHRASES:            # "no problem" is a yes: its "no" must not count (every time said)
@@ -341,6 +343,14 @@ def _yes_no(text: str, lang: str) -> bool | SlotError:
     if " uh uh " in said or any(w in _EN_NO or w.endswith("n't") for w in said.split()):
         return False
     return True if yes or any(w in _EN_YES for w in said.split()) else SlotError("no_value", "neither yes nor no")
+
+
+def _en_unsure_by_sound(said: str) -> bool:
+    """Whether the words `said` hold one of the unsure phrases of two words or more whose every word sounds (metaphone)
+    like the phrase's: "i'm knot sure" (a recognizer's "not"). Only phrases whose words' sounds are two letters or more:
+    "no idea" (N IT) would catch "no it isn't"."""
+    sounds = tuple(nlu.sound_of(w) for w in said.split())
+    return any(sounds[i:i + len(p)] == p for p in _EN_UNSURE_SOUNDS for i in range(len(sounds) - len(p) + 1))
 
 
 def zh_question(text: str) -> str:
