@@ -425,6 +425,18 @@ def test_a_whole_answer_may_name_the_listener(text, meant):
     assert top.name == meant and top.score >= 0.8, top
 
 
+@pytest.mark.parametrize("text, meant", [("i don't think so pal", "no"), ("incorrect sorry", "no"),
+                                         ("negative on that one sorry", "no"), ("spot on mate cheers", "yes"),
+                                         ("i think so", "yes")])
+def test_a_whole_answer_may_apologise_or_thank(text, meant):
+    """'i don't think so' (0.42), 'incorrect sorry' (0.40) and 'spot on mate cheers' (0.19) were heard as nothing:
+    an apology, a thanks or "that one" beside a whole answer left it no whole answer."""
+    assert slots.whole_answer(text, "en") == meant
+    top = understand.rank(text, *tagged_step("en", "confirm"))[0]
+    assert top.name == meant and top.score >= 0.8, top
+    assert slots.whole_answer("sorry", "en") is None and slots.whole_answer("that one", "en") is None
+
+
 @pytest.mark.parametrize("text, meant", [("yeah that's what i said", "yes"), ("no no no hang on", "no"),
                                          ("uh huh that's what i said", "yes"),    # an answer of a few words
                                          ("that's right yeah that's why i'm ringing", "yes")])

@@ -214,7 +214,10 @@ _EN_YES = frozenset({"yes", "yeah", "yep", "yup", "yea", "ya", "sure", "correct"
                      "okay", "absolutely", "definitely", "exactly", "indeed", "true", "alright", "certainly",
                      "mhm", "aye", "yeh", "yah", "yas", "yess", "yesh"})
 # Words that may stand beside a whole yes or no (not "so": "ok so ..." goes on)
-_EN_ASIDES = frozenset({"please", "thanks", "um", "uh", "er", "erm", "oh", "ah", "well", "hmm"})
+_EN_ASIDES = frozenset({"please", "thanks", "um", "uh", "er", "erm", "oh", "ah", "well", "hmm", "sorry", "cheers",
+                        "ta"})
+# ... and phrases that may ("i don't think so pal": a whole no the yes/no rules hear by its n't; "not that one")
+_EN_ANSWER_PHRASES = ("i dont think so", "i do not think so", "i think so", "on that one", "that one")
 # ... and the names callers give whoever they speak to: "no thank you love", "yes ma'am", "aye that's it pet"
 _EN_ADDRESS = frozenset({"love", "luv", "mate", "dear", "pet", "darling", "hun", "hon", "duck", "pal", "buddy", "sir",
                          "madam", "maam", "bro", "man", "boss", "chief", "my", "friend", "lad", "lass", "chuck",
@@ -404,7 +407,7 @@ def whole_answer(text: str, lang: str, leading: bool = True) -> str | None:
     said = " " + " ".join(re.findall(r"[a-z]+", numbers.normalize(text).replace("-", " ").replace("'", ""))) + " "
     if not said.strip():
         return None
-    for phrase in ("thats right", "thank you", *(p.replace("'", "") for p in _EN_YES_PHRASES)):
+    for phrase in (*_EN_ANSWER_PHRASES, "thats right", "thank you", *(p.replace("'", "") for p in _EN_YES_PHRASES)):
         said = re.sub(rf"(?<= ){re.escape(phrase)}(?= )", "", said)
     if any(w not in _EN_YES | _EN_NO | _EN_ASIDES | _EN_ADDRESS for w in said.split()):
         return None
