@@ -28,6 +28,8 @@ from ivr.flow.nlu import Intent
     ("oh sorry love i think i missed that", None),                 # an apology, then what the caller thinks
     ("i'd like to speak to somebody my flight's boarding now", "id like to speak to somebody"),   # 's: is
     ("what were the choices again a tractor went past", "what were the choices again"),   # a, an, our, his ...
+    ("come again love i'm outside in a gale", "come again"),     # the name for the listener asks nothing
+    ("what did you say mate i'm at the till", "what did you say"),
 ])
 def test_the_request_before_the_reason(said, head):
     assert asides.head(said) == head

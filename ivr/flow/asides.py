@@ -102,7 +102,10 @@ def heads(text: str) -> Iterator[str]:
             continue
         if any(tuple(words[i:i + len(r)]) == r for r in REASON_STARTS) or _noun_verb(words, i) or (
                 words[i] == "i" and words[i + 1] in CLAUSE_VERBS and not _only_apology(words[:i])):
-            yield " ".join(words[:i])
+            said = words[:i]
+            while len(said) > 1 and said[-1] in slots.EN_ADDRESS:
+                said = said[:-1]     # "come again love": the name for the listener asks nothing
+            yield " ".join(said)
 
 
 def _zh_clauses(text: str) -> list[str]:

@@ -219,9 +219,9 @@ _EN_ASIDES = frozenset({"please", "thanks", "um", "uh", "er", "erm", "oh", "ah",
 # ... and phrases that may ("i don't think so pal": a whole no the yes/no rules hear by its n't; "not that one")
 _EN_ANSWER_PHRASES = ("i dont think so", "i do not think so", "i think so", "on that one", "that one")
 # ... and the names callers give whoever they speak to: "no thank you love", "yes ma'am", "aye that's it pet"
-_EN_ADDRESS = frozenset({"love", "luv", "mate", "dear", "pet", "darling", "hun", "hon", "duck", "pal", "buddy", "sir",
-                         "madam", "maam", "bro", "man", "boss", "chief", "my", "friend", "lad", "lass", "chuck",
-                         "sweetheart"})
+EN_ADDRESS = frozenset({"love", "luv", "mate", "dear", "pet", "darling", "hun", "hon", "duck", "pal", "buddy", "sir",
+                        "madam", "maam", "bro", "man", "boss", "chief", "my", "friend", "lad", "lass", "chuck",
+                        "sweetheart"})
 _EN_NO = frozenset({"no", "nope", "nah", "negative", "wrong", "incorrect", "false", "not", "never", "nay", "noo",
                     "na", "negatory"})
 _ZH_UNSURE = ("不知道", "不确定", "不太确定", "不清楚", "不记得", "说不好", "不好说", "说不准",
@@ -409,7 +409,7 @@ def whole_answer(text: str, lang: str, leading: bool = True) -> str | None:
         return None
     for phrase in (*_EN_ANSWER_PHRASES, "thats right", "thank you", *(p.replace("'", "") for p in _EN_YES_PHRASES)):
         said = re.sub(rf"(?<= ){re.escape(phrase)}(?= )", "", said)
-    if any(w not in _EN_YES | _EN_NO | _EN_ASIDES | _EN_ADDRESS for w in said.split()):
+    if any(w not in _EN_YES | _EN_NO | _EN_ASIDES | EN_ADDRESS for w in said.split()):
         return None
     heard = yes_no(text, "en")
     return heard if heard in ("yes", "no") else None
