@@ -41,7 +41,6 @@ _TENSOR_DTYPES = {0: np.dtype("<f4"), 1: _Q4}
 PER_TOKEN = frozenset({"fi", "fo"})
 
 
-
 @lru_cache(maxsize=1)
 def unsigned_weights() -> bool:
     """Whether the 8-bit GEMMs take their weights as uint8 around a zero point of 128 (u8u8) rather than int8 (u8s8):

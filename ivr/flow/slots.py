@@ -22,7 +22,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from pypinyin import lazy_pinyin
 
-from ivr.flow import datetimes, money, nlu, numbers
+from ivr.flow import datetimes, foreign, money, nlu, numbers
 from ivr.lang import is_mandarin
 
 SLOT_TYPES = ("digits", "number", "yes_no", "date", "time", "money", "phone", "text")
@@ -381,7 +381,7 @@ def _zh_hum(plain: str) -> bool:
 def _zh_unsure_by_sound(plain: str) -> bool:
     """Whether `plain` holds a three-syllable "I don't know" written with other characters that sound the same,
     tones aside, as a recognizer writes them (不指导 for 不知道, 说不准 as 说不谆)."""
-    said = tuple(lazy_pinyin(re.sub(r"[^\u4e00-\u9fff]", "", plain)))
+    said = tuple(lazy_pinyin("".join(foreign.CJK.findall(plain))))
     return any(said[i:i + 3] in _ZH_UNSURE_SOUNDS for i in range(len(said) - 2))
 
 

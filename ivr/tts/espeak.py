@@ -3,11 +3,10 @@
 Each synthesis runs the `espeak-ng` program in a child process (text on stdin, a WAV file out,
 read back with `wavio.read_audio`), not libespeak-ng inside the service: that library is one
 global synthesizer per process (every voice behind one lock), and a crash in it (seen once, a
-segfault on a call's prompt thread) took the whole service down. The child costs ~8-10 ms a
-prompt over rendering in-process (p50 40 ms against 32 for a Mandarin confirmation, 57 against
-48 in English, on 2 cores), prompts are cached (`tts/cache.py`), calls do not wait on one
-another's synthesis, and a synthesizer that crashes or writes nothing is run
-again, then reported as a UserError.
+segfault on a call's prompt thread) took the whole service down. The child costs ~5 ms a
+prompt over rendering in-process, and four prompts at once come out sooner than through the one
+locked engine (scripts/bench_tts.py, docs/BENCHMARKS.md); prompts are cached (`tts/cache.py`),
+and a synthesizer that crashes or writes nothing is run again, then reported as a UserError.
 """
 
 from __future__ import annotations
