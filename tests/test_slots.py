@@ -274,6 +274,11 @@ YES_NO_ZH = [
     # "I don't know" by its sound, as a recognizer writes it (不指导: 不知道); 那不准 "that's not right" stays a no
     *[(t, "no_value") for t in ("这个嘛我也不指导", "说不谆", "我也布清楚")],
     ("那不准", False),
+    # hedges ("more or less", "seems so", "probably"): unsure; 差不多's 不 negates nothing; a clause that answers, or
+    # another negation, still decides
+    *[(t, "no_value") for t in ("差不多吧", "差不多吧 好像是", "好像是", "大概吧", "估计是吧")],
+    *[(t, True) for t in ("对 差不多一个星期了", "对的 大概三天前买的", "好像是吧 对")],
+    *[(t, False) for t in ("好像不是", "大概不是", "不是 差不多吧")],
 ]
 
 

@@ -238,7 +238,10 @@ _ZH_YES_IDIOMS = ("没错", "不错", "没问题", "没关系", "没毛病", "�
 _ZH_NEITHER = ("你好", "您好", "好像", "是什么", "是谁",   # hold 好/是 but answer nothing
                "这是", "那是", "还是", "可是", "但是", "要是", "是不是",
                "我是想", "我是要", "我是说", "我是问",
-               "还行", "还好", "还可以", "还凑合")     # so-so: 还行吧 judges something, it answers nothing
+               "还行", "还好", "还可以", "还凑合",     # so-so: 还行吧 judges something, it answers nothing
+               "差不多")                              # "about", "more or less": its 不 negates nothing
+# hedges: "more or less", "seems so", "probably": unsure, unless a clause answers or something else negates
+_ZH_HEDGES = ("差不多", "好像", "大概", "估计")
 # 哪是这个 "how is it this one", 这哪里是我的: a rhetorical question, a no (哪个是 "which is" stays a question)
 _ZH_RHETORICAL_NO = re.compile(r"哪(?:里|儿)?是")
 _ZH_VERY = re.compile(r"好(?=[热冷多久几累烦难慢贵饿吵远奇怪])")   # 好 "very": 今天好热 answers nothing
@@ -335,6 +338,8 @@ def _yes_no(text: str, lang: str) -> bool | SlotError:
             clean = clean.replace(idiom, meaning)
         clean = _ZH_VERY.sub("，", clean)
         negated = _zh_negated(clean)
+        if not said and not negated and any(w in plain for w in _ZH_HEDGES):
+            return SlotError("no_value", "unsure")      # 差不多吧 好像是 (好像不是 stays a no, 对 差不多了 a yes)
         if negated or any(w in clean for w in _ZH_YES):
             return not negated
     said = " " + " ".join(re.findall(r"[a-z']+", numbers.normalize(text).replace("-", " "))) + " "
