@@ -75,10 +75,10 @@ def cmd_replay(args) -> int:
 
         return batch.main(args, _engines, _call_config, at_s(args.time))
     wav = calls[0]
-    flow = load_flow(args.flow, args.language)
     from ivr.audio.wavio import probe
 
-    probe(wav)   # a bad WAV fails before models load
+    probe(wav)   # a bad WAV fails at once, before the flow and the models load
+    flow = load_flow(args.flow, args.language)
     asr, tts, prompts = _engines(flow, args)
     result = replay_file(wav, flow, asr, prompts, _call_config(args), args.channel, tts.name,
                          caller=args.caller, env=dict(os.environ), at_s=at_s(args.time), keep_audio=bool(args.out),

@@ -9,6 +9,7 @@ import pytest
 import soundfile as sf
 
 from ivr.callgen import write_mulaw_wav
+from ivr.flow import e5cache
 from tests.conftest import ROOT
 
 DEMO = str(ROOT / "flows" / "demo.yaml")
@@ -19,8 +20,17 @@ def ivr(*args, env_extra=None, tmp_path=None):
 
     env = dict(os.environ)
     if tmp_path is not None:
-        env["IVR_CACHE_DIR"] = str(tmp_path / "cache")
+        cache = tmp_path / "cache"
+        env["IVR_CACHE_DIR"] = str(cache)
         env["IVR_MODELS_DIR"] = str(tmp_path / "models")
+        # The phrase vectors are the suite's (ivr.flow.e5cache: named by the engine and its code, merged on write);
+        # the prompt audio and the models stay this test's own. A cold cache embeds a library flow's thousands of
+        # sentences again in every command, ~8 s each (tests/test_e5cache.py tests that path).
+        shared = e5cache.cache_dir()
+        shared.mkdir(parents=True, exist_ok=True)
+        cache.mkdir(exist_ok=True)
+        if not (cache / "e5").exists():
+            (cache / "e5").symlink_to(shared, target_is_directory=True)
     env.update(env_extra or {})
     return subprocess.run([sys.executable, "-m", "ivr", *args], capture_output=True, text=True,
                           env=env, cwd=tmp_path or ROOT, timeout=300)

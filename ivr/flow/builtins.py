@@ -67,7 +67,7 @@ def load(language: str) -> dict[str, Builtin]:
     if not path.is_file():
         return {}
     try:
-        data = read_yaml(path, "built-in intents file")     # as flows read YAML: a bare yes/no is text
+        data = read_yaml(path, "built-in intents file", shipped=True)   # as flows: a bare yes/no is text
     except (OSError, UserError) as exc:
         raise BuiltinDataError(f"{path}: cannot read the built-in intents ({exc}): reinstall ivr") from exc
     if not isinstance(data, dict) or set(data) != set(NAMES):
@@ -127,7 +127,7 @@ def _domain_files(folder: Path, language: str, what: str):
     """(path, domain, data) of every `<domain>.<language>.yaml` in `folder`, read as flows read YAML."""
     for path in sorted(folder.glob(f"*.{language}.yaml")):
         try:
-            data = read_yaml(path, what)
+            data = read_yaml(path, what, shipped=True)
         except (OSError, UserError) as exc:
             raise BuiltinDataError(f"{path}: cannot read the {what} ({exc}): reinstall ivr") from exc
         yield path, path.name[: -len(f".{language}.yaml")], data
@@ -155,7 +155,7 @@ def off_topic(language: str) -> tuple[str, ...]:
     if not path.is_file():
         return ()
     try:
-        data = read_yaml(path, "off-topic sentences file")
+        data = read_yaml(path, "off-topic sentences file", shipped=True)
     except (OSError, UserError) as exc:
         raise BuiltinDataError(f"{path}: cannot read the off-topic sentences ({exc}): reinstall ivr") from exc
     if not isinstance(data, dict) or not data or not all(
