@@ -142,7 +142,7 @@ def test_a_whole_answer_before_a_hedge_stands():
     assert (top.name, top.score >= 0.8) == ("no", True)
 
 
-@pytest.mark.parametrize("said", ["好啊 我再想想", "好啊我再想想"])
+@pytest.mark.parametrize("said", ["好啊 我再想想", "好啊我再想想", "嗯嗯那个那个我想一下", "对 我想一下"])
 def test_a_yes_before_thinking_it_over_is_no_yes(said):
     """"OK, let me think it over": the yes before a hedge is no answer."""
     assert slots.zh_whole_answer(said) is None

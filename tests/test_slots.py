@@ -276,7 +276,8 @@ YES_NO_ZH = [
     ("那不准", False),
     # hedges ("more or less", "seems so", "probably"): unsure; 差不多's 不 negates nothing; a clause that answers, or
     # another negation, still decides
-    *[(t, "no_value") for t in ("差不多吧", "差不多吧 好像是", "好像是", "大概吧", "估计是吧")],
+    *[(t, "no_value") for t in ("差不多吧", "差不多吧 好像是", "好像是", "大概吧", "估计是吧", "好像是又好像不是",
+                                "嗯嗯那个我想一下")],
     *[(t, True) for t in ("对 差不多一个星期了", "对的 大概三天前买的", "好像是吧 对")],
     *[(t, False) for t in ("好像不是", "大概不是", "不是 差不多吧")],
 ]

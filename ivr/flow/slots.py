@@ -227,7 +227,7 @@ _EN_NO = frozenset({"no", "nope", "nah", "negative", "wrong", "incorrect", "fals
 _ZH_UNSURE = ("不知道", "不确定", "不太确定", "不清楚", "不记得", "说不好", "不好说", "说不准",
               "说不清", "不晓得", "也许", "可能", "想想", "想一想", "考虑", "琢磨", "没想好", "等一下",
               "等一等", "等会", "稍等", "说不上", "讲不清", "讲不好", "讲不准", "拿不准", "吃不准", "不一定",
-              "难说", "不敢说", "不敢肯定", "搞不清", "弄不清", "闹不清", "整不明白", "心里没底")
+              "难说", "不敢说", "不敢肯定", "搞不清", "弄不清", "闹不清", "整不明白", "心里没底", "想一下", "想一会")
 # ... and these by their sound, tones aside (_zh_unsure_by_sound); not those that sound like an answer or a remark
 # (拿不准 ~ 那不准 "that's not right", 不记得 ~ 不急的, 不晓得 ~ 不小的)
 _ZH_UNSURE_SOUNDS = frozenset(tuple(lazy_pinyin(w)) for w in (
@@ -240,7 +240,8 @@ _ZH_NEITHER = ("你好", "您好", "好像", "是什么", "是谁",   # hold 好
                "我是想", "我是要", "我是说", "我是问",
                "还行", "还好", "还可以", "还凑合",     # so-so: 还行吧 judges something, it answers nothing
                "差不多")                              # "about", "more or less": its 不 negates nothing
-# hedges: "more or less", "seems so", "probably": unsure, unless a clause answers or something else negates
+# hedges: "more or less", "seems so", "probably": unsure, unless a clause answers or something else negates (a
+# hedged no: 好像不是); two hedges weigh both ways (好像是又好像不是)
 _ZH_HEDGES = ("差不多", "好像", "大概", "估计")
 # 哪是这个 "how is it this one", 这哪里是我的: a rhetorical question, a no (哪个是 "which is" stays a question)
 _ZH_RHETORICAL_NO = re.compile(r"哪(?:里|儿)?是")
@@ -338,8 +339,9 @@ def _yes_no(text: str, lang: str) -> bool | SlotError:
             clean = clean.replace(idiom, meaning)
         clean = _ZH_VERY.sub("，", clean)
         negated = _zh_negated(clean)
-        if not said and not negated and any(w in plain for w in _ZH_HEDGES):
-            return SlotError("no_value", "unsure")      # 差不多吧 好像是 (好像不是 stays a no, 对 差不多了 a yes)
+        hedges = sum(plain.count(w) for w in _ZH_HEDGES)
+        if not said and hedges and (not negated or hedges > 1):
+            return SlotError("no_value", "unsure")      # 差不多吧 好像是; 好像不是 a no, 对 差不多了 a yes
         if negated or any(w in clean for w in _ZH_YES):
             return not negated
     said = " " + " ".join(re.findall(r"[a-z']+", numbers.normalize(text).replace("-", " "))) + " "
@@ -441,11 +443,12 @@ def zh_whole_answer(text: str, leading: bool = True) -> str | None:
     forms = {_zh_answer_form(c) for c in clauses} - {"neutral"}
     if len(forms) == 1 and None not in forms:
         return forms.pop()
-    first, rest = _zh_answer_form(clauses[0]), numbers.zh_clean("".join(clauses[1:]))
+    first, plain = _zh_answer_form(clauses[0]), "".join("".join(clauses[1:]).split())
+    rest = numbers.zh_clean(plain)          # zh_clean blanks words hiding a 一: 想一下 is looked for in `plain`
     if not leading or _zh_wants(clauses[0]):
         return None                         # 我要，查余额: "I want", then the request
     if first == "no" or (first == "yes" and not _zh_negated(rest) and not any(w in rest for w in _ZH_REQUEST)
-                         and not any(w in rest for w in _ZH_UNSURE)):     # 好啊 我再想想: thinking it over
+                         and not any(w in rest or w in plain for w in _ZH_UNSURE)):   # 好啊 我再想想, 嗯 我想一下
         return first
     return None
 
