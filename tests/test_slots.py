@@ -238,6 +238,9 @@ YES_NO_EN = [
     # "not sure" by its sound, as a recognizer writes it; "no it isn't" is no "no idea" (N IT)
     *[(t, "no_value") for t in ("i'm knot sure to be honest", "i cannot remember", "i'm nut certain")],
     ("no it isn't", False),
+    # a short hedged answer is unsure; a longer sentence keeps its answer
+    *[(t, "no_value") for t in ("kind of but not really", "well sort of", "yeah kinda", "more or less")],
+    ("yes please it's kind of urgent", True), ("no not really kind of the opposite", False),
 ]
 
 

@@ -204,6 +204,10 @@ _EN_UNSURE = ("don't know", "dont know", "not sure", "no idea", "dunno", "maybe"
               "not really sure", "don't really know", "don't rightly know", "perhaps", "no clue", "not a clue",
               "hard to say", "can't say", "cannot say", "couldn't say", "couldn't tell you", "can't tell you",
               "who knows", "beats me", "unsure", "not positive", "can't remember", "cannot remember", "let me think")
+# hedges: a short answer that holds one is unsure ("kind of but not really", "well sort of"); a longer sentence keeps
+# its answer ("yes please it's kind of urgent")
+_EN_HEDGES = ("kind of", "sort of", "kinda", "sorta", "more or less")
+MAX_HEDGED_WORDS = 5
 _EN_UNSURE_SOUNDS = tuple(sound for sound in (tuple(nlu.sound_of(w) for w in p.split()) for p in _EN_UNSURE)
                           if len(sound) > 1 and min(map(len, sound)) > 1)    # _en_unsure_by_sound
 _EN_YES_PHRASES = ("no problem", "no worries", "why not", "of course", "uh huh", "mm hmm", "it is", "i do",
@@ -345,7 +349,8 @@ def _yes_no(text: str, lang: str) -> bool | SlotError:
         if negated or any(w in clean for w in _ZH_YES):
             return not negated
     said = " " + " ".join(re.findall(r"[a-z']+", numbers.normalize(text).replace("-", " "))) + " "
-    if any(f" {p} " in said for p in _EN_UNSURE) or _en_unsure_by_sound(said):
+    if any(f" {p} " in said for p in _EN_UNSURE) or _en_unsure_by_sound(said) or (
+            len(said.split()) <= MAX_HEDGED_WORDS and any(f" {p} " in said for p in _EN_HEDGES)):
         return SlotError("no_value", "unsure")
     yes = any(f" {p} " in said for p in _EN_YES_PHRASES)
     for phrase in _EN_YES_PHRASES:            # "no problem" is a yes: its "no" must not count (every time said)
