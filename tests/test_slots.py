@@ -283,6 +283,9 @@ YES_NO_ZH = [
                                 "嗯嗯那个我想一下")],
     *[(t, True) for t in ("对 差不多一个星期了", "对的 大概三天前买的", "好像是吧 对")],
     *[(t, False) for t in ("好像不是", "大概不是", "不是 差不多吧")],
+    # a sentence that ends asking with 吗 answers nothing, unless a clause before it answers
+    *[(t, "no_value") for t in ("我从头再来一遍可以吗", "可以吗", "对吗", "是吗", "我想换个套餐行吗")],
+    ("好的 可以吗", True),
 ]
 
 

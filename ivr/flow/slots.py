@@ -312,6 +312,7 @@ ZH_QUESTION_BU = re.compile(rf"(?<=[^\W\d_{_ZH_NOT_QUESTION_AFTER}])不(?={ZH_CL
 _ZH_NOT_A_NOT_A = "是对好行中队能会可"
 ZH_A_NOT_A = re.compile(rf"(?<![不没别])([^\W\d_{_ZH_NOT_A_NOT_A}不没别])([^\W\d_不没别]?)不\1\2")
 ZH_ASKING_END = frozenset("吗呢啊呀嘛吧哪咯哦啦")
+_ZH_ASKS = re.compile(r"吗[呢啊呀]*$")     # a sentence that ends asking with 吗 (可以吗, 行吗, 对吗)
 
 
 def yes_no(text: str, lang: str) -> str | None:
@@ -339,6 +340,8 @@ def _yes_no(text: str, lang: str) -> bool | SlotError:
             said = []                       # 我要，查余额: "I want", then the request (left to the words: neither)
         if len(set(said)) == 1 and (said[0] == "no" or len(said) > 1 or not _zh_negated(others)):
             return said[0] == "yes"         # 对 对 对 是的 信号不好 对的; 行 别发了 is left to the words (a no)
+        if not said and _ZH_ASKS.search(plain):
+            return SlotError("no_value", "neither yes nor no")   # 从头再来可以吗, 对吗: it asks, answers nothing
         for idiom, meaning in [*((w, "对") for w in _ZH_YES_IDIOMS), *((w, "，") for w in _ZH_NEITHER)]:
             clean = clean.replace(idiom, meaning)
         clean = _ZH_VERY.sub("，", clean)
