@@ -23,14 +23,17 @@ def ivr(*args, env_extra=None, tmp_path=None):
         cache = tmp_path / "cache"
         env["IVR_CACHE_DIR"] = str(cache)
         env["IVR_MODELS_DIR"] = str(tmp_path / "models")
-        # The phrase vectors are the suite's (ivr.flow.e5cache: named by the engine and its code, merged on write);
-        # the prompt audio and the models stay this test's own. A cold cache embeds a library flow's thousands of
-        # sentences again in every command, ~8 s each (tests/test_e5cache.py tests that path).
+        # The phrase vectors are shared with the pytest process's own cache (e5cache.cache_dir(): $IVR_CACHE_DIR/e5,
+        # else ~/.cache/ivr/e5, where this command's new vectors are written too; the files are named by the engine
+        # and its code and merged on write); the prompt audio and the models stay this test's own. A cold cache
+        # embeds a library flow's thousands of sentences again in every command, ~8 s each (tests/test_e5cache.py
+        # tests that path).
         shared = e5cache.cache_dir()
         shared.mkdir(parents=True, exist_ok=True)
         cache.mkdir(exist_ok=True)
-        if not (cache / "e5").exists():
-            (cache / "e5").symlink_to(shared, target_is_directory=True)
+        link = cache / "e5"
+        if not link.is_symlink() and not link.exists():
+            link.symlink_to(shared, target_is_directory=True)
     env.update(env_extra or {})
     return subprocess.run([sys.executable, "-m", "ivr", *args], capture_output=True, text=True,
                           env=env, cwd=tmp_path or ROOT, timeout=300)

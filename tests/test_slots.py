@@ -241,6 +241,7 @@ YES_NO_EN = [
     # a short hedged answer is unsure; a longer sentence keeps its answer
     *[(t, "no_value") for t in ("kind of but not really", "well sort of", "yeah kinda", "more or less")],
     ("yes please it's kind of urgent", True), ("no not really kind of the opposite", False),
+    ("yes that kind of thing", True), ("yes it's that sort of", True),     # a noun's "kind of" hedges nothing
 ]
 
 
@@ -284,8 +285,12 @@ YES_NO_ZH = [
     *[(t, True) for t in ("对 差不多一个星期了", "对的 大概三天前买的", "好像是吧 对")],
     *[(t, False) for t in ("好像不是", "大概不是", "不是 差不多吧")],
     # a sentence that ends asking with 吗 answers nothing, unless a clause before it answers
-    *[(t, "no_value") for t in ("我从头再来一遍可以吗", "可以吗", "对吗", "是吗", "我想换个套餐行吗")],
+    *[(t, "no_value") for t in ("我从头再来一遍可以吗", "可以吗", "对吗", "是吗", "我想换个套餐行吗", "对吗？", "是吗?",
+                                "嗯 对吗", "嗯 可以吗")],
     ("好的 可以吗", True),
+    # a hum before a hedge answers nothing; 想一下子 is "at once", not "let me think"
+    *[(t, "no_value") for t in ("嗯 差不多吧", "嗯，好像是吧", "嗯 好像是")],
+    ("我想一下子全办了 对", True),
 ]
 
 

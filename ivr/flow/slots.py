@@ -206,7 +206,8 @@ _EN_UNSURE = ("don't know", "dont know", "not sure", "no idea", "dunno", "maybe"
               "who knows", "beats me", "unsure", "not positive", "can't remember", "cannot remember", "let me think")
 # hedges: a short answer that holds one is unsure ("kind of but not really", "well sort of"); a longer sentence keeps
 # its answer ("yes please it's kind of urgent")
-_EN_HEDGES = ("kind of", "sort of", "kinda", "sorta", "more or less")
+_EN_HEDGE = re.compile(r"(?<!that)(?<!this)(?<!what)(?<!any)(?<!the)(?<!some) (?:kind|sort) of |"
+                       r" (?:kinda|sorta|more or less) ")      # not a noun's: "yes that kind of thing"
 MAX_HEDGED_WORDS = 5
 _EN_UNSURE_SOUNDS = tuple(sound for sound in (tuple(nlu.sound_of(w) for w in p.split()) for p in _EN_UNSURE)
                           if len(sound) > 1 and min(map(len, sound)) > 1)    # _en_unsure_by_sound
@@ -231,7 +232,8 @@ _EN_NO = frozenset({"no", "nope", "nah", "negative", "wrong", "incorrect", "fals
 _ZH_UNSURE = ("不知道", "不确定", "不太确定", "不清楚", "不记得", "说不好", "不好说", "说不准",
               "说不清", "不晓得", "也许", "可能", "想想", "想一想", "考虑", "琢磨", "没想好", "等一下",
               "等一等", "等会", "稍等", "说不上", "讲不清", "讲不好", "讲不准", "拿不准", "吃不准", "不一定",
-              "难说", "不敢说", "不敢肯定", "搞不清", "弄不清", "闹不清", "整不明白", "心里没底", "想一下", "想一会")
+              "难说", "不敢说", "不敢肯定", "搞不清", "弄不清", "闹不清", "整不明白", "心里没底")
+_ZH_THINK_IT_OVER = re.compile(r"想一下(?!子)")   # 我想一下 "let me think"; not 我想一下子全办了 "I want ... at once"
 # ... and these by their sound, tones aside (_zh_unsure_by_sound); not those that sound like an answer or a remark
 # (拿不准 ~ 那不准 "that's not right", 不记得 ~ 不急的, 不晓得 ~ 不小的)
 _ZH_UNSURE_SOUNDS = frozenset(tuple(lazy_pinyin(w)) for w in (
@@ -245,7 +247,7 @@ _ZH_NEITHER = ("你好", "您好", "好像", "是什么", "是谁",   # hold 好
                "还行", "还好", "还可以", "还凑合",     # so-so: 还行吧 judges something, it answers nothing
                "差不多")                              # "about", "more or less": its 不 negates nothing
 # hedges: "more or less", "seems so", "probably": unsure, unless a clause answers or something else negates (a
-# hedged no: 好像不是); two hedges weigh both ways (好像是又好像不是)
+# hedged no: 好像不是); with a second hedge word a negation is unsure too (好像是又好像不是, also 大概好像不是吧)
 _ZH_HEDGES = ("差不多", "好像", "大概", "估计")
 # 哪是这个 "how is it this one", 这哪里是我的: a rhetorical question, a no (哪个是 "which is" stays a question)
 _ZH_RHETORICAL_NO = re.compile(r"哪(?:里|儿)?是")
@@ -258,6 +260,12 @@ _ZH_NO = ("不", "没", "错", "否", "别")
 # after these 不 negates, also where it ends a clause (ZH_QUESTION_BU)
 _ZH_NEGATING = "我你他她它们也都还就并绝决可要是对好行能会该太很真再又才别"
 ZH_POTENTIAL = re.compile(rf"(?<=[^\W\d_{_ZH_NEGATING}])不(?=[着了到见清懂通动起开完住掉出进惯])")
+
+
+def _zh_unsure(clean: str, plain: str) -> bool:
+    """Whether a Mandarin sentence says "I don't know" or "let me think" (_ZH_UNSURE, 想一下), looked for in both its
+    numbers.zh_clean text and `plain` (zh_clean blanks words hiding a 一: 不一定, 想一下)."""
+    return any(w in clean or w in plain for w in _ZH_UNSURE) or bool(_ZH_THINK_IT_OVER.search(plain))
 
 
 def _zh_negated(clean: str) -> bool:
@@ -312,7 +320,7 @@ ZH_QUESTION_BU = re.compile(rf"(?<=[^\W\d_{_ZH_NOT_QUESTION_AFTER}])不(?={ZH_CL
 _ZH_NOT_A_NOT_A = "是对好行中队能会可"
 ZH_A_NOT_A = re.compile(rf"(?<![不没别])([^\W\d_{_ZH_NOT_A_NOT_A}不没别])([^\W\d_不没别]?)不\1\2")
 ZH_ASKING_END = frozenset("吗呢啊呀嘛吧哪咯哦啦")
-_ZH_ASKS = re.compile(r"吗[呢啊呀]*$")     # a sentence that ends asking with 吗 (可以吗, 行吗, 对吗)
+_ZH_ASKS = re.compile(r"吗[呢啊呀]*[\W_]*$")     # a sentence that ends asking with 吗 (可以吗, 行吗, 对吗？)
 
 
 def yes_no(text: str, lang: str) -> str | None:
@@ -330,30 +338,32 @@ def _yes_no(text: str, lang: str) -> bool | SlotError:
         plain = "".join(text.split())       # zh_clean blanks words hiding a 一 (一定): 不一定 is unsure
         if _zh_hum(plain):
             return SlotError("no_value", "neither yes nor no")
-        if any(w in clean or w in plain for w in _ZH_UNSURE) or _zh_thinking(plain) or _zh_unsure_by_sound(plain):
+        if _zh_unsure(clean, plain) or _zh_thinking(plain) or _zh_unsure_by_sound(plain):
             return SlotError("no_value", "unsure")
         forms = [(_zh_answer_form(part), part) for part in re.split(ZH_CLAUSE, text)]
         said = [f for f, _ in forms if f in ("yes", "no")]
+        # what answers besides a hum (嗯 is a yes alone, not before 差不多吧 or 对吗)
+        answered = [f for f, part in forms if f in ("yes", "no") and not set(numbers.zh_clean(part)) <= _ZH_HUMS]
         others = numbers.zh_clean("".join(part for f, part in forms if f not in ("yes", "no")))
         wants = [p for f, p in forms if f == "yes" and _zh_wants(p)]
         if others and len(wants) == len(said):
             said = []                       # 我要，查余额: "I want", then the request (left to the words: neither)
-        if len(set(said)) == 1 and (said[0] == "no" or len(said) > 1 or not _zh_negated(others)):
-            return said[0] == "yes"         # 对 对 对 是的 信号不好 对的; 行 别发了 is left to the words (a no)
-        if not said and _ZH_ASKS.search(plain):
-            return SlotError("no_value", "neither yes nor no")   # 从头再来可以吗, 对吗: it asks, answers nothing
         for idiom, meaning in [*((w, "对") for w in _ZH_YES_IDIOMS), *((w, "，") for w in _ZH_NEITHER)]:
             clean = clean.replace(idiom, meaning)
         clean = _ZH_VERY.sub("，", clean)
         negated = _zh_negated(clean)
+        if not answered and _ZH_ASKS.search(plain):
+            return SlotError("no_value", "neither yes nor no")   # 从头再来可以吗, 嗯 对吗: it asks, answers nothing
         hedges = sum(plain.count(w) for w in _ZH_HEDGES)
-        if not said and hedges and (not negated or hedges > 1):
-            return SlotError("no_value", "unsure")      # 差不多吧 好像是; 好像不是 a no, 对 差不多了 a yes
+        if not answered and hedges and (not negated or hedges > 1):
+            return SlotError("no_value", "unsure")      # (嗯) 差不多吧 好像是; 好像不是 a no, 对 差不多了 a yes
+        if len(set(said)) == 1 and (said[0] == "no" or len(said) > 1 or not _zh_negated(others)):
+            return said[0] == "yes"         # 对 对 对 是的 信号不好 对的; 行 别发了 is left to the words (a no)
         if negated or any(w in clean for w in _ZH_YES):
             return not negated
     said = " " + " ".join(re.findall(r"[a-z']+", numbers.normalize(text).replace("-", " "))) + " "
     if any(f" {p} " in said for p in _EN_UNSURE) or _en_unsure_by_sound(said) or (
-            len(said.split()) <= MAX_HEDGED_WORDS and any(f" {p} " in said for p in _EN_HEDGES)):
+            len(said.split()) <= MAX_HEDGED_WORDS and _EN_HEDGE.search(said)):
         return SlotError("no_value", "unsure")
     yes = any(f" {p} " in said for p in _EN_YES_PHRASES)
     for phrase in _EN_YES_PHRASES:            # "no problem" is a yes: its "no" must not count (every time said)
@@ -451,12 +461,12 @@ def zh_whole_answer(text: str, leading: bool = True) -> str | None:
     forms = {_zh_answer_form(c) for c in clauses} - {"neutral"}
     if len(forms) == 1 and None not in forms:
         return forms.pop()
-    first, plain = _zh_answer_form(clauses[0]), "".join("".join(clauses[1:]).split())
-    rest = numbers.zh_clean(plain)          # zh_clean blanks words hiding a 一: 想一下 is looked for in `plain`
+    first, plain = _zh_answer_form(clauses[0]), "".join(clauses[1:])
+    rest = numbers.zh_clean(plain)
     if not leading or _zh_wants(clauses[0]):
         return None                         # 我要，查余额: "I want", then the request
     if first == "no" or (first == "yes" and not _zh_negated(rest) and not any(w in rest for w in _ZH_REQUEST)
-                         and not any(w in rest or w in plain for w in _ZH_UNSURE)):   # 好啊 我再想想, 嗯 我想一下
+                         and not _zh_unsure(rest, plain)):     # 好啊 我再想想, 嗯 我想一下: thinking it over
         return first
     return None
 

@@ -56,14 +56,18 @@ class _Loader(_Positions, yaml.SafeLoader):
     """The pure-Python parser: its error messages name the problem (`read_yaml` words them)."""
 
 
-# libyaml's parser (PyYAML's C extension), for the files ivr ships (`read_yaml(..., shipped=True)`: the built-in
-# intents, the intent library, the off-topic sentences): ~10x faster, the intent library's 20 files took 2.9 s of
-# every `ivr` command's start in pure Python (0.3 s so); on every YAML file in the repository the same values and
-# positions. Not for what people write: on broken YAML the two differ (libyaml takes some tabs _Loader refuses, and
-# counts columns differently around odd line breaks), and an author's file:line:col must not move.
-_FAST = (type("_CLoader", (_Positions, yaml.CSafeLoader), {}),) if getattr(yaml, "__with_libyaml__", False) else ()
+class _CLoader(_Positions, getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """libyaml's parser (PyYAML's C extension), for the files ivr ships (`read_yaml(..., shipped=True)`: the built-in
+    intents, the intent library and its heard sentences, the off-topic sentences): ~10x faster, their 20 files took
+    2.9 s of every `ivr` command's start in pure Python (0.3 s so). The same values and positions as _Loader on all
+    132 YAML files of the repository when it was written (tests/test_intent_library.py checks the shipped ones). Not
+    for what people write: on broken YAML the two differ (libyaml takes some tabs _Loader refuses, and counts columns
+    differently around odd line breaks), and an author's file:line:col must not move."""
 
-for _cls in (_Loader, *_FAST):
+
+_FAST = getattr(yaml, "__with_libyaml__", False)      # PyYAML built without libyaml: _Loader reads everything
+
+for _cls in (_Loader, _CLoader):
     _cls.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _cls.construct_mapping)
     _cls.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _cls.construct_sequence)
     # YAML 1.1 reads yes/no/on/off as booleans: `no: {say: no}` became a choice 'False' heard as "false".
@@ -87,9 +91,9 @@ def read_yaml(path: Path, what: str = "flow file", shipped: bool = False):
     except UnicodeDecodeError as exc:
         line, col = line_col(raw[: exc.start].decode("utf-8", "replace"))
         raise FlowError([f"{path}:{line}:{col}: not UTF-8 text ({exc.reason}); save the file as UTF-8"]) from exc
-    for fast in _FAST if shipped else ():
+    if shipped and _FAST:
         try:
-            return yaml.load(text, Loader=fast)
+            return yaml.load(text, Loader=_CLoader)
         except yaml.YAMLError:
             pass                            # read again below, for the pure-Python parser's words
     try:
