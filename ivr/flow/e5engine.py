@@ -57,6 +57,8 @@ def unsigned_weights() -> bool:
     except OSError:
         return False
     return bool(flags) and "avx2" in flags and not {"avx512_vnni", "avx_vnni"} & set(flags)
+
+
 # onnxruntime's fusions that make this graph slower on one CPU thread: its fused SkipLayerNormalization kernel takes
 # ~3x the time of the Add and LayerNormalization it replaces (30 against 11 us for 12 tokens), and the pair off costs
 # 15-20 % less per sentence at every length, 5 to 200 tokens (docs/BENCHMARKS.md, NLU speed).

@@ -343,7 +343,7 @@ def _yes_no(text: str, lang: str) -> bool | SlotError:
         forms = [(_zh_answer_form(part), part) for part in re.split(ZH_CLAUSE, text)]
         said = [f for f, _ in forms if f in ("yes", "no")]
         # what answers besides a hum (嗯 is a yes alone, not before 差不多吧 or 对吗)
-        answered = [f for f, part in forms if f in ("yes", "no") and not set(numbers.zh_clean(part)) <= _ZH_HUMS]
+        answered = [f for f, part in forms if f in ("yes", "no") and not _zh_hum(part)]
         others = numbers.zh_clean("".join(part for f, part in forms if f not in ("yes", "no")))
         wants = [p for f, p in forms if f == "yes" and _zh_wants(p)]
         if others and len(wants) == len(said):
